@@ -1,0 +1,292 @@
+/**
+ * The tensor layer's contract. Every model, loss, sampler and metric is written against
+ * {@link Backend}; one file per backend implements it (`torch.ts`, `tfjs.ts`). Op names and
+ * semantics follow PyTorch so formulas read the same as in the papers' reference code.
+ *
+ * Layout is always NCHW at this interface (a backend may store channels_last internally).
+ *
+ * @module
+ */
+
+/** Element types a tensor may hold. Labels and timesteps are int32; everything else float32. */
+export type DType = "float32" | "int32";
+
+/** Host-side data for a tensor of the given dtype. */
+export type TypedArrayFor<D extends DType> = D extends "int32" ? Int32Array : Float32Array;
+
+/**
+ * An opaque handle to a tensor owned by a backend. Model code never looks inside; it reads
+ * data only through {@link Backend.read}.
+ */
+export interface Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** Name of the backend that owns the handle (for error messages). */
+  readonly backend: string;
+  /** Frees the tensor now. Idempotent. Using it afterwards throws {@link BackendError}. */
+  dispose(): void;
+  [Symbol.dispose](): void;
+  /** True once disposed. */
+  readonly disposed: boolean;
+}
+
+/** Raised for every failure inside a backend: the op, the shapes involved and the cause. */
+export class BackendError extends Error {
+  /**
+   * @example
+   * ```ts
+   * import { BackendError } from "./backend.ts";
+   * const e = new BackendError("conv2d", [[1, 3, 8, 8], [4, 2, 3, 3]], "channel mismatch");
+   * console.log(e.message); // conv2d([1,3,8,8], [4,2,3,3]): channel mismatch
+   * ```
+   */
+  constructor(
+    readonly op: string,
+    readonly shapes: readonly (readonly number[])[],
+    readonly detail: string,
+  ) {
+    super(`${op}(${shapes.map((s) => `[${s.join(",")}]`).join(", ")}): ${detail}`);
+    this.name = "BackendError";
+  }
+}
+
+/** Raised when a backend cannot be loaded at all (library missing, wrong version, ...). */
+export class BackendUnavailableError extends Error {
+  constructor(readonly backendName: string, readonly reason: string) {
+    super(`backend ${backendName} is not available: ${reason}`);
+    this.name = "BackendUnavailableError";
+  }
+}
+
+/** Options of {@link Backend.conv2d} and {@link Backend.convTranspose2d}. */
+export interface ConvOptions {
+  /** Default 1. */
+  stride?: number;
+  /** Zero padding on each side. Default 0. */
+  padding?: number;
+  /** Only for convTranspose2d: extra rows/cols added on one side of the output. Default 0. */
+  outputPadding?: number;
+}
+
+/** Options of {@link Backend.batchNorm}. */
+export interface BatchNormOptions {
+  /** Use batch statistics and update the running statistics in place. */
+  training: boolean;
+  /** Running-statistics momentum, PyTorch convention (new = (1-m)*old + m*batch). Default 0.1. */
+  momentum?: number;
+  /** Default 1e-5. */
+  eps?: number;
+}
+
+/** Hyper-parameters of {@link Backend.adamStep}. AdamW when weightDecay > 0 and decoupled. */
+export interface AdamOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Decoupled weight decay (AdamW, Loshchilov & Hutter). 0 for plain Adam. */
+  weightDecay: number;
+}
+
+/**
+ * Per-parameter optimizer state (first and second moments), owned by the caller so it can be
+ * checkpointed; `step` is the number of updates already applied.
+ */
+export interface AdamState {
+  step: number;
+  m: Tensor[];
+  v: Tensor[];
+}
+
+/** Result of {@link Backend.valueAndGrad}. */
+export interface ValueAndGrad {
+  /** The scalar loss, read back to the host. */
+  value: number;
+  /** One gradient per requested parameter, same order and shapes. */
+  grads: Tensor[];
+}
+
+/** What {@link Backend.scope} may return: the tensors inside survive the scope. */
+export type Keepable =
+  | Tensor
+  | number
+  | string
+  | boolean
+  | null
+  | undefined
+  | void
+  | readonly Keepable[]
+  | { readonly [key: string]: Keepable };
+
+/**
+ * The contract every backend meets. Keep it small: add an op only when a model needs it,
+ * in every backend at once, with a conformance test.
+ *
+ * Broadcasting follows NumPy rules. Binary ops accept a number for the second operand.
+ * All ops are differentiable unless noted.
+ */
+export interface Backend {
+  /** "torch-cuda", "torch-cpu", "tfjs-wasm" or "tfjs-cpu". */
+  readonly name: string;
+  /** Human-readable device description, e.g. "cpu (2 threads)" or "NVIDIA H200". */
+  readonly device: string;
+  /** Version of the library underneath (libtorch / tfjs). */
+  readonly version: string;
+
+  // ---- creation and reading ----
+  /** Copies host data into a new tensor. `data.length` must equal the product of `shape`. */
+  tensor(
+    data: Float32Array | Int32Array | number[],
+    shape: readonly number[],
+    dtype?: DType,
+  ): Tensor;
+  zeros(shape: readonly number[]): Tensor;
+  full(shape: readonly number[], value: number): Tensor;
+  /** Copies a tensor's data to the host (synchronously; waits for the device). */
+  read(t: Tensor): Float32Array | Int32Array;
+  /** A trainable parameter or a buffer: a tensor whose value {@link assign} may replace. */
+  variable(init: Tensor, trainable: boolean): Tensor;
+  /** Replaces a variable's value in place (no gradient). Shapes must match. */
+  assign(variable: Tensor, value: Tensor): void;
+
+  // ---- memory ----
+  /** Runs `fn`; frees every tensor created inside except variables and what `fn` returns. */
+  scope<T extends Keepable>(fn: () => T): T;
+  /** Number of live tensors (for leak tests). */
+  liveTensors(): number;
+  /** Bytes held by live tensors on the device, as far as the backend can tell. */
+  liveBytes(): number;
+
+  // ---- elementwise (broadcasting) ----
+  add(a: Tensor, b: Tensor | number): Tensor;
+  sub(a: Tensor, b: Tensor | number): Tensor;
+  mul(a: Tensor, b: Tensor | number): Tensor;
+  div(a: Tensor, b: Tensor | number): Tensor;
+  /** a^p for a scalar exponent. */
+  pow(a: Tensor, p: number): Tensor;
+  neg(a: Tensor): Tensor;
+  exp(a: Tensor): Tensor;
+  log(a: Tensor): Tensor;
+  sqrt(a: Tensor): Tensor;
+  abs(a: Tensor): Tensor;
+  clamp(a: Tensor, min: number, max: number): Tensor;
+  /** Not differentiable: 1 where a > b, else 0 (float32). */
+  greater(a: Tensor, b: Tensor | number): Tensor;
+  /** cond (0/1 float) ? a : b, broadcasting; differentiable in a and b. */
+  where(cond: Tensor, a: Tensor, b: Tensor): Tensor;
+  /** Stops gradients. */
+  detach(a: Tensor): Tensor;
+  /** int32 -> float32 or float32 -> int32 (truncating). Not differentiable. */
+  cast(a: Tensor, dtype: DType): Tensor;
+
+  // ---- activations ----
+  relu(a: Tensor): Tensor;
+  leakyRelu(a: Tensor, slope: number): Tensor;
+  /** Exact GELU, x * Phi(x) with the erf form (PyTorch's nn.GELU() default). */
+  gelu(a: Tensor): Tensor;
+  silu(a: Tensor): Tensor;
+  tanh(a: Tensor): Tensor;
+  sigmoid(a: Tensor): Tensor;
+  softmax(a: Tensor, axis: number): Tensor;
+
+  // ---- reductions and shape ----
+  /** Sum over `axes` (all when omitted). */
+  sum(a: Tensor, axes?: readonly number[], keepDims?: boolean): Tensor;
+  mean(a: Tensor, axes?: readonly number[], keepDims?: boolean): Tensor;
+  /** Not differentiable. */
+  max(a: Tensor, axes?: readonly number[], keepDims?: boolean): Tensor;
+  reshape(a: Tensor, shape: readonly number[]): Tensor;
+  permute(a: Tensor, dims: readonly number[]): Tensor;
+  /** `size[i] = -1` means "to the end". */
+  slice(a: Tensor, begin: readonly number[], size: readonly number[]): Tensor;
+  cat(xs: readonly Tensor[], axis: number): Tensor;
+  /** Rows of `a` along `axis` picked by the int32 `indices` (embedding lookup, schedule[t]). */
+  gather(a: Tensor, indices: Tensor, axis: number): Tensor;
+
+  // ---- linear algebra and layers (NCHW) ----
+  /** Batched matmul over leading dims (broadcasting): [..., n, k] x [..., k, m]. */
+  matmul(a: Tensor, b: Tensor): Tensor;
+  /** x [..., in] · w[out, in]ᵀ + b[out]. */
+  linear(x: Tensor, w: Tensor, b?: Tensor): Tensor;
+  /** x [N, Cin, H, W], w [Cout, Cin, k, k], b [Cout]. */
+  conv2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts?: ConvOptions): Tensor;
+  /** x [N, Cin, H, W], w [Cin, Cout, k, k] (PyTorch layout), b [Cout]. */
+  convTranspose2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts?: ConvOptions): Tensor;
+  /** x [N, C, ...], weight/bias [C]. */
+  groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tensor, eps?: number): Tensor;
+  /** Normalises over the last dim; weight/bias [D]. */
+  layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps?: number): Tensor;
+  /**
+   * x [N, C, H, W]. In training mode uses batch statistics (biased variance for the output)
+   * and updates `runningMean`/`runningVar` (variables; unbiased variance) in place.
+   */
+  batchNorm(
+    x: Tensor,
+    weight: Tensor | undefined,
+    bias: Tensor | undefined,
+    runningMean: Tensor,
+    runningVar: Tensor,
+    opts: BatchNormOptions,
+  ): Tensor;
+  maxPool2d(x: Tensor, kernel: number, stride: number, padding?: number): Tensor;
+  avgPool2d(
+    x: Tensor,
+    kernel: number,
+    stride: number,
+    padding?: number,
+    countIncludePad?: boolean,
+  ): Tensor;
+  /** Bilinear resize of x [N, C, H, W] to [N, C, size[0], size[1]]. */
+  interpolateBilinear(x: Tensor, size: readonly [number, number], alignCorners: boolean): Tensor;
+  /** softmax(q kᵀ / sqrt(d)) v for q, k, v [B, heads, L, d]. */
+  attention(q: Tensor, k: Tensor, v: Tensor): Tensor;
+
+  // ---- losses (mean reduction) ----
+  mseLoss(pred: Tensor, target: Tensor): Tensor;
+  /** Binary cross-entropy on logits, numerically stable, mean over all elements. */
+  bceWithLogits(logits: Tensor, targets: Tensor): Tensor;
+
+  // ---- autograd and optimisation ----
+  /**
+   * Runs `lossFn` (which must return a scalar tensor) recording operations, then returns the
+   * loss value and d loss / d p for each p in `params` (variables created with trainable=true).
+   * Tensors created inside `lossFn` are freed.
+   */
+  valueAndGrad(lossFn: () => Tensor, params: readonly Tensor[]): ValueAndGrad;
+  /** Runs `fn` without recording gradients (inference). */
+  noGrad<T>(fn: () => T): T;
+  /** One Adam/AdamW update of `params` in place; bumps `state.step`. */
+  adamStep(
+    params: readonly Tensor[],
+    grads: readonly Tensor[],
+    state: AdamState,
+    opts: AdamOptions,
+  ): void;
+  /** target <- decay * target + (1 - decay) * source, in place, for each pair (EMA of weights). */
+  emaUpdate(targets: readonly Tensor[], sources: readonly Tensor[], decay: number): void;
+
+  // ---- optional, used when present ----
+  /**
+   * Symmetric eigendecomposition in float64 on the host's data (FID's matrix square root);
+   * `a` is n x n row-major. Values ascending; `vectors` holds eigenvectors as columns.
+   */
+  eighFloat64?(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array };
+  /** CUDA only: run conv/matmul/attention in bfloat16 under autocast ("float32" turns it off). */
+  setAutocast?(dtype: "bfloat16" | "float32"): void;
+
+  /** Frees everything the backend holds. Idempotent. */
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+/** Number of elements of a shape. */
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** "[2,3,4]" — for error messages. */
+export function shapeString(shape: readonly number[]): string {
+  return `[${shape.join(",")}]`;
+}
