@@ -1,0 +1,81 @@
+#!/usr/bin/env -S deno run -A
+/**
+ * The deno-diffusion command line: `deno run -A cli.ts <command> [flags]`.
+ * Each command lives in src/cli/; this file only dispatches and reports errors.
+ *
+ * @module
+ */
+import { UsageError } from "./src/cli/args.ts";
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  train: {
+    summary: "train a diffusion model or a DCGAN (default: DDPM on CIFAR-10 cats)",
+    load: async () => (await import("./src/cli/train.ts")).trainCommand,
+  },
+  sample: {
+    summary: "generate images from a checkpoint (grid PNG or a folder of PNGs)",
+    load: async () => (await import("./src/cli/sample.ts")).sampleCommand,
+  },
+  fid: {
+    summary: "FID (and KID) between folders, .npz statistics, or a checkpoint and a data split",
+    load: async () => (await import("./src/cli/fid.ts")).fidCommand,
+  },
+  eval: {
+    summary: "bits/dim of a diffusion checkpoint on a data split (the variational bound)",
+    load: async () => (await import("./src/cli/eval.ts")).evalCommand,
+  },
+  params: {
+    summary: "parameter count of a model preset",
+    load: async () => (await import("./src/cli/params.ts")).paramsCommand,
+  },
+  study: {
+    summary: "rerun the original study's experiments and write report.md",
+    load: async () => (await import("./src/cli/study.ts")).studyCommand,
+  },
+  backends: {
+    summary: "list the tensor backends and whether each is available",
+    load: async () => (await import("./src/cli/backends.ts")).backendsCommand,
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length)) + 2;
+  return [
+    "deno-diffusion: DDPM and DCGAN training, sampling and FID",
+    "",
+    "Usage: deno run -A cli.ts <command> [flags]   (each command has --help)",
+    "",
+    "Commands:",
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`),
+  ].join("\n");
+}
+
+/** Runs the CLI with `argv` and returns the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`unknown command '${name}'.\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await (await command.load())(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`error: ${e.message}`);
+      return 2;
+    }
+    const err = e as Error;
+    console.error(`error: ${err.message}`);
+    if (Deno.env.get("DENO_DIFFUSION_DEBUG")) console.error(err.stack);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

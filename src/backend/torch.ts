@@ -1,0 +1,962 @@
+/**
+ * The libtorch backend: Deno FFI over the C shim in native/ (torch-cuda, torch-cpu).
+ *
+ * The shim is found at `$DENO_DIFFUSION_NATIVE` (the library file or its folder), else in
+ * native/build/ next to this module; when libtorch is installed but the shim is missing or stale
+ * it is built first (reported on stderr). Gradients are recorded only inside
+ * {@link Backend.valueAndGrad}.
+ *
+ * @module
+ */
+import {
+  type AdamOptions,
+  type AdamState,
+  type Backend,
+  BackendError,
+  BackendUnavailableError,
+  type BatchNormOptions,
+  type ConvOptions,
+  type DType,
+  type Keepable,
+  sizeOf,
+  type Tensor,
+  type ValueAndGrad,
+} from "./backend.ts";
+
+const H = "pointer"; // a tensor handle
+const OUT = "buffer"; // dd_out: handle, dtype, rank, sizes[8]
+
+/** The shim's C ABI (native/shim.h). */
+const SYMBOLS = {
+  dd_last_error: { parameters: [], result: "pointer" },
+  dd_init: { parameters: ["i32", "i32"], result: "i32" },
+  dd_cuda_device_count: { parameters: [], result: "i32" },
+  dd_version: { parameters: [], result: "pointer" },
+  dd_device_name: { parameters: ["i32"], result: "pointer" },
+  dd_live_handles: { parameters: [], result: "i64" },
+  dd_set_autocast: { parameters: ["i32"], result: "i32" },
+  dd_set_grad_enabled: { parameters: ["i32"], result: "i32" },
+  dd_from_data: { parameters: ["buffer", "i32", "buffer", "i32", "i32", OUT], result: "i32" },
+  dd_full: { parameters: ["buffer", "i32", "f64", "i32", OUT], result: "i32" },
+  dd_read: { parameters: [H, "buffer", "i64"], result: "i32" },
+  dd_free: { parameters: [H], result: "void" },
+  dd_variable: { parameters: [H, "i32", OUT], result: "i32" },
+  dd_assign: { parameters: [H, H], result: "i32" },
+  dd_unary: { parameters: ["i32", H, OUT], result: "i32" },
+  dd_binary: { parameters: ["i32", H, H, OUT], result: "i32" },
+  dd_binary_scalar: { parameters: ["i32", H, "f64", OUT], result: "i32" },
+  dd_clamp: { parameters: [H, "f64", "f64", OUT], result: "i32" },
+  dd_where: { parameters: [H, H, H, OUT], result: "i32" },
+  dd_cast: { parameters: [H, "i32", OUT], result: "i32" },
+  dd_softmax: { parameters: [H, "i32", OUT], result: "i32" },
+  dd_reduce: { parameters: ["i32", H, "buffer", "i32", "i32", OUT], result: "i32" },
+  dd_reshape: { parameters: [H, "buffer", "i32", OUT], result: "i32" },
+  dd_permute: { parameters: [H, "buffer", "i32", OUT], result: "i32" },
+  dd_slice: { parameters: [H, "buffer", "buffer", "i32", OUT], result: "i32" },
+  dd_cat: { parameters: ["buffer", "i32", "i32", OUT], result: "i32" },
+  dd_gather: { parameters: [H, H, "i32", OUT], result: "i32" },
+  dd_matmul: { parameters: [H, H, OUT], result: "i32" },
+  dd_linear: { parameters: [H, H, H, OUT], result: "i32" },
+  dd_conv2d: { parameters: [H, H, H, "i32", "i32", OUT], result: "i32" },
+  dd_conv_transpose2d: { parameters: [H, H, H, "i32", "i32", "i32", OUT], result: "i32" },
+  dd_group_norm: { parameters: [H, "i32", H, H, "f64", OUT], result: "i32" },
+  dd_layer_norm: { parameters: [H, H, H, "f64", OUT], result: "i32" },
+  dd_batch_norm: { parameters: [H, H, H, H, H, "i32", "f64", "f64", OUT], result: "i32" },
+  dd_max_pool2d: { parameters: [H, "i32", "i32", "i32", OUT], result: "i32" },
+  dd_avg_pool2d: { parameters: [H, "i32", "i32", "i32", "i32", OUT], result: "i32" },
+  dd_interpolate_bilinear: { parameters: [H, "i32", "i32", "i32", OUT], result: "i32" },
+  dd_attention: { parameters: [H, H, H, OUT], result: "i32" },
+  dd_mse_loss: { parameters: [H, H, OUT], result: "i32" },
+  dd_bce_with_logits: { parameters: [H, H, OUT], result: "i32" },
+  dd_grad: { parameters: [H, "buffer", "i32", "buffer"], result: "i32" },
+  dd_adam_step: {
+    parameters: [
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "i32",
+      "i32",
+      "f64",
+      "f64",
+      "f64",
+      "f64",
+      "f64",
+    ],
+    result: "i32",
+  },
+  dd_ema_update: { parameters: ["buffer", "buffer", "i32", "f64"], result: "i32" },
+  dd_eigh_f64: { parameters: ["buffer", "i32", "buffer", "buffer"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+// Op codes from native/shim.h.
+const UNARY = {
+  neg: 0,
+  exp: 1,
+  log: 2,
+  sqrt: 3,
+  abs: 4,
+  relu: 5,
+  gelu: 6,
+  silu: 7,
+  tanh: 8,
+  sigmoid: 9,
+  detach: 10,
+} as const;
+const BINARY = { add: 0, sub: 1, mul: 2, div: 3, greater: 4, pow: 5, leakyRelu: 6 } as const;
+const REDUCE = { sum: 0, mean: 1, max: 2 } as const;
+const MAX_RANK = 8;
+
+// ---- loading ----
+
+let loaded: Promise<Lib> | undefined;
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+async function locateLibrary(): Promise<string> {
+  const { nativeLibraryName, nativeLibraryPath, ensureNativeLibrary } = await import(
+    "../../native/build.ts"
+  );
+  const tried: string[] = [];
+  const fromEnv = Deno.env.get("DENO_DIFFUSION_NATIVE");
+  if (fromEnv) {
+    const candidate = isFile(fromEnv) ? fromEnv : `${fromEnv}/${nativeLibraryName()}`;
+    if (isFile(candidate)) return candidate;
+    throw new Error(
+      `$DENO_DIFFUSION_NATIVE=${fromEnv} does not name the shim library; tried ${fromEnv} and ` +
+        `${candidate}. Unset it to use native/build/, or build with \`deno task build:native\`.`,
+    );
+  }
+  tried.push("$DENO_DIFFUSION_NATIVE (unset)");
+  if (!import.meta.url.startsWith("file:")) {
+    throw new Error(
+      `${tried.join("; ")}; this module is not on the local disk (${import.meta.url}), so there ` +
+        "is no native/build/ beside it: set DENO_DIFFUSION_NATIVE to a built libdd_shim",
+    );
+  }
+  const built = nativeLibraryPath();
+  tried.push(built);
+  try {
+    // Builds when libtorch is present but the shim is missing or stale; says so on stderr.
+    return await ensureNativeLibrary({ log: (msg: string) => console.error(`[torch] ${msg}`) });
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new Error(`no usable shim library; tried ${tried.join("; ")}: ${why}`);
+  }
+}
+
+/** Loads (once per process) the shim library, building it first if needed. */
+function loadLibrary(): Promise<Lib> {
+  loaded ??= (async () => {
+    const path = await locateLibrary();
+    try {
+      return Deno.dlopen(path, SYMBOLS).symbols;
+    } catch (e) {
+      throw new Error(`could not load ${path}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  })();
+  return loaded;
+}
+
+function cString(p: Deno.PointerValue): string {
+  return p === null ? "" : Deno.UnsafePointerView.getCString(p);
+}
+
+// ---- tensors ----
+
+interface Slot {
+  ptr: Deno.PointerObject;
+  addr: bigint;
+  bytes: number;
+}
+
+/** A libtorch tensor handle. */
+class TorchTensor implements Tensor {
+  constructor(
+    readonly owner: TorchBackend,
+    readonly id: number,
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+    readonly isVariable: boolean,
+    readonly trainable: boolean,
+  ) {}
+
+  get backend(): string {
+    return this.owner.name;
+  }
+
+  get disposed(): boolean {
+    return !this.owner.holds(this.id);
+  }
+
+  dispose(): void {
+    this.owner.release(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+function shapesOf(xs: readonly (Tensor | number | undefined)[]): number[][] {
+  return xs.filter((x): x is Tensor => typeof x === "object" && x !== null).map((t) => [
+    ...t.shape,
+  ]);
+}
+
+/** Collects the tensors inside a scope's result (arrays and plain objects, recursively). */
+function collectTensors(value: Keepable, into: Set<Tensor>): void {
+  if (value === null || typeof value !== "object") return;
+  if (value instanceof TorchTensor) {
+    into.add(value);
+  } else if (Array.isArray(value)) {
+    for (const v of value) collectTensors(v, into);
+  } else {
+    for (const v of Object.values(value as Record<string, Keepable>)) collectTensors(v, into);
+  }
+}
+
+/** libtorch through the shim. Create with {@link createTorchBackend}. */
+class TorchBackend implements Backend {
+  readonly name: string;
+  readonly device: string;
+  readonly version: string;
+  readonly #lib: Lib;
+  readonly #cuda: number;
+  readonly #out = new BigInt64Array(3 + MAX_RANK);
+  readonly #slots = new Map<number, Slot>();
+  readonly #scopes: Set<TorchTensor>[] = [];
+  readonly #finalizer: FinalizationRegistry<number>;
+  #nextId = 1;
+  #bytes = 0;
+  #closed = false;
+
+  constructor(lib: Lib, cuda: boolean) {
+    this.#lib = lib;
+    this.#cuda = cuda ? 1 : 0;
+    this.name = cuda ? "torch-cuda" : "torch-cpu";
+    this.device = cString(lib.dd_device_name(this.#cuda));
+    this.version = `libtorch ${cString(lib.dd_version())}`;
+    // Safety net only: a handle dropped without dispose() is freed when collected.
+    this.#finalizer = new FinalizationRegistry((id) => this.#free(id));
+  }
+
+  // ---- bookkeeping ----
+
+  holds(id: number): boolean {
+    return this.#slots.has(id);
+  }
+
+  release(t: TorchTensor): void {
+    if (this.#free(t.id)) this.#finalizer.unregister(t);
+  }
+
+  #free(id: number): boolean {
+    const slot = this.#slots.get(id);
+    if (!slot) return false;
+    this.#slots.delete(id);
+    this.#bytes -= slot.bytes;
+    this.#lib.dd_free(slot.ptr);
+    return true;
+  }
+
+  #adopt(
+    addr: bigint,
+    shape: number[],
+    dtype: DType,
+    variable = false,
+    trainable = false,
+  ): TorchTensor {
+    const ptr = Deno.UnsafePointer.create(addr);
+    if (ptr === null) throw new BackendError("adopt", [shape], "the shim returned a null handle");
+    const id = this.#nextId++;
+    const bytes = sizeOf(shape) * 4;
+    this.#slots.set(id, { ptr, addr, bytes });
+    this.#bytes += bytes;
+    const t = new TorchTensor(this, id, shape, dtype, variable, trainable);
+    this.#finalizer.register(t, id, t);
+    if (!variable) this.#scopes.at(-1)?.add(t);
+    return t;
+  }
+
+  #error(op: string, inputs: readonly (Tensor | number | undefined)[]): BackendError {
+    return new BackendError(op, shapesOf(inputs), cString(this.#lib.dd_last_error()).trim());
+  }
+
+  /** Turns a status + dd_out into a tracked tensor (or a BackendError). */
+  #result(
+    status: number,
+    op: string,
+    inputs: readonly (Tensor | number | undefined)[],
+  ): TorchTensor {
+    if (status !== 0) throw this.#error(op, inputs);
+    const out = this.#out;
+    const rank = Number(out[2]);
+    const shape = new Array<number>(rank);
+    for (let i = 0; i < rank; i++) shape[i] = Number(out[3 + i]);
+    return this.#adopt(out[0], shape, out[1] === 1n ? "int32" : "float32");
+  }
+
+  /** The live handle of `t`, or a BackendError naming the op. */
+  #h(t: Tensor, op: string): Deno.PointerObject {
+    if (!(t instanceof TorchTensor) || t.owner !== this) {
+      throw new BackendError(
+        op,
+        [t.shape],
+        `tensor belongs to backend ${t.backend}, not ${this.name}`,
+      );
+    }
+    const slot = this.#slots.get(t.id);
+    if (!slot) throw new BackendError(op, [t.shape], "tensor was disposed");
+    return slot.ptr;
+  }
+
+  #hOpt(t: Tensor | undefined, op: string): Deno.PointerObject | null {
+    return t === undefined ? null : this.#h(t, op);
+  }
+
+  #addrs(ts: readonly Tensor[], op: string): BigInt64Array {
+    const a = new BigInt64Array(ts.length);
+    for (let i = 0; i < ts.length; i++) {
+      this.#h(ts[i], op);
+      a[i] = this.#slots.get((ts[i] as TorchTensor).id)!.addr;
+    }
+    return a;
+  }
+
+  #ints(xs: readonly number[], op: string, shapes: readonly Tensor[] = []): BigInt64Array {
+    const a = new BigInt64Array(xs.length);
+    for (let i = 0; i < xs.length; i++) {
+      if (!Number.isInteger(xs[i])) {
+        throw new BackendError(op, shapesOf(shapes), `expected integers, got [${xs.join(",")}]`);
+      }
+      a[i] = BigInt(xs[i]);
+    }
+    return a;
+  }
+
+  #checkOpen(op: string): void {
+    if (this.#closed) throw new BackendError(op, [], `backend ${this.name} was disposed`);
+  }
+
+  // ---- creation and reading ----
+
+  tensor(
+    data: Float32Array | Int32Array | number[],
+    shape: readonly number[],
+    dtype?: DType,
+  ): Tensor {
+    this.#checkOpen("tensor");
+    const type: DType = dtype ?? (data instanceof Int32Array ? "int32" : "float32");
+    if (type !== "float32" && type !== "int32") {
+      throw new BackendError("tensor", [shape], `unsupported dtype "${type}" (float32 or int32)`);
+    }
+    if (shape.length > MAX_RANK) {
+      throw new BackendError("tensor", [shape], `rank ${shape.length} exceeds ${MAX_RANK}`);
+    }
+    const n = sizeOf(shape);
+    if (data.length !== n || shape.some((d) => !Number.isInteger(d) || d < 0)) {
+      throw new BackendError(
+        "tensor",
+        [shape],
+        `data has ${data.length} elements but the shape needs ${n}`,
+      );
+    }
+    const host = type === "int32"
+      ? (data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>))
+      : (data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>));
+    const status = this.#lib.dd_from_data(
+      host,
+      type === "int32" ? 1 : 0,
+      this.#ints(shape, "tensor"),
+      shape.length,
+      this.#cuda,
+      this.#out,
+    );
+    return this.#result(status, "tensor", []);
+  }
+
+  zeros(shape: readonly number[]): Tensor {
+    return this.full(shape, 0);
+  }
+
+  full(shape: readonly number[], value: number): Tensor {
+    this.#checkOpen("full");
+    const dims = this.#ints(shape, "full");
+    return this.#result(
+      this.#lib.dd_full(dims, shape.length, value, this.#cuda, this.#out),
+      "full",
+      [],
+    );
+  }
+
+  read(t: Tensor): Float32Array | Int32Array {
+    const h = this.#h(t, "read");
+    const n = sizeOf(t.shape);
+    const dst = t.dtype === "int32" ? new Int32Array(n) : new Float32Array(n);
+    if (this.#lib.dd_read(h, dst, BigInt(dst.byteLength)) !== 0) throw this.#error("read", [t]);
+    return dst;
+  }
+
+  variable(init: Tensor, trainable: boolean): Tensor {
+    const status = this.#lib.dd_variable(this.#h(init, "variable"), trainable ? 1 : 0, this.#out);
+    if (status !== 0) throw this.#error("variable", [init]);
+    const out = this.#out;
+    const shape = [...init.shape];
+    return this.#adopt(out[0], shape, out[1] === 1n ? "int32" : "float32", true, trainable);
+  }
+
+  assign(variable: Tensor, value: Tensor): void {
+    const dst = this.#h(variable, "assign");
+    if (!(variable as TorchTensor).isVariable) {
+      throw new BackendError("assign", shapesOf([variable, value]), "target is not a variable");
+    }
+    if (variable.shape.join() !== value.shape.join()) {
+      throw new BackendError("assign", shapesOf([variable, value]), "shapes differ");
+    }
+    if (this.#lib.dd_assign(dst, this.#h(value, "assign")) !== 0) {
+      throw this.#error("assign", [variable, value]);
+    }
+  }
+
+  // ---- memory ----
+
+  scope<T extends Keepable>(fn: () => T): T {
+    const created = new Set<TorchTensor>();
+    this.#scopes.push(created);
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      this.#scopes.pop();
+      for (const t of created) t.dispose();
+      throw e;
+    }
+    this.#scopes.pop();
+    const keep = new Set<Tensor>();
+    collectTensors(result, keep);
+    const parent = this.#scopes.at(-1);
+    for (const t of created) {
+      if (keep.has(t)) parent?.add(t);
+      else t.dispose();
+    }
+    return result;
+  }
+
+  liveTensors(): number {
+    return this.#slots.size;
+  }
+
+  liveBytes(): number {
+    return this.#bytes;
+  }
+
+  /** Handles alive inside the shim, all torch backends of this process together. */
+  nativeLiveHandles(): number {
+    return Number(this.#lib.dd_live_handles());
+  }
+
+  // ---- elementwise ----
+
+  #unary(op: keyof typeof UNARY, a: Tensor): Tensor {
+    return this.#result(this.#lib.dd_unary(UNARY[op], this.#h(a, op), this.#out), op, [a]);
+  }
+
+  #binary(op: keyof typeof BINARY, a: Tensor, b: Tensor | number): Tensor {
+    const ha = this.#h(a, op);
+    const status = typeof b === "number"
+      ? this.#lib.dd_binary_scalar(BINARY[op], ha, b, this.#out)
+      : this.#lib.dd_binary(BINARY[op], ha, this.#h(b, op), this.#out);
+    return this.#result(status, op, [a, b]);
+  }
+
+  add(a: Tensor, b: Tensor | number): Tensor {
+    return this.#binary("add", a, b);
+  }
+  sub(a: Tensor, b: Tensor | number): Tensor {
+    return this.#binary("sub", a, b);
+  }
+  mul(a: Tensor, b: Tensor | number): Tensor {
+    return this.#binary("mul", a, b);
+  }
+  div(a: Tensor, b: Tensor | number): Tensor {
+    return this.#binary("div", a, b);
+  }
+  pow(a: Tensor, p: number): Tensor {
+    return this.#binary("pow", a, p);
+  }
+  greater(a: Tensor, b: Tensor | number): Tensor {
+    return this.#binary("greater", a, b);
+  }
+  leakyRelu(a: Tensor, slope: number): Tensor {
+    return this.#binary("leakyRelu", a, slope);
+  }
+  neg(a: Tensor): Tensor {
+    return this.#unary("neg", a);
+  }
+  exp(a: Tensor): Tensor {
+    return this.#unary("exp", a);
+  }
+  log(a: Tensor): Tensor {
+    return this.#unary("log", a);
+  }
+  sqrt(a: Tensor): Tensor {
+    return this.#unary("sqrt", a);
+  }
+  abs(a: Tensor): Tensor {
+    return this.#unary("abs", a);
+  }
+  detach(a: Tensor): Tensor {
+    return this.#unary("detach", a);
+  }
+  relu(a: Tensor): Tensor {
+    return this.#unary("relu", a);
+  }
+  gelu(a: Tensor): Tensor {
+    return this.#unary("gelu", a);
+  }
+  silu(a: Tensor): Tensor {
+    return this.#unary("silu", a);
+  }
+  tanh(a: Tensor): Tensor {
+    return this.#unary("tanh", a);
+  }
+  sigmoid(a: Tensor): Tensor {
+    return this.#unary("sigmoid", a);
+  }
+
+  clamp(a: Tensor, min: number, max: number): Tensor {
+    return this.#result(this.#lib.dd_clamp(this.#h(a, "clamp"), min, max, this.#out), "clamp", [
+      a,
+    ]);
+  }
+
+  where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
+    const status = this.#lib.dd_where(
+      this.#h(cond, "where"),
+      this.#h(a, "where"),
+      this.#h(b, "where"),
+      this.#out,
+    );
+    return this.#result(status, "where", [cond, a, b]);
+  }
+
+  cast(a: Tensor, dtype: DType): Tensor {
+    if (dtype !== "float32" && dtype !== "int32") {
+      throw new BackendError("cast", [a.shape], `unsupported dtype "${dtype}" (float32 or int32)`);
+    }
+    const code = dtype === "int32" ? 1 : 0;
+    return this.#result(this.#lib.dd_cast(this.#h(a, "cast"), code, this.#out), "cast", [a]);
+  }
+
+  softmax(a: Tensor, axis: number): Tensor {
+    const h = this.#h(a, "softmax");
+    return this.#result(this.#lib.dd_softmax(h, axis, this.#out), "softmax", [a]);
+  }
+
+  // ---- reductions and shape ----
+
+  #reduce(op: keyof typeof REDUCE, a: Tensor, axes?: readonly number[], keepDims = false): Tensor {
+    const h = this.#h(a, op);
+    const dims = this.#ints(axes ?? a.shape.map((_, i) => i), op, [a]);
+    const status = this.#lib.dd_reduce(
+      REDUCE[op],
+      h,
+      dims,
+      dims.length,
+      keepDims ? 1 : 0,
+      this.#out,
+    );
+    return this.#result(status, op, [a]);
+  }
+
+  sum(a: Tensor, axes?: readonly number[], keepDims?: boolean): Tensor {
+    return this.#reduce("sum", a, axes, keepDims);
+  }
+  mean(a: Tensor, axes?: readonly number[], keepDims?: boolean): Tensor {
+    return this.#reduce("mean", a, axes, keepDims);
+  }
+  max(a: Tensor, axes?: readonly number[], keepDims?: boolean): Tensor {
+    return this.#reduce("max", a, axes, keepDims);
+  }
+
+  reshape(a: Tensor, shape: readonly number[]): Tensor {
+    const h = this.#h(a, "reshape");
+    const dims = this.#ints(shape, "reshape", [a]);
+    return this.#result(this.#lib.dd_reshape(h, dims, dims.length, this.#out), "reshape", [
+      a,
+      ...[],
+    ]);
+  }
+
+  permute(a: Tensor, dims: readonly number[]): Tensor {
+    const h = this.#h(a, "permute");
+    const d = this.#ints(dims, "permute", [a]);
+    return this.#result(this.#lib.dd_permute(h, d, d.length, this.#out), "permute", [a]);
+  }
+
+  slice(a: Tensor, begin: readonly number[], size: readonly number[]): Tensor {
+    const h = this.#h(a, "slice");
+    if (begin.length !== a.shape.length || size.length !== a.shape.length) {
+      throw new BackendError(
+        "slice",
+        [a.shape],
+        `begin [${begin}] and size [${size}] must both have ${a.shape.length} entries`,
+      );
+    }
+    const b = this.#ints(begin, "slice", [a]);
+    const s = this.#ints(size, "slice", [a]);
+    return this.#result(this.#lib.dd_slice(h, b, s, b.length, this.#out), "slice", [a]);
+  }
+
+  cat(xs: readonly Tensor[], axis: number): Tensor {
+    if (xs.length === 0) throw new BackendError("cat", [], "needs at least one tensor");
+    const handles = this.#addrs(xs, "cat");
+    return this.#result(this.#lib.dd_cat(handles, xs.length, axis, this.#out), "cat", xs);
+  }
+
+  gather(a: Tensor, indices: Tensor, axis: number): Tensor {
+    if (indices.dtype !== "int32") {
+      throw new BackendError("gather", shapesOf([a, indices]), "indices must be int32");
+    }
+    const status = this.#lib.dd_gather(
+      this.#h(a, "gather"),
+      this.#h(indices, "gather"),
+      axis,
+      this.#out,
+    );
+    return this.#result(status, "gather", [a, indices]);
+  }
+
+  // ---- linear algebra and layers ----
+
+  matmul(a: Tensor, b: Tensor): Tensor {
+    const status = this.#lib.dd_matmul(this.#h(a, "matmul"), this.#h(b, "matmul"), this.#out);
+    return this.#result(status, "matmul", [a, b]);
+  }
+
+  linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
+    const status = this.#lib.dd_linear(
+      this.#h(x, "linear"),
+      this.#h(w, "linear"),
+      this.#hOpt(b, "linear"),
+      this.#out,
+    );
+    return this.#result(status, "linear", [x, w, b]);
+  }
+
+  conv2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts: ConvOptions = {}): Tensor {
+    const status = this.#lib.dd_conv2d(
+      this.#h(x, "conv2d"),
+      this.#h(w, "conv2d"),
+      this.#hOpt(b, "conv2d"),
+      opts.stride ?? 1,
+      opts.padding ?? 0,
+      this.#out,
+    );
+    return this.#result(status, "conv2d", [x, w, b]);
+  }
+
+  convTranspose2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts: ConvOptions = {}): Tensor {
+    const op = "convTranspose2d";
+    const status = this.#lib.dd_conv_transpose2d(
+      this.#h(x, op),
+      this.#h(w, op),
+      this.#hOpt(b, op),
+      opts.stride ?? 1,
+      opts.padding ?? 0,
+      opts.outputPadding ?? 0,
+      this.#out,
+    );
+    return this.#result(status, op, [x, w, b]);
+  }
+
+  groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+    const op = "groupNorm";
+    const status = this.#lib.dd_group_norm(
+      this.#h(x, op),
+      groups,
+      this.#h(weight, op),
+      this.#h(bias, op),
+      eps,
+      this.#out,
+    );
+    return this.#result(status, op, [x, weight, bias]);
+  }
+
+  layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+    const op = "layerNorm";
+    const status = this.#lib.dd_layer_norm(
+      this.#h(x, op),
+      this.#h(weight, op),
+      this.#h(bias, op),
+      eps,
+      this.#out,
+    );
+    return this.#result(status, op, [x, weight, bias]);
+  }
+
+  batchNorm(
+    x: Tensor,
+    weight: Tensor | undefined,
+    bias: Tensor | undefined,
+    runningMean: Tensor,
+    runningVar: Tensor,
+    opts: BatchNormOptions,
+  ): Tensor {
+    const op = "batchNorm";
+    const status = this.#lib.dd_batch_norm(
+      this.#h(x, op),
+      this.#hOpt(weight, op),
+      this.#hOpt(bias, op),
+      this.#h(runningMean, op),
+      this.#h(runningVar, op),
+      opts.training ? 1 : 0,
+      opts.momentum ?? 0.1,
+      opts.eps ?? 1e-5,
+      this.#out,
+    );
+    return this.#result(status, op, [x, weight, bias, runningMean, runningVar]);
+  }
+
+  maxPool2d(x: Tensor, kernel: number, stride: number, padding = 0): Tensor {
+    const h = this.#h(x, "maxPool2d");
+    const status = this.#lib.dd_max_pool2d(h, kernel, stride, padding, this.#out);
+    return this.#result(status, "maxPool2d", [x]);
+  }
+
+  avgPool2d(
+    x: Tensor,
+    kernel: number,
+    stride: number,
+    padding = 0,
+    countIncludePad = true,
+  ): Tensor {
+    const h = this.#h(x, "avgPool2d");
+    const include = countIncludePad ? 1 : 0;
+    const status = this.#lib.dd_avg_pool2d(h, kernel, stride, padding, include, this.#out);
+    return this.#result(status, "avgPool2d", [x]);
+  }
+
+  interpolateBilinear(x: Tensor, size: readonly [number, number], alignCorners: boolean): Tensor {
+    const op = "interpolateBilinear";
+    const h = this.#h(x, op);
+    const status = this.#lib.dd_interpolate_bilinear(
+      h,
+      size[0],
+      size[1],
+      alignCorners ? 1 : 0,
+      this.#out,
+    );
+    return this.#result(status, op, [x]);
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+    const op = "attention";
+    const status = this.#lib.dd_attention(
+      this.#h(q, op),
+      this.#h(k, op),
+      this.#h(v, op),
+      this.#out,
+    );
+    return this.#result(status, op, [q, k, v]);
+  }
+
+  // ---- losses ----
+
+  mseLoss(pred: Tensor, target: Tensor): Tensor {
+    const op = "mseLoss";
+    const status = this.#lib.dd_mse_loss(this.#h(pred, op), this.#h(target, op), this.#out);
+    return this.#result(status, op, [pred, target]);
+  }
+
+  bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
+    const op = "bceWithLogits";
+    const status = this.#lib.dd_bce_with_logits(
+      this.#h(logits, op),
+      this.#h(targets, op),
+      this.#out,
+    );
+    return this.#result(status, op, [logits, targets]);
+  }
+
+  // ---- autograd and optimisation ----
+
+  valueAndGrad(lossFn: () => Tensor, params: readonly Tensor[]): ValueAndGrad {
+    const op = "valueAndGrad";
+    params.forEach((p, i) => {
+      this.#h(p, op);
+      if (!(p as TorchTensor).trainable) {
+        throw new BackendError(op, [p.shape], `parameter ${i} is not a trainable variable`);
+      }
+    });
+    const paramAddrs = this.#addrs(params, op);
+    const gradAddrs = new BigInt64Array(params.length);
+    let value = NaN;
+    const previous = this.#lib.dd_set_grad_enabled(1);
+    try {
+      this.scope(() => {
+        const loss = lossFn();
+        if (sizeOf(loss.shape) !== 1) {
+          throw new BackendError(op, [loss.shape], "lossFn must return a scalar");
+        }
+        const status = this.#lib.dd_grad(this.#h(loss, op), paramAddrs, params.length, gradAddrs);
+        if (status !== 0) throw this.#error(op, [loss]);
+        value = this.read(loss)[0];
+      });
+    } finally {
+      this.#lib.dd_set_grad_enabled(previous);
+    }
+    const grads = params.map((p, i) => this.#adopt(gradAddrs[i], [...p.shape], "float32"));
+    return { value, grads };
+  }
+
+  noGrad<T>(fn: () => T): T {
+    const previous = this.#lib.dd_set_grad_enabled(0);
+    try {
+      return fn();
+    } finally {
+      this.#lib.dd_set_grad_enabled(previous);
+    }
+  }
+
+  adamStep(
+    params: readonly Tensor[],
+    grads: readonly Tensor[],
+    state: AdamState,
+    opts: AdamOptions,
+  ): void {
+    const op = "adamStep";
+    const n = params.length;
+    if (grads.length !== n || state.m.length !== n || state.v.length !== n) {
+      throw new BackendError(
+        op,
+        [],
+        `${n} params, ${grads.length} grads, ${state.m.length} m, ${state.v.length} v: all must match`,
+      );
+    }
+    for (let i = 0; i < n; i++) {
+      const s = params[i].shape.join();
+      if (
+        grads[i].shape.join() !== s || state.m[i].shape.join() !== s ||
+        state.v[i].shape.join() !== s
+      ) {
+        throw new BackendError(
+          op,
+          shapesOf([params[i], grads[i], state.m[i], state.v[i]]),
+          `parameter ${i}: param, grad, m and v shapes differ`,
+        );
+      }
+    }
+    const step = state.step + 1;
+    const status = this.#lib.dd_adam_step(
+      this.#addrs(params, op),
+      this.#addrs(grads, op),
+      this.#addrs(state.m, op),
+      this.#addrs(state.v, op),
+      n,
+      step,
+      opts.lr,
+      opts.beta1,
+      opts.beta2,
+      opts.eps,
+      opts.weightDecay,
+    );
+    if (status !== 0) throw this.#error(op, []);
+    state.step = step;
+  }
+
+  emaUpdate(targets: readonly Tensor[], sources: readonly Tensor[], decay: number): void {
+    const op = "emaUpdate";
+    if (targets.length !== sources.length) {
+      throw new BackendError(op, [], `${targets.length} targets but ${sources.length} sources`);
+    }
+    targets.forEach((t, i) => {
+      if (t.shape.join() !== sources[i].shape.join()) {
+        throw new BackendError(op, shapesOf([t, sources[i]]), `pair ${i}: shapes differ`);
+      }
+    });
+    const status = this.#lib.dd_ema_update(
+      this.#addrs(targets, op),
+      this.#addrs(sources, op),
+      targets.length,
+      decay,
+    );
+    if (status !== 0) throw this.#error(op, []);
+  }
+
+  eighFloat64(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
+    if (a.length !== n * n) {
+      throw new BackendError("eighFloat64", [[a.length]], `expected ${n}x${n} = ${n * n} values`);
+    }
+    const values = new Float64Array(n);
+    const vectors = new Float64Array(n * n);
+    if (this.#lib.dd_eigh_f64(a, n, values, vectors) !== 0) {
+      throw this.#error("eighFloat64", []);
+    }
+    return { values, vectors };
+  }
+
+  setAutocast(dtype: "bfloat16" | "float32"): void {
+    if (this.#lib.dd_set_autocast(dtype === "bfloat16" ? 1 : 0) !== 0) {
+      throw this.#error("setAutocast", []);
+    }
+  }
+
+  dispose(): void {
+    if (this.#closed) return;
+    for (const id of [...this.#slots.keys()]) this.#free(id);
+    this.#closed = true;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/**
+ * Loads the shim (building it when libtorch is installed but the shim is missing or stale) and
+ * returns a libtorch backend on the given device. Throws {@link BackendUnavailableError} with
+ * the paths tried or the reason the device cannot be used.
+ *
+ * @example
+ * ```ts
+ * import { createTorchBackend } from "./torch.ts";
+ * const torch = await createTorchBackend("cpu");
+ * const x = torch.tensor([1, 2, 3], [3]);
+ * console.log(torch.read(torch.mul(x, 2))); // Float32Array [2, 4, 6]
+ * torch.dispose();
+ * ```
+ */
+export async function createTorchBackend(device: "cuda" | "cpu"): Promise<Backend> {
+  const name = device === "cuda" ? "torch-cuda" : "torch-cpu";
+  let lib: Lib;
+  try {
+    lib = await loadLibrary();
+  } catch (e) {
+    throw new BackendUnavailableError(name, e instanceof Error ? e.message : String(e));
+  }
+  const cuda = device === "cuda" ? 1 : 0;
+  if (lib.dd_init(cuda, navigator.hardwareConcurrency ?? 0) !== 0) {
+    throw new BackendUnavailableError(name, cString(lib.dd_last_error()));
+  }
+  return new TorchBackend(lib, cuda === 1);
+}
+
+/** Number of CUDA GPUs libtorch sees (0 without CUDA); throws when the shim cannot load. */
+export async function torchCudaDeviceCount(): Promise<number> {
+  return (await loadLibrary()).dd_cuda_device_count();
+}
+
+/** The libtorch version the shim was built against, e.g. "1.13.0". */
+export async function torchVersion(): Promise<string> {
+  return cString((await loadLibrary()).dd_version());
+}

@@ -1,0 +1,397 @@
+/**
+ * `cli.ts train`: maps flags onto a DDPM or GAN config and runs the shared trainer.
+ *
+ * @module
+ */
+import { selectBackend } from "../backend/select.ts";
+import type { Backend } from "../backend/backend.ts";
+import { loadDataset } from "../data/dataset.ts";
+import { type DdpmConfig, DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
+import { DEFAULT_GAN_CONFIG, type GanConfig } from "../gan/task.ts";
+import { DENOISER_PRESETS } from "../models/denoiser.ts";
+import { DCGAN_PRESETS } from "../models/dcgan.ts";
+import { loadCheckpoint } from "../train/checkpoint.ts";
+import { createTask } from "../train/registry.ts";
+import { train } from "../train/trainer.ts";
+import {
+  bool,
+  choice,
+  type CommandSpec,
+  helpText,
+  int,
+  num,
+  parseCommand,
+  type Parsed,
+  str,
+  UsageError,
+} from "./args.ts";
+
+const SPEC: CommandSpec = {
+  name: "train",
+  summary: "Train a DDPM diffusion model or a DCGAN on CIFAR-10 or a folder of images.",
+  usage: "deno run -A cli.ts train [--model ddpm|gan] [--preset NAME] [--classes cat,frog] [flags]",
+  flags: {
+    model: { type: "string", arg: "ddpm|gan", help: "model family", default: "ddpm" },
+    preset: {
+      type: "string",
+      arg: "NAME",
+      help: `ddpm: ${DENOISER_PRESETS.join(", ")}; gan: ${DCGAN_PRESETS.join(", ")}`,
+    },
+    schedule: { type: "string", arg: "linear|cosine", help: "ddpm beta schedule (default cosine)" },
+    timesteps: { type: "string", arg: "T", help: "ddpm diffusion steps (default 1000)" },
+    loss: { type: "string", arg: "simple|vlb", help: "ddpm training loss (default simple)" },
+    classes: {
+      type: "string",
+      arg: "LIST",
+      help: "classes to train on: names or ids",
+      default: "cat",
+    },
+    cond: { type: "boolean", help: "class-conditional model (labels as input)" },
+    "cfg-drop": {
+      type: "string",
+      arg: "P",
+      help: "ddpm: label drop probability for guidance (default 0.1)",
+    },
+    epochs: { type: "string", arg: "N", help: "training budget in epochs" },
+    "max-steps": {
+      type: "string",
+      arg: "N",
+      help: "training budget in steps (overrides --epochs)",
+    },
+    "max-seconds": { type: "string", arg: "S", help: "stop (with a checkpoint) after S seconds" },
+    "batch-size": {
+      type: "string",
+      arg: "N",
+      help: "batch size (ddpm 64 on GPU, 32 on CPU; gan 128)",
+    },
+    lr: { type: "string", arg: "LR", help: "learning rate (ddpm 3e-4, gan 2e-4)" },
+    ema: {
+      type: "string",
+      arg: "DECAY",
+      help: "ddpm: EMA decay of the weights, 0 = off (default 0.995)",
+    },
+    "ema-start": {
+      type: "string",
+      arg: "STEPS",
+      help: "ddpm: steps before the EMA starts (default 2000)",
+    },
+    "grad-clip": {
+      type: "string",
+      arg: "NORM",
+      help: "ddpm: max gradient norm, 0 = off (default 1)",
+    },
+    smooth: { type: "boolean", help: "gan: label smoothing (real 0.9, fake 0.1)" },
+    "d-noise": {
+      type: "string",
+      arg: "SIGMA",
+      help: "gan: discriminator input noise, annealed to 0",
+    },
+    nz: { type: "string", arg: "N", help: "gan: noise length (default 100)" },
+    ngf: { type: "string", arg: "N", help: "gan: generator width (default 64)" },
+    ndf: { type: "string", arg: "N", help: "gan: discriminator width (default 64)" },
+    data: {
+      type: "string",
+      arg: "PATH",
+      help: "image folder or CIFAR-10 binary folder (else $DENO_DIFFUSION_DATA, cache, download)",
+    },
+    out: {
+      type: "string",
+      arg: "DIR",
+      help: "run folder (default runs/<model>-<preset>-<classes>)",
+    },
+    backend: {
+      type: "string",
+      arg: "NAME",
+      help: "torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu (default: best available)",
+    },
+    seed: { type: "string", arg: "N", help: "random seed", default: "0" },
+    resume: { type: "boolean", help: "continue the run in --out from its checkpoint, exactly" },
+    "checkpoint-every": { type: "string", arg: "STEPS", help: "checkpoint interval (default 500)" },
+    "preview-every": {
+      type: "string",
+      arg: "EPOCHS",
+      help: "sample grid interval, 0 = never (default 1)",
+    },
+    "log-every": { type: "string", arg: "STEPS", help: "JSON log interval (default 10)" },
+    "no-flip": { type: "boolean", help: "no random horizontal flips" },
+  },
+  details: [
+    "With no flags: DDPM on CIFAR-10 cats with the study's best configuration (unet-2xud, cosine",
+    "schedule, T=1000). Without a GPU it trains a CPU-sized variant (unet-2xud-half, batch 32)",
+    "and says so. Ctrl-C writes a checkpoint; --resume --out RUN continues exactly.",
+  ].join("\n"),
+};
+
+/** Flags that define the model; they come from the checkpoint when resuming. */
+const MODEL_FLAGS = [
+  "model",
+  "preset",
+  "schedule",
+  "timesteps",
+  "loss",
+  "classes",
+  "cond",
+  "cfg-drop",
+  "lr",
+  "ema",
+  "ema-start",
+  "grad-clip",
+  "smooth",
+  "d-noise",
+  "nz",
+  "ngf",
+  "ndf",
+  "data",
+  "seed",
+  "batch-size",
+  "no-flip",
+];
+
+/** Entry point of `cli.ts train`; returns the exit status. */
+export async function trainCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommand(argv, SPEC);
+  if (parsed.help) {
+    console.log(helpText(SPEC));
+    return 0;
+  }
+  const backend = await selectBackend({ name: backendFlag(parsed), log: (m) => console.error(m) });
+  try {
+    return await (bool(parsed, "resume") ? resumeRun(parsed, backend) : newRun(parsed, backend));
+  } finally {
+    backend.dispose();
+  }
+}
+
+function backendFlag(parsed: Parsed) {
+  return choice(
+    parsed,
+    "backend",
+    ["auto", "torch-cuda", "torch-cpu", "tfjs-wasm", "tfjs-cpu"] as const,
+  );
+}
+
+async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
+  const model = choice(parsed, "model", ["ddpm", "gan"] as const) ?? "ddpm";
+  const onGpu = backend.name === "torch-cuda";
+  const classes = str(parsed, "classes")!;
+  const data = await loadDataset({ source: str(parsed, "data"), split: "train", classes });
+  const conditional = bool(parsed, "cond");
+  const numClasses = conditional ? data.numClasses : 0;
+  if (conditional && data.numClasses < 2) {
+    throw new UsageError(
+      `--cond needs at least two classes, --classes ${classes} gives ${data.numClasses}`,
+    );
+  }
+  const [channels, height, width] = data.imageShape;
+  if (height !== width) throw new UsageError(`images must be square, got ${height}x${width}`);
+
+  let config: Record<string, unknown>;
+  let batchSize: number;
+  if (model === "ddpm") {
+    rejectFlags(parsed, ["smooth", "d-noise", "nz", "ngf", "ndf"], "--model gan");
+    const explicitPreset = str(parsed, "preset");
+    if (
+      explicitPreset !== undefined &&
+      !(DENOISER_PRESETS as readonly string[]).includes(explicitPreset)
+    ) {
+      throw new UsageError(
+        `--preset must be one of ${DENOISER_PRESETS.join(", ")} for ddpm, got '${explicitPreset}'`,
+      );
+    }
+    const preset =
+      (explicitPreset ?? (onGpu ? "unet-2xud" : "unet-2xud-half")) as DdpmConfig["preset"];
+    if (!onGpu && explicitPreset === undefined) {
+      console.error(
+        `no GPU (backend ${backend.name}): training the CPU-sized unet-2xud-half at batch 32 ` +
+          `instead of the study's unet-2xud; pass --preset unet-2xud to override`,
+      );
+    }
+    const ddpm: DdpmConfig = {
+      ...DEFAULT_DDPM_CONFIG,
+      preset,
+      schedule: choice(parsed, "schedule", ["linear", "cosine"] as const) ??
+        DEFAULT_DDPM_CONFIG.schedule,
+      timesteps: int(parsed, "timesteps", 2, 100_000) ?? DEFAULT_DDPM_CONFIG.timesteps,
+      loss: choice(parsed, "loss", ["simple", "vlb"] as const) ?? DEFAULT_DDPM_CONFIG.loss,
+      numClasses,
+      cfgDrop: num(parsed, "cfg-drop", 0, 1) ?? (conditional ? DEFAULT_DDPM_CONFIG.cfgDrop : 0),
+      lr: num(parsed, "lr", 0, 1) ?? DEFAULT_DDPM_CONFIG.lr,
+      ema: num(parsed, "ema", 0, 1) ?? DEFAULT_DDPM_CONFIG.ema,
+      emaStart: int(parsed, "ema-start", 0) ?? DEFAULT_DDPM_CONFIG.emaStart,
+      gradClip: num(parsed, "grad-clip", 0) ?? DEFAULT_DDPM_CONFIG.gradClip,
+      imageSize: height,
+      channels,
+    };
+    config = { ...ddpm };
+    batchSize = int(parsed, "batch-size", 1) ?? (onGpu ? 64 : 32);
+  } else {
+    rejectFlags(parsed, [
+      "schedule",
+      "timesteps",
+      "loss",
+      "cfg-drop",
+      "ema",
+      "ema-start",
+      "grad-clip",
+    ], "--model ddpm");
+    const preset = str(parsed, "preset") ?? DEFAULT_GAN_CONFIG.preset;
+    if (!(DCGAN_PRESETS as readonly string[]).includes(preset)) {
+      throw new UsageError(
+        `--preset must be one of ${DCGAN_PRESETS.join(", ")} for gan, got '${preset}'`,
+      );
+    }
+    const gan: GanConfig = {
+      ...DEFAULT_GAN_CONFIG,
+      preset: preset as GanConfig["preset"],
+      nz: int(parsed, "nz", 1) ?? DEFAULT_GAN_CONFIG.nz,
+      ngf: int(parsed, "ngf", 1) ?? DEFAULT_GAN_CONFIG.ngf,
+      ndf: int(parsed, "ndf", 1) ?? DEFAULT_GAN_CONFIG.ndf,
+      numClasses,
+      smooth: bool(parsed, "smooth"),
+      dNoise: num(parsed, "d-noise", 0) ?? 0,
+      lr: num(parsed, "lr", 0, 1) ?? DEFAULT_GAN_CONFIG.lr,
+      imageSize: height,
+      channels,
+    };
+    config = { ...gan };
+    batchSize = int(parsed, "batch-size", 1) ?? 128;
+  }
+  const seed = int(parsed, "seed", 0, 2 ** 32 - 1)!;
+  const runDir = str(parsed, "out") ??
+    `runs/${model}-${config.preset}-${classes.replaceAll(",", "+")}${conditional ? "-cond" : ""}`;
+  await refuseToOverwrite(runDir);
+  await Deno.mkdir(runDir, { recursive: true });
+  const epochs = int(parsed, "epochs", 1) ?? (model === "gan" ? 25 : onGpu ? 500 : 10);
+  const task = createTask(backend, model, config, seed);
+  try {
+    console.error(
+      `training ${model} ${config.preset} on ${data.size} ${classes} images ` +
+        `(${numClasses > 0 ? `conditional, ${numClasses} classes` : "unconditional"}) ` +
+        `on ${backend.name} (${backend.device}); run folder ${runDir}`,
+    );
+    const result = await runTraining(task, data, parsed, backend, {
+      runDir,
+      batchSize,
+      epochs,
+      seed,
+      source: { data: str(parsed, "data") ?? null, classes },
+    });
+    return result;
+  } finally {
+    task.dispose();
+  }
+}
+
+async function resumeRun(parsed: Parsed, backend: Backend): Promise<number> {
+  const runDir = str(parsed, "out");
+  if (!runDir) throw new UsageError("--resume needs --out RUN_FOLDER (the run to continue)");
+  const given = MODEL_FLAGS.filter((f) => argvHas(parsed, f));
+  if (given.length) {
+    throw new UsageError(
+      `--resume takes the model and data from the checkpoint; drop ${
+        given.map((f) => `--${f}`).join(", ")
+      }`,
+    );
+  }
+  const ckpt = await loadCheckpoint(runDir);
+  const trainRecord = ckpt.state.train as {
+    batchSize: number;
+    epochs: number;
+    seed: number;
+    flip: boolean;
+    source?: { data: string | null; classes: string };
+  };
+  const source = trainRecord.source ?? { data: null, classes: "cat" };
+  const data = await loadDataset({
+    source: source.data ?? undefined,
+    split: "train",
+    classes: source.classes,
+  });
+  const task = createTask(backend, ckpt.state.kind, ckpt.state.config, trainRecord.seed);
+  try {
+    return await runTraining(task, data, parsed, backend, {
+      runDir,
+      batchSize: trainRecord.batchSize,
+      epochs: int(parsed, "epochs", 1) ?? trainRecord.epochs,
+      seed: trainRecord.seed,
+      flip: trainRecord.flip,
+      source,
+      resume: true,
+    });
+  } finally {
+    task.dispose();
+  }
+}
+
+async function runTraining(
+  task: ReturnType<typeof createTask>,
+  data: Awaited<ReturnType<typeof loadDataset>>,
+  parsed: Parsed,
+  backend: Backend,
+  run: {
+    runDir: string;
+    batchSize: number;
+    epochs: number;
+    seed: number;
+    flip?: boolean;
+    source: { data: string | null; classes: string };
+    resume?: boolean;
+  },
+): Promise<number> {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) Deno.exit(130);
+    console.error(
+      "\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to quit now)",
+    );
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  try {
+    const result = await train(task, data, {
+      runDir: run.runDir,
+      batchSize: run.batchSize,
+      epochs: run.epochs,
+      maxSteps: int(parsed, "max-steps", 1),
+      maxSeconds: num(parsed, "max-seconds", 0),
+      seed: run.seed,
+      flip: run.flip ?? !bool(parsed, "no-flip"),
+      logEvery: int(parsed, "log-every", 1),
+      checkpointEvery: int(parsed, "checkpoint-every", 0),
+      previewEvery: int(parsed, "preview-every", 0),
+      previewOptions: task.kind === "ddpm" ? { sampler: "ddim", steps: 50 } : undefined,
+      gif: task.kind === "gan",
+      resume: run.resume,
+      signal: controller.signal,
+      backendName: backend.name,
+      extraRecord: { source: run.source },
+    });
+    return result.interrupted ? 130 : 0;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+  }
+}
+
+function rejectFlags(parsed: Parsed, flags: string[], belongsTo: string): void {
+  const given = flags.filter((f) => argvHas(parsed, f));
+  if (given.length) {
+    throw new UsageError(`${given.map((f) => `--${f}`).join(", ")} only apply to ${belongsTo}`);
+  }
+}
+
+function argvHas(parsed: Parsed, flag: string): boolean {
+  const spec = SPEC.flags[flag];
+  const v = parsed.values[flag];
+  return v !== undefined && v !== spec?.default;
+}
+
+async function refuseToOverwrite(runDir: string): Promise<void> {
+  try {
+    await Deno.stat(`${runDir}/checkpoint.safetensors`);
+  } catch {
+    return;
+  }
+  throw new UsageError(
+    `${runDir} already holds a run: pass --resume --out ${runDir} to continue it, or --out NEW_FOLDER`,
+  );
+}

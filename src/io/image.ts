@@ -1,0 +1,141 @@
+/**
+ * Image decoding (PNG via pngjs, JPEG via jpeg-js) into 8-bit RGB, and listing of image
+ * folders. Grayscale and alpha are converted to plain RGB the way PIL's `convert("RGB")` does
+ * (gray replicated, alpha dropped), which is what pytorch-fid feeds its network.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { PNG } from "pngjs";
+import jpeg from "jpeg-js";
+
+/** An 8-bit RGB image, HWC row-major. */
+export interface DecodedImage {
+  width: number;
+  height: number;
+  channels: 3;
+  /** [H, W, 3] */
+  data: Uint8Array;
+}
+
+const IMAGE_EXTENSION = /\.(png|jpe?g)$/i;
+
+function isPng(bytes: Uint8Array): boolean {
+  return bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e &&
+    bytes[3] === 0x47;
+}
+
+function isJpeg(bytes: Uint8Array): boolean {
+  return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
+}
+
+function rgbaToRgb(rgba: Uint8Array, width: number, height: number): Uint8Array {
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0, j = 0; j < rgb.length; i += 4, j += 3) {
+    rgb[j] = rgba[i];
+    rgb[j + 1] = rgba[i + 1];
+    rgb[j + 2] = rgba[i + 2];
+  }
+  return rgb;
+}
+
+/**
+ * Decodes PNG or JPEG bytes (recognised by their signature) into RGB. `source` names the file
+ * in errors.
+ *
+ * @example
+ * ```ts
+ * import { decodeImage } from "./image.ts";
+ * const img = decodeImage(await Deno.readFile("cat.png"), "cat.png");
+ * console.log(img.width, img.height); // 32 32
+ * ```
+ */
+export function decodeImage(bytes: Uint8Array, source = "image"): DecodedImage {
+  if (isPng(bytes)) {
+    let png: { width: number; height: number; data: Uint8Array };
+    try {
+      // pngjs expands palette/gray/16-bit to 8-bit RGBA.
+      png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    } catch (error) {
+      throw new Error(`${source}: corrupt PNG (${(error as Error).message})`, { cause: error });
+    }
+    return {
+      width: png.width,
+      height: png.height,
+      channels: 3,
+      data: rgbaToRgb(png.data, png.width, png.height),
+    };
+  }
+  if (isJpeg(bytes)) {
+    let decoded: { width: number; height: number; data: Uint8Array };
+    try {
+      decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true });
+    } catch (error) {
+      throw new Error(`${source}: corrupt JPEG (${(error as Error).message})`, { cause: error });
+    }
+    if (decoded.data.length !== decoded.width * decoded.height * 4) {
+      throw new Error(`${source}: corrupt JPEG (decoded size does not match its header)`);
+    }
+    return {
+      width: decoded.width,
+      height: decoded.height,
+      channels: 3,
+      data: rgbaToRgb(decoded.data, decoded.width, decoded.height),
+    };
+  }
+  throw new Error(`${source}: not a PNG or JPEG file (unrecognised signature)`);
+}
+
+/**
+ * Reads and decodes a PNG or JPEG file.
+ *
+ * @example
+ * ```ts
+ * import { decodeImageFile } from "./image.ts";
+ * const img = await decodeImageFile("../shared/data/cifar10-jpg/test/cat/0000.jpg");
+ * ```
+ */
+export async function decodeImageFile(path: string): Promise<DecodedImage> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (error) {
+    throw new Error(`cannot read image ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  return decodeImage(bytes, path);
+}
+
+/**
+ * The .png/.jpg/.jpeg files directly inside `dir` (not recursive), as full paths sorted by
+ * name. Throws when the folder is missing or holds no images.
+ *
+ * @example
+ * ```ts
+ * import { listImageFiles } from "./image.ts";
+ * const files = await listImageFiles("samples/"); // ["samples/00000.png", ...]
+ * ```
+ */
+export async function listImageFiles(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isFile && IMAGE_EXTENSION.test(entry.name)) names.push(entry.name);
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(`image folder ${dir} does not exist`, { cause: error });
+    }
+    if (error instanceof Error && /Not a directory/i.test(error.message)) {
+      throw new Error(`${dir} is not a folder (expected a folder of .png/.jpg images)`);
+    }
+    throw new Error(`cannot list image folder ${dir}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  if (names.length === 0) {
+    throw new Error(`image folder ${dir} holds no .png, .jpg or .jpeg files`);
+  }
+  names.sort();
+  const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+  return names.map((name) => prefix + name);
+}

@@ -1,0 +1,459 @@
+/**
+ * Float64 dense linear algebra on the host for FID: a symmetric eigendecomposition
+ * (Householder tridiagonalisation + implicit QL, the EISPACK tred2/tql2 pair described in
+ * Wilkinson & Reinsch, "Handbook for Automatic Computation II", 1971), the square root of a
+ * symmetric positive semi-definite matrix, and tr(sqrt(S1 S2)) computed stably.
+ *
+ * Matrices are row-major `Float64Array`s of n x n. Internally the eigenvector matrix is kept
+ * transposed (one eigenvector per row) so that every inner loop walks memory contiguously.
+ *
+ * @module
+ */
+
+/** Result of {@link symmetricEigen}: values ascending, eigenvectors as columns (row-major). */
+export interface Eigen {
+  values: Float64Array;
+  /** n x n row-major; column j is the unit eigenvector of `values[j]`. */
+  vectors: Float64Array;
+}
+
+/** A host or backend routine computing {@link Eigen} of a symmetric n x n matrix. */
+export type EighFn = (a: Float64Array, n: number) => Eigen;
+
+function checkSquare(a: Float64Array, n: number, what: string): void {
+  if (!Number.isInteger(n) || n < 1 || a.length !== n * n) {
+    throw new Error(`${what}: expected an ${n}x${n} matrix (${n * n} values), got ${a.length}`);
+  }
+}
+
+/** sqrt(a^2 + b^2) without overflow; faster than Math.hypot in V8. */
+function hypot(a: number, b: number): number {
+  const x = Math.abs(a);
+  const y = Math.abs(b);
+  if (x > y) {
+    const r = y / x;
+    return x * Math.sqrt(1 + r * r);
+  }
+  if (y === 0) return 0;
+  const r = x / y;
+  return y * Math.sqrt(1 + r * r);
+}
+
+/**
+ * Householder reduction of the symmetric matrix held in `w` to tridiagonal form: on return
+ * `d` is the diagonal, `e[1..n-1]` the sub-diagonal, and (when `accumulate`) the rows of `w`
+ * hold the orthogonal transformation's columns, i.e. w[j*n+k] = Q[k][j].
+ */
+function tridiagonalize(
+  w: Float64Array,
+  n: number,
+  d: Float64Array,
+  e: Float64Array,
+  accumulate: boolean,
+): void {
+  for (let j = 0; j < n; j++) d[j] = w[j * n + n - 1];
+  for (let i = n - 1; i > 0; i--) {
+    let scale = 0;
+    let h = 0;
+    for (let k = 0; k < i; k++) scale += Math.abs(d[k]);
+    if (scale === 0) {
+      e[i] = d[i - 1];
+      for (let j = 0; j < i; j++) {
+        d[j] = w[j * n + i - 1];
+        w[j * n + i] = 0;
+        w[i * n + j] = 0;
+      }
+    } else {
+      // The Householder vector, scaled to avoid under/overflow.
+      for (let k = 0; k < i; k++) {
+        d[k] /= scale;
+        h += d[k] * d[k];
+      }
+      let f = d[i - 1];
+      let g = Math.sqrt(h);
+      if (f > 0) g = -g;
+      e[i] = scale * g;
+      h -= f * g;
+      d[i - 1] = f - g;
+      for (let j = 0; j < i; j++) e[j] = 0;
+      // p = A u / h, using the lower triangle (row j of w = column j of the working matrix).
+      for (let j = 0; j < i; j++) {
+        const row = j * n;
+        f = d[j];
+        w[i * n + j] = f;
+        g = e[j] + w[row + j] * f;
+        for (let k = j + 1; k < i; k++) {
+          const wjk = w[row + k];
+          g += wjk * d[k];
+          e[k] += wjk * f;
+        }
+        e[j] = g;
+      }
+      f = 0;
+      for (let j = 0; j < i; j++) {
+        e[j] /= h;
+        f += e[j] * d[j];
+      }
+      const hh = f / (h + h);
+      for (let j = 0; j < i; j++) e[j] -= hh * d[j];
+      // A <- A - u q^T - q u^T
+      for (let j = 0; j < i; j++) {
+        const row = j * n;
+        f = d[j];
+        g = e[j];
+        for (let k = j; k < i; k++) w[row + k] -= f * e[k] + g * d[k];
+        d[j] = w[row + i - 1];
+        w[row + i] = 0;
+      }
+    }
+    d[i] = h;
+  }
+  if (accumulate) {
+    for (let i = 0; i < n - 1; i++) {
+      const rowI = i * n;
+      const rowNext = (i + 1) * n;
+      w[rowI + n - 1] = w[rowI + i];
+      w[rowI + i] = 1;
+      const h = d[i + 1];
+      if (h !== 0) {
+        for (let k = 0; k <= i; k++) d[k] = w[rowNext + k] / h;
+        for (let j = 0; j <= i; j++) {
+          const row = j * n;
+          let g = 0;
+          for (let k = 0; k <= i; k++) g += w[rowNext + k] * w[row + k];
+          for (let k = 0; k <= i; k++) w[row + k] -= g * d[k];
+        }
+      }
+      for (let k = 0; k <= i; k++) w[rowNext + k] = 0;
+    }
+    for (let j = 0; j < n; j++) {
+      d[j] = w[j * n + n - 1];
+      w[j * n + n - 1] = 0;
+    }
+    w[n * n - 1] = 1;
+  } else {
+    // Without accumulation the tridiagonal's diagonal is left on the working matrix's diagonal.
+    for (let j = 0; j < n; j++) d[j] = w[j * n + j];
+  }
+  e[0] = 0;
+}
+
+/**
+ * Implicit QL iterations with Wilkinson shifts on the tridiagonal (d, e); rotations are
+ * applied to the rows of `w` when given. Leaves the eigenvalues in `d` (unsorted).
+ */
+function tridiagonalQl(
+  n: number,
+  d: Float64Array,
+  e: Float64Array,
+  w: Float64Array | null,
+): void {
+  for (let i = 1; i < n; i++) e[i - 1] = e[i];
+  e[n - 1] = 0;
+  let f = 0;
+  let tst1 = 0;
+  const eps = Number.EPSILON;
+  for (let l = 0; l < n; l++) {
+    tst1 = Math.max(tst1, Math.abs(d[l]) + Math.abs(e[l]));
+    let m = l;
+    while (m < n - 1 && Math.abs(e[m]) > eps * tst1) m++;
+    if (m > l) {
+      let iterations = 0;
+      do {
+        if (++iterations > 60) throw new Error("symmetricEigen: QL iteration did not converge");
+        let g = d[l];
+        let p = (d[l + 1] - g) / (2 * e[l]);
+        let r = hypot(p, 1);
+        if (p < 0) r = -r;
+        d[l] = e[l] / (p + r);
+        d[l + 1] = e[l] * (p + r);
+        const dl1 = d[l + 1];
+        let h = g - d[l];
+        for (let i = l + 2; i < n; i++) d[i] -= h;
+        f += h;
+        p = d[m];
+        let c = 1;
+        let c2 = c;
+        let c3 = c;
+        const el1 = e[l + 1];
+        let s = 0;
+        let s2 = 0;
+        for (let i = m - 1; i >= l; i--) {
+          c3 = c2;
+          c2 = c;
+          s2 = s;
+          g = c * e[i];
+          h = c * p;
+          r = hypot(p, e[i]);
+          e[i + 1] = s * r;
+          s = e[i] / r;
+          c = p / r;
+          p = c * d[i] - s * g;
+          d[i + 1] = h + s * (c * g + s * d[i]);
+          if (w) {
+            const rowA = i * n;
+            const rowB = (i + 1) * n;
+            for (let k = 0; k < n; k++) {
+              const hk = w[rowB + k];
+              const ak = w[rowA + k];
+              w[rowB + k] = s * ak + c * hk;
+              w[rowA + k] = c * ak - s * hk;
+            }
+          }
+        }
+        p = (-s * s2 * c3 * el1 * e[l]) / dl1;
+        e[l] = s * p;
+        d[l] = c * p;
+      } while (Math.abs(e[l]) > eps * tst1);
+    }
+    d[l] += f;
+    e[l] = 0;
+  }
+}
+
+/**
+ * Eigenvalues and eigenvectors of a symmetric matrix, in float64 (only the lower triangle is
+ * trusted to be meaningful; the matrix is assumed symmetric). Values come out ascending.
+ *
+ * @example
+ * ```ts
+ * import { symmetricEigen } from "./linalg.ts";
+ * const { values } = symmetricEigen(new Float64Array([2, 1, 1, 2]), 2);
+ * console.log(values); // Float64Array [1, 3] (up to rounding)
+ * ```
+ */
+export function symmetricEigen(a: Float64Array, n: number): Eigen {
+  checkSquare(a, n, "symmetricEigen");
+  const w = Float64Array.from(a); // symmetric, so a == a^T == the transposed vector store
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  tridiagonalize(w, n, d, e, true);
+  tridiagonalQl(n, d, e, w);
+  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => d[x] - d[y]);
+  const values = new Float64Array(n);
+  const vectors = new Float64Array(n * n);
+  order.forEach((src, j) => {
+    values[j] = d[src];
+    const row = src * n;
+    for (let k = 0; k < n; k++) vectors[k * n + j] = w[row + k];
+  });
+  return { values, vectors };
+}
+
+/**
+ * Eigenvalues only of a symmetric matrix (ascending); about a third of the work of
+ * {@link symmetricEigen}.
+ *
+ * @example
+ * ```ts
+ * import { symmetricEigenvalues } from "./linalg.ts";
+ * console.log(symmetricEigenvalues(new Float64Array([2, 0, 0, 1]), 2)); // [1, 2]
+ * ```
+ */
+export function symmetricEigenvalues(a: Float64Array, n: number): Float64Array {
+  checkSquare(a, n, "symmetricEigenvalues");
+  const w = Float64Array.from(a);
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  tridiagonalize(w, n, d, e, false);
+  tridiagonalQl(n, d, e, null);
+  return d.sort();
+}
+
+/**
+ * Principal square root of a symmetric positive semi-definite matrix, V diag(sqrt(max(l, 0))) Vᵀ:
+ * eigenvalues that rounding pushed slightly below zero are clamped to zero.
+ *
+ * @example
+ * ```ts
+ * import { sqrtmPsd } from "./linalg.ts";
+ * console.log(sqrtmPsd(new Float64Array([4, 0, 0, 9]), 2)); // [2, 0, 0, 3]
+ * ```
+ */
+export function sqrtmPsd(a: Float64Array, n: number, eigh: EighFn = symmetricEigen): Float64Array {
+  checkSquare(a, n, "sqrtmPsd");
+  const { values, vectors } = eigh(a, n);
+  const out = new Float64Array(n * n);
+  const root = values.map((v) => Math.sqrt(Math.max(v, 0)));
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = 0;
+      for (let k = 0; k < n; k++) s += vectors[i * n + k] * root[k] * vectors[j * n + k];
+      out[i * n + j] = s;
+      out[j * n + i] = s;
+    }
+  }
+  return out;
+}
+
+/**
+ * C = A Bᵀ for row-major A [rowsA, n] and B [rowsB, n] (every entry a contiguous dot product,
+ * computed 2x2 at a time to halve memory traffic). With `symmetric` (A Bᵀ known symmetric,
+ * rowsA == rowsB) only the lower triangle is computed and mirrored.
+ */
+export function multiplyABt(
+  a: Float64Array,
+  rowsA: number,
+  b: Float64Array,
+  rowsB: number,
+  n: number,
+  symmetric = false,
+): Float64Array {
+  const c = new Float64Array(rowsA * rowsB);
+  const dot = (i: number, j: number) => {
+    let s = 0;
+    const x = i * n;
+    const y = j * n;
+    for (let k = 0; k < n; k++) s += a[x + k] * b[y + k];
+    return s;
+  };
+  let i = 0;
+  for (; i + 1 < rowsA; i += 2) {
+    const x0 = i * n;
+    const x1 = x0 + n;
+    const jEnd = symmetric ? i + 2 : rowsB;
+    let j = 0;
+    for (; j + 1 < jEnd; j += 2) {
+      const y0 = j * n;
+      const y1 = y0 + n;
+      let s00 = 0;
+      let s01 = 0;
+      let s10 = 0;
+      let s11 = 0;
+      for (let k = 0; k < n; k++) {
+        const a0 = a[x0 + k];
+        const a1 = a[x1 + k];
+        const b0 = b[y0 + k];
+        const b1 = b[y1 + k];
+        s00 += a0 * b0;
+        s01 += a0 * b1;
+        s10 += a1 * b0;
+        s11 += a1 * b1;
+      }
+      c[i * rowsB + j] = s00;
+      c[i * rowsB + j + 1] = s01;
+      c[(i + 1) * rowsB + j] = s10;
+      c[(i + 1) * rowsB + j + 1] = s11;
+    }
+    for (; j < jEnd; j++) {
+      c[i * rowsB + j] = dot(i, j);
+      c[(i + 1) * rowsB + j] = dot(i + 1, j);
+    }
+  }
+  for (; i < rowsA; i++) {
+    const jEnd = symmetric ? i + 1 : rowsB;
+    for (let j = 0; j < jEnd; j++) c[i * rowsB + j] = dot(i, j);
+  }
+  if (symmetric) {
+    for (let r = 0; r < rowsA; r++) {
+      for (let col = r + 1; col < rowsB; col++) c[r * rowsB + col] = c[col * rowsB + r];
+    }
+  }
+  return c;
+}
+
+/**
+ * Pivoted (rank-revealing) Cholesky factorisation of a symmetric positive semi-definite
+ * matrix, S ≈ Σ_j l_j l_jᵀ (Higham, "Accuracy and Stability of Numerical Algorithms",
+ * 2nd ed., §10.3): at each step the largest remaining diagonal entry is the pivot; it stops
+ * when that entry is at most n·ε·max(diag S), LAPACK pstrf's default tolerance, so singular
+ * covariances (fewer samples than dimensions) factor without breaking down.
+ *
+ * Returns the factor transposed, `lt` [rank, n] (row j = l_j, in the original index order).
+ *
+ * @example
+ * ```ts
+ * import { pivotedCholesky } from "./linalg.ts";
+ * const { rank } = pivotedCholesky(new Float64Array([1, 1, 1, 1]), 2); // rank-1 matrix
+ * console.log(rank); // 1
+ * ```
+ */
+export function pivotedCholesky(s: Float64Array, n: number): { lt: Float64Array; rank: number } {
+  checkSquare(s, n, "pivotedCholesky");
+  const remaining = new Float64Array(n);
+  let maxDiag = 0;
+  for (let i = 0; i < n; i++) {
+    remaining[i] = s[i * n + i];
+    maxDiag = Math.max(maxDiag, remaining[i]);
+  }
+  const tolerance = n * Number.EPSILON * maxDiag;
+  const chosen = new Uint8Array(n);
+  const lt = new Float64Array(n * n);
+  let rank = 0;
+  for (; rank < n; rank++) {
+    let p = -1;
+    for (let i = 0; i < n; i++) {
+      if (!chosen[i] && (p < 0 || remaining[i] > remaining[p])) p = i;
+    }
+    if (p < 0 || !(remaining[p] > tolerance)) break;
+    const pivot = Math.sqrt(remaining[p]);
+    const row = lt.subarray(rank * n, (rank + 1) * n);
+    row.set(s.subarray(p * n, (p + 1) * n));
+    // row -= Σ_t l_t[p] l_t, four earlier columns at a time.
+    let t = 0;
+    for (; t + 3 < rank; t += 4) {
+      const r0 = t * n;
+      const f0 = lt[r0 + p];
+      const f1 = lt[r0 + n + p];
+      const f2 = lt[r0 + 2 * n + p];
+      const f3 = lt[r0 + 3 * n + p];
+      for (let i = 0; i < n; i++) {
+        row[i] -= f0 * lt[r0 + i] + f1 * lt[r0 + n + i] + f2 * lt[r0 + 2 * n + i] +
+          f3 * lt[r0 + 3 * n + i];
+      }
+    }
+    for (; t < rank; t++) {
+      const f = lt[t * n + p];
+      if (f === 0) continue;
+      for (let i = 0; i < n; i++) row[i] -= f * lt[t * n + i];
+    }
+    chosen[p] = 1;
+    for (let i = 0; i < n; i++) {
+      if (chosen[i]) {
+        row[i] = 0;
+      } else {
+        row[i] /= pivot;
+        remaining[i] -= row[i] * row[i];
+      }
+    }
+    row[p] = pivot;
+    remaining[p] = 0;
+  }
+  return { lt: lt.slice(0, rank * n), rank };
+}
+
+/**
+ * tr(sqrt(S1 S2)) for symmetric positive semi-definite S1, S2 (the cross term of the Fréchet
+ * distance). With S1 = L Lᵀ (pivoted Cholesky, L [n, r]), S1 S2 = L Lᵀ S2 has the same
+ * non-zero eigenvalues as the symmetric PSD matrix Lᵀ S2 L [r, r]; the trace is the sum of
+ * their square roots (tiny negatives from rounding clamped to zero). This avoids a
+ * non-symmetric matrix square root (and the complex round-off scipy's sqrtm produces), and
+ * rank-deficient S1 (fewer samples than dimensions) makes it cheaper, not unstable.
+ *
+ * `eigvalsh` may be a backend's float64 routine; everything else stays in float64 on the host.
+ *
+ * @example
+ * ```ts
+ * import { traceSqrtProduct } from "./linalg.ts";
+ * // diag(1, 4) * diag(4, 1) = diag(4, 4): tr sqrt = 2 + 2
+ * const s1 = new Float64Array([1, 0, 0, 4]);
+ * const s2 = new Float64Array([4, 0, 0, 1]);
+ * console.log(traceSqrtProduct(s1, s2, 2)); // 4
+ * ```
+ */
+export function traceSqrtProduct(
+  s1: Float64Array,
+  s2: Float64Array,
+  n: number,
+  eigvalsh: (a: Float64Array, n: number) => Float64Array = symmetricEigenvalues,
+): number {
+  checkSquare(s1, n, "traceSqrtProduct (first matrix)");
+  checkSquare(s2, n, "traceSqrtProduct (second matrix)");
+  const { lt, rank } = pivotedCholesky(s1, n);
+  if (rank === 0) return 0;
+  const p = multiplyABt(lt, rank, s2, n, n); // Lᵀ S2 (S2 symmetric): [r, n]
+  const m = multiplyABt(p, rank, lt, rank, n, true); // Lᵀ S2 L: [r, r]
+  let trace = 0;
+  for (const v of eigvalsh(m, rank)) trace += Math.sqrt(Math.max(v, 0));
+  return trace;
+}

@@ -1,0 +1,227 @@
+/**
+ * The registry of DDPM noise-prediction networks: a preset name gives a model with its
+ * parameters, a forward function eps_theta(x_t, t[, y]) and its parameter count.
+ *
+ * @module
+ */
+import type { Backend, Tensor } from "../backend/backend.ts";
+import type { Rng } from "../backend/rng.ts";
+import { ParamStore } from "../nn/params.ts";
+import { type ConvNetConfig, convnetForward, defineConvNet } from "./convnet.ts";
+import {
+  defineUNet,
+  UNET_PRESETS,
+  type UNetConfig,
+  unetConfig,
+  unetForward,
+  type UNetPreset,
+} from "./unet.ts";
+
+/** Names of the denoiser presets. */
+export const DENOISER_PRESETS = ["unet-3x", "unet-2xud", "unet-2xud-half", "convnet"] as const;
+
+/** A denoiser preset name. */
+export type DenoiserPreset = (typeof DENOISER_PRESETS)[number];
+
+/** Options of {@link createDenoiser}. */
+export interface DenoiserOptions {
+  preset: DenoiserPreset;
+  /** Classes for conditioning; 0 = unconditional. Label `numClasses` means "no label". */
+  numClasses: number;
+  /** Image height = width (divisible by 4 for convnet, 2^levels for the U-Nets). */
+  imageSize: number;
+  /** Image channels (3 for RGB). */
+  channels: number;
+  /** Largest timestep index + 1 the model will see (size of the time-embedding table). Default 1000. */
+  timesteps?: number;
+  /** Base width override (64 for unet-3x/unet-2xud/convnet, 32 for unet-2xud-half); for small tests. */
+  baseWidth?: number;
+}
+
+/** Architecture of a denoiser: which family and its shape. */
+export type DenoiserConfig =
+  | { family: "unet"; unet: UNetConfig }
+  | { family: "convnet"; convnet: ConvNetConfig };
+
+/** A noise-prediction network with its parameters. */
+export interface Denoiser {
+  readonly preset: DenoiserPreset;
+  readonly options: Readonly<DenoiserOptions>;
+  readonly config: DenoiserConfig;
+  readonly store: ParamStore;
+  /**
+   * eps_theta(x_t, t[, labels]): x [B, C, H, W], t int32 [B] (0-based), labels int32 [B]
+   * (omitted: the "null" label for a conditional model) -> [B, C, H, W].
+   */
+  forward(x: Tensor, t: Tensor, labels?: Tensor): Tensor;
+  /** Number of trainable scalars. */
+  paramCount(): number;
+  /** Frees the parameters and the embedding table. */
+  dispose(): void;
+}
+
+/** The architecture a set of options describes. Throws on an unknown preset or bad size. */
+export function denoiserConfig(options: DenoiserOptions): DenoiserConfig {
+  const { preset, numClasses, channels, imageSize } = options;
+  if (!Number.isInteger(numClasses) || numClasses < 0) {
+    throw new RangeError(`numClasses must be an integer >= 0, got ${numClasses}`);
+  }
+  if (preset === "convnet") {
+    if (imageSize % 4 !== 0) {
+      throw new RangeError(`convnet needs an image size divisible by 4, got ${imageSize}`);
+    }
+    return {
+      family: "convnet",
+      convnet: { channels, width: options.baseWidth ?? 64, timeDim: 256, numClasses },
+    };
+  }
+  if (!(preset in UNET_PRESETS)) {
+    throw new RangeError(`unknown model preset "${preset}": use one of ${DENOISER_PRESETS.join(", ")}`);
+  }
+  const unet = unetConfig(preset as UNetPreset, { channels, numClasses, baseWidth: options.baseWidth });
+  const divisor = 2 ** (unet.widths.length - 1);
+  if (imageSize % divisor !== 0) {
+    throw new RangeError(`${preset} needs an image size divisible by ${divisor}, got ${imageSize}`);
+  }
+  return { family: "unet", unet };
+}
+
+/**
+ * The sinusoidal embedding of every timestep 0..timesteps-1 (Vaswani et al. 2017 Sec. 3.5 as
+ * used by Ho et al. 2020): row t = [sin(t w_0..w_{d/2-1}), cos(t w_0..)], w_i = 10000^(-2i/d).
+ * Computed in Float64 on the host, then float32: [timesteps, dim] row-major.
+ */
+export function timestepEmbeddingTable(timesteps: number, dim: number): Float32Array {
+  const half = dim / 2;
+  const table = new Float32Array(timesteps * dim);
+  for (let t = 0; t < timesteps; t++) {
+    for (let i = 0; i < half; i++) {
+      const angle = t / 10000 ** ((2 * i) / dim);
+      table[t * dim + i] = Math.sin(angle);
+      table[t * dim + half + i] = Math.cos(angle);
+    }
+  }
+  return table;
+}
+
+/**
+ * Creates a denoiser with PyTorch-default initial weights drawn from `rng`.
+ *
+ * @example
+ * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import type { Rng } from "../backend/rng.ts";
+ * import { createDenoiser } from "./denoiser.ts";
+ * const backend = await createBackend("tfjs-cpu");
+ * const model = createDenoiser(backend, new Rng(0), {
+ *   preset: "convnet", numClasses: 0, imageSize: 8, channels: 3, baseWidth: 8,
+ * });
+ * const eps = model.forward(backend.zeros([2, 3, 8, 8]), backend.tensor([0, 5], [2], "int32"));
+ * console.log(eps.shape); // [2, 3, 8, 8]
+ * model.dispose();
+ * ```
+ */
+export function createDenoiser(backend: Backend, rng: Rng, options: DenoiserOptions): Denoiser {
+  const config = denoiserConfig(options);
+  const store = new ParamStore(backend);
+  if (config.family === "unet") defineUNet(store, rng, config.unet);
+  else defineConvNet(store, rng, config.convnet);
+  return denoiserOverStore(backend, options, store);
+}
+
+/**
+ * A denoiser of `options` over an existing store of matching parameters (e.g. the EMA copy
+ * of a model's weights). The store is owned by the denoiser afterwards.
+ */
+export function denoiserOverStore(
+  backend: Backend,
+  options: DenoiserOptions,
+  store: ParamStore,
+): Denoiser {
+  const config = denoiserConfig(options);
+  const cfg = config.family === "unet" ? config.unet : config.convnet;
+  const timesteps = options.timesteps ?? 1000;
+  const table = backend.scope(() =>
+    backend.variable(
+      backend.tensor(timestepEmbeddingTable(timesteps, cfg.timeDim), [timesteps, cfg.timeDim]),
+      false,
+    )
+  );
+  const run = config.family === "unet"
+    ? (x: Tensor, temb: Tensor) => unetForward(backend, store, config.unet, x, temb)
+    : (x: Tensor, temb: Tensor) => convnetForward(backend, store, config.convnet, x, temb);
+  return {
+    preset: options.preset,
+    options: { ...options },
+    config,
+    store,
+    forward(x, t, labels) {
+      const [n, c, h, w] = x.shape;
+      if (x.shape.length !== 4 || c !== options.channels || h !== options.imageSize || w !== h) {
+        throw new RangeError(
+          `${options.preset} expects images [B, ${options.channels}, ${options.imageSize}, ${options.imageSize}], got [${x.shape}]`,
+        );
+      }
+      if (t.shape.length !== 1 || t.shape[0] !== n || t.dtype !== "int32") {
+        throw new RangeError(`timesteps must be int32 [${n}], got ${t.dtype} [${t.shape}]`);
+      }
+      let temb = backend.gather(table, t, 0); // [B, timeDim]
+      if (cfg.numClasses > 0) {
+        const y = labels ?? backend.tensor(new Int32Array(n).fill(cfg.numClasses), [n], "int32");
+        temb = backend.add(temb, backend.gather(store.get("label_emb.weight"), y, 0));
+      }
+      return run(x, temb);
+    },
+    paramCount: () => store.count(),
+    dispose() {
+      store.dispose();
+      table.dispose();
+    },
+  };
+}
+
+/**
+ * Parameter count of a preset without creating it on a backend (closed-form sums of the
+ * layer shapes; a test checks it against the allocated models and PyTorch).
+ *
+ * @example
+ * ```ts
+ * import { countParams } from "./denoiser.ts";
+ * console.log(countParams("unet-3x", 0)); // 23332739
+ * ```
+ */
+export function countParams(preset: DenoiserPreset, numClasses: number, channels = 3): number {
+  const config = denoiserConfig({ preset, numClasses, channels, imageSize: 64 });
+  const labels = (timeDim: number) => (numClasses > 0 ? (numClasses + 1) * timeDim : 0);
+  if (config.family === "convnet") {
+    const { width: w, timeDim, channels: c } = config.convnet;
+    const convs = c * w * 9 + w + // inc
+      w * 2 * w * 16 + 2 * w + 2 * w * 4 * w * 16 + 4 * w + 4 * w * 4 * w * 9 + 4 * w + // encoder, mid
+      4 * w * 2 * w * 16 + 2 * w + 2 * w * w * 16 + w + // decoder
+      w * c * 9 + c; // outc
+    const blockOuts = [2 * w, 4 * w, 4 * w, 2 * w, w];
+    const normsAndEmb = blockOuts.reduce((s, o) => s + 2 * o + (timeDim + 1) * o, 0);
+    return convs + normsAndEmb + labels(timeDim);
+  }
+  const { widths, bottleneck, timeDim, channels: c } = config.unet;
+  const doubleConv = (cin: number, cout: number, mid = cout) =>
+    cin * mid * 9 + 2 * mid + mid * cout * 9 + 2 * cout;
+  const attention = (d: number) => 4 * d * d + 4 * d + 4 * d + 2 * (d * d + d);
+  const levels = widths.length - 1;
+  let total = doubleConv(c, widths[0]) + widths[0] * c + c + labels(timeDim);
+  for (let l = 1; l <= levels; l++) {
+    total += doubleConv(widths[l - 1], widths[l - 1]) + doubleConv(widths[l - 1], widths[l]) +
+      (timeDim + 1) * widths[l] + attention(widths[l]);
+  }
+  const bot = [widths[levels], ...bottleneck, widths[levels]];
+  for (let i = 1; i < bot.length; i++) total += doubleConv(bot[i - 1], bot[i]);
+  let below = widths[levels];
+  for (let k = 1; k <= levels; k++) {
+    const cin = below + widths[levels - k];
+    const cout = k < levels ? widths[levels - k - 1] : widths[0];
+    total += doubleConv(cin, cin) + doubleConv(cin, cout, Math.floor(cin / 2)) +
+      (timeDim + 1) * cout + attention(cout);
+    below = cout;
+  }
+  return total;
+}

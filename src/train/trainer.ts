@@ -1,0 +1,361 @@
+/**
+ * The one training loop, shared by DDPM and the DCGAN: seeded data order, checkpoints written
+ * atomically every N steps and on Ctrl-C, exact resume, one JSON log line per logged step,
+ * a progress line, preview grids every N epochs and a GIF of them at the end.
+ *
+ * Exact resume rests on three facts: the data order of epoch e and the flips of batch i are
+ * derived from (seed, e, i) alone; the task's RNG state is in the checkpoint; and all other
+ * state (weights, EMA, optimizer moments and step counts) is in the checkpoint too.
+ *
+ * @module
+ */
+import { Rng } from "../backend/rng.ts";
+import { decodeImageFile, listImageFiles } from "../io/image.ts";
+import { writeGif } from "../io/gif.ts";
+import { writeImageGrid } from "../io/png.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import type { Batch, TrainTask } from "./task.ts";
+import { loadCheckpoint, restoreTask, saveCheckpoint } from "./checkpoint.ts";
+
+/** What the trainer needs of a data set: all images as uint8 NCHW, and labels. */
+export interface TrainingData {
+  readonly size: number;
+  readonly imageShape: readonly [number, number, number];
+  images(): Uint8Array;
+  labels(): Int32Array;
+}
+
+/** Options of {@link train}. */
+export interface TrainOptions {
+  /** Folder for checkpoints, logs and previews (created). */
+  runDir: string;
+  batchSize: number;
+  /** Budget in epochs (ignored when maxSteps is set). */
+  epochs: number;
+  /** Budget in optimisation steps. */
+  maxSteps?: number;
+  /** Stop (with a checkpoint) once this many seconds of training have passed. */
+  maxSeconds?: number;
+  seed: number;
+  /** Random horizontal flips. */
+  flip: boolean;
+  /** Log a JSON line every this many steps. Default 10. */
+  logEvery?: number;
+  /** Checkpoint every this many steps (0: only at the end and on interrupt). Default 500. */
+  checkpointEvery?: number;
+  /** Preview grid every this many epochs (0: never). Default 1. */
+  previewEvery?: number;
+  /** Images in a preview grid. Default 64. */
+  previewCount?: number;
+  /** Passed to task.sample() for previews (e.g. a fast DDIM sampler). */
+  previewOptions?: Record<string, unknown>;
+  /** Write progress.gif from the preview grids at the end. */
+  gif?: boolean;
+  /** Continue from runDir's checkpoint. */
+  resume?: boolean;
+  /** Aborting finishes the current step, writes a checkpoint and returns. */
+  signal?: AbortSignal;
+  /** Progress output; default writes a status line to stderr. */
+  report?: (line: string, final: boolean) => void;
+  /** Name of the backend, recorded in checkpoints and logs. */
+  backendName: string;
+  /** Extra JSON kept in the checkpoint's training record (e.g. where the data came from). */
+  extraRecord?: Record<string, unknown>;
+}
+
+/** Summary of a {@link train} call. */
+export interface TrainResult {
+  step: number;
+  epoch: number;
+  totalSteps: number;
+  seconds: number;
+  imagesPerSecond: number;
+  interrupted: boolean;
+  metrics: Record<string, number>;
+}
+
+/** Mixes integers into one 32-bit seed (so each epoch/batch gets its own stream). */
+export function deriveSeed(...parts: number[]): number {
+  let h = 0x811c9dc5;
+  for (const p of parts) {
+    h = Math.imul(h ^ (p >>> 0), 0x01000193) >>> 0;
+    h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** The shuffled order of data set indices for one epoch. */
+export function epochOrder(size: number, seed: number, epoch: number): Int32Array {
+  return new Rng(deriveSeed(seed, epoch, 0xe90c)).permutation(size);
+}
+
+/**
+ * Batch `index` of an epoch: images scaled to [-1, 1] (x / 127.5 - 1), flipped left-right at
+ * random when `flip` (the flips depend only on seed, epoch and index).
+ */
+export function assembleBatch(
+  data: TrainingData,
+  order: Int32Array,
+  index: number,
+  batchSize: number,
+  flip: boolean,
+  seed: number,
+  epoch: number,
+): Batch {
+  const [c, h, w] = data.imageShape;
+  const plane = h * w;
+  const per = c * plane;
+  const all = data.images();
+  const allLabels = data.labels();
+  const images = new Float32Array(batchSize * per); // [B, C, H, W]
+  const labels = new Int32Array(batchSize);
+  const flipRng = new Rng(deriveSeed(seed, epoch, index, 0xf11b));
+  for (let b = 0; b < batchSize; b++) {
+    const src = order[(index * batchSize + b) % order.length];
+    labels[b] = allLabels[src];
+    const mirrored = flip && flipRng.uniform() < 0.5;
+    const from = src * per;
+    const to = b * per;
+    for (let ch = 0; ch < c; ch++) {
+      for (let y = 0; y < h; y++) {
+        const row = from + ch * plane + y * w;
+        const out = to + ch * plane + y * w;
+        for (let x = 0; x < w; x++) {
+          images[out + x] = all[row + (mirrored ? w - 1 - x : x)] / 127.5 - 1;
+        }
+      }
+    }
+  }
+  return { images, labels, shape: [batchSize, c, h, w] };
+}
+
+/**
+ * Labels for a preview grid: one block of rows per class (all 0 for unconditional models).
+ */
+export function previewLabels(n: number, numClasses: number): Int32Array {
+  const labels = new Int32Array(n);
+  if (numClasses > 0) { for (let i = 0; i < n; i++) labels[i] = Math.floor((i * numClasses) / n); }
+  return labels;
+}
+
+/**
+ * Trains `task` on `data` until the budget is spent or `signal` aborts, checkpointing into
+ * `options.runDir`. With `resume`, continues from the checkpoint there exactly.
+ *
+ * @example
+ * ```ts ignore
+ * const result = await train(task, dataset, { runDir: "runs/cats", batchSize: 64, epochs: 10, seed: 0, flip: true, backendName: backend.name });
+ * console.log(result.imagesPerSecond);
+ * ```
+ */
+export async function train(
+  task: TrainTask,
+  data: TrainingData,
+  options: TrainOptions,
+): Promise<TrainResult> {
+  const logEvery = options.logEvery ?? 10;
+  const checkpointEvery = options.checkpointEvery ?? 500;
+  const previewEvery = options.previewEvery ?? 1;
+  const previewCount = options.previewCount ?? 64;
+  const report = options.report ?? statusLine;
+  if (data.size === 0) throw new Error("the training data set is empty");
+  const batchSize = Math.min(options.batchSize, data.size);
+  const stepsPerEpoch = Math.max(1, Math.floor(data.size / batchSize));
+  const totalSteps = options.maxSteps ?? options.epochs * stepsPerEpoch;
+  const trainRecord = {
+    batchSize,
+    epochs: options.epochs,
+    maxSteps: options.maxSteps ?? null,
+    seed: options.seed,
+    flip: options.flip,
+    stepsPerEpoch,
+    totalSteps,
+    ...options.extraRecord,
+  };
+  await Deno.mkdir(`${options.runDir}/samples`, { recursive: true });
+  const logPath = `${options.runDir}/log.jsonl`;
+
+  let step = 0;
+  let rng = new Rng(deriveSeed(options.seed, 0x7a5c));
+  if (options.resume) {
+    const ckpt = await loadCheckpoint(options.runDir);
+    restoreTask(task, ckpt);
+    step = ckpt.state.step;
+    rng = Rng.fromState(ckpt.state.rng);
+    await truncateLog(logPath, step);
+    report(`resumed ${options.runDir} at step ${step} (epoch ${ckpt.state.epoch})`, true);
+  } else {
+    await writeFileAtomic(logPath, "");
+  }
+
+  const save = (epoch: number) =>
+    saveCheckpoint(options.runDir, task, {
+      step,
+      epoch,
+      rng: rng.state(),
+      train: trainRecord,
+      backend: options.backendName,
+    });
+
+  const started = performance.now();
+  let stepsTimed = 0;
+  let timedMs = 0;
+  let metrics: Record<string, number> = {};
+  let order: Int32Array | null = null;
+  let orderEpoch = -1;
+  let interrupted = false;
+  let lastYield = performance.now();
+
+  while (step < totalSteps) {
+    const epoch = Math.floor(step / stepsPerEpoch);
+    const index = step % stepsPerEpoch;
+    if (orderEpoch !== epoch) {
+      order = epochOrder(data.size, options.seed, epoch);
+      orderEpoch = epoch;
+    }
+    const batch = assembleBatch(data, order!, index, batchSize, options.flip, options.seed, epoch);
+    const t0 = performance.now();
+    metrics = task.step(batch, rng, step / totalSteps);
+    timedMs += performance.now() - t0;
+    stepsTimed++;
+    step++;
+    const imagesPerSecond = (stepsTimed * batchSize) / (timedMs / 1000);
+
+    if (step % logEvery === 0 || step === totalSteps) {
+      const line = {
+        step,
+        epoch,
+        ...metrics,
+        images_per_s: round(imagesPerSecond),
+        time: round(elapsed(started)),
+      };
+      await Deno.writeTextFile(logPath, JSON.stringify(line) + "\n", { append: true });
+    }
+    const etaSeconds = ((totalSteps - step) * batchSize) / imagesPerSecond;
+    report(progressText(step, totalSteps, epoch, metrics, imagesPerSecond, etaSeconds), false);
+
+    const epochDone = step % stepsPerEpoch === 0;
+    if (epochDone && previewEvery > 0 && (epoch + 1) % previewEvery === 0) {
+      await writePreview(
+        task,
+        `${options.runDir}/samples/epoch-${String(epoch + 1).padStart(4, "0")}.png`,
+        previewCount,
+        options,
+      );
+    }
+    if (checkpointEvery > 0 && step % checkpointEvery === 0 && step < totalSteps) {
+      await save(Math.floor(step / stepsPerEpoch));
+    }
+    // Let signal handlers run: they only fire between macrotasks.
+    if (performance.now() - lastYield > 200) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      lastYield = performance.now();
+    }
+    if (options.signal?.aborted) {
+      interrupted = true;
+      break;
+    }
+    if (options.maxSeconds !== undefined && elapsed(started) >= options.maxSeconds) break;
+  }
+  const epoch = Math.floor(step / stepsPerEpoch);
+  await save(epoch);
+  if (options.gif && !interrupted) await writeProgressGif(options.runDir);
+  const seconds = elapsed(started);
+  const imagesPerSecond = stepsTimed > 0 ? (stepsTimed * batchSize) / (timedMs / 1000) : 0;
+  report(
+    `${interrupted ? "interrupted; checkpoint written" : "done"}: step ${step}/${totalSteps}, ` +
+      `${round(imagesPerSecond)} images/s, ${round(seconds)} s, run folder ${options.runDir}`,
+    true,
+  );
+  return { step, epoch, totalSteps, seconds, imagesPerSecond, interrupted, metrics };
+}
+
+async function writePreview(
+  task: TrainTask,
+  path: string,
+  n: number,
+  options: TrainOptions,
+): Promise<void> {
+  const labels = previewLabels(n, task.numClasses);
+  // Fixed noise for every preview, so the GIF shows the same samples evolving.
+  const rng = new Rng(deriveSeed(options.seed, 0x9e71));
+  const images = task.sample(labels, rng, options.previewOptions); // [n, C, H, W]
+  await writeImageGrid(path, images, [n, ...task.imageShape], { nrow: 8 });
+}
+
+/** Builds progress.gif from the preview grids in runDir/samples. */
+export async function writeProgressGif(runDir: string): Promise<void> {
+  let files: string[];
+  try {
+    files = await listImageFiles(`${runDir}/samples`);
+  } catch {
+    return;
+  }
+  const grids = files.filter((f) => /epoch-\d+\.png$/.test(f)).sort();
+  if (grids.length === 0) return;
+  const frames = await Promise.all(grids.map((f) => decodeImageFile(f)));
+  await writeGif(`${runDir}/progress.gif`, frames, { delayMs: 400 });
+}
+
+async function truncateLog(path: string, step: number): Promise<void> {
+  let text = "";
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    return;
+  }
+  const kept = text.split("\n").filter((line) => {
+    if (!line.trim()) return false;
+    try {
+      return JSON.parse(line).step <= step;
+    } catch {
+      return false;
+    }
+  });
+  await writeFileAtomic(path, kept.map((l) => l + "\n").join(""));
+}
+
+function progressText(
+  step: number,
+  total: number,
+  epoch: number,
+  metrics: Record<string, number>,
+  ips: number,
+  eta: number,
+): string {
+  const width = 24;
+  const filled = Math.round((step / total) * width);
+  const bar = "#".repeat(filled) + "-".repeat(width - filled);
+  const shown = Object.entries(metrics).slice(0, 4).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(
+    " ",
+  );
+  return `[${bar}] ${step}/${total} ep ${epoch} ${shown} ${ips.toFixed(1)} img/s ETA ${
+    formatSeconds(eta)
+  }`;
+}
+
+function formatSeconds(s: number): string {
+  if (!Number.isFinite(s)) return "?";
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = Math.floor(s % 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : `${m}m${String(sec).padStart(2, "0")}s`;
+}
+
+const encoder = new TextEncoder();
+let lastStatus = 0;
+function statusLine(line: string, final: boolean): void {
+  const tty = Deno.stderr.isTerminal();
+  const now = performance.now();
+  if (!final && now - lastStatus < (tty ? 100 : 10_000)) return;
+  lastStatus = now;
+  Deno.stderr.writeSync(encoder.encode(tty ? `\r\x1b[2K${line}${final ? "\n" : ""}` : `${line}\n`));
+}
+
+function elapsed(startMs: number): number {
+  return (performance.now() - startMs) / 1000;
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}

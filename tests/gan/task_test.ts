@@ -1,0 +1,277 @@
+import { deepEqual, ok, throws } from "node:assert/strict";
+import { Rng } from "../../src/backend/rng.ts";
+import {
+  createGanTask,
+  type GanConfig,
+  type GanTask,
+  previewLabels,
+  resolveGanConfig,
+} from "../../src/gan/task.ts";
+import type { Batch } from "../../src/train/task.ts";
+import { testEachBackend } from "../_backends.ts";
+import { decode, loadStepFixture, maxAbsDiff, toHostTensors } from "./_dcgan_fixture.ts";
+
+const SMALL: Partial<GanConfig> = { nz: 16, ngf: 8, ndf: 8 };
+const PIXELS = 32 * 32;
+
+/** Two solid colours in [-1, 1]: a red and a blue. */
+const COLOURS = [[0.8, -0.6, -0.6], [-0.6, -0.4, 0.8]] as const;
+
+/** A batch of solid-colour images; the label says which colour. */
+function twoColourBatch(rng: Rng, size: number): Batch {
+  const labels = rng.intArray(size, 0, 2);
+  const images = new Float32Array(size * 3 * PIXELS);
+  labels.forEach((label, i) => {
+    for (let c = 0; c < 3; c++) {
+      images.fill(COLOURS[label][c], (i * 3 + c) * PIXELS, (i * 3 + c + 1) * PIXELS);
+    }
+  });
+  return { images, labels, shape: [size, 3, 32, 32] };
+}
+
+/** RMS distance of each image in `images` [n, 3, 32, 32] to each colour: [n][2]. */
+function colourDistances(images: Float32Array): number[][] {
+  const n = images.length / (3 * PIXELS);
+  const out: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    out.push(COLOURS.map((colour) => {
+      let sq = 0;
+      for (let c = 0; c < 3; c++) {
+        const base = (i * 3 + c) * PIXELS;
+        for (let p = 0; p < PIXELS; p++) sq += (images[base + p] - colour[c]) ** 2;
+      }
+      return Math.sqrt(sq / (3 * PIXELS));
+    }));
+  }
+  return out;
+}
+
+function train(task: GanTask, steps: number, batchSize: number, seed: number): void {
+  const dataRng = new Rng(seed);
+  const stepRng = new Rng(seed + 1);
+  for (let s = 0; s < steps; s++) task.step(twoColourBatch(dataRng, batchSize), stepRng, s / steps);
+}
+
+Deno.test("resolveGanConfig() fills the tutorial's defaults and names what is wrong", () => {
+  const config = resolveGanConfig();
+  deepEqual(config.lr, 2e-4);
+  deepEqual([config.beta1, config.beta2], [0.5, 0.999]);
+  deepEqual([config.nz, config.ngf, config.ndf, config.embedDim], [100, 64, 64, 0]);
+  deepEqual(resolveGanConfig({ numClasses: 10 }).embedDim, 10);
+  deepEqual(resolveGanConfig({ numClasses: 10, embedDim: 4 }).embedDim, 4);
+  throws(
+    () => resolveGanConfig({ imageSize: 64 }),
+    /built for 32x32 images, got imageSize 64/,
+  );
+  throws(() => resolveGanConfig({ dNoise: -0.1 }), /dNoise must be a finite number >= 0/);
+  throws(() => resolveGanConfig({ beta1: 1 }), /beta1 must be in \(0, 1\)/);
+  throws(() => resolveGanConfig({ preset: "big" as "dcgan" }), /unknown DCGAN preset "big"/);
+});
+
+Deno.test("previewLabels() gives each class one contiguous block of rows, in class order", () => {
+  deepEqual([...previewLabels(16, 0, 8)], new Array(16).fill(0));
+  const two = previewLabels(64, 2, 8); // 8 rows: 4 per class
+  deepEqual([...two], [...new Array(32).fill(0), ...new Array(32).fill(1)]);
+  const ten = previewLabels(80, 10, 8); // one row per class
+  for (let i = 0; i < 80; i++) deepEqual(ten[i], Math.floor(i / 8));
+  const three = previewLabels(48, 3, 8); // 6 rows: 2 per class
+  deepEqual([...three].filter((l) => l === 1).length, 16);
+});
+
+testEachBackend(
+  "createGanTask() meets the TrainTask contract: kind, stores, optimizers, config",
+  (backend) => {
+    const config = resolveGanConfig({ ...SMALL, numClasses: 3, smooth: true, dNoise: 0.1 });
+    const task = createGanTask(backend, config, new Rng(0));
+    try {
+      deepEqual(task.kind, "gan");
+      deepEqual(Object.keys(task.stores), ["generator", "discriminator"]);
+      deepEqual(Object.keys(task.optimizers), ["generator", "discriminator"]);
+      deepEqual(task.imageShape, [3, 32, 32]);
+      deepEqual(task.numClasses, 3);
+      deepEqual(resolveGanConfig(JSON.parse(JSON.stringify(task.config))), config);
+      deepEqual([...task.previewLabels(48, 8)].slice(0, 17), [...new Array(16).fill(0), 1]);
+      ok(task.stores.generator.names().includes("label_emb.weight"));
+    } finally {
+      task.dispose();
+    }
+  },
+);
+
+testEachBackend(
+  "step() reproduces one PyTorch tutorial step: metrics, weights, running statistics, eval samples",
+  (backend) => {
+    const fixture = loadStepFixture();
+    const task = createGanTask(backend, resolveGanConfig({ ...fixture.config }), new Rng(0));
+    try {
+      for (const net of ["generator", "discriminator"] as const) {
+        task.stores[net].load(toHostTensors(fixture.initial[net]));
+      }
+      const z = decode(fixture.z);
+      // Hands the fixture's z to the task where it would draw N(0, 1) noise (dNoise is 0).
+      const fixedNoise = {
+        normal(n: number) {
+          deepEqual(n, z.length);
+          return z.slice();
+        },
+      } as unknown as Rng;
+      const labels = Int32Array.from(fixture.labels);
+      const batch: Batch = {
+        images: decode(fixture.real),
+        labels,
+        shape: fixture.real.shape as [number, number, number, number],
+      };
+      const metrics = task.step(batch, fixedNoise, 0);
+      console.log("ours", metrics, "torch", fixture.metrics);
+      for (const key of ["lossD", "lossG", "dReal", "dFake"] as const) {
+        ok(Math.abs(metrics[key] - fixture.metrics[key]) < 1e-5, `${key}: ${metrics[key]}`);
+      }
+      // Adam's first step moves every weight by about lr * sign(grad), so a weight whose PyTorch
+      // gradient is below 1e-6 (float32 noise level here) may legitimately move the other way.
+      let checked = 0;
+      let tinyGradientFlips = 0;
+      for (const net of ["generator", "discriminator"] as const) {
+        const ours = task.stores[net].toHost();
+        for (const [name, expected] of toHostTensors(fixture.after[net])) {
+          const actual = ours.get(name)!.data;
+          const grad = fixture.grads[net][name] ? decode(fixture.grads[net][name]) : null;
+          for (let i = 0; i < actual.length; i++) {
+            checked++;
+            if (Math.abs(actual[i] - expected.data[i]) <= 2e-5) continue;
+            ok(
+              grad && Math.abs(grad[i]) < 1e-6,
+              `${net} ${name}[${i}]: ${actual[i]} vs ${expected.data[i]}`,
+            );
+            tinyGradientFlips++;
+          }
+        }
+      }
+      console.log(
+        `${checked} values after the step; ${tinyGradientFlips} differ where |grad| < 1e-6`,
+      );
+      ok(tinyGradientFlips < checked / 1000);
+      const samples = task.sample(labels, fixedNoise);
+      const diff = maxAbsDiff(samples, decode(fixture.generatorEvalOutputAfter));
+      ok(diff < 1e-4, `eval-mode samples differ by ${diff}`);
+    } finally {
+      task.dispose();
+    }
+  },
+);
+
+testEachBackend(
+  "sample() with a fixed seed is reproducible, chunk-independent and changes no weights",
+  (backend) => {
+    const task = createGanTask(backend, resolveGanConfig({ ...SMALL, numClasses: 2 }), new Rng(3));
+    try {
+      train(task, 2, 8, 10); // running statistics away from their initial 0 / 1
+      const before = task.stores.generator.toHost();
+      const labels = task.previewLabels(10, 5);
+      const a = task.sample(labels, new Rng(5));
+      const b = task.sample(labels, new Rng(5), { batchSize: 3 });
+      deepEqual(a.length, 10 * 3 * PIXELS);
+      ok(maxAbsDiff(a, b) < 1e-6, `chunked sampling differs by ${maxAbsDiff(a, b)}`);
+      deepEqual(task.sample(labels, new Rng(5)), a);
+      ok(maxAbsDiff(a, task.sample(labels, new Rng(6))) > 1e-3);
+      for (const [name, t] of task.stores.generator.toHost()) {
+        deepEqual(t.data, before.get(name)!.data, name);
+      }
+      throws(
+        () => task.sample(Int32Array.from([0, 2]), new Rng(1)),
+        /label 2 is outside the model's 2 classes/,
+      );
+    } finally {
+      task.dispose();
+    }
+  },
+);
+
+testEachBackend(
+  "step() is deterministic under a seed and keeps the live-tensor count flat",
+  (backend) => {
+    const config = resolveGanConfig({ ...SMALL, smooth: true, dNoise: 0.1 });
+    const run = () => {
+      const task = createGanTask(backend, config, new Rng(4));
+      const dataRng = new Rng(8);
+      const stepRng = new Rng(9);
+      const metrics = [];
+      const live: number[] = [];
+      for (let s = 0; s < 6; s++) {
+        metrics.push(task.step(twoColourBatch(dataRng, 8), stepRng, s / 6));
+        live.push(backend.liveTensors());
+      }
+      task.dispose();
+      return { metrics, live };
+    };
+    const first = run();
+    const second = run();
+    deepEqual(second.metrics, first.metrics);
+    for (const m of first.metrics) {
+      ok(
+        m.dReal > 0 && m.dReal < 1 && m.dFake > 0 && m.dFake < 1 && m.lossD > 0 && m.lossG > 0,
+      );
+    }
+    deepEqual(new Set(first.live.slice(1)).size, 1, `live tensors ${first.live}`);
+    throws(
+      () => {
+        const task = createGanTask(backend, config, new Rng(4));
+        try {
+          task.step({ ...twoColourBatch(new Rng(1), 2), shape: [2, 3, 16, 16] }, new Rng(1), 0);
+        } finally {
+          task.dispose();
+        }
+      },
+      /GAN batch must be \[B, 3, 32, 32\], got \[2, 3, 16, 16\]/,
+    );
+  },
+);
+
+/** Training length of the end-to-end runs (torch and tfjs alike; chosen to pass with margin). */
+const E2E_STEPS = 150;
+const E2E_BATCH = 32;
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+testEachBackend(
+  "a short seeded run moves G's samples onto the two colours: mean distance to the nearest falls 3x",
+  (backend) => {
+    const task = createGanTask(backend, resolveGanConfig(SMALL), new Rng(11));
+    try {
+      // RMS distance of each of 64 fixed-noise samples to the nearer of the two data colours.
+      const nearest = () => colourDistances(task.sample(new Int32Array(64), new Rng(12)));
+      const before = mean(nearest().map((d) => Math.min(...d)));
+      train(task, E2E_STEPS, E2E_BATCH, 20);
+      const distances = nearest();
+      const after = mean(distances.map((d) => Math.min(...d)));
+      const red = distances.filter(([toRed, toBlue]) => toRed < toBlue).length;
+      console.log(
+        `mean distance to nearest colour: ${before.toFixed(3)} -> ${after.toFixed(3)} ` +
+          `(${red}/64 red) after ${E2E_STEPS} steps`,
+      );
+      ok(after < before / 3, `distance fell only from ${before} to ${after}`);
+    } finally {
+      task.dispose();
+    }
+  },
+);
+
+testEachBackend("a short seeded conditional run lets the label select the colour", (backend) => {
+  const task = createGanTask(backend, resolveGanConfig({ ...SMALL, numClasses: 2 }), new Rng(13));
+  try {
+    const labels = task.previewLabels(64, 8); // 32 of class 0, then 32 of class 1
+    const before = colourDistances(task.sample(labels, new Rng(14)));
+    train(task, E2E_STEPS, E2E_BATCH, 30);
+    const after = colourDistances(task.sample(labels, new Rng(14)));
+    const own = (d: number[][]) => mean(d.map((x, i) => x[labels[i]]));
+    const correct = after.filter((x, i) => x[labels[i]] < x[1 - labels[i]]).length;
+    console.log(
+      `mean distance to the label's colour: ${own(before).toFixed(3)} -> ${
+        own(after).toFixed(3)
+      }; ` +
+        `${correct}/64 samples nearer their label's colour`,
+    );
+    ok(correct >= 58, `only ${correct}/64 samples match their label's colour`);
+    ok(own(after) < own(before) / 3, `distance fell only from ${own(before)} to ${own(after)}`);
+  } finally {
+    task.dispose();
+  }
+});

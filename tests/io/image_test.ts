@@ -1,0 +1,82 @@
+import assert from "node:assert/strict";
+import { decodeImage, decodeImageFile, listImageFiles } from "../../src/io/image.ts";
+import { readNpz } from "../../src/io/npy.ts";
+import { parseCifarBatch } from "../../src/data/cifar10.ts";
+
+// Fixtures: tests/fixtures/make_io_fixtures.py; expected_images.npz holds PIL's
+// Image.open(f).convert("RGB") of each file as float32 [H, W, 3].
+const fixture = (name: string) => new URL(`../fixtures/io/${name}`, import.meta.url).pathname;
+const shared = new URL("../../../shared/data/", import.meta.url).pathname;
+
+Deno.test("decodeImageFile() matches PIL's RGB for RGB, gray, RGBA, palette and 16-bit PNGs", async () => {
+  const expected = await readNpz(fixture("expected_images.npz"));
+  for (const name of ["rgb.png", "gray.png", "rgba.png", "palette.png", "gray16.png"]) {
+    const img = await decodeImageFile(fixture(name));
+    const want = expected.get(name)!;
+    assert.deepEqual([img.height, img.width, img.channels], want.shape, name);
+    assert.deepEqual([...img.data], [...want.data], name);
+  }
+});
+
+Deno.test("decodeImageFile() decodes colour and grayscale JPEGs within 2 levels of PIL", async () => {
+  const expected = await readNpz(fixture("expected_images.npz"));
+  for (const name of ["smooth.jpg", "gray.jpg"]) {
+    const img = await decodeImageFile(fixture(name));
+    const want = expected.get(name)!;
+    assert.deepEqual([img.height, img.width, 3], want.shape, name);
+    let maxError = 0;
+    for (let i = 0; i < want.data.length; i++) {
+      maxError = Math.max(maxError, Math.abs(img.data[i] - want.data[i]));
+    }
+    // Two conforming JPEG decoders may differ by rounding in the IDCT and upsampling.
+    assert.ok(maxError <= 2, `${name}: max difference ${maxError}`);
+  }
+});
+
+Deno.test("decodeImageFile() of a CIFAR-10 JPEG is close to the lossless original", async () => {
+  const img = await decodeImageFile(`${shared}cifar10-jpg/test/cat/0000.jpg`);
+  const batch = parseCifarBatch(
+    await Deno.readFile(`${shared}cifar10-bin-sample/test_batch_first1000.bin`),
+  );
+  let error = 0;
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < 1024; i++) {
+      error += Math.abs(img.data[i * 3 + c] - batch.images[c * 1024 + i]);
+    }
+  }
+  // The README says ~6/255 mean absolute error for these quality-75 re-encodings.
+  const mean = error / 3072;
+  assert.ok(mean > 1 && mean < 12, `mean abs error ${mean}`);
+});
+
+Deno.test("decodeImage() names the file for corrupt and unknown input", async () => {
+  const png = await Deno.readFile(fixture("rgb.png"));
+  assert.throws(() => decodeImage(png.subarray(0, 60), "cut.png"), /cut.png: corrupt PNG/);
+  const jpg = await Deno.readFile(fixture("smooth.jpg"));
+  assert.throws(() => decodeImage(jpg.subarray(0, 200), "cut.jpg"), /cut.jpg: corrupt JPEG/);
+  assert.throws(
+    () => decodeImage(new TextEncoder().encode("GIF89a..."), "x.bmp"),
+    /x.bmp: not a PNG or JPEG/,
+  );
+  await assert.rejects(() => decodeImageFile("/no/such.png"), /\/no\/such.png/);
+});
+
+Deno.test("listImageFiles() sorts images, skips other files and rejects empty or missing folders", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const name of ["b.png", "a.JPG", "c.jpeg", "notes.txt"]) {
+      await Deno.writeFile(`${dir}/${name}`, new Uint8Array(1));
+    }
+    await Deno.mkdir(`${dir}/sub.png`);
+    assert.deepEqual(await listImageFiles(dir), [`${dir}/a.JPG`, `${dir}/b.png`, `${dir}/c.jpeg`]);
+    await Deno.mkdir(`${dir}/empty`);
+    await assert.rejects(
+      () => listImageFiles(`${dir}/empty`),
+      /empty holds no .png, .jpg or .jpeg/,
+    );
+    await assert.rejects(() => listImageFiles(`${dir}/missing`), /missing does not exist/);
+    await assert.rejects(() => listImageFiles(`${dir}/b.png`), /b.png is not a folder/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
