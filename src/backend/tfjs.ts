@@ -799,7 +799,8 @@ function gatherWithGrad(x: Tf, indices: Tf, axis: number): Tf {
         const inner = sizeOf(xt.shape.slice(axis + 1));
         const dim = xt.shape[axis];
         const flat = tf.reshape(ind, [-1]);
-        const oneHotT = tf.transpose(tf.oneHot(flat, dim, 1, 0, "float32")); // [dim, nIdx]
+        // wasm OneHot ignores a float32 dtype (writes int bits), so build int32 and cast.
+        const oneHotT = tf.transpose(tf.cast(tf.oneHot(flat, dim), "float32")); // [dim, nIdx]
         const g = tf.reshape(dy, [outer, flat.size, inner]); // [outer, nIdx, inner]
         const dx = tf.matMul(tf.broadcastTo(oneHotT, [outer, dim, flat.size]), g);
         return [tf.reshape(dx, xt.shape), tf.zerosLike(ind)];

@@ -448,3 +448,474 @@ for (const alignCorners of [true, false]) {
     }
   });
 }
+
+eachKind("maxPool2d() gives a tied window's gradient to its first cell, as PyTorch", (b) => {
+  // All zeros: every window ties; PyTorch routes each window's gradient to its first cell.
+  const got = forwardAndGrads(
+    b,
+    [{ data: new Float64Array(16), shape: [1, 1, 4, 4] }],
+    (x) => b.maxPool2d(x, 3, 1, 1),
+    Float64Array.from({ length: 16 }, (_, i) => i + 1),
+  );
+  // Window (i, j) starts at (i - 1, j - 1); its first real cell is (max(i-1,0), max(j-1,0)).
+  const expected = new Float64Array(16);
+  for (let i = 0; i < 4; i++) {
+    for (let j = 0; j < 4; j++) {
+      expected[Math.max(i - 1, 0) * 4 + Math.max(j - 1, 0)] += i * 4 + j + 1;
+    }
+  }
+  assertClose(got.grads[0], expected, 0, "dx");
+});
+
+// ---- matmul, linear, attention, gather ----
+
+function refMatmul(
+  a: Float64Array,
+  b: Float64Array,
+  batch: number,
+  n: number,
+  k: number,
+  m: number,
+) {
+  const y = new Float64Array(batch * n * m);
+  for (let t = 0; t < batch; t++) {
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < m; j++) {
+        let acc = 0;
+        for (let l = 0; l < k; l++) acc += a[(t * n + i) * k + l] * b[(t * k + l) * m + j];
+        y[(t * n + i) * m + j] = acc;
+      }
+    }
+  }
+  return y;
+}
+
+eachKind("matmul() broadcasts batch dims and sums their gradients back", (b) => {
+  const rng = new Rng(6);
+  const [n, k, m] = [3, 4, 5];
+  const a = randn(rng, 2 * 3 * n * k); // [2, 3, n, k]
+  const w = randn(rng, 3 * k * m); // [1, 3, k, m] broadcast over the first dim
+  const r = randn(rng, 2 * 3 * n * m);
+  const got = forwardAndGrads(
+    b,
+    [{ data: a, shape: [2, 3, n, k] }, { data: w, shape: [1, 3, k, m] }],
+    (x, y) => b.matmul(x, y),
+    r,
+  );
+  const wTiled = new Float64Array([...w, ...w]);
+  assertClose(got.y, refMatmul(a, wTiled, 6, n, k, m), 1e-5, "y");
+  // dA = r Bᵀ, dB = sum over the broadcast dim of Aᵀ r: by the adjoint loops.
+  const da = new Float64Array(a.length);
+  const dw = new Float64Array(w.length);
+  for (let t = 0; t < 6; t++) {
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < m; j++) {
+        for (let l = 0; l < k; l++) {
+          const rv = r[(t * n + i) * m + j];
+          da[(t * n + i) * k + l] += rv * w[((t % 3) * k + l) * m + j];
+          dw[((t % 3) * k + l) * m + j] += rv * a[(t * n + i) * k + l];
+        }
+      }
+    }
+  }
+  assertClose(got.grads[0], da, 1e-5, "dA");
+  assertClose(got.grads[1], dw, 1e-5, "dB");
+});
+
+eachKind("linear() is x wᵀ + b over leading dims", (b) => {
+  const x = b.tensor([1, 2, 3, 4, 5, 6], [1, 2, 3]);
+  const w = b.tensor([1, 0, -1, 2, 1, 0], [2, 3]);
+  const bias = b.tensor([10, 20], [2]);
+  const y = b.linear(x, w, bias);
+  assert.deepEqual(y.shape, [1, 2, 2]);
+  assert.deepEqual([...b.read(y)], [1 - 3 + 10, 2 + 2 + 20, 4 - 6 + 10, 8 + 5 + 20]);
+});
+
+eachKind("attention() is softmax(q kᵀ / sqrt(d)) v per batch and head", (b) => {
+  const rng = new Rng(7);
+  const [B, H, L, D] = [2, 2, 3, 4];
+  const q = randn(rng, B * H * L * D);
+  const k = randn(rng, B * H * L * D);
+  const v = randn(rng, B * H * L * D);
+  const y = b.read(
+    b.attention(
+      ...[q, k, v].map((t) => b.tensor(Float32Array.from(t), [B, H, L, D])) as [
+        Tensor,
+        Tensor,
+        Tensor,
+      ],
+    ),
+  );
+  const expected = new Float64Array(B * H * L * D);
+  for (let t = 0; t < B * H; t++) {
+    for (let i = 0; i < L; i++) {
+      const scores = [];
+      for (let j = 0; j < L; j++) {
+        let s = 0;
+        for (let d = 0; d < D; d++) s += q[(t * L + i) * D + d] * k[(t * L + j) * D + d];
+        scores.push(s / Math.sqrt(D));
+      }
+      const mx = Math.max(...scores);
+      const e = scores.map((s) => Math.exp(s - mx));
+      const z = e.reduce((p, c) => p + c);
+      for (let j = 0; j < L; j++) {
+        for (let d = 0; d < D; d++) {
+          expected[(t * L + i) * D + d] += (e[j] / z) * v[(t * L + j) * D + d];
+        }
+      }
+    }
+  }
+  assertClose(y, expected, 1e-5, "attention");
+});
+
+eachKind("gather() picks rows by int32 index and scatter-adds repeated rows' gradients", (b) => {
+  const rng = new Rng(8);
+  const table = randn(rng, 2 * 5 * 3); // [2, 5, 3], gather along axis 1
+  const idx = [4, 0, 4, 2];
+  const r = randn(rng, 2 * 4 * 3);
+  const vars = [b.variable(b.tensor(Float32Array.from(table), [2, 5, 3]), true)];
+  const indices = b.tensor(Int32Array.from(idx), [4], "int32");
+  const y = b.gather(vars[0], indices, 1);
+  assert.deepEqual(y.shape, [2, 4, 3]);
+  const expected = new Float64Array(24);
+  const dTable = new Float64Array(30);
+  for (let o = 0; o < 2; o++) {
+    idx.forEach((row, j) => {
+      for (let c = 0; c < 3; c++) {
+        expected[(o * 4 + j) * 3 + c] = table[(o * 5 + row) * 3 + c];
+        dTable[(o * 5 + row) * 3 + c] += r[(o * 4 + j) * 3 + c];
+      }
+    });
+  }
+  assertClose(b.read(y), expected, 0, "gather");
+  const rT = b.tensor(Float32Array.from(r), [2, 4, 3]);
+  const { grads } = b.valueAndGrad(() => b.sum(b.mul(b.gather(vars[0], indices, 1), rT)), vars);
+  assertClose(b.read(grads[0]), dTable, 1e-6, "dTable");
+  assert.throws(
+    () => b.gather(vars[0], b.tensor(Int32Array.from([5]), [1], "int32"), 1),
+    BackendError,
+  );
+});
+
+// ---- elementwise semantics where tfjs and PyTorch differ ----
+
+eachKind("gelu() is the exact erf form x * Phi(x)", (b) => {
+  const xs = [-4, -2.5, -1, -0.3, 0, 0.2, 0.7, 1, 1.5, 3];
+  const y = b.read(b.gelu(b.tensor(xs, [xs.length])));
+  assertClose(y, xs.map((x) => 0.5 * x * (1 + erf(x / Math.SQRT2))), 1e-6, "gelu");
+  // d/dx gelu = Phi(x) + x phi(x).
+  const x = b.variable(b.tensor(xs, [xs.length]), true);
+  const { grads } = b.valueAndGrad(() => b.sum(b.gelu(x)), [x]);
+  const dGelu = xs.map((v) =>
+    0.5 * (1 + erf(v / Math.SQRT2)) + (v * Math.exp(-v * v / 2)) / Math.sqrt(2 * Math.PI)
+  );
+  assertClose(b.read(grads[0]), dGelu, 1e-5, "dgelu");
+});
+
+eachKind("abs() and bceWithLogits() have PyTorch's gradients at exactly 0", (b) => {
+  const x = b.variable(b.tensor([0, -2, 3], [3]), true);
+  const dAbs = b.valueAndGrad(() => b.sum(b.abs(x)), [x]).grads[0];
+  assert.deepEqual([...b.read(dAbs)], [0, -1, 1]);
+  const t = b.tensor([1, 0, 0.25], [3]);
+  const { value, grads } = b.valueAndGrad(() => b.bceWithLogits(x, t), [x]);
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  const bce = [0, -2, 3].map((v, i) => {
+    const tv = [1, 0, 0.25][i];
+    return -(tv * Math.log(sig(v)) + (1 - tv) * Math.log(1 - sig(v)));
+  });
+  assertClose([value], [bce.reduce((p, c) => p + c) / 3], 1e-6, "bce");
+  assertClose(b.read(grads[0]), [0, -2, 3].map((v, i) => (sig(v) - [1, 0, 0.25][i]) / 3), 1e-6);
+});
+
+eachKind("bceWithLogits() stays finite for logits of +-100", (b) => {
+  const loss = b.read(b.bceWithLogits(b.tensor([100, -100], [2]), b.tensor([0, 1], [2])))[0];
+  assertClose([loss], [100], 1e-6, "bce");
+});
+
+eachKind("softmax() normalises along any axis", (b) => {
+  const x = b.tensor([1, 2, 3, 4, 5, 7], [2, 3]);
+  const col = b.read(b.softmax(x, 0));
+  const e = (a: number, c: number) => Math.exp(a) / (Math.exp(a) + Math.exp(c));
+  assertClose(col, [e(1, 4), e(2, 5), e(3, 7), e(4, 1), e(5, 2), e(7, 3)], 1e-6, "axis 0");
+  const row = b.read(b.softmax(x, -1));
+  const z = Math.exp(1) + Math.exp(2) + Math.exp(3);
+  assertClose(row.slice(0, 3), [Math.exp(1) / z, Math.exp(2) / z, Math.exp(3) / z], 1e-6);
+});
+
+eachKind("where(), clamp(), greater() and cast() follow PyTorch", (b) => {
+  const a = b.tensor([-2, -0.5, 0.5, 2], [4]);
+  assert.deepEqual([...b.read(b.clamp(a, -1, 1))], [-1, -0.5, 0.5, 1]);
+  const mask = b.greater(a, 0);
+  assert.deepEqual([...b.read(mask)], [0, 0, 1, 1]);
+  assert.deepEqual([...b.read(b.where(mask, a, b.full([1], 9)))], [9, 9, 0.5, 2]);
+  const asInt = b.cast(b.tensor([1.7, -1.7, 2.5], [3]), "int32");
+  assert.equal(asInt.dtype, "int32");
+  assert.deepEqual([...b.read(asInt)], [1, -1, 2]);
+});
+
+// ---- normalisation ----
+
+function refNormalize(x: number[], eps: number): number[] {
+  const mean = x.reduce((p, c) => p + c) / x.length;
+  const variance = x.reduce((p, c) => p + (c - mean) ** 2, 0) / x.length;
+  return x.map((v) => (v - mean) / Math.sqrt(variance + eps));
+}
+
+eachKind("groupNorm() and layerNorm() normalise with the biased variance", (b) => {
+  const rng = new Rng(9);
+  const [N, C, H, W, G] = [2, 4, 3, 2, 2];
+  const x = [...randn(rng, N * C * H * W)];
+  const w = [1, 2, 3, 4];
+  const bias = [0.5, 0, -0.5, 1];
+  const y = b.read(
+    b.groupNorm(b.tensor(x, [N, C, H, W]), G, b.tensor(w, [C]), b.tensor(bias, [C]), 1e-5),
+  );
+  const per = (C / G) * H * W;
+  const expected: number[] = [];
+  for (let g = 0; g < N * G; g++) {
+    refNormalize(x.slice(g * per, (g + 1) * per), 1e-5).forEach((v, i) => {
+      const c = ((g % G) * per + i) / (H * W) | 0;
+      expected.push(v * w[c] + bias[c]);
+    });
+  }
+  assertClose(y, expected, 1e-5, "groupNorm");
+  const ln = b.read(
+    b.layerNorm(b.tensor(x, [N * C * H, W]), b.tensor([2, 3], [2]), b.tensor([1, 0], [2])),
+  );
+  const lnExpected = [];
+  for (let i = 0; i < x.length; i += 2) {
+    const [u, v] = refNormalize(x.slice(i, i + 2), 1e-5);
+    lnExpected.push(2 * u + 1, 3 * v);
+  }
+  assertClose(ln, lnExpected, 1e-4, "layerNorm");
+});
+
+eachKind("batchNorm() in training updates running stats with the unbiased variance", (b) => {
+  const x = [1, 2, 3, 4, 10, 20, 30, 40]; // [2, 2, 1, 2]: channel 0 = 1,2,10,20; channel 1 = 3,4,30,40
+  const ch = [[1, 2, 10, 20], [3, 4, 30, 40]];
+  const rm = b.variable(b.tensor([0, 1], [2]), false);
+  const rv = b.variable(b.tensor([1, 2], [2]), false);
+  const weight = b.variable(b.tensor([1, 2], [2]), true);
+  const bias = b.variable(b.tensor([0, 1], [2]), true);
+  const xt = b.tensor(x, [2, 2, 1, 2]);
+  const opts = { training: true, momentum: 0.1, eps: 1e-5 };
+  const { grads } = b.valueAndGrad(
+    () => b.sum(b.batchNorm(xt, weight, bias, rm, rv, opts)),
+    [weight, bias],
+  );
+  const mean = ch.map((v) => v.reduce((p, c) => p + c) / 4);
+  const unbiased = ch.map((v, i) => v.reduce((p, c) => p + (c - mean[i]) ** 2, 0) / 3);
+  assertClose(b.read(rm), [0.9 * 0 + 0.1 * mean[0], 0.9 * 1 + 0.1 * mean[1]], 1e-6, "mean");
+  assertClose(b.read(rv), [0.9 * 1 + 0.1 * unbiased[0], 0.9 * 2 + 0.1 * unbiased[1]], 1e-5, "var");
+  // The normalised batch sums to 0 per channel, so d sum / d weight = 0 and d / d bias = 4.
+  assertClose(b.read(grads[0]), [0, 0], 1e-5, "dweight");
+  assertClose(b.read(grads[1]), [4, 4], 1e-6, "dbias");
+  const y = b.read(b.batchNorm(xt, weight, bias, rm, rv, { training: true }));
+  const expected = ch.map((v, c) => refNormalize(v, 1e-5).map((u) => u * [1, 2][c] + [0, 1][c]));
+  // Back to [N, C, 1, W] order.
+  assertClose(y, [0, 1, 4, 5, 2, 3, 6, 7].map((i) => expected[i >> 2][i & 3]), 1e-5, "y");
+  // Eval mode uses the running statistics only.
+  const rmNow = b.read(rm);
+  const rvNow = b.read(rv);
+  const evalY = b.read(b.batchNorm(xt, undefined, undefined, rm, rv, { training: false }));
+  assertClose(
+    evalY,
+    x.map((v, i) => {
+      const c = (i >> 1) & 1;
+      return (v - rmNow[c]) / Math.sqrt(rvNow[c] + 1e-5);
+    }),
+    1e-5,
+    "eval",
+  );
+});
+
+// ---- optimisation ----
+
+eachKind("adamStep() equals torch.optim.AdamW's update over three steps", (b) => {
+  const opts = { lr: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.05 };
+  let p = [0.5, -1, 2];
+  let m = [0, 0, 0];
+  let v = [0, 0, 0];
+  const param = b.variable(b.tensor(p, [3]), true);
+  const state = {
+    step: 0,
+    m: [b.variable(b.zeros([3]), false)],
+    v: [b.variable(b.zeros([3]), false)],
+  };
+  const gradSeq = [[0.1, -0.2, 0.3], [1, 0, -1], [0.5, 0.5, 0.5]];
+  for (const [t, g] of gradSeq.entries()) {
+    const gt = b.tensor(g, [3]);
+    b.adamStep([param], [gt], state, opts);
+    // Reference: the AdamW algorithm (decoupled decay first, then the bias-corrected step).
+    const step = t + 1;
+    p = p.map((x) => x * (1 - opts.lr * opts.weightDecay));
+    m = m.map((x, i) => opts.beta1 * x + (1 - opts.beta1) * g[i]);
+    v = v.map((x, i) => opts.beta2 * x + (1 - opts.beta2) * g[i] * g[i]);
+    const bc1 = 1 - opts.beta1 ** step;
+    const bc2 = 1 - opts.beta2 ** step;
+    p = p.map((x, i) => x - (opts.lr / bc1) * m[i] / (Math.sqrt(v[i]) / Math.sqrt(bc2) + opts.eps));
+  }
+  assert.equal(state.step, 3);
+  assertClose(b.read(param), p, 1e-6, "param");
+  assertClose(b.read(state.m[0]), m, 1e-6, "m");
+  assertClose(b.read(state.v[0]), v, 1e-6, "v");
+});
+
+eachKind("emaUpdate() moves targets towards sources by 1 - decay", (b) => {
+  const target = b.variable(b.tensor([1, 2], [2]), false);
+  b.emaUpdate([target], [b.tensor([3, 6], [2])], 0.75);
+  assertClose(b.read(target), [1.5, 3], 1e-7, "ema");
+});
+
+// ---- autograd, memory, errors ----
+
+eachKind("noGrad() and detach() stop gradients inside valueAndGrad()", (b) => {
+  const x = b.variable(b.tensor([1, 2], [2]), true);
+  const y = b.variable(b.tensor([3, 4], [2]), true);
+  const { grads } = b.valueAndGrad(() => {
+    const frozen = b.noGrad(() => b.mul(x, x));
+    return b.sum(b.add(b.mul(b.add(frozen, b.detach(y)), y), x));
+  }, [x, y]);
+  // d/dx = 1 (frozen x² contributes nothing); d/dy = x² + y (detached copy is a constant).
+  assert.deepEqual([...b.read(grads[0])], [1, 1]);
+  assert.deepEqual([...b.read(grads[1])], [4, 8]);
+});
+
+eachKind("valueAndGrad() gives zeros for a parameter the loss does not use", (b) => {
+  const used = b.variable(b.tensor([2], [1]), true);
+  const unused = b.variable(b.tensor([5, 6], [2]), true);
+  const { value, grads } = b.valueAndGrad(() => b.sum(b.mul(used, used)), [used, unused]);
+  assert.equal(value, 4);
+  assert.deepEqual([...b.read(grads[0])], [4]);
+  assert.deepEqual([...b.read(grads[1])], [0, 0]);
+});
+
+eachKind("tensor() and read() copy, so host arrays never alias device data", (b) => {
+  const host = new Float32Array([1, 2, 3]);
+  const t = b.tensor(host, [3]);
+  host[0] = 99;
+  const out = b.read(t);
+  out[1] = 77;
+  assert.deepEqual([...b.read(t)], [1, 2, 3]);
+});
+
+eachKind("scope() frees temporaries but keeps returned tensors and variables", (b) => {
+  const before = b.liveTensors();
+  const kept = b.scope(() => {
+    const a = b.tensor([1, 2], [2]);
+    const v = b.variable(b.mul(a, 2), true);
+    return { sum: b.add(a, a), nested: [v] };
+  });
+  assert.equal(b.liveTensors(), before + 2);
+  assert.deepEqual([...b.read(kept.sum)], [2, 4]);
+  assert.deepEqual([...b.read(kept.nested[0])], [2, 4]);
+  kept.sum.dispose();
+  kept.sum.dispose(); // idempotent
+  assert.ok(kept.sum.disposed);
+  assert.throws(() => b.read(kept.sum), BackendError);
+});
+
+eachKind("a training step of a conv net keeps the live-tensor count flat", (b) => {
+  const rng = new Rng(10);
+  const w1 = b.variable(b.tensor(rng.normal(4 * 3 * 9), [4, 3, 3, 3]), true);
+  const w2 = b.variable(b.tensor(rng.normal(3 * 4 * 16), [4, 3, 4, 4]), true);
+  const params = [w1, w2];
+  const state = {
+    step: 0,
+    m: params.map((p) => b.variable(b.zeros(p.shape), false)),
+    v: params.map((p) => b.variable(b.zeros(p.shape), false)),
+  };
+  const x = b.tensor(rng.normal(2 * 3 * 8 * 8), [2, 3, 8, 8]);
+  const opts = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
+  const step = () =>
+    b.scope(() => {
+      const { value, grads } = b.valueAndGrad(() => {
+        const h = b.maxPool2d(b.silu(b.conv2d(x, w1, undefined, { padding: 1 })), 2, 2);
+        const y = b.convTranspose2d(h, w2, undefined, { stride: 2, padding: 1 });
+        return b.mseLoss(y, x);
+      }, params);
+      b.adamStep(params, grads, state, opts);
+      return value;
+    });
+  const first = step();
+  const live = b.liveTensors();
+  let last = first;
+  for (let i = 0; i < 20; i++) last = step();
+  assert.equal(b.liveTensors(), live);
+  assert.ok(last < first, `loss ${first} -> ${last} should fall`);
+});
+
+eachKind("bad shapes raise BackendError naming the op and the shapes", (b) => {
+  const x = b.zeros([1, 3, 8, 8]);
+  const w = b.zeros([4, 2, 3, 3]);
+  assert.throws(
+    () => b.conv2d(x, w, undefined),
+    (e: unknown) =>
+      e instanceof BackendError && e.op === "conv2d" && /\[1,3,8,8\], \[4,2,3,3\]/.test(e.message),
+  );
+  assert.throws(() => b.add(b.zeros([2, 3]), b.zeros([4])), /add\(\[2,3\], \[4\]\)/);
+  assert.throws(() => b.reshape(x, [5, 7]), (e: unknown) => e instanceof BackendError);
+  assert.throws(() => b.tensor([1, 2, 3], [2, 2]), (e: unknown) => e instanceof BackendError);
+  assert.throws(() => b.matmul(b.zeros([2, 3]), b.zeros([2, 3])), BackendError);
+  assert.throws(() => b.groupNorm(x, 2, b.zeros([3]), b.zeros([3])), BackendError);
+  assert.throws(() => b.assign(x, b.zeros([1])), BackendError);
+  assert.throws(() => b.valueAndGrad(() => b.sum(x), [x]), /not a trainable variable/);
+});
+
+Deno.test({
+  name: "tfjs-wasm and tfjs-cpu instances share one process without mixing tensors",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const wasm = await createTfjsBackend("wasm");
+    const cpu = await createTfjsBackend("cpu");
+    try {
+      const rng = new Rng(11);
+      const xData = rng.normal(2 * 3 * 6 * 6);
+      const wData = rng.normal(4 * 3 * 3 * 3);
+      const run = (b: Backend) => {
+        const w = b.variable(b.tensor(wData, [4, 3, 3, 3]), true);
+        const x = b.tensor(xData, [2, 3, 6, 6]);
+        return { w, x };
+      };
+      const a = run(wasm);
+      const c = run(cpu);
+      // Interleave ops of both instances: each must run on its own kernels.
+      const loss = (b: Backend, t: { w: Tensor; x: Tensor }) =>
+        b.valueAndGrad(() => b.mean(b.gelu(b.conv2d(t.x, t.w, undefined, { padding: 1 }))), [t.w]);
+      const la = loss(wasm, a);
+      const lc = loss(cpu, c);
+      assertClose([la.value], [lc.value], 1e-5, "loss");
+      assertClose(wasm.read(la.grads[0]), cpu.read(lc.grads[0]), 1e-4, "grad");
+      // A handle of one instance is rejected by the other.
+      assert.throws(() => cpu.add(a.x, 1), /tfjs-wasm/);
+      // Disposing one instance leaves the other working, and stale handles fail clearly.
+      wasm.dispose();
+      assert.throws(() => wasm.read(a.x), BackendError);
+      assert.throws(() => wasm.zeros([1]), /disposed/);
+      assert.equal(cpu.read(cpu.sum(c.x)).length, 1);
+      const again = await createTfjsBackend("wasm");
+      assert.deepEqual([...again.read(again.add(again.tensor([1], [1]), 1))], [2]);
+      again.dispose();
+    } finally {
+      wasm.dispose();
+      cpu.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "dispose() frees every tensor the instance created",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const before = (await createTfjsBackend("cpu")).liveTensors();
+    const b = await createTfjsBackend("wasm");
+    const v = b.variable(b.tensor([1, 2], [2]), true);
+    b.add(v, 1);
+    b.valueAndGrad(() => b.sum(b.mul(v, v)), [v]);
+    assert.ok(b.liveTensors() > before);
+    b.dispose();
+    assert.equal(b.liveTensors(), before);
+  },
+});

@@ -1,0 +1,162 @@
+/**
+ * Image-folder data sets: `ROOT/{train,test}/<class>/*.png|*.jpg`, classes sorted by name
+ * give the label ids (as torchvision's ImageFolder does), and flat folders of images (FID
+ * inputs). Every image must have the same size.
+ *
+ * @module
+ */
+import { decodeImage, listImageFiles } from "../io/image.ts";
+
+/** Decoded images of one split, with their labels. */
+export interface FolderImages {
+  /** [N, 3, H, W] uint8 */
+  images: Uint8Array;
+  /** [N] label ids in the full (unfiltered) class list */
+  labels: Int32Array;
+  count: number;
+  imageShape: [3, number, number];
+}
+
+/**
+ * The class folders of `ROOT/<split>`, sorted by name (index = label id).
+ *
+ * @example
+ * ```ts
+ * import { listClassFolders } from "./image_folder.ts";
+ * await listClassFolders("../shared/data/cifar10-jpg", "train"); // ["airplane", ..., "truck"]
+ * ```
+ */
+export async function listClassFolders(root: string, split: "train" | "test"): Promise<string[]> {
+  const dir = `${root}/${split}`;
+  const classes: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isDirectory && !entry.name.startsWith(".")) classes.push(entry.name);
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(
+        `${dir} does not exist: an image-folder data set needs ${root}/${split}/<class>/*.png|*.jpg`,
+        { cause: error },
+      );
+    }
+    throw new Error(`cannot list ${dir}: ${(error as Error).message}`, { cause: error });
+  }
+  if (classes.length === 0) {
+    throw new Error(`${dir} has no class folders (expected ${dir}/<class>/*.png|*.jpg)`);
+  }
+  return classes.sort();
+}
+
+/** Reads and decodes `paths` into one NCHW uint8 array, `concurrency` file reads at a time. */
+async function decodeAll(
+  paths: string[],
+  concurrency = 32,
+): Promise<{ images: Uint8Array; imageShape: [3, number, number] }> {
+  let images = new Uint8Array(0);
+  let height = 0;
+  let width = 0;
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (next < paths.length && !failed) {
+      const index = next++;
+      const path = paths[index];
+      let bytes: Uint8Array;
+      try {
+        bytes = await Deno.readFile(path);
+      } catch (error) {
+        throw new Error(`cannot read image ${path}: ${(error as Error).message}`, { cause: error });
+      }
+      const img = decodeImage(bytes, path);
+      if (images.length === 0) {
+        height = img.height;
+        width = img.width;
+        images = new Uint8Array(paths.length * 3 * height * width);
+      } else if (img.width !== width || img.height !== height) {
+        throw new Error(
+          `${path} is ${img.width}x${img.height} but the other images are ${width}x${height}; ` +
+            `all images of a data set must have the same size`,
+        );
+      }
+      // HWC -> CHW
+      const plane = height * width;
+      const base = index * 3 * plane;
+      const data = img.data;
+      for (let i = 0; i < plane; i++) {
+        images[base + i] = data[3 * i];
+        images[base + plane + i] = data[3 * i + 1];
+        images[base + 2 * plane + i] = data[3 * i + 2];
+      }
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, paths.length) }, () =>
+      worker().catch((error) => {
+        failed = true; // stop the other readers
+        throw error;
+      })),
+  );
+  return { images, imageShape: [3, height, width] };
+}
+
+/**
+ * Loads the images of the kept classes of one split. `keep` lists label ids (indices into
+ * {@link listClassFolders}; default all). `limit` caps the total, split evenly over the kept
+ * classes (earlier classes take the remainder), first files by name within each class.
+ *
+ * @example
+ * ```ts
+ * import { loadImageFolder } from "./image_folder.ts";
+ * const cats = await loadImageFolder("../shared/data/cifar10-jpg", "test", { keep: [3] });
+ * console.log(cats.count, cats.imageShape); // 1000 [3, 32, 32]
+ * ```
+ */
+export async function loadImageFolder(
+  root: string,
+  split: "train" | "test",
+  options: { keep?: number[]; limit?: number } = {},
+): Promise<FolderImages> {
+  const classes = await listClassFolders(root, split);
+  const keep = options.keep ?? classes.map((_, i) => i);
+  const paths: string[] = [];
+  const labels: number[] = [];
+  for (let k = 0; k < keep.length; k++) {
+    const label = keep[k];
+    if (!(label >= 0 && label < classes.length)) {
+      throw new RangeError(
+        `class id ${label} is out of range: ${root}/${split} has ${classes.length} classes`,
+      );
+    }
+    let files = await listImageFiles(`${root}/${split}/${classes[label]}`);
+    if (options.limit !== undefined) {
+      const share = Math.floor(options.limit / keep.length) +
+        (k < options.limit % keep.length ? 1 : 0);
+      files = files.slice(0, share);
+    }
+    paths.push(...files);
+    for (let i = 0; i < files.length; i++) labels.push(label);
+  }
+  if (paths.length === 0) throw new Error(`no images selected from ${root}/${split}`);
+  const { images, imageShape } = await decodeAll(paths);
+  return { images, labels: Int32Array.from(labels), count: paths.length, imageShape };
+}
+
+/**
+ * Loads every image directly inside `dir` (sorted by name), e.g. a folder of samples for FID.
+ *
+ * @example
+ * ```ts
+ * import { loadFlatImageFolder } from "./image_folder.ts";
+ * const { images, count } = await loadFlatImageFolder("runs/a/samples");
+ * ```
+ */
+export async function loadFlatImageFolder(
+  dir: string,
+  options: { limit?: number } = {},
+): Promise<{ images: Uint8Array; count: number; imageShape: [3, number, number] }> {
+  let paths = await listImageFiles(dir);
+  if (options.limit !== undefined) paths = paths.slice(0, options.limit);
+  const { images, imageShape } = await decodeAll(paths);
+  return { images, count: paths.length, imageShape };
+}

@@ -1,0 +1,197 @@
+import assert from "node:assert/strict";
+import { testEachBackend } from "../_backends.ts";
+import type { Backend } from "../../src/backend/backend.ts";
+import { createTask, openCheckpoint } from "../../src/train/registry.ts";
+import {
+  assembleBatch,
+  epochOrder,
+  previewLabels,
+  train,
+  type TrainingData,
+  type TrainOptions,
+} from "../../src/train/trainer.ts";
+import { CheckpointError, loadCheckpoint } from "../../src/train/checkpoint.ts";
+import { DEFAULT_GAN_CONFIG } from "../../src/gan/task.ts";
+import { decodeGif } from "../../src/io/gif.ts";
+
+/** 16 images of 32x32: class 0 solid dark red, class 1 solid light blue. */
+function twoColours(): TrainingData {
+  const n = 16;
+  const per = 3 * 32 * 32;
+  const images = new Uint8Array(n * per);
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    labels[i] = i % 2;
+    const rgb = i % 2 === 0 ? [200, 20, 20] : [60, 120, 240];
+    for (let c = 0; c < 3; c++) images.fill(rgb[c], i * per + c * 1024, i * per + (c + 1) * 1024);
+  }
+  return { size: n, imageShape: [3, 32, 32], images: () => images, labels: () => labels };
+}
+
+const tinyGan = { ...DEFAULT_GAN_CONFIG, nz: 8, ngf: 4, ndf: 4, smooth: true, dNoise: 0.2 };
+
+function options(
+  runDir: string,
+  backend: Backend,
+  extra: Partial<TrainOptions> = {},
+): TrainOptions {
+  return {
+    runDir,
+    batchSize: 4,
+    epochs: 3,
+    seed: 7,
+    flip: true,
+    logEvery: 1,
+    checkpointEvery: 0,
+    previewEvery: 1,
+    previewCount: 8,
+    gif: true,
+    backendName: backend.name,
+    report: () => {},
+    ...extra,
+  };
+}
+
+async function logLines(runDir: string): Promise<Record<string, number>[]> {
+  const text = await Deno.readTextFile(`${runDir}/log.jsonl`);
+  return text.trim().split("\n").map((l) => JSON.parse(l));
+}
+
+testEachBackend(
+  "train() interrupted at step 6 and resumed equals an uninterrupted run",
+  async (b) => {
+    const root = await Deno.makeTempDir();
+    try {
+      const data = twoColours();
+      const straight = createTask(b, "gan", tinyGan, 1);
+      await train(straight, data, options(`${root}/straight`, b));
+      const expected = straight.stores.generator.toHost();
+      straight.dispose();
+
+      // Abort once the 6th batch has been assembled: the 6th step runs, then the trainer stops.
+      const controller = new AbortController();
+      let batches = 0;
+      const counting: TrainingData = {
+        ...data,
+        images: () => {
+          if (++batches === 6) controller.abort();
+          return data.images();
+        },
+      };
+      const first = createTask(b, "gan", tinyGan, 1);
+      const partial = await train(
+        first,
+        counting,
+        options(`${root}/resumed`, b, { signal: controller.signal }),
+      );
+      first.dispose();
+      assert.equal(partial.interrupted, true);
+      assert.equal(partial.step, 6);
+      assert.equal((await loadCheckpoint(`${root}/resumed`)).state.step, 6);
+
+      const second = createTask(b, "gan", tinyGan, 99); // different init: the checkpoint must overwrite it
+      const done = await train(second, data, options(`${root}/resumed`, b, { resume: true }));
+      assert.equal(done.step, 12);
+      const actual = second.stores.generator.toHost();
+      second.dispose();
+
+      for (const [name, t] of expected) {
+        assert.deepEqual(
+          actual.get(name)!.data,
+          t.data,
+          `generator weight ${name} differs after resume`,
+        );
+      }
+      const a = await logLines(`${root}/straight`);
+      const r = await logLines(`${root}/resumed`);
+      assert.equal(r.length, 12);
+      assert.deepEqual(
+        r.map((l) => [l.step, l.lossD, l.lossG]),
+        a.map((l) => [l.step, l.lossD, l.lossG]),
+      );
+
+      const gif = decodeGif(await Deno.readFile(`${root}/straight/progress.gif`));
+      assert.equal(gif.length, 3, "one GIF frame per epoch preview");
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+  { only: ["torch-cpu", "tfjs-wasm"] },
+);
+
+testEachBackend("a corrupt or mismatched checkpoint gives a clear error", async (b) => {
+  const root = await Deno.makeTempDir();
+  try {
+    const data = twoColours();
+    const task = createTask(b, "gan", tinyGan, 1);
+    await train(task, data, options(`${root}/run`, b, { epochs: 1, previewEvery: 0, gif: false }));
+    task.dispose();
+
+    const wider = createTask(b, "gan", { ...tinyGan, ngf: 8 }, 1);
+    await assert.rejects(
+      () => train(wider, data, options(`${root}/run`, b, { resume: true })),
+      (e: Error) =>
+        e instanceof CheckpointError && /does not fit this model/.test(e.message) &&
+        /\[/.test(e.message),
+    );
+    wider.dispose();
+
+    await assert.rejects(
+      () => openCheckpoint(b, `${root}/run`, "ddpm"),
+      (e: Error) => e instanceof CheckpointError && /holds a GAN model/.test(e.message),
+    );
+
+    const path = `${root}/run/checkpoint.safetensors`;
+    const bytes = await Deno.readFile(path);
+    await Deno.writeFile(path, bytes.subarray(0, bytes.length - 100));
+    await assert.rejects(
+      () => loadCheckpoint(`${root}/run`),
+      (e: Error) => e instanceof CheckpointError && e.message.includes(path),
+    );
+    await assert.rejects(
+      () => loadCheckpoint(`${root}/missing`),
+      (e: Error) => e instanceof CheckpointError && /no checkpoint at/.test(e.message),
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}, { only: ["torch-cpu", "tfjs-cpu"] });
+
+Deno.test("epochOrder() is a permutation that depends only on seed and epoch", () => {
+  const a = epochOrder(100, 3, 5);
+  assert.deepEqual([...a].sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
+  assert.deepEqual(epochOrder(100, 3, 5), a);
+  assert.notDeepEqual(epochOrder(100, 3, 6), a);
+});
+
+Deno.test("assembleBatch() scales to [-1, 1] and flips whole rows", () => {
+  const images = new Uint8Array(2 * 1 * 2 * 3);
+  images.set([0, 51, 255, 10, 20, 30], 0); // image 0: rows [0, 51, 255], [10, 20, 30]
+  images.set([255, 255, 255, 0, 0, 0], 6);
+  const data: TrainingData = {
+    size: 2,
+    imageShape: [1, 2, 3],
+    images: () => images,
+    labels: () => new Int32Array([4, 9]),
+  };
+  const order = new Int32Array([0, 1]);
+  const plain = assembleBatch(data, order, 0, 2, false, 0, 0);
+  const expected = [0, 51, 255, 10, 20, 30].map((v) => Math.fround(v / 127.5 - 1));
+  assert.deepEqual([...plain.images.subarray(0, 6)], expected);
+  assert.deepEqual([...plain.labels], [4, 9]);
+  // With flips, every image is either itself or mirrored left-right, row by row.
+  let mirroredSeen = false;
+  for (let index = 0; index < 20; index++) {
+    const flipped = assembleBatch(data, order, 0, 2, true, index, 0).images.subarray(0, 6);
+    const same = [...flipped].every((v, i) => v === plain.images[i]);
+    const mirrored = [2, 1, 0, 5, 4, 3].every((j, i) => flipped[i] === plain.images[j]);
+    assert.ok(same || mirrored);
+    mirroredSeen ||= mirrored;
+  }
+  assert.ok(mirroredSeen, "some seeds flip");
+});
+
+Deno.test("previewLabels() gives one contiguous block per class", () => {
+  assert.deepEqual([...previewLabels(8, 2)], [0, 0, 0, 0, 1, 1, 1, 1]);
+  assert.deepEqual([...previewLabels(4, 0)], [0, 0, 0, 0]);
+});
