@@ -4,7 +4,7 @@
  * a progress line, preview grids every N epochs and a GIF of them at the end.
  *
  * Exact resume rests on three facts: the data order of epoch e and the flips of batch i are
- * derived from (seed, e, i) alone; the task's RNG state is in the checkpoint; and all other
+ * derived from (seed, e, i) alone (see {@link Dataset.epochOrder}); the task's RNG state is in the checkpoint; and all other
  * state (weights, EMA, optimizer moments and step counts) is in the checkpoint too.
  *
  * @module
@@ -14,16 +14,9 @@ import { decodeImageFile, listImageFiles } from "../io/image.ts";
 import { writeGif } from "../io/gif.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import type { Batch, TrainTask } from "./task.ts";
+import type { TrainTask } from "./task.ts";
+import { type Dataset, flipRng } from "../data/dataset.ts";
 import { loadCheckpoint, restoreTask, saveCheckpoint } from "./checkpoint.ts";
-
-/** What the trainer needs of a data set: all images as uint8 NCHW, and labels. */
-export interface TrainingData {
-  readonly size: number;
-  readonly imageShape: readonly [number, number, number];
-  images(): Uint8Array;
-  labels(): Int32Array;
-}
 
 /** Options of {@link train}. */
 export interface TrainOptions {
@@ -84,51 +77,6 @@ export function deriveSeed(...parts: number[]): number {
   return h >>> 0;
 }
 
-/** The shuffled order of data set indices for one epoch. */
-export function epochOrder(size: number, seed: number, epoch: number): Int32Array {
-  return new Rng(deriveSeed(seed, epoch, 0xe90c)).permutation(size);
-}
-
-/**
- * Batch `index` of an epoch: images scaled to [-1, 1] (x / 127.5 - 1), flipped left-right at
- * random when `flip` (the flips depend only on seed, epoch and index).
- */
-export function assembleBatch(
-  data: TrainingData,
-  order: Int32Array,
-  index: number,
-  batchSize: number,
-  flip: boolean,
-  seed: number,
-  epoch: number,
-): Batch {
-  const [c, h, w] = data.imageShape;
-  const plane = h * w;
-  const per = c * plane;
-  const all = data.images();
-  const allLabels = data.labels();
-  const images = new Float32Array(batchSize * per); // [B, C, H, W]
-  const labels = new Int32Array(batchSize);
-  const flipRng = new Rng(deriveSeed(seed, epoch, index, 0xf11b));
-  for (let b = 0; b < batchSize; b++) {
-    const src = order[(index * batchSize + b) % order.length];
-    labels[b] = allLabels[src];
-    const mirrored = flip && flipRng.uniform() < 0.5;
-    const from = src * per;
-    const to = b * per;
-    for (let ch = 0; ch < c; ch++) {
-      for (let y = 0; y < h; y++) {
-        const row = from + ch * plane + y * w;
-        const out = to + ch * plane + y * w;
-        for (let x = 0; x < w; x++) {
-          images[out + x] = all[row + (mirrored ? w - 1 - x : x)] / 127.5 - 1;
-        }
-      }
-    }
-  }
-  return { images, labels, shape: [batchSize, c, h, w] };
-}
-
 /**
  * Labels for a preview grid: one block of rows per class (all 0 for unconditional models).
  */
@@ -150,7 +98,7 @@ export function previewLabels(n: number, numClasses: number): Int32Array {
  */
 export async function train(
   task: TrainTask,
-  data: TrainingData,
+  data: Dataset,
   options: TrainOptions,
 ): Promise<TrainResult> {
   const logEvery = options.logEvery ?? 10;
@@ -210,10 +158,13 @@ export async function train(
     const epoch = Math.floor(step / stepsPerEpoch);
     const index = step % stepsPerEpoch;
     if (orderEpoch !== epoch) {
-      order = epochOrder(data.size, options.seed, epoch);
+      order = data.epochOrder(epoch, options.seed);
       orderEpoch = epoch;
     }
-    const batch = assembleBatch(data, order!, index, batchSize, options.flip, options.seed, epoch);
+    const batch = data.batchAt(order!, index, batchSize, {
+      flip: options.flip,
+      rng: flipRng(options.seed, epoch, index),
+    });
     const t0 = performance.now();
     metrics = task.step(batch, rng, step / totalSteps);
     timedMs += performance.now() - t0;

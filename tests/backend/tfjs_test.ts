@@ -909,8 +909,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const before = (await createTfjsBackend("cpu")).liveTensors();
     const b = await createTfjsBackend("wasm");
+    const before = b.liveTensors();
     const v = b.variable(b.tensor([1, 2], [2]), true);
     b.add(v, 1);
     b.valueAndGrad(() => b.sum(b.mul(v, v)), [v]);

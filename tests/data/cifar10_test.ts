@@ -53,8 +53,9 @@ Deno.test("parseTar() reads ustar archives and rejects corrupt headers and trunc
   const corrupt = tar.slice();
   corrupt[10] ^= 1;
   assert.throws(() => parseTar(corrupt, "t.tar"), /t.tar: corrupt tar header at byte 0 \(checksum/);
+  assert.throws(() => parseTar(tar.subarray(0, 1100), "t.tar"), /t.tar: truncated tar archive/);
   assert.throws(
-    () => parseTar(tar.subarray(0, 1100), "t.tar"),
+    () => parseTar(tar.subarray(0, 1700), "t.tar"),
     /t.tar: tar entry at byte 1024 runs past the end/,
   );
 });

@@ -18,19 +18,33 @@ Deno.test("decodeImageFile() matches PIL's RGB for RGB, gray, RGBA, palette and 
   }
 });
 
-Deno.test("decodeImageFile() decodes colour and grayscale JPEGs within 2 levels of PIL", async () => {
-  const expected = await readNpz(fixture("expected_images.npz"));
-  for (const name of ["smooth.jpg", "gray.jpg"]) {
-    const img = await decodeImageFile(fixture(name));
-    const want = expected.get(name)!;
-    assert.deepEqual([img.height, img.width, 3], want.shape, name);
-    let maxError = 0;
-    for (let i = 0; i < want.data.length; i++) {
-      maxError = Math.max(maxError, Math.abs(img.data[i] - want.data[i]));
-    }
-    // Two conforming JPEG decoders may differ by rounding in the IDCT and upsampling.
-    assert.ok(maxError <= 2, `${name}: max difference ${maxError}`);
+async function jpegDifference(name: string): Promise<{ max: number; mean: number }> {
+  const want = (await readNpz(fixture("expected_images.npz"))).get(name)!;
+  const img = await decodeImageFile(fixture(name));
+  assert.deepEqual([img.height, img.width, 3], want.shape, name);
+  let max = 0;
+  let sum = 0;
+  for (let i = 0; i < want.data.length; i++) {
+    const d = Math.abs(img.data[i] - want.data[i]);
+    max = Math.max(max, d);
+    sum += d;
   }
+  return { max, mean: sum / want.data.length };
+}
+
+Deno.test("decodeImageFile() decodes 4:4:4 colour and grayscale JPEGs within 2 levels of PIL", async () => {
+  // Conforming decoders may differ by IDCT rounding only.
+  for (const name of ["smooth444.jpg", "gray.jpg"]) {
+    const { max } = await jpegDifference(name);
+    assert.ok(max <= 2, `${name}: max difference ${max}`);
+  }
+});
+
+Deno.test("decodeImageFile() decodes 4:2:0 JPEGs close to PIL (chroma upsampling differs)", async () => {
+  // libjpeg interpolates subsampled chroma ("fancy upsampling"), jpeg-js replicates it; on
+  // this strong synthetic chroma ramp that is ~3 levels on average (measured 2.96, max 11).
+  const { max, mean } = await jpegDifference("smooth.jpg");
+  assert.ok(mean < 4 && max <= 16, `mean ${mean}, max ${max}`);
 });
 
 Deno.test("decodeImageFile() of a CIFAR-10 JPEG is close to the lossless original", async () => {

@@ -2,20 +2,14 @@ import assert from "node:assert/strict";
 import { testEachBackend } from "../_backends.ts";
 import type { Backend } from "../../src/backend/backend.ts";
 import { createTask, openCheckpoint } from "../../src/train/registry.ts";
-import {
-  assembleBatch,
-  epochOrder,
-  previewLabels,
-  train,
-  type TrainingData,
-  type TrainOptions,
-} from "../../src/train/trainer.ts";
+import { previewLabels, train, type TrainOptions } from "../../src/train/trainer.ts";
+import { Dataset } from "../../src/data/dataset.ts";
 import { CheckpointError, loadCheckpoint } from "../../src/train/checkpoint.ts";
 import { DEFAULT_GAN_CONFIG } from "../../src/gan/task.ts";
 import { decodeGif } from "../../src/io/gif.ts";
 
 /** 16 images of 32x32: class 0 solid dark red, class 1 solid light blue. */
-function twoColours(): TrainingData {
+function twoColours(): Dataset {
   const n = 16;
   const per = 3 * 32 * 32;
   const images = new Uint8Array(n * per);
@@ -25,7 +19,7 @@ function twoColours(): TrainingData {
     const rgb = i % 2 === 0 ? [200, 20, 20] : [60, 120, 240];
     for (let c = 0; c < 3; c++) images.fill(rgb[c], i * per + c * 1024, i * per + (c + 1) * 1024);
   }
-  return { size: n, imageShape: [3, 32, 32], images: () => images, labels: () => labels };
+  return new Dataset({ images, labels, imageShape: [3, 32, 32], classNames: ["red", "blue"] });
 }
 
 const tinyGan = { ...DEFAULT_GAN_CONFIG, nz: 8, ngf: 4, ndf: 4, smooth: true, dNoise: 0.2 };
@@ -71,13 +65,18 @@ testEachBackend(
       // Abort once the 6th batch has been assembled: the 6th step runs, then the trainer stops.
       const controller = new AbortController();
       let batches = 0;
-      const counting: TrainingData = {
-        ...data,
-        images: () => {
+      class CountingDataset extends Dataset {
+        override batchAt(...args: Parameters<Dataset["batchAt"]>) {
           if (++batches === 6) controller.abort();
-          return data.images();
-        },
-      };
+          return super.batchAt(...args);
+        }
+      }
+      const counting = new CountingDataset({
+        images: data.images(),
+        labels: data.labels(),
+        imageShape: data.imageShape,
+        classNames: data.classNames,
+      });
       const first = createTask(b, "gan", tinyGan, 1);
       const partial = await train(
         first,
@@ -156,40 +155,6 @@ testEachBackend("a corrupt or mismatched checkpoint gives a clear error", async 
     await Deno.remove(root, { recursive: true });
   }
 }, { only: ["torch-cpu", "tfjs-cpu"] });
-
-Deno.test("epochOrder() is a permutation that depends only on seed and epoch", () => {
-  const a = epochOrder(100, 3, 5);
-  assert.deepEqual([...a].sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
-  assert.deepEqual(epochOrder(100, 3, 5), a);
-  assert.notDeepEqual(epochOrder(100, 3, 6), a);
-});
-
-Deno.test("assembleBatch() scales to [-1, 1] and flips whole rows", () => {
-  const images = new Uint8Array(2 * 1 * 2 * 3);
-  images.set([0, 51, 255, 10, 20, 30], 0); // image 0: rows [0, 51, 255], [10, 20, 30]
-  images.set([255, 255, 255, 0, 0, 0], 6);
-  const data: TrainingData = {
-    size: 2,
-    imageShape: [1, 2, 3],
-    images: () => images,
-    labels: () => new Int32Array([4, 9]),
-  };
-  const order = new Int32Array([0, 1]);
-  const plain = assembleBatch(data, order, 0, 2, false, 0, 0);
-  const expected = [0, 51, 255, 10, 20, 30].map((v) => Math.fround(v / 127.5 - 1));
-  assert.deepEqual([...plain.images.subarray(0, 6)], expected);
-  assert.deepEqual([...plain.labels], [4, 9]);
-  // With flips, every image is either itself or mirrored left-right, row by row.
-  let mirroredSeen = false;
-  for (let index = 0; index < 20; index++) {
-    const flipped = assembleBatch(data, order, 0, 2, true, index, 0).images.subarray(0, 6);
-    const same = [...flipped].every((v, i) => v === plain.images[i]);
-    const mirrored = [2, 1, 0, 5, 4, 3].every((j, i) => flipped[i] === plain.images[j]);
-    assert.ok(same || mirrored);
-    mirroredSeen ||= mirrored;
-  }
-  assert.ok(mirroredSeen, "some seeds flip");
-});
 
 Deno.test("previewLabels() gives one contiguous block per class", () => {
   assert.deepEqual([...previewLabels(8, 2)], [0, 0, 0, 0, 1, 1, 1, 1]);
