@@ -135,6 +135,12 @@ export const KERNEL_CASES: readonly KernelCase[] = [
 /**
  * Backends benchmarked by default: every backend except pure-JS tfjs-cpu (~100x slower; a
  * single conv case takes minutes). `DENO_DIFFUSION_BENCH_BACKENDS` (comma list) overrides.
+ *
+ * @example
+ * ```ts
+ * import { defaultBenchBackends } from "./kernels.ts";
+ * console.log(defaultBenchBackends()); // ["torch-cuda", "torch-cpu", "tfjs-wasm"]
+ * ```
  */
 export function defaultBenchBackends(): BackendName[] {
   const env = Deno.env.get("DENO_DIFFUSION_BENCH_BACKENDS");
@@ -142,7 +148,20 @@ export function defaultBenchBackends(): BackendName[] {
   return BACKEND_ORDER.filter((n) => n !== "tfjs-cpu");
 }
 
-/** Times `prepared.run` (after one warm-up) until `minMs` has passed; returns median ms. */
+/**
+ * Times `prepared.run` (after one warm-up) until `minMs` has passed (at least 3 runs); returns
+ * the median in ms.
+ *
+ * @example
+ * ```ts
+ * import { KERNEL_CASES, timeCase } from "./kernels.ts";
+ * import { createBackend } from "../src/backend/select.ts";
+ * const b = await createBackend("torch-cpu");
+ * const prepared = KERNEL_CASES[0].prepare(b);
+ * console.log(timeCase(prepared, 1000), "ms");
+ * prepared.dispose();
+ * ```
+ */
 export function timeCase(prepared: PreparedCase, minMs: number, maxRuns = 50): number {
   prepared.run();
   const times: number[] = [];

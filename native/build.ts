@@ -25,12 +25,28 @@ export interface LibtorchLocation {
   cuda: boolean;
 }
 
-/** File name of the shared library for this OS. */
+/**
+ * File name of the shared library for this OS.
+ *
+ * @example
+ * ```ts
+ * import { nativeLibraryName } from "./build.ts";
+ * console.log(nativeLibraryName()); // "libdd_shim.so" on Linux
+ * ```
+ */
 export function nativeLibraryName(): string {
   return Deno.build.os === "darwin" ? "libdd_shim.dylib" : "libdd_shim.so";
 }
 
-/** Absolute path of the built shim inside native/build/. */
+/**
+ * Absolute path of the built shim inside native/build/.
+ *
+ * @example
+ * ```ts
+ * import { nativeLibraryPath } from "./build.ts";
+ * console.log(nativeLibraryPath()); // .../native/build/libdd_shim.so
+ * ```
+ */
 export function nativeLibraryPath(): string {
   return decodeURIComponent(new URL(nativeLibraryName(), BUILD_DIR).pathname);
 }
@@ -141,7 +157,16 @@ export async function findLibtorch(tried: string[] = []): Promise<LibtorchLocati
   return null;
 }
 
-/** The g++ command line that builds `output` from shim.cpp. */
+/**
+ * The g++ arguments that build `output` from shim.cpp.
+ *
+ * @example
+ * ```ts
+ * import { compileArgs, findLibtorch } from "./build.ts";
+ * const where = await findLibtorch();
+ * if (where) console.log(`g++ ${compileArgs(where, "/tmp/libdd_shim.so").join(" ")}`);
+ * ```
+ */
 export function compileArgs(where: LibtorchLocation, output: string): string[] {
   const src = decodeURIComponent(new URL("shim.cpp", NATIVE_DIR).pathname);
   const cudaLibs = where.cuda ? ["-ltorch_cuda", "-lc10_cuda"] : [];
@@ -175,7 +200,16 @@ async function sourceHash(where: LibtorchLocation): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Why the built library cannot be used as is, or null when it is up to date. */
+/**
+ * Why the built library cannot be used as is, or null when it is up to date.
+ *
+ * @example
+ * ```ts
+ * import { findLibtorch, staleReason } from "./build.ts";
+ * const where = await findLibtorch();
+ * if (where) console.log((await staleReason(where)) ?? "up to date");
+ * ```
+ */
 export async function staleReason(where: LibtorchLocation): Promise<string | null> {
   if (!exists(nativeLibraryPath())) return `${nativeLibraryPath()} does not exist`;
   let stamp: { hash?: string };
@@ -200,6 +234,13 @@ async function writeStamp(where: LibtorchLocation): Promise<void> {
 /**
  * Compiles the shim into native/build/ (atomically: temp file, then rename) and writes the stamp.
  * Throws with the compiler's output on failure.
+ *
+ * @example
+ * ```ts
+ * import { buildNativeLibrary, findLibtorch } from "./build.ts";
+ * const where = await findLibtorch();
+ * if (where) await buildNativeLibrary(where, console.log);
+ * ```
  */
 export async function buildNativeLibrary(
   where: LibtorchLocation,

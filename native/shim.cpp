@@ -11,7 +11,6 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/version.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -27,7 +26,9 @@ namespace {
 thread_local std::string g_error;
 std::string g_cpu_name = "cpu";
 std::string g_cuda_name = "cuda";
-std::atomic<int64_t> g_live{0};
+// Per thread: Deno runs each test module (worker) on its own thread in one process, and each
+// worker's handles are created and freed on that thread.
+thread_local int64_t g_live = 0;
 
 void set_error(const char* msg) { g_error = msg ? msg : "unknown error"; }
 
@@ -132,7 +133,8 @@ int32_t dd_init(int32_t use_cuda, int32_t cpu_threads) {
                                     : static_cast<int32_t>(std::thread::hardware_concurrency());
   // libtorch 1.13 defaults to half the cores; use them all.
   at::set_num_threads(threads < 1 ? 1 : threads);
-  g_cpu_name = "cpu (" + std::to_string(at::get_num_threads()) + " threads)";
+  int32_t used = at::get_num_threads();
+  g_cpu_name = "cpu (" + std::to_string(used) + (used == 1 ? " thread)" : " threads)");
   // Gradients are recorded only inside valueAndGrad (see dd_set_grad_enabled).
   c10::GradMode::set_enabled(false);
   return 0;
@@ -150,7 +152,7 @@ const char* dd_device_name(int32_t use_cuda) {
   return use_cuda ? g_cuda_name.c_str() : g_cpu_name.c_str();
 }
 
-int64_t dd_live_handles(void) { return g_live.load(); }
+int64_t dd_live_handles(void) { return g_live; }
 
 int32_t dd_set_autocast(int32_t enabled) {
   DD_TRY

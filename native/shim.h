@@ -55,7 +55,7 @@ int32_t dd_cuda_device_count(void);
 /* "1.13.0"-like libtorch version and a device description; static strings. */
 const char* dd_version(void);
 const char* dd_device_name(int32_t use_cuda);
-/* Handles currently alive in the shim (leak tests). */
+/* Handles created and not yet freed by the calling thread (leak tests). */
 int64_t dd_live_handles(void);
 /* CUDA autocast to bfloat16 on/off (no-op status 0 on CPU; fails on libtorch < 1.10). */
 int32_t dd_set_autocast(int32_t enabled);

@@ -185,7 +185,9 @@ class FidFeatures(Workload):
         self.batch = torch.rand(self.images, 3, 32, 32, device=self.device)
 
     def params(self):
-        return {"inception": count(self.net)}
+        # The 1008-way classifier `fc` is in the state_dict but not in the features.
+        return {"inception": sum(p.numel() for name, p in self.net.named_parameters()
+                                 if not name.startswith("fc."))}
 
     @torch.no_grad()
     def run(self):

@@ -1,9 +1,13 @@
 /**
  * The TensorFlow.js backend: `tfjs-wasm` (XNNPACK kernels, SIMD) or the pure-JS `tfjs-cpu`.
  *
- * The interface is NCHW with PyTorch weight layouts; tfjs convolutions are NHWC, so a conv
- * transposes its input and output once each. Pooling and resizing act on each channel alone, so
- * they run on `[N*C, H, W, 1]` views and need no transpose at all.
+ * The interface is NCHW with PyTorch weight layouts; tfjs convolutions are NHWC. A conv's
+ * output therefore stays channels-last (the handle records it and reports the NCHW shape), and
+ * the ops that usually follow a conv (elementwise, broadcasting with per-channel tensors, group
+ * and batch norm, pooling, resize, cat, reductions) work on it directly, so a chain of
+ * conv -> norm -> activation -> conv runs without transposes. Any other op gets the NCHW order
+ * by one transpose. Pooling and resizing of NCHW tensors run on `[N*C, H, W, 1]` views, also
+ * without transposes.
  *
  * Gradients that wasm lacks, runs slowly or gets wrong (conv, matmul, gather, pooling,
  * resize, abs, BCE) are custom gradients built from fast forward kernels: see tfjs_kernels.ts.
@@ -40,9 +44,10 @@ import {
   conv2dWithGrad,
   convTranspose2dWithGrad,
   gatherWithGrad,
+  greaterMask,
   matmulWithGrad,
   maxPoolWithGrad,
-  normalizeLastAxis,
+  normalizeOver,
   padHW,
   perChannel,
   poolScale,
@@ -57,11 +62,20 @@ export type TfjsKind = "wasm" | "cpu";
 // tfjs prints a "install tfjs-node" banner and debug warnings unless in production mode.
 tf.enableProdMode();
 
-/** A {@link Tensor} handle over one tfjs tensor (or tf.Variable). */
+/** Permutations between NCHW and channels-last NHWC, and where each NCHW axis lives in NHWC. */
+const TO_NHWC = [0, 2, 3, 1];
+const TO_NCHW = [0, 3, 1, 2];
+const NHWC_AXIS = [0, 3, 1, 2];
+
+/**
+ * A {@link Tensor} handle over one tfjs tensor (or tf.Variable). When `channelsLast`, the tfjs
+ * tensor holds the logical [N, C, H, W] tensor as [N, H, W, C]; `shape` is always NCHW.
+ */
 class TfjsTensor implements Tensor {
-  constructor(readonly owner: TfjsBackend, readonly tf: Tf) {}
+  constructor(readonly owner: TfjsBackend, readonly tf: Tf, readonly channelsLast = false) {}
   get shape(): readonly number[] {
-    return this.tf.shape;
+    const s = this.tf.shape;
+    return this.channelsLast ? [s[0], s[3], s[1], s[2]] as number[] : s;
   }
   get dtype(): DType {
     return this.tf.dtype as DType;
@@ -78,6 +92,28 @@ class TfjsTensor implements Tensor {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+/** What an op body returns: a tfjs tensor and whether it is a channels-last view. */
+interface Out {
+  t: Tf;
+  channelsLast: boolean;
+}
+
+/** The tensor in NCHW order (a transpose when channels-last). Call inside a tidy. */
+function nchw(h: TfjsTensor): Tf {
+  return h.channelsLast ? tf.transpose(h.tf, TO_NCHW) : h.tf;
+}
+
+/** The rank-4 tensor in NHWC order (a transpose unless channels-last). Call inside a tidy. */
+function nhwc(h: TfjsTensor): Tf {
+  return h.channelsLast ? h.tf : tf.transpose(h.tf, TO_NHWC);
+}
+
+/** Brings an NCHW-broadcastable operand (rank <= 4) into NHWC order for a channels-last peer. */
+function toChannelsLast(t: Tf): Tf {
+  const rank4 = tf.reshape(t, [...Array(4 - t.rank).fill(1), ...t.shape]);
+  return tf.transpose(rank4, TO_NHWC);
 }
 
 /**
@@ -135,44 +171,96 @@ class TfjsBackend implements Backend {
     }
   }
 
-  #unwrap(op: string, t: Tensor, all: readonly Tensor[]): Tf {
+  /** The handle behind `t`, checked to be this instance's and alive. */
+  #handle(op: string, t: Tensor, all: readonly Tensor[]): TfjsTensor {
     const shapes = all.map((x) => x.shape);
     if (!(t instanceof TfjsTensor) || t.owner !== this) {
       throw new BackendError(op, shapes, `got a tensor of backend ${t.backend}, not ${this.name}`);
     }
     if (t.tf.isDisposed) throw new BackendError(op, shapes, "a tensor was already disposed");
-    return t.tf;
+    return t;
   }
 
-  #wrap(t: Tf): TfjsTensor {
+  #wrap(t: Tf, channelsLast = false): TfjsTensor {
     this.#owned.add(t);
     if (this.#owned.size >= this.#pruneAt) {
       for (const x of this.#owned) if (x.isDisposed) this.#owned.delete(x);
       this.#pruneAt = Math.max(4096, 2 * this.#owned.size);
     }
-    return new TfjsTensor(this, t);
+    return new TfjsTensor(this, t, channelsLast && t.rank === 4);
   }
 
   /** Runs one op: checks the handles, switches the engine, frees temporaries, names errors. */
-  #op(op: string, inputs: readonly Tensor[], fn: (...xs: Tf[]) => Tf): Tensor {
-    const xs = inputs.map((t) => this.#unwrap(op, t, inputs));
+  #run(op: string, inputs: readonly Tensor[], fn: (...hs: TfjsTensor[]) => Out): Tensor {
+    const hs = inputs.map((t) => this.#handle(op, t, inputs));
     this.#activate(op);
     try {
-      return this.#wrap(tf.tidy(() => fn(...xs)));
+      let channelsLast = false;
+      const t = tf.tidy(() => {
+        const out = fn(...hs);
+        channelsLast = out.channelsLast;
+        return out.t;
+      });
+      return this.#wrap(t, channelsLast);
     } catch (e) {
       if (e instanceof BackendError) throw e;
       throw new BackendError(op, inputs.map((t) => t.shape), errorText(e));
     }
   }
 
+  /** An op on NCHW tensors with an NCHW result. */
+  #op(op: string, inputs: readonly Tensor[], fn: (...xs: Tf[]) => Tf): Tensor {
+    return this.#run(op, inputs, (...hs) => ({ t: fn(...hs.map(nchw)), channelsLast: false }));
+  }
+
+  /** An elementwise op: works in whatever layout its input has. */
+  #unary(op: string, a: Tensor, fn: (x: Tf) => Tf): Tensor {
+    return this.#run(op, [a], (h) => ({ t: fn(h.tf), channelsLast: h.channelsLast }));
+  }
+
   #check(op: string, inputs: readonly Tensor[], ok: boolean, detail: string): void {
     if (!ok) throw new BackendError(op, inputs.map((t) => t.shape), detail);
   }
 
+  /** A broadcasting binary op; a channels-last operand keeps the result channels-last. */
   #binary(op: string, a: Tensor, b: Tensor | number, f: (x: Tf, y: Tf) => Tf): Tensor {
-    if (typeof b === "number") return this.#op(op, [a], (x) => f(x, tf.scalar(b, x.dtype)));
+    if (typeof b === "number") {
+      return this.#unary(op, a, (x) => f(x, tf.scalar(b, x.dtype)));
+    }
     this.#check(op, [a, b], a.dtype === b.dtype, `dtypes differ: ${a.dtype} and ${b.dtype}`);
-    return this.#op(op, [a, b], f);
+    return this.#run(op, [a, b], (x, y) => {
+      if (x.channelsLast === y.channelsLast) {
+        return { t: f(x.tf, y.tf), channelsLast: x.channelsLast };
+      }
+      const other = x.channelsLast ? y : x;
+      if (other.tf.rank > 4) return { t: f(nchw(x), nchw(y)), channelsLast: false };
+      const moved = toChannelsLast(other.tf);
+      return { t: x.channelsLast ? f(x.tf, moved) : f(moved, y.tf), channelsLast: true };
+    });
+  }
+
+  /** Reduces in the input's layout when the result's axis order allows it. */
+  #reduce(
+    op: string,
+    a: Tensor,
+    axes: readonly number[] | undefined,
+    keepDims: boolean,
+    f: (x: Tf, axes: number[] | undefined, keepDims: boolean) => Tf,
+  ): Tensor {
+    return this.#run(op, [a], (h) => {
+      if (!h.channelsLast) {
+        return { t: f(h.tf, axesOf(axes, h.tf.rank), keepDims), channelsLast: false };
+      }
+      const logical = axesOf(axes, 4) ?? [0, 1, 2, 3];
+      const physical = logical.map((ax) => NHWC_AXIS[ax]);
+      if (keepDims) return { t: f(h.tf, physical, true), channelsLast: true };
+      // Without kept dims the survivors must come out in NCHW order: true unless C and one of
+      // H, W both survive.
+      const keepsC = !logical.includes(1);
+      const keepsHW = !logical.includes(2) || !logical.includes(3);
+      if (keepsC && keepsHW) return { t: f(nchw(h), logical, false), channelsLast: false };
+      return { t: f(h.tf, physical, false), channelsLast: false };
+    });
   }
 
   // ---- creation and reading ----
@@ -200,11 +288,16 @@ class TfjsBackend implements Backend {
   }
 
   read(t: Tensor): Float32Array | Int32Array {
-    const x = this.#unwrap("read", t, [t]);
+    const h = this.#handle("read", t, [t]);
     this.#activate("read");
-    const data = x.dataSync() as Float32Array | Int32Array;
-    // The cpu backend returns its own storage; hand out a copy so callers cannot corrupt it.
-    return this.#kind === "cpu" ? data.slice() : data;
+    const x = h.channelsLast ? tf.tidy(() => nchw(h)) : h.tf;
+    try {
+      const data = x.dataSync() as Float32Array | Int32Array;
+      // The cpu backend returns its own storage; hand out a copy so callers cannot corrupt it.
+      return this.#kind === "cpu" && x === h.tf ? data.slice() : data;
+    } finally {
+      if (x !== h.tf) x.dispose();
+    }
   }
 
   variable(init: Tensor, trainable: boolean): Tensor {
@@ -212,14 +305,14 @@ class TfjsBackend implements Backend {
   }
 
   assign(variable: Tensor, value: Tensor): void {
-    const v = this.#unwrap("assign", variable, [variable, value]);
-    const x = this.#unwrap("assign", value, [variable, value]);
+    const v = this.#handle("assign", variable, [variable, value]).tf;
+    const x = this.#handle("assign", value, [variable, value]);
     const ok = v instanceof tf.Variable;
     this.#check("assign", [variable, value], ok, "the target is not a variable");
-    const same = shapeString(v.shape) === shapeString(x.shape) && v.dtype === x.dtype;
+    const same = shapeString(variable.shape) === shapeString(value.shape) && v.dtype === x.dtype;
     this.#check("assign", [variable, value], same, "shape or dtype differs from the variable's");
     this.#activate("assign");
-    (v as tf.Variable).assign(x);
+    tf.tidy(() => (v as tf.Variable).assign(nchw(x)));
   }
 
   // ---- memory ----
@@ -259,63 +352,63 @@ class TfjsBackend implements Backend {
     return this.#binary("div", a, b, tf.div);
   }
   pow(a: Tensor, p: number): Tensor {
-    return this.#op("pow", [a], (x) => p === 2 ? tf.square(x) : tf.pow(x, tf.scalar(p)));
+    return this.#unary("pow", a, (x) => p === 2 ? tf.square(x) : tf.pow(x, tf.scalar(p)));
   }
   neg(a: Tensor): Tensor {
-    return this.#op("neg", [a], tf.neg);
+    return this.#unary("neg", a, tf.neg);
   }
   exp(a: Tensor): Tensor {
-    return this.#op("exp", [a], tf.exp);
+    return this.#unary("exp", a, tf.exp);
   }
   log(a: Tensor): Tensor {
-    return this.#op("log", [a], tf.log);
+    return this.#unary("log", a, tf.log);
   }
   sqrt(a: Tensor): Tensor {
-    return this.#op("sqrt", [a], tf.sqrt);
+    return this.#unary("sqrt", a, tf.sqrt);
   }
   abs(a: Tensor): Tensor {
-    return this.#op("abs", [a], absWithGrad);
+    return this.#unary("abs", a, absWithGrad);
   }
   clamp(a: Tensor, min: number, max: number): Tensor {
-    return this.#op("clamp", [a], (x) => tf.clipByValue(x, min, max));
+    return this.#unary("clamp", a, (x) => tf.clipByValue(x, min, max));
   }
   greater(a: Tensor, b: Tensor | number): Tensor {
-    return this.#binary("greater", a, b, (x, y) => tf.cast(tf.greater(x, y), "float32"));
+    return this.#binary("greater", a, b, greaterMask);
   }
   where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
     return this.#op("where", [cond, a, b], (c, x, y) => tf.where(tf.notEqual(c, 0), x, y));
   }
   detach(a: Tensor): Tensor {
-    return this.#op("detach", [a], stopGradient);
+    return this.#unary("detach", a, stopGradient);
   }
   cast(a: Tensor, dtype: DType): Tensor {
-    return this.#op("cast", [a], (x) => tf.cast(x, dtype));
+    return this.#unary("cast", a, (x) => tf.cast(x, dtype));
   }
 
   // ---- activations ----
 
   relu(a: Tensor): Tensor {
-    return this.#op("relu", [a], tf.relu);
+    return this.#unary("relu", a, tf.relu);
   }
   leakyRelu(a: Tensor, slope: number): Tensor {
-    return this.#op("leakyRelu", [a], (x) => tf.leakyRelu(x, slope));
+    return this.#unary("leakyRelu", a, (x) => tf.leakyRelu(x, slope));
   }
   gelu(a: Tensor): Tensor {
     // GELU(x) = x * Phi(x) = x/2 * (1 + erf(x / sqrt 2))  (Hendrycks & Gimpel 2016, eq. 1)
-    return this.#op(
+    return this.#unary(
       "gelu",
-      [a],
+      a,
       (x) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))),
     );
   }
   silu(a: Tensor): Tensor {
-    return this.#op("silu", [a], (x) => tf.mul(x, tf.sigmoid(x)));
+    return this.#unary("silu", a, (x) => tf.mul(x, tf.sigmoid(x)));
   }
   tanh(a: Tensor): Tensor {
-    return this.#op("tanh", [a], tf.tanh);
+    return this.#unary("tanh", a, tf.tanh);
   }
   sigmoid(a: Tensor): Tensor {
-    return this.#op("sigmoid", [a], tf.sigmoid);
+    return this.#unary("sigmoid", a, tf.sigmoid);
   }
   softmax(a: Tensor, axis: number): Tensor {
     return this.#op("softmax", [a], (x) => {
@@ -332,13 +425,13 @@ class TfjsBackend implements Backend {
   // ---- reductions and shape ----
 
   sum(a: Tensor, axes?: readonly number[], keepDims = false): Tensor {
-    return this.#op("sum", [a], (x) => tf.sum(x, axesOf(axes, x.rank), keepDims));
+    return this.#reduce("sum", a, axes, keepDims, tf.sum);
   }
   mean(a: Tensor, axes?: readonly number[], keepDims = false): Tensor {
-    return this.#op("mean", [a], (x) => tf.mean(x, axesOf(axes, x.rank), keepDims));
+    return this.#reduce("mean", a, axes, keepDims, tf.mean);
   }
   max(a: Tensor, axes?: readonly number[], keepDims = false): Tensor {
-    return this.#op("max", [a], (x) => tf.max(x, axesOf(axes, x.rank), keepDims));
+    return this.#reduce("max", a, axes, keepDims, tf.max);
   }
   reshape(a: Tensor, shape: readonly number[]): Tensor {
     return this.#op("reshape", [a], (x) => tf.reshape(x, [...shape]));
@@ -354,7 +447,12 @@ class TfjsBackend implements Backend {
   }
   cat(xs: readonly Tensor[], axis: number): Tensor {
     this.#check("cat", xs, xs.length > 0, "needs at least one tensor");
-    return this.#op("cat", xs, (...ts) => tf.concat(ts, normAxis(axis, ts[0].rank)));
+    return this.#run("cat", xs, (...hs) => {
+      if (hs[0].tf.rank === 4 && hs.some((h) => h.channelsLast)) {
+        return { t: tf.concat(hs.map(nhwc), NHWC_AXIS[normAxis(axis, 4)]), channelsLast: true };
+      }
+      return { t: tf.concat(hs.map(nchw), normAxis(axis, hs[0].tf.rank)), channelsLast: false };
+    });
   }
   gather(a: Tensor, indices: Tensor, axis: number): Tensor {
     this.#check("gather", [a, indices], indices.dtype === "int32", "indices must be int32");
@@ -401,9 +499,9 @@ class TfjsBackend implements Backend {
     const [k, s, p] = [w.shape[2], stride, padding];
     const outOk = x.shape[2] + 2 * p >= k && x.shape[3] + 2 * p >= k && s >= 1 && p >= 0;
     this.#check("conv2d", inputs, outOk, `kernel ${k} larger than padded input (padding ${p})`);
-    return this.#op("conv2d", inputs, (xt, wt, bt) => {
-      const y = conv2dWithGrad(xt, wt, s, p); // [N, Cout, Ho, Wo]
-      return bt ? tf.add(y, tf.reshape(bt, [1, -1, 1, 1])) : y;
+    return this.#run("conv2d", inputs, (xh, wh, bh) => {
+      const y = conv2dWithGrad(nhwc(xh), nchw(wh), s, p); // [N, Ho, Wo, Cout]
+      return { t: bh ? tf.add(y, bh.tf) : y, channelsLast: true };
     });
   }
   convTranspose2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts: ConvOptions = {}): Tensor {
@@ -420,9 +518,9 @@ class TfjsBackend implements Backend {
     const [k, s, p, op] = [w.shape[2], stride, padding, outputPadding];
     const optsOk = s >= 1 && p >= 0 && op >= 0 && op < s && (x.shape[2] - 1) * s - 2 * p + k > 0;
     this.#check("convTranspose2d", inputs, optsOk, `bad stride ${s} / padding ${p} / ${op}`);
-    return this.#op("convTranspose2d", inputs, (xt, wt, bt) => {
-      const y = convTranspose2dWithGrad(xt, wt, s, p, op); // [N, Cout, Ho, Wo]
-      return bt ? tf.add(y, tf.reshape(bt, [1, -1, 1, 1])) : y;
+    return this.#run("convTranspose2d", inputs, (xh, wh, bh) => {
+      const y = convTranspose2dWithGrad(nhwc(xh), nchw(wh), s, p, op); // [N, Ho, Wo, Cout]
+      return { t: bh ? tf.add(y, bh.tf) : y, channelsLast: true };
     });
   }
   groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
@@ -430,14 +528,23 @@ class TfjsBackend implements Backend {
     const ok = x.shape.length >= 2 && c % groups === 0 && weight.shape.join() === `${c}` &&
       bias.shape.join() === `${c}`;
     this.#check("groupNorm", [x, weight, bias], ok, `${groups} groups for x [N, C, ...], w/b [C]`);
-    return this.#op("groupNorm", [x, weight, bias], (xt, wt, bt) => {
+    return this.#run("groupNorm", [x, weight, bias], (xh, wh, bh) => {
+      const xt = xh.tf;
       const n = xt.shape[0];
-      const xhat = normalizeLastAxis(tf.reshape(xt, [n, groups, -1]), eps); // [N, G, C/G * ...]
+      if (xh.channelsLast) {
+        const [, h, w] = xt.shape as number[];
+        const grouped = tf.reshape(xt, [n, h * w, groups, c / groups]); // [N, H*W, G, C/G]
+        const xhat = tf.reshape(normalizeOver(grouped, [1, 3], eps), xt.shape);
+        return { t: tf.add(tf.mul(xhat, wh.tf), bh.tf), channelsLast: true };
+      }
+      const grouped = tf.reshape(xt, [n, groups, -1]); // [N, G, C/G * ...]
+      const xhat = tf.reshape(normalizeOver(grouped, [2], eps), xt.shape);
       const affineShape = [1, c, ...xt.shape.slice(2).map(() => 1)];
-      return tf.add(
-        tf.mul(tf.reshape(xhat, xt.shape), tf.reshape(wt, affineShape)),
-        tf.reshape(bt, affineShape),
+      const y = tf.add(
+        tf.mul(xhat, tf.reshape(wh.tf, affineShape)),
+        tf.reshape(bh.tf, affineShape),
       );
+      return { t: y, channelsLast: false };
     });
   }
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
@@ -445,7 +552,7 @@ class TfjsBackend implements Backend {
     const ok = weight.shape.join() === d && bias.shape.join() === d;
     this.#check("layerNorm", [x, weight, bias], ok, "weight and bias must be [D] for x [..., D]");
     return this.#op("layerNorm", [x, weight, bias], (xt, wt, bt) => {
-      return tf.add(tf.mul(normalizeLastAxis(xt, eps), wt), bt);
+      return tf.add(tf.mul(normalizeOver(xt, [-1], eps), wt), bt);
     });
   }
   batchNorm(
@@ -476,21 +583,23 @@ class TfjsBackend implements Backend {
       !training || count > 1,
       "training needs more than 1 value per channel",
     );
-    const rm = this.#unwrap("batchNorm", runningMean, inputs);
-    const rv = this.#unwrap("batchNorm", runningVar, inputs);
+    const rm = this.#handle("batchNorm", runningMean, inputs).tf;
+    const rv = this.#handle("batchNorm", runningVar, inputs).tf;
     this.#check(
       "batchNorm",
       inputs,
       !training || (rm instanceof tf.Variable && rv instanceof tf.Variable),
       "running statistics must be variables",
     );
-    return this.#op("batchNorm", inputs, (xt) => {
-      const wt = weight && this.#unwrap("batchNorm", weight, inputs);
-      const bt = bias && this.#unwrap("batchNorm", bias, inputs);
-      let mean: Tf, variance: Tf; // [1, C, 1, 1]
+    return this.#run("batchNorm", inputs, (xh) => {
+      const xt = xh.tf;
+      // Per-channel statistics broadcast as [1, C, 1, 1], or as [C] over channels-last.
+      const axes = xh.channelsLast ? [0, 1, 2] : [0, 2, 3];
+      const statShape = xh.channelsLast ? [c] : [1, c, 1, 1];
+      let mean: Tf, variance: Tf;
       if (training) {
-        mean = tf.mean(xt, [0, 2, 3], true);
-        variance = tf.mean(tf.square(tf.sub(xt, mean)), [0, 2, 3], true);
+        mean = tf.reshape(tf.mean(xt, axes), statShape);
+        variance = tf.reshape(tf.mean(tf.square(tf.sub(xt, mean)), axes), statShape);
         // Running statistics: new = (1 - m) * old + m * batch, with the unbiased variance.
         const unbiased = tf.mul(tf.reshape(variance, [c]), count / (count - 1));
         const newMean = tf.add(tf.mul(rm, 1 - momentum), tf.mul(tf.reshape(mean, [c]), momentum));
@@ -498,36 +607,41 @@ class TfjsBackend implements Backend {
         (rm as tf.Variable).assign(newMean);
         (rv as tf.Variable).assign(newVar);
       } else {
-        mean = tf.reshape(rm, [1, c, 1, 1]);
-        variance = tf.reshape(rv, [1, c, 1, 1]);
+        mean = tf.reshape(rm, statShape);
+        variance = tf.reshape(rv, statShape);
       }
       let y = tf.mul(tf.sub(xt, mean), tf.rsqrt(tf.add(variance, eps)));
-      if (wt) y = tf.mul(y, tf.reshape(wt, [1, c, 1, 1]));
-      if (bt) y = tf.add(y, tf.reshape(bt, [1, c, 1, 1]));
-      return y;
+      if (weight) {
+        y = tf.mul(y, tf.reshape(this.#handle("batchNorm", weight, inputs).tf, statShape));
+      }
+      if (bias) y = tf.add(y, tf.reshape(this.#handle("batchNorm", bias, inputs).tf, statShape));
+      return { t: y, channelsLast: xh.channelsLast };
     });
   }
   maxPool2d(x: Tensor, kernel: number, stride: number, padding = 0): Tensor {
     this.#checkPool("maxPool2d", x, kernel, stride, padding);
     // Pad with -inf ourselves so padded cells never win, as in PyTorch.
-    return this.#op(
-      "maxPool2d",
-      [x],
-      (xt) => perChannel(xt, (v) => maxPoolWithGrad(padHW(v, padding, -Infinity), kernel, stride)),
-    );
+    const pool = (v: Tf) => maxPoolWithGrad(padHW(v, padding, -Infinity), kernel, stride);
+    return this.#run("maxPool2d", [x], (h) => ({
+      t: h.channelsLast ? pool(h.tf) : perChannel(h.tf, pool),
+      channelsLast: h.channelsLast,
+    }));
   }
   avgPool2d(x: Tensor, kernel: number, stride: number, padding = 0, countIncludePad = true) {
     this.#checkPool("avgPool2d", x, kernel, stride, padding);
-    return this.#op("avgPool2d", [x], (xt) =>
-      perChannel(xt, (v) => {
-        const sumAvg = tf.avgPool(padHW(v, padding, 0), kernel, stride, "valid");
-        if (countIncludePad || padding === 0) return sumAvg;
-        // count_include_pad=False divides by the number of real (unpadded) cells instead.
-        const [, h, w] = v.shape;
-        const [ho, wo] = sumAvg.shape.slice(1, 3);
-        const scale = poolScale(h, w, ho, wo, kernel, stride, padding); // [Ho, Wo]
-        return tf.mul(sumAvg, tf.tensor(scale, [1, ho, wo, 1]));
-      }));
+    const pool = (v: Tf) => {
+      const sumAvg = tf.avgPool(padHW(v, padding, 0), kernel, stride, "valid");
+      if (countIncludePad || padding === 0) return sumAvg;
+      // count_include_pad=False divides by the number of real (unpadded) cells instead.
+      const [, h, w] = v.shape as number[];
+      const [, ho, wo] = sumAvg.shape;
+      const scale = poolScale(h, w, ho, wo, kernel, stride, padding); // [Ho, Wo]
+      return tf.mul(sumAvg, tf.tensor(scale, [1, ho, wo, 1]));
+    };
+    return this.#run("avgPool2d", [x], (h) => ({
+      t: h.channelsLast ? pool(h.tf) : perChannel(h.tf, pool),
+      channelsLast: h.channelsLast,
+    }));
   }
   #checkPool(op: string, x: Tensor, kernel: number, stride: number, padding: number): void {
     const ok = x.shape.length === 4 && kernel >= 1 && stride >= 1 && padding >= 0 &&
@@ -540,11 +654,11 @@ class TfjsBackend implements Backend {
     this.#check("interpolateBilinear", [x], ok, `x [N, C, H, W] to size [${size}]`);
     // tfjs halfPixelCenters is PyTorch's align_corners=False (source = (i + 0.5) * scale - 0.5,
     // clamped at 0); alignCorners is the same in both.
-    return this.#op(
-      "interpolateBilinear",
-      [x],
-      (xt) => perChannel(xt, (v) => resizeBilinearWithGrad(v, size[0], size[1], alignCorners)),
-    );
+    const resize = (v: Tf) => resizeBilinearWithGrad(v, size[0], size[1], alignCorners);
+    return this.#run("interpolateBilinear", [x], (h) => ({
+      t: h.channelsLast ? resize(h.tf) : perChannel(h.tf, resize),
+      channelsLast: h.channelsLast,
+    }));
   }
   attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
     const [qs, ks, vs] = [q.shape, k.shape, v.shape];
@@ -573,18 +687,23 @@ class TfjsBackend implements Backend {
   mseLoss(pred: Tensor, target: Tensor): Tensor {
     const ok = pred.shape.join() === target.shape.join();
     this.#check("mseLoss", [pred, target], ok, "pred and target shapes differ");
-    return this.#op("mseLoss", [pred, target], (p, t) => tf.mean(tf.square(tf.sub(p, t))));
+    return this.#run("mseLoss", [pred, target], (p, t) => {
+      const [x, y] = sameLayout(p, t);
+      return { t: tf.mean(tf.square(tf.sub(x, y))), channelsLast: false };
+    });
   }
   bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
     const ok = logits.shape.join() === targets.shape.join();
     this.#check("bceWithLogits", [logits, targets], ok, "logits and targets shapes differ");
-    return this.#op("bceWithLogits", [logits, targets], bceWithLogitsWithGrad);
+    return this.#run("bceWithLogits", [logits, targets], (l, t) => {
+      return { t: bceWithLogitsWithGrad(...sameLayout(l, t)), channelsLast: false };
+    });
   }
 
   // ---- autograd and optimisation ----
 
   valueAndGrad(lossFn: () => Tensor, params: readonly Tensor[]): ValueAndGrad {
-    const vars = params.map((p) => this.#unwrap("valueAndGrad", p, params));
+    const vars = params.map((p) => this.#handle("valueAndGrad", p, params).tf);
     vars.forEach((v, i) => {
       const ok = v instanceof tf.Variable && v.trainable;
       this.#check("valueAndGrad", [params[i]], ok, `parameter ${i} is not a trainable variable`);
@@ -592,7 +711,7 @@ class TfjsBackend implements Backend {
     this.#activate("valueAndGrad");
     const { value, grads } = tf.variableGrads(() => {
       const loss = lossFn();
-      const t = this.#unwrap("valueAndGrad", loss, [loss]);
+      const t = this.#handle("valueAndGrad", loss, [loss]).tf;
       if (t.size !== 1) {
         throw new BackendError("valueAndGrad", [loss.shape], "the loss must be a scalar");
       }
@@ -632,7 +751,7 @@ class TfjsBackend implements Backend {
         [grads[i], state.m[i], state.v[i]].every((t) => t.shape.join() === p.shape.join())
       );
     this.#check("adamStep", all, ok, "params, grads and moments must match one to one");
-    const ts = all.map((t) => this.#unwrap("adamStep", t, all));
+    const hs = all.map((t) => this.#handle("adamStep", t, all));
     this.#activate("adamStep");
     const { lr, beta1, beta2, eps, weightDecay } = opts;
     const step = state.step + 1;
@@ -642,7 +761,8 @@ class TfjsBackend implements Backend {
     const bc2 = 1 - beta2 ** step;
     tf.tidy(() => {
       for (let i = 0; i < n; i++) {
-        const [p, g, m, v] = [ts[i], ts[n + i], ts[2 * n + i], ts[3 * n + i]] as tf.Variable[];
+        const [p, m, v] = [hs[i].tf, hs[2 * n + i].tf, hs[3 * n + i].tf] as tf.Variable[];
+        const g = nchw(hs[n + i]);
         const m1 = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
         const v1 = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
         const decayed = weightDecay ? tf.mul(p, 1 - lr * weightDecay) : p;
@@ -660,12 +780,13 @@ class TfjsBackend implements Backend {
     const ok = targets.length === sources.length &&
       targets.every((t, i) => t.shape.join() === sources[i].shape.join());
     this.#check("emaUpdate", all, ok, "targets and sources must match one to one");
-    const ts = all.map((t) => this.#unwrap("emaUpdate", t, all));
+    const hs = all.map((t) => this.#handle("emaUpdate", t, all));
     this.#activate("emaUpdate");
     tf.tidy(() => {
       targets.forEach((_, i) => {
-        const target = ts[i] as tf.Variable;
-        target.assign(tf.add(tf.mul(target, decay), tf.mul(ts[targets.length + i], 1 - decay)));
+        const target = hs[i].tf as tf.Variable;
+        const source = nchw(hs[targets.length + i]);
+        target.assign(tf.add(tf.mul(target, decay), tf.mul(source, 1 - decay)));
       });
     });
   }
@@ -696,6 +817,11 @@ function normAxis(axis: number, rank: number): number {
 
 function axesOf(axes: readonly number[] | undefined, rank: number): number[] | undefined {
   return axes?.map((a) => normAxis(a, rank));
+}
+
+/** Both operands in one layout: their own when they agree, else NCHW. */
+function sameLayout(a: TfjsTensor, b: TfjsTensor): [Tf, Tf] {
+  return a.channelsLast === b.channelsLast ? [a.tf, b.tf] : [nchw(a), nchw(b)];
 }
 
 function collectTensors(value: unknown, out: Tf[]): void {

@@ -30,11 +30,11 @@ export function dims(t: Tf): number[] {
   return t.shape as number[];
 }
 
-/** (x - mean) / sqrt(var + eps) over the last axis, biased variance. */
-export function normalizeLastAxis(x: Tf, eps: number): Tf {
-  const mean = tf.mean(x, -1, true);
+/** (x - mean) / sqrt(var + eps) over `axes`, with the biased variance. */
+export function normalizeOver(x: Tf, axes: number[], eps: number): Tf {
+  const mean = tf.mean(x, axes, true);
   const centered = tf.sub(x, mean);
-  const variance = tf.mean(tf.square(centered), -1, true);
+  const variance = tf.mean(tf.square(centered), axes, true);
   return tf.mul(centered, tf.rsqrt(tf.add(variance, eps)));
 }
 
@@ -130,7 +130,7 @@ export function gatherWithGrad(x: Tf, indices: Tf, axis: number): Tf {
  * Max pooling (valid, x already padded) whose gradient goes to the first maximum of each
  * window in row-major order, as in PyTorch. wasm's MaxPoolGrad and MaxPoolWithArgmax start
  * from FLT_MIN instead of -inf, so they are wrong for windows of negative values; this is built
- * from strided slices instead. x [P, H, W, 1] -> [P, Ho, Wo, 1].
+ * from strided slices instead. x [N, H, W, C] -> [N, Ho, Wo, C].
  */
 export function maxPoolWithGrad(x: Tf, k: number, s: number): Tf {
   return tf.customGrad((xv, save) => {
@@ -139,15 +139,15 @@ export function maxPoolWithGrad(x: Tf, k: number, s: number): Tf {
     return {
       value: y,
       gradFunc: (dy: Tf, [sx, sy]: Tf[]) => {
-        const [p, h, w] = dims(sx);
+        const [p, h, w, c] = dims(sx);
         const [, ho, wo] = dims(sy);
         const [spanH, spanW] = [(ho - 1) * s + 1, (wo - 1) * s + 1];
         let taken = tf.zerosLike(sy);
         let dx = tf.zerosLike(sx);
         for (let a = 0; a < k; a++) {
           for (let b = 0; b < k; b++) {
-            // The cells at offset (a, b) of every window: [P, Ho, Wo, 1].
-            const end = [p, a + spanH, b + spanW, 1];
+            // The cells at offset (a, b) of every window: [N, Ho, Wo, C].
+            const end = [p, a + spanH, b + spanW, c];
             const cell = tf.stridedSlice(sx, [0, a, b, 0], end, [1, s, s, 1]);
             const first = tf.mul(tf.cast(tf.equal(cell, sy), "float32"), tf.sub(1, taken));
             taken = tf.add(taken, first);
@@ -179,9 +179,9 @@ function bilinearMatrix(inSize: number, outSize: number, alignCorners: boolean):
 }
 
 /**
- * Bilinear resize with the tfjs kernel forward and a gradient as two small matmuls,
- * dx = Ahᵀ dy Aw: tfjs's ResizeBilinearGrad ignores halfPixelCenters, and on cpu swaps H and W
- * of non-square inputs. x [P, H, W, 1] -> [P, outH, outW, 1].
+ * Bilinear resize with the tfjs kernel forward and a gradient as two matmuls with the
+ * interpolation matrices, dx = Ahᵀ dy Aw: tfjs's ResizeBilinearGrad ignores halfPixelCenters,
+ * and on cpu swaps H and W of non-square inputs. x [N, H, W, C] -> [N, outH, outW, C].
  */
 export function resizeBilinearWithGrad(
   x: Tf,
@@ -190,7 +190,7 @@ export function resizeBilinearWithGrad(
   alignCorners: boolean,
 ): Tf {
   return tf.customGrad((xv) => {
-    const [p, h, w] = dims(xv as Tf);
+    const [n, h, w, c] = dims(xv as Tf);
     const value = tf.image.resizeBilinear(
       xv as tf.Tensor4D,
       [outH, outW],
@@ -200,12 +200,13 @@ export function resizeBilinearWithGrad(
     return {
       value,
       gradFunc: (dy: Tf) => {
-        const ah = tf.tensor2d(bilinearMatrix(h, outH, alignCorners), [outH, h]);
-        const aw = tf.tensor2d(bilinearMatrix(w, outW, alignCorners), [outW, w]);
-        const rows = tf.matMul(tf.reshape(dy, [p * outH, outW]), aw); // [P*outH, W]
-        const byCol = tf.transpose(tf.reshape(rows, [p, outH, w]), [0, 2, 1]); // [P, W, outH]
-        const cols = tf.matMul(tf.reshape(byCol, [p * w, outH]), ah); // [P*W, H]
-        return tf.reshape(tf.transpose(tf.reshape(cols, [p, w, h]), [0, 2, 1]), [p, h, w, 1]);
+        const ahT = tf.transpose(tf.tensor2d(bilinearMatrix(h, outH, alignCorners), [outH, h]));
+        const awT = tf.transpose(tf.tensor2d(bilinearMatrix(w, outW, alignCorners), [outW, w]));
+        // Contract outH: [1, H, outH] x [N, outH, outW*C] -> [N, H, outW*C].
+        const rows = tf.matMul(tf.reshape(ahT, [1, h, outH]), tf.reshape(dy, [n, outH, outW * c]));
+        // Contract outW: [1, W, outW] x [N*H, outW, C] -> [N*H, W, C].
+        const cols = tf.matMul(tf.reshape(awT, [1, w, outW]), tf.reshape(rows, [n * h, outW, c]));
+        return tf.reshape(cols, [n, h, w, c]);
       },
     };
   })(x);
@@ -319,55 +320,58 @@ function convWeightGrad(xCHWN: Tf, dyHWNC: Tf, s: number, p: number, k: number):
   return tf.transpose(cropped, [3, 0, 1, 2]);
 }
 
-/** conv2d on NCHW x with a custom gradient made of forward convs. */
+/**
+ * conv2d on channels-last x [N, H, W, Cin], w [Cout, Cin, k, k] -> [N, Ho, Wo, Cout], with a
+ * gradient made of forward convs. Only dW needs transposed copies of x and dy.
+ */
 export function conv2dWithGrad(x: Tf, w: Tf, s: number, p: number): Tf {
   return tf.customGrad((xv, wv, save) => {
     const [xt, wt] = [xv as Tf, wv as Tf];
     (save as tf.GradSaveFunc)([xt, wt]);
-    const y = convNHWC(tf.transpose(xt, [0, 2, 3, 1]), wt, s, p); // [N, Ho, Wo, Cout]
     return {
-      value: tf.transpose(y, [0, 3, 1, 2]),
+      value: convNHWC(xt, wt, s, p),
       gradFunc: (dy: Tf, [sx, sw]: Tf[]) => {
-        const [, , h, wd] = sx.shape;
-        const dx = convTransposeNHWC(tf.transpose(dy, [0, 2, 3, 1]), sw, s, p, h, wd);
+        const [, h, wd] = dims(sx);
+        const dx = convTransposeNHWC(dy, sw, s, p, h, wd);
+        const k = dims(sw)[2];
         const dw = convWeightGrad(
-          tf.transpose(sx, [1, 2, 3, 0]),
-          tf.transpose(dy, [2, 3, 0, 1]),
+          tf.transpose(sx, [3, 1, 2, 0]),
+          tf.transpose(dy, [1, 2, 0, 3]),
           s,
           p,
-          dims(sw)[2],
+          k,
         );
-        return [tf.transpose(dx, [0, 3, 1, 2]), dw];
+        return [dx, dw];
       },
     };
   })(x, w);
 }
 
 /**
- * convTranspose2d on NCHW x, w [Cin, Cout, k, k]: the input-gradient of a conv whose weight
- * is w read as [Cout_conv = Cin, Cin_conv = Cout]. Its gradients are that conv's forward pass
- * (dx) and weight gradient (dw), with the roles of x and dy swapped.
+ * convTranspose2d on channels-last x [N, H, W, Cin], w [Cin, Cout, k, k] (PyTorch layout) ->
+ * [N, Ho, Wo, Cout]: the input-gradient of a conv whose weight is w read as
+ * [Cout_conv = Cin, Cin_conv = Cout]. Its gradients are that conv's forward pass (dx) and
+ * weight gradient (dw), with the roles of x and dy swapped.
  */
 export function convTranspose2dWithGrad(x: Tf, w: Tf, s: number, p: number, outPad: number): Tf {
   const k = dims(w)[2];
-  const outH = (dims(x)[2] - 1) * s - 2 * p + k + outPad;
-  const outW = (dims(x)[3] - 1) * s - 2 * p + k + outPad;
+  const outH = (dims(x)[1] - 1) * s - 2 * p + k + outPad;
+  const outW = (dims(x)[2] - 1) * s - 2 * p + k + outPad;
   return tf.customGrad((xv, wv, save) => {
     const [xt, wt] = [xv as Tf, wv as Tf];
     (save as tf.GradSaveFunc)([xt, wt]);
-    const y = convTransposeNHWC(tf.transpose(xt, [0, 2, 3, 1]), wt, s, p, outH, outW);
     return {
-      value: tf.transpose(y, [0, 3, 1, 2]),
+      value: convTransposeNHWC(xt, wt, s, p, outH, outW),
       gradFunc: (dy: Tf, [sx, sw]: Tf[]) => {
-        const dx = convNHWC(tf.transpose(dy, [0, 2, 3, 1]), sw, s, p); // [N, H, W, Cin]
+        const dx = convNHWC(dy, sw, s, p); // [N, H, W, Cin]
         const dw = convWeightGrad(
-          tf.transpose(dy, [1, 2, 3, 0]),
-          tf.transpose(sx, [2, 3, 0, 1]),
+          tf.transpose(dy, [3, 1, 2, 0]),
+          tf.transpose(sx, [1, 2, 0, 3]),
           s,
           p,
           k,
         );
-        return [tf.transpose(dx, [0, 3, 1, 2]), dw];
+        return [dx, dw];
       },
     };
   })(x, w);
@@ -390,4 +394,15 @@ export function stopGradient(x: Tf): Tf {
     value: tf.clone(v as Tf),
     gradFunc: (dy: Tf) => tf.zerosLike(dy),
   }))(x);
+}
+
+/**
+ * 1 where x > y, else 0 (float32), as a constant for autograd: tfjs has no gradient for
+ * Greater and would fail when a mask made from it sits on the path to a loss.
+ */
+export function greaterMask(x: Tf, y: Tf): Tf {
+  return tf.customGrad((a, b) => ({
+    value: tf.cast(tf.greater(a as Tf, b as Tf), "float32"),
+    gradFunc: () => [tf.zerosLike(a as Tf), tf.zerosLike(b as Tf)],
+  }))(x, y);
 }

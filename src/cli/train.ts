@@ -174,17 +174,12 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   const model = choice(parsed, "model", ["ddpm", "gan"] as const) ?? "ddpm";
   const onGpu = backend.name === "torch-cuda";
   const classes = str(parsed, "classes")!;
-  const data = await loadDataset({ source: str(parsed, "data"), split: "train", classes });
   const conditional = bool(parsed, "cond");
-  const numClasses = conditional ? data.numClasses : 0;
-  if (conditional && data.numClasses < 2) {
-    throw new UsageError(
-      `--cond needs at least two classes, --classes ${classes} gives ${data.numClasses}`,
-    );
-  }
-  const [channels, height, width] = data.imageShape;
-  if (height !== width) throw new UsageError(`images must be square, got ${height}x${width}`);
-
+  // Every flag is read (and so checked) before the data set is loaded; the fields that depend
+  // on the data (classes, image size) are filled in afterwards.
+  const numClasses = 0;
+  const channels = 3;
+  const height = 32;
   let config: Record<string, unknown>;
   let batchSize: number;
   if (model === "ddpm") {
@@ -257,16 +252,31 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
     batchSize = int(parsed, "batch-size", 1) ?? 128;
   }
   const seed = int(parsed, "seed", 0, 2 ** 32 - 1)!;
+  const epochs = int(parsed, "epochs", 1) ?? (model === "gan" ? 25 : onGpu ? 500 : 10);
+  trainingOptions(parsed);
   const runDir = str(parsed, "out") ??
     `runs/${model}-${config.preset}-${classes.replaceAll(",", "+")}${conditional ? "-cond" : ""}`;
   await refuseToOverwrite(runDir);
+
+  const data = await loadDataset({ source: str(parsed, "data"), split: "train", classes });
+  if (conditional && data.numClasses < 2) {
+    throw new UsageError(
+      `--cond needs at least two classes, --classes ${classes} gives ${data.numClasses}`,
+    );
+  }
+  const [dataChannels, dataHeight, dataWidth] = data.imageShape;
+  if (dataHeight !== dataWidth) {
+    throw new UsageError(`images must be square, got ${dataHeight}x${dataWidth}`);
+  }
+  config.numClasses = conditional ? data.numClasses : 0;
+  config.imageSize = dataHeight;
+  config.channels = dataChannels;
   await Deno.mkdir(runDir, { recursive: true });
-  const epochs = int(parsed, "epochs", 1) ?? (model === "gan" ? 25 : onGpu ? 500 : 10);
   const task = createTask(backend, model, config, seed);
   try {
     console.error(
       `training ${model} ${config.preset} on ${data.size} ${classes} images ` +
-        `(${numClasses > 0 ? `conditional, ${numClasses} classes` : "unconditional"}) ` +
+        `(${conditional ? `conditional, ${data.numClasses} classes` : "unconditional"}) ` +
         `on ${backend.name} (${backend.device}); run folder ${runDir}`,
     );
     const result = await runTraining(task, data, parsed, backend, {
@@ -349,16 +359,12 @@ async function runTraining(
   Deno.addSignalListener("SIGINT", onSigint);
   try {
     const result = await train(task, data, {
+      ...trainingOptions(parsed),
       runDir: run.runDir,
       batchSize: run.batchSize,
       epochs: run.epochs,
-      maxSteps: int(parsed, "max-steps", 1),
-      maxSeconds: num(parsed, "max-seconds", 0),
       seed: run.seed,
       flip: run.flip ?? !bool(parsed, "no-flip"),
-      logEvery: int(parsed, "log-every", 1),
-      checkpointEvery: int(parsed, "checkpoint-every", 0),
-      previewEvery: int(parsed, "preview-every", 0),
       previewOptions: task.kind === "ddpm" ? { sampler: "ddim", steps: 50 } : undefined,
       gif: task.kind === "gan",
       resume: run.resume,
@@ -370,6 +376,17 @@ async function runTraining(
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
   }
+}
+
+/** The trainer's budget and interval flags. */
+function trainingOptions(parsed: Parsed) {
+  return {
+    maxSteps: int(parsed, "max-steps", 1),
+    maxSeconds: num(parsed, "max-seconds", 0),
+    logEvery: int(parsed, "log-every", 1),
+    checkpointEvery: int(parsed, "checkpoint-every", 0),
+    previewEvery: int(parsed, "preview-every", 0),
+  };
 }
 
 function rejectFlags(parsed: Parsed, flags: string[], belongsTo: string): void {

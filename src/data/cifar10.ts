@@ -59,25 +59,41 @@ export interface CifarImages {
  * ```
  */
 export function parseCifarBatch(bytes: Uint8Array, source = "CIFAR-10 batch"): CifarImages {
+  const count = recordCount(bytes, source);
+  const images = new Uint8Array(count * IMAGE_BYTES);
+  const labels = new Int32Array(count);
+  decodeRecords(bytes, source, images, labels, 0);
+  return { images, labels, count };
+}
+
+function recordCount(bytes: Uint8Array, source: string): number {
   if (bytes.length === 0 || bytes.length % RECORD_BYTES !== 0) {
     throw new Error(
       `${source}: ${bytes.length} bytes is not a whole number of ${RECORD_BYTES}-byte CIFAR-10 ` +
         `records (truncated or not a CIFAR-10 binary batch file)`,
     );
   }
+  return bytes.length / RECORD_BYTES;
+}
+
+/** Decodes every record of `bytes` into `images`/`labels` starting at record `at`. */
+function decodeRecords(
+  bytes: Uint8Array,
+  source: string,
+  images: Uint8Array,
+  labels: Int32Array,
+  at: number,
+): void {
   const count = bytes.length / RECORD_BYTES;
-  const images = new Uint8Array(count * IMAGE_BYTES);
-  const labels = new Int32Array(count);
   for (let i = 0; i < count; i++) {
     const record = i * RECORD_BYTES;
     const label = bytes[record];
     if (label > 9) {
       throw new Error(`${source}: record ${i} has label ${label}; CIFAR-10 labels are 0..9`);
     }
-    labels[i] = label;
-    images.set(bytes.subarray(record + 1, record + RECORD_BYTES), i * IMAGE_BYTES);
+    labels[at + i] = label;
+    images.set(bytes.subarray(record + 1, record + RECORD_BYTES), (at + i) * IMAGE_BYTES);
   }
-  return { images, labels, count };
 }
 
 /**
@@ -91,7 +107,7 @@ export function parseCifarBatch(bytes: Uint8Array, source = "CIFAR-10 batch"): C
  */
 export async function readCifarSplit(dir: string, split: "train" | "test"): Promise<CifarImages> {
   const files = split === "train" ? TRAIN_FILES : [TEST_FILE];
-  const parts: CifarImages[] = [];
+  const batches: { path: string; bytes: Uint8Array; count: number }[] = [];
   for (const name of files) {
     const path = `${dir}/${name}`;
     let bytes: Uint8Array;
@@ -102,21 +118,29 @@ export async function readCifarSplit(dir: string, split: "train" | "test"): Prom
         cause: error,
       });
     }
-    parts.push(parseCifarBatch(bytes, path));
+    batches.push({ path, bytes, count: recordCount(bytes, path) });
   }
-  const count = parts.reduce((s, p) => s + p.count, 0);
+  // Decode straight into one array: no per-file copies to concatenate.
+  const count = batches.reduce((s, b) => s + b.count, 0);
   const images = new Uint8Array(count * IMAGE_BYTES);
   const labels = new Int32Array(count);
-  let n = 0;
-  for (const part of parts) {
-    images.set(part.images, n * IMAGE_BYTES);
-    labels.set(part.labels, n);
-    n += part.count;
+  let at = 0;
+  for (const batch of batches) {
+    decodeRecords(batch.bytes, batch.path, images, labels, at);
+    at += batch.count;
   }
   return { images, labels, count };
 }
 
-/** True when `dir` holds all six official batch files. */
+/**
+ * True when `dir` holds all six official batch files.
+ *
+ * @example
+ * ```ts
+ * import { hasCifarBatches } from "./cifar10.ts";
+ * await hasCifarBatches("/data/cifar-10-batches-bin"); // true or false
+ * ```
+ */
 export async function hasCifarBatches(dir: string): Promise<boolean> {
   for (const name of [...TRAIN_FILES, TEST_FILE]) {
     try {
@@ -183,10 +207,17 @@ export async function downloadFile(
   const onProgress = options.onProgress ?? stderrProgress(url.split("/").pop() ?? url);
   try {
     let response: Response;
+    // The timeout covers connecting and the response headers only: the body of a large
+    // download may take much longer on a slow link.
+    const connect = new AbortController();
+    const timer = setTimeout(() => connect.abort(), options.timeoutMs ?? 30_000);
     try {
-      response = await fetch(url, { signal: AbortSignal.timeout(options.timeoutMs ?? 30_000) });
+      response = await fetch(url, { signal: connect.signal });
     } catch (error) {
-      throw new Error(`cannot download ${url}: ${(error as Error).message}`, { cause: error });
+      const why = connect.signal.aborted ? "no answer (timed out)" : (error as Error).message;
+      throw new Error(`cannot download ${url}: ${why}`, { cause: error });
+    } finally {
+      clearTimeout(timer);
     }
     if (!response.ok || !response.body) {
       await response.body?.cancel();

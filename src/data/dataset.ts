@@ -366,7 +366,15 @@ function selectRecords(labels: Int32Array, keep: number[], limit?: number): Int3
 
 const cache = new Map<string, Promise<Dataset>>();
 
-/** Forgets every data set kept in memory by {@link loadDataset}. */
+/**
+ * Forgets every data set kept in memory by {@link loadDataset}.
+ *
+ * @example
+ * ```ts
+ * import { clearDatasetCache } from "./dataset.ts";
+ * clearDatasetCache(); // the next loadDataset() reads from disk again
+ * ```
+ */
 export function clearDatasetCache(): void {
   cache.clear();
 }
@@ -439,12 +447,19 @@ async function load(
     const all = await readCifarSplit(source.path, split);
     const chosen = selectRecords(all.labels, keep, limit);
     const imageSize = 3 * 32 * 32;
-    images = new Uint8Array(chosen.length * imageSize);
-    labels = new Int32Array(chosen.length);
-    chosen.forEach((record, i) => {
-      images.set(all.images.subarray(record * imageSize, (record + 1) * imageSize), i * imageSize);
-      labels[i] = all.labels[record];
-    });
+    if (chosen.length === all.count) {
+      ({ images, labels } = all); // everything kept: no copy
+    } else {
+      images = new Uint8Array(chosen.length * imageSize);
+      labels = new Int32Array(chosen.length);
+      chosen.forEach((record, i) => {
+        images.set(
+          all.images.subarray(record * imageSize, (record + 1) * imageSize),
+          i * imageSize,
+        );
+        labels[i] = all.labels[record];
+      });
+    }
     imageShape = [3, 32, 32];
   } else {
     const folder = await loadImageFolder(source.path, split, { keep, limit });

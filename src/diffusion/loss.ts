@@ -125,7 +125,13 @@ export function vlbTerm(
   options: VlbOptions,
 ): Tensor {
   const posterior = process.posteriorMeanVariance(x0, xt, t);
-  const model = process.pMeanVariance(epsilon, xt, t, options.varianceType, options.clipX0 ?? false);
+  const model = process.pMeanVariance(
+    epsilon,
+    xt,
+    t,
+    options.varianceType,
+    options.clipX0 ?? false,
+  );
   const kl = meanFlat(
     b,
     normalKl(b, posterior.mean, posterior.logVariance, model.mean, model.logVariance),

@@ -64,7 +64,8 @@ export class DiffusionProcess {
   constructor(readonly backend: Backend, readonly schedule: Schedule) {
     this.timesteps = schedule.timesteps;
     const s = schedule;
-    const derived = (f: (i: number) => number) => Float64Array.from({ length: s.timesteps }, (_, i) => f(i));
+    const derived = (f: (i: number) => number) =>
+      Float64Array.from({ length: s.timesteps }, (_, i) => f(i));
     const host: Record<keyof ScheduleTensors, Float64Array> = {
       betas: s.betas,
       logBetas: derived((i) => Math.log(s.betas[i])),
@@ -82,7 +83,9 @@ export class DiffusionProcess {
       posteriorMeanCoef2: s.posteriorMeanCoef2,
     };
     const upload = (a: Float64Array) =>
-      backend.scope(() => backend.variable(backend.tensor(Float32Array.from(a), [a.length]), false));
+      backend.scope(() =>
+        backend.variable(backend.tensor(Float32Array.from(a), [a.length]), false)
+      );
     this.#tensors = Object.fromEntries(
       Object.entries(host).map(([k, v]) => [k, upload(v)]),
     ) as unknown as ScheduleTensors;
@@ -153,7 +156,10 @@ export class DiffusionProcess {
     logVariance: Tensor;
   } {
     if (varianceType === "beta") {
-      return { variance: this.extract("betas", t, like), logVariance: this.extract("logBetas", t, like) };
+      return {
+        variance: this.extract("betas", t, like),
+        logVariance: this.extract("logBetas", t, like),
+      };
     }
     return {
       variance: this.extract("posteriorVariance", t, like),

@@ -118,7 +118,10 @@ function sampleBatch(
         });
       }
     } else if (sampler === "ddim") {
-      const seq = ddimTimesteps(process.timesteps, options.steps ?? Math.min(50, process.timesteps));
+      const seq = ddimTimesteps(
+        process.timesteps,
+        options.steps ?? Math.min(50, process.timesteps),
+      );
       const eta = options.eta ?? 0;
       if (!(eta >= 0)) throw new RangeError(`eta must be >= 0, got ${eta}`);
       const alphaBar = process.schedule.alphaBar;

@@ -13,11 +13,12 @@ import type { Batch, TrainTask } from "../train/task.ts";
 import {
   createDenoiser,
   type Denoiser,
+  denoiserConfig,
   type DenoiserOptions,
-  type DenoiserPreset,
   denoiserOverStore,
+  type DenoiserPreset,
 } from "../models/denoiser.ts";
-import { simpleLoss, vlbLoss } from "./loss.ts";
+import { type BitsPerDim, bitsPerDim, simpleLoss, vlbLoss } from "./loss.ts";
 import { DiffusionProcess, type VarianceType } from "./process.ts";
 import { sampleImages, type SamplerOptions } from "./sampler.ts";
 import { makeSchedule, type ScheduleKind } from "./schedule.ts";
@@ -79,7 +80,9 @@ export function validateDdpmConfig(c: DdpmConfig): void {
   const fail = (msg: string) => {
     throw new RangeError(`DDPM config: ${msg}`);
   };
-  if (c.loss !== "simple" && c.loss !== "vlb") fail(`loss must be "simple" or "vlb", got ${c.loss}`);
+  if (c.loss !== "simple" && c.loss !== "vlb") {
+    fail(`loss must be "simple" or "vlb", got ${c.loss}`);
+  }
   if (c.varianceType !== "beta" && c.varianceType !== "posterior") {
     fail(`varianceType must be "beta" or "posterior", got ${c.varianceType}`);
   }
@@ -89,6 +92,46 @@ export function validateDdpmConfig(c: DdpmConfig): void {
   if (!(c.ema >= 0 && c.ema < 1)) fail(`ema must be in [0, 1), got ${c.ema}`);
   if (!(c.emaStart >= 0)) fail(`emaStart must be >= 0, got ${c.emaStart}`);
   if (!(c.gradClip >= 0)) fail(`gradClip must be >= 0, got ${c.gradClip}`);
+  if (c.schedule !== "linear" && c.schedule !== "cosine") {
+    fail(`schedule must be "linear" or "cosine", got ${c.schedule}`);
+  }
+  if (!Number.isInteger(c.timesteps) || c.timesteps < 2) {
+    fail(`timesteps must be an integer >= 2, got ${c.timesteps}`);
+  }
+  // Throws for an unknown preset, a negative class count or an image size the model cannot halve.
+  denoiserConfig({
+    preset: c.preset,
+    numClasses: c.numClasses,
+    imageSize: c.imageSize,
+    channels: c.channels,
+    baseWidth: c.baseWidth,
+  });
+}
+
+/**
+ * The defaults with `overrides` applied, validated (what the CLI and checkpoint loader call).
+ *
+ * @example
+ * ```ts
+ * import { resolveDdpmConfig } from "./task.ts";
+ * const config = resolveDdpmConfig({ preset: "unet-2xud-half", numClasses: 2 });
+ * console.log(config.schedule, config.lr); // cosine 0.0003
+ * ```
+ */
+export function resolveDdpmConfig(overrides: Partial<DdpmConfig> = {}): DdpmConfig {
+  const config = { ...DEFAULT_DDPM_CONFIG, ...overrides };
+  validateDdpmConfig(config);
+  return config;
+}
+
+/** The DDPM {@link TrainTask} plus the evaluation only a diffusion model has. */
+export interface DdpmTask extends TrainTask {
+  readonly kind: "ddpm";
+  /**
+   * The variational bound in bits/dim (Ho et al. 2020 Table 2) of the sampling weights (EMA when
+   * on) over a data split; `timestepStride` > 1 evaluates a subset of the T terms.
+   */
+  bitsPerDim(batches: Iterable<Batch>, rng: Rng, options?: { timestepStride?: number }): BitsPerDim;
 }
 
 /**
@@ -102,7 +145,7 @@ export function validateDdpmConfig(c: DdpmConfig): void {
  * // const images = task.sample(new Int32Array(16), rng, { sampler: "ddim", steps: 50 });
  * ```
  */
-export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): TrainTask {
+export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): DdpmTask {
   validateDdpmConfig(config);
   const denoiserOptions: DenoiserOptions = {
     preset: config.preset,
@@ -120,7 +163,9 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
   let ema: Denoiser | undefined;
   if (config.ema > 0) {
     const emaStore = new ParamStore(backend);
-    for (const [name, host] of model.store.toHost()) emaStore.add(name, host.shape, host.data, false);
+    for (const [name, host] of model.store.toHost()) {
+      emaStore.add(name, host.shape, host.data, false);
+    }
     ema = denoiserOverStore(backend, denoiserOptions, emaStore);
   }
   const optimizer = new Adam(model.store, {
@@ -155,9 +200,15 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
       const lossFn = () =>
         config.loss === "simple"
           ? simpleLoss(backend, process, forward, x0, tt, eps, y)
-          : vlbLoss(backend, process, forward, x0, tt, eps, y, { varianceType: config.varianceType });
+          : vlbLoss(backend, process, forward, x0, tt, eps, y, {
+            varianceType: config.varianceType,
+          });
       const { value, grads } = backend.valueAndGrad(lossFn, params);
-      const clipped = clipGradNorm(backend, grads, config.gradClip > 0 ? config.gradClip : Infinity);
+      const clipped = clipGradNorm(
+        backend,
+        grads,
+        config.gradClip > 0 ? config.gradClip : Infinity,
+      );
       optimizer.step(clipped.grads);
       return { loss: value, gradNorm: clipped.norm };
     });
@@ -169,8 +220,12 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
     return metrics;
   }
 
-  function sample(labels: Int32Array, rng: Rng, options: Record<string, unknown> = {}): Float32Array {
-    const sampler = (ema ?? model);
+  function sample(
+    labels: Int32Array,
+    rng: Rng,
+    options: Record<string, unknown> = {},
+  ): Float32Array {
+    const sampler = ema ?? model;
     const samplerOptions = parseSampleOptions(options);
     if (config.numClasses > 0) {
       for (const y of labels) {
@@ -189,6 +244,7 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
       {
         varianceType: config.varianceType,
         nullClass: config.numClasses,
+        batchSize: sampleBatchSize(config, samplerOptions.guidance ?? 1),
         ...samplerOptions,
       },
     );
@@ -197,8 +253,31 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
   const stores: Record<string, ParamStore> = ema
     ? { ema: ema.store, model: model.store }
     : { model: model.store };
+  function evaluateBitsPerDim(
+    batches: Iterable<Batch>,
+    rng: Rng,
+    options: { timestepStride?: number } = {},
+  ): BitsPerDim {
+    const weights = ema ?? model;
+    const labelled = function* () {
+      for (const batch of batches) {
+        // Conditional models are scored given the true label; the trainer's labels are kept.
+        yield config.numClasses > 0 ? batch : { ...batch, labels: new Int32Array(batch.shape[0]) };
+      }
+    };
+    return bitsPerDim(
+      backend,
+      process,
+      (x, t, y) => weights.forward(x, t, config.numClasses > 0 ? y : undefined),
+      labelled(),
+      rng,
+      { varianceType: config.varianceType, timestepStride: options.timestepStride },
+    );
+  }
+
   return {
     kind: "ddpm",
+    bitsPerDim: evaluateBitsPerDim,
     config: { ...config } as unknown as Record<string, unknown>,
     stores,
     optimizers: { model: optimizer },
@@ -213,6 +292,41 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
       process.dispose();
     },
   };
+}
+
+/** Device memory the default sampling batch may use for activations (conservative for CPUs). */
+export const SAMPLE_MEMORY_BUDGET_BYTES = 2 ** 30;
+
+/**
+ * A sampling batch size that keeps the forward pass's largest tensors within `budgetBytes`:
+ * about 24 full-resolution feature maps of the base width per image and, for the U-Nets, the
+ * heads x (HW)^2 attention matrix of the last, full-resolution self-attention. Guidance runs
+ * two passes per image, so it halves the batch. Between 1 and 256.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_DDPM_CONFIG, sampleBatchSize } from "./task.ts";
+ * console.log(sampleBatchSize(DEFAULT_DDPM_CONFIG, 1)); // 46 for unet-2xud at 32x32
+ * ```
+ */
+export function sampleBatchSize(
+  config: DdpmConfig,
+  guidance: number,
+  budgetBytes = SAMPLE_MEMORY_BUDGET_BYTES,
+): number {
+  const arch = denoiserConfig({
+    preset: config.preset,
+    numClasses: config.numClasses,
+    imageSize: config.imageSize,
+    channels: config.channels,
+    baseWidth: config.baseWidth,
+  });
+  const pixels = config.imageSize * config.imageSize;
+  const base = arch.family === "unet" ? arch.unet.widths[0] : arch.convnet.width;
+  let bytesPerImage = 24 * base * pixels * 4;
+  if (arch.family === "unet") bytesPerImage += arch.unet.heads * pixels * pixels * 4;
+  if (guidance !== 1) bytesPerImage *= 2;
+  return Math.max(1, Math.min(256, Math.floor(budgetBytes / bytesPerImage)));
 }
 
 /** Labels with each replaced by the null class `numClasses` with probability cfgDrop. */
@@ -232,7 +346,9 @@ function parseSampleOptions(options: Record<string, unknown>): SamplerOptions {
   const known = ["sampler", "steps", "eta", "guidance", "varianceType", "clipX0", "batchSize"];
   const unknown = Object.keys(options).filter((k) => !known.includes(k));
   if (unknown.length) {
-    throw new RangeError(`unknown sampling option(s) ${unknown.join(", ")}: use ${known.join(", ")}`);
+    throw new RangeError(
+      `unknown sampling option(s) ${unknown.join(", ")}: use ${known.join(", ")}`,
+    );
   }
   const out: SamplerOptions = {};
   const number = (key: string) => {
@@ -251,7 +367,9 @@ function parseSampleOptions(options: Record<string, unknown>): SamplerOptions {
   }
   if (options.varianceType !== undefined) {
     if (options.varianceType !== "beta" && options.varianceType !== "posterior") {
-      throw new RangeError(`varianceType must be "beta" or "posterior", got ${options.varianceType}`);
+      throw new RangeError(
+        `varianceType must be "beta" or "posterior", got ${options.varianceType}`,
+      );
     }
     out.varianceType = options.varianceType;
   }

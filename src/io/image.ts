@@ -39,6 +39,68 @@ function rgbaToRgb(rgba: Uint8Array, width: number, height: number): Uint8Array 
   return rgb;
 }
 
+/** What decodeJpeg needs to know from the headers: component count and Adobe APP14 marker. */
+function jpegLayout(bytes: Uint8Array): { components: number; adobe: boolean } {
+  let components = 0;
+  let adobe = false;
+  let p = 2;
+  while (p + 4 <= bytes.length && bytes[p] === 0xff) {
+    const marker = bytes[p + 1];
+    if (marker === 0xff) {
+      p++; // fill byte
+      continue;
+    }
+    if (marker === 0xda) break; // start of scan: all headers seen
+    const length = (bytes[p + 2] << 8) | bytes[p + 3];
+    const isStartOfFrame = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 &&
+      marker !== 0xc8 && marker !== 0xcc;
+    if (isStartOfFrame && p + 9 < bytes.length) components = bytes[p + 9];
+    if (marker === 0xee && String.fromCharCode(...bytes.subarray(p + 4, p + 9)) === "Adobe") {
+      adobe = true;
+    }
+    p += 2 + length;
+  }
+  return { components, adobe };
+}
+
+/**
+ * JPEG via jpeg-js. jpeg-js converts YCbCr to RGB by truncating into a Uint8Array, which
+ * darkens every channel by 0.5 on average; for ordinary (JFIF, 3-component) files we take its
+ * YCbCr output and convert with rounding as libjpeg does (JFIF 1.02 / ITU-T T.871 eq. 7).
+ */
+function decodeJpeg(bytes: Uint8Array, source: string): DecodedImage {
+  const { components, adobe } = jpegLayout(bytes);
+  const ownColorTransform = components === 3 && !adobe;
+  let decoded: { width: number; height: number; data: Uint8Array };
+  try {
+    decoded = jpeg.decode(bytes, {
+      useTArray: true,
+      formatAsRGBA: true,
+      colorTransform: ownColorTransform ? false : undefined,
+    });
+  } catch (error) {
+    throw new Error(`${source}: corrupt JPEG (${(error as Error).message})`, { cause: error });
+  }
+  const { width, height, data } = decoded;
+  if (data.length !== width * height * 4) {
+    throw new Error(`${source}: corrupt JPEG (decoded size does not match its header)`);
+  }
+  if (!ownColorTransform) {
+    return { width, height, channels: 3, data: rgbaToRgb(data, width, height) };
+  }
+  const rgb = new Uint8Array(width * height * 3);
+  const clamp = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : Math.round(v));
+  for (let i = 0, j = 0; j < rgb.length; i += 4, j += 3) {
+    const y = data[i];
+    const cb = data[i + 1] - 128;
+    const cr = data[i + 2] - 128;
+    rgb[j] = clamp(y + 1.402 * cr);
+    rgb[j + 1] = clamp(y - 0.344136 * cb - 0.714136 * cr);
+    rgb[j + 2] = clamp(y + 1.772 * cb);
+  }
+  return { width, height, channels: 3, data: rgb };
+}
+
 /**
  * Decodes PNG or JPEG bytes (recognised by their signature) into RGB. `source` names the file
  * in errors.
@@ -66,23 +128,7 @@ export function decodeImage(bytes: Uint8Array, source = "image"): DecodedImage {
       data: rgbaToRgb(png.data, png.width, png.height),
     };
   }
-  if (isJpeg(bytes)) {
-    let decoded: { width: number; height: number; data: Uint8Array };
-    try {
-      decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true });
-    } catch (error) {
-      throw new Error(`${source}: corrupt JPEG (${(error as Error).message})`, { cause: error });
-    }
-    if (decoded.data.length !== decoded.width * decoded.height * 4) {
-      throw new Error(`${source}: corrupt JPEG (decoded size does not match its header)`);
-    }
-    return {
-      width: decoded.width,
-      height: decoded.height,
-      channels: 3,
-      data: rgbaToRgb(decoded.data, decoded.width, decoded.height),
-    };
-  }
+  if (isJpeg(bytes)) return decodeJpeg(bytes, source);
   throw new Error(`${source}: not a PNG or JPEG file (unrecognised signature)`);
 }
 

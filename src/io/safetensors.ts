@@ -58,6 +58,7 @@ export function encodeSafetensors(
   tensors: Map<string, SafeTensor>,
   metadata?: Record<string, string>,
 ): Uint8Array {
+  if (!HOST_IS_LITTLE_ENDIAN) throw new Error("encodeSafetensors needs a little-endian host");
   const names = [...tensors.keys()].sort();
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) {
@@ -126,7 +127,16 @@ export function encodeSafetensors(
   return out;
 }
 
-function halfToFloat(h: number): number {
+/**
+ * The value of an IEEE 754 binary16 bit pattern.
+ *
+ * @example
+ * ```ts
+ * import { halfToFloat } from "./safetensors.ts";
+ * halfToFloat(0x3c00); // 1
+ * ```
+ */
+export function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exponent = (h >> 10) & 0x1f;
   const fraction = h & 0x3ff;
@@ -135,17 +145,32 @@ function halfToFloat(h: number): number {
   return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
 }
 
+const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /**
- * Decodes little-endian raw bytes of `dtype` into a typed array (half floats widened to
- * float32). Shared with the .pth reader.
+ * Decodes little-endian raw bytes of `dtype` into a new typed array (half floats widened to
+ * float32). Shared with readers of other formats.
+ *
+ * @example
+ * ```ts
+ * import { decodeRawLE } from "./safetensors.ts";
+ * decodeRawLE(new Uint8Array([0, 0, 128, 63]), "F32"); // Float32Array [1]
+ * ```
  */
 export function decodeRawLE(
   bytes: Uint8Array,
   dtype: SafeDtype,
 ): Float32Array | Float64Array | Int32Array | BigInt64Array {
-  // Copy into a fresh, aligned buffer: the source offset need not be a multiple of 8.
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = bytes.length / BYTES_PER_ELEMENT[dtype];
+  if (HOST_IS_LITTLE_ENDIAN && BYTES_PER_ELEMENT[dtype] >= 4) {
+    // slice() copies into a fresh, aligned buffer (the source offset may be unaligned).
+    const buffer = bytes.slice().buffer;
+    if (dtype === "F32") return new Float32Array(buffer);
+    if (dtype === "F64") return new Float64Array(buffer);
+    if (dtype === "I32") return new Int32Array(buffer);
+    return new BigInt64Array(buffer);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (dtype) {
     case "F32": {
       const out = new Float32Array(n);

@@ -8,12 +8,14 @@
  *   object pickle, the list of storage keys, then each storage as an int64 element count
  *   followed by its raw bytes.
  *
- * The pickle machine below implements the opcode subset that `torch.save` emits (protocols
- * 2-5) and resolves only an allow-list of globals (tensor rebuild functions, storage types,
- * OrderedDict); any other global is an error, never an import.
+ * The pickle machine (pickle.ts) resolves globals only through the allow-list below (tensor
+ * rebuild functions, storage types, OrderedDict); any other global is an error, never an
+ * import.
  *
  * @module
  */
+import { AllowedGlobal, PickleError, unpickle } from "./pickle.ts";
+import { halfToFloat } from "./safetensors.ts";
 import { looksLikeZip, readZipDirectory, readZipEntry, type ZipEntry } from "./zip.ts";
 
 /** One tensor of a state_dict, converted to float32 and made contiguous (C order). */
@@ -64,27 +66,13 @@ class TensorValue {
   ) {}
 }
 
-/** A resolved, allowed global: a callable that builds a value from its arguments. */
-class AllowedGlobal {
-  constructor(readonly name: string, readonly call: (args: unknown[]) => unknown) {}
-}
-
 class StorageType {
   constructor(readonly name: string, readonly dtype: StorageDtype, readonly elementSize: number) {}
 }
 
-class PickleError extends Error {}
+const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-function halfToFloat(h: number): number {
-  const exponent = (h >> 10) & 0x1f;
-  const fraction = h & 0x3ff;
-  const sign = h & 0x8000 ? -1 : 1;
-  if (exponent === 0) return sign * fraction * 2 ** -24;
-  if (exponent === 31) return fraction ? NaN : sign * Infinity;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-}
-
-/** Decodes `numel` elements of a raw storage into float64-exact numbers in a Float32Array. */
+/** Decodes a raw storage of any element type into float32 values. */
 function storageToFloat32(
   bytes: Uint8Array,
   dtype: StorageDtype,
@@ -93,14 +81,14 @@ function storageToFloat32(
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const size = ELEMENT_SIZE[dtype];
   const n = Math.floor(bytes.length / size);
+  if (dtype === "f32" && littleEndian === HOST_IS_LITTLE_ENDIAN) {
+    // Host and file agree: one aligned copy (legacy files put storages at any offset).
+    return new Float32Array(bytes.slice(0, n * 4).buffer);
+  }
   const out = new Float32Array(n);
   switch (dtype) {
     case "f32":
-      if (littleEndian && bytes.byteOffset % 4 === 0) {
-        out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
-      } else {
-        for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, littleEndian);
-      }
+      for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, littleEndian);
       break;
     case "f64":
       for (let i = 0; i < n; i++) out[i] = view.getFloat64(i * 8, littleEndian);
@@ -223,285 +211,6 @@ function resolveGlobal(module: string, name: string): unknown {
   );
 }
 
-/**
- * Runs a pickle program and returns its result. `persistentLoad` turns persistent ids
- * (torch storages) into values.
- */
-function unpickle(
-  bytes: Uint8Array,
-  start: number,
-  persistentLoad: (pid: unknown) => unknown,
-): { value: unknown; end: number } {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const decoder = new TextDecoder("utf-8", { fatal: true });
-  const stack: unknown[] = [];
-  const marks: number[] = [];
-  const memo = new Map<number, unknown>();
-  let p = start;
-  const need = (n: number) => {
-    if (p + n > bytes.length) throw new PickleError("pickle data ends early (truncated file?)");
-  };
-  const u8 = () => (need(1), bytes[p++]);
-  const u16 = () => (need(2), (p += 2), view.getUint16(p - 2, true));
-  const u32 = () => (need(4), (p += 4), view.getUint32(p - 4, true));
-  const i32 = () => (need(4), (p += 4), view.getInt32(p - 4, true));
-  const take = (n: number) => (need(n), (p += n), bytes.subarray(p - n, p));
-  const line = () => {
-    const end = bytes.indexOf(0x0a, p);
-    if (end < 0) throw new PickleError("pickle data ends early (truncated file?)");
-    const text = new TextDecoder().decode(bytes.subarray(p, end));
-    p = end + 1;
-    return text;
-  };
-  const pop = () => {
-    if (stack.length === 0) throw new PickleError("pickle stack underflow (corrupt data)");
-    return stack.pop();
-  };
-  const top = () => {
-    if (stack.length === 0) throw new PickleError("pickle stack underflow (corrupt data)");
-    return stack[stack.length - 1];
-  };
-  const popMark = () => {
-    const m = marks.pop();
-    if (m === undefined) throw new PickleError("pickle MARK missing (corrupt data)");
-    return stack.splice(m);
-  };
-  const getMemo = (key: number) => {
-    if (!memo.has(key)) throw new PickleError(`pickle memo key ${key} missing (corrupt data)`);
-    return memo.get(key);
-  };
-  const setItems = (dict: unknown, items: unknown[]) => {
-    if (!(dict instanceof Map)) throw new PickleError("SETITEM on a non-dict");
-    for (let i = 0; i + 1 < items.length; i += 2) dict.set(items[i], items[i + 1]);
-  };
-  const appendItems = (list: unknown, items: unknown[]) => {
-    if (!Array.isArray(list)) throw new PickleError("APPEND on a non-list");
-    list.push(...items);
-  };
-  const call = (callable: unknown, args: unknown) => {
-    if (!(callable instanceof AllowedGlobal)) throw new PickleError("REDUCE on a non-callable");
-    if (!Array.isArray(args)) throw new PickleError("REDUCE arguments are not a tuple");
-    return callable.call(args);
-  };
-  const bigToNumber = (b: Uint8Array) => {
-    let value = 0n;
-    for (let i = b.length - 1; i >= 0; i--) value = (value << 8n) | BigInt(b[i]);
-    if (b.length > 0 && b[b.length - 1] & 0x80) value -= 1n << BigInt(8 * b.length);
-    return Number.isSafeInteger(Number(value)) ? Number(value) : value;
-  };
-
-  while (true) {
-    const op = u8();
-    switch (op) {
-      case 0x80: // PROTO
-        u8();
-        break;
-      case 0x95: // FRAME
-        take(8);
-        break;
-      case 0x2e: // STOP
-        return { value: pop(), end: p };
-      case 0x28: // MARK
-        marks.push(stack.length);
-        break;
-      case 0x4e: // NONE
-        stack.push(null);
-        break;
-      case 0x88: // NEWTRUE
-        stack.push(true);
-        break;
-      case 0x89: // NEWFALSE
-        stack.push(false);
-        break;
-      case 0x4b: // BININT1
-        stack.push(u8());
-        break;
-      case 0x4d: // BININT2
-        stack.push(u16());
-        break;
-      case 0x4a: // BININT
-        stack.push(i32());
-        break;
-      case 0x8a: // LONG1
-        stack.push(bigToNumber(take(u8())));
-        break;
-      case 0x8b: // LONG4
-        stack.push(bigToNumber(take(u32())));
-        break;
-      case 0x49: { // INT (text)
-        const text = line();
-        stack.push(text === "01" ? true : text === "00" ? false : Number.parseInt(text, 10));
-        break;
-      }
-      case 0x4c: // LONG (text)
-        stack.push(Number.parseInt(line().replace(/L$/, ""), 10));
-        break;
-      case 0x47: // BINFLOAT (big-endian double)
-        need(8);
-        stack.push(view.getFloat64(p, false));
-        p += 8;
-        break;
-      case 0x58: // BINUNICODE
-        stack.push(decoder.decode(take(u32())));
-        break;
-      case 0x8c: // SHORT_BINUNICODE
-        stack.push(decoder.decode(take(u8())));
-        break;
-      case 0x8d: { // BINUNICODE8
-        need(8);
-        const n = Number(view.getBigUint64(p, true));
-        p += 8;
-        stack.push(decoder.decode(take(n)));
-        break;
-      }
-      case 0x55: // SHORT_BINSTRING
-        stack.push(new TextDecoder("latin1").decode(take(u8())));
-        break;
-      case 0x54: // BINSTRING
-        stack.push(new TextDecoder("latin1").decode(take(u32())));
-        break;
-      case 0x43: // SHORT_BINBYTES
-        stack.push(take(u8()).slice());
-        break;
-      case 0x42: // BINBYTES
-        stack.push(take(u32()).slice());
-        break;
-      case 0x29: // EMPTY_TUPLE
-        stack.push([]);
-        break;
-      case 0x85: // TUPLE1
-        stack.push([pop()]);
-        break;
-      case 0x86: { // TUPLE2
-        const b = pop();
-        stack.push([pop(), b]);
-        break;
-      }
-      case 0x87: { // TUPLE3
-        const c = pop();
-        const b = pop();
-        stack.push([pop(), b, c]);
-        break;
-      }
-      case 0x74: // TUPLE
-        stack.push(popMark());
-        break;
-      case 0x5d: // EMPTY_LIST
-        stack.push([]);
-        break;
-      case 0x6c: // LIST
-        stack.push(popMark());
-        break;
-      case 0x7d: // EMPTY_DICT
-        stack.push(new Map());
-        break;
-      case 0x64: { // DICT
-        const dict = new Map();
-        setItems(dict, popMark());
-        stack.push(dict);
-        break;
-      }
-      case 0x8f: // EMPTY_SET
-        stack.push([]);
-        break;
-      case 0x90: { // ADDITEMS
-        const items = popMark();
-        appendItems(top(), items);
-        break;
-      }
-      case 0x61: { // APPEND
-        const item = pop();
-        appendItems(top(), [item]);
-        break;
-      }
-      case 0x65: { // APPENDS
-        const items = popMark();
-        appendItems(top(), items);
-        break;
-      }
-      case 0x73: { // SETITEM
-        const value = pop();
-        const key = pop();
-        setItems(top(), [key, value]);
-        break;
-      }
-      case 0x75: { // SETITEMS
-        const items = popMark();
-        setItems(top(), items);
-        break;
-      }
-      case 0x71: // BINPUT
-        memo.set(u8(), top());
-        break;
-      case 0x72: // LONG_BINPUT
-        memo.set(u32(), top());
-        break;
-      case 0x94: // MEMOIZE
-        memo.set(memo.size, top());
-        break;
-      case 0x70: // PUT (text)
-        memo.set(Number.parseInt(line(), 10), top());
-        break;
-      case 0x68: // BINGET
-        stack.push(getMemo(u8()));
-        break;
-      case 0x6a: // LONG_BINGET
-        stack.push(getMemo(u32()));
-        break;
-      case 0x67: // GET (text)
-        stack.push(getMemo(Number.parseInt(line(), 10)));
-        break;
-      case 0x30: // POP
-        pop();
-        break;
-      case 0x31: // POP_MARK
-        popMark();
-        break;
-      case 0x32: // DUP
-        stack.push(top());
-        break;
-      case 0x63: { // GLOBAL "module\nname\n"
-        const module = line();
-        stack.push(resolveGlobal(module, line()));
-        break;
-      }
-      case 0x93: { // STACK_GLOBAL
-        const name = pop();
-        const module = pop();
-        if (typeof module !== "string" || typeof name !== "string") {
-          throw new PickleError("STACK_GLOBAL without strings");
-        }
-        stack.push(resolveGlobal(module, name));
-        break;
-      }
-      case 0x52: { // REDUCE
-        const args = pop();
-        stack.push(call(pop(), args));
-        break;
-      }
-      case 0x81: { // NEWOBJ
-        const args = pop();
-        stack.push(call(pop(), args));
-        break;
-      }
-      case 0x62: { // BUILD: state for an object; tensors/dicts need none we use
-        pop();
-        break;
-      }
-      case 0x51: // BINPERSID
-        stack.push(persistentLoad(pop()));
-        break;
-      case 0x50: // PERSID (text)
-        stack.push(persistentLoad(line()));
-        break;
-      default:
-        throw new PickleError(
-          `unsupported pickle opcode 0x${op.toString(16)} at byte ${p - 1}`,
-        );
-    }
-  }
-}
-
 /** Parses a `('storage', StorageType, key, location, numel[, view_metadata])` persistent id. */
 function storageFromPersistentId(pid: unknown): StorageRef {
   if (!Array.isArray(pid) || pid[0] !== "storage") {
@@ -519,7 +228,11 @@ function storageFromPersistentId(pid: unknown): StorageRef {
 }
 
 /** Turns the unpickled object into the name -> tensor map. */
-function collectStateDict(value: unknown, load: StorageLoader): Map<string, TorchTensor> {
+function collectStateDict(
+  value: unknown,
+  load: StorageLoader,
+  depth = 0,
+): Map<string, TorchTensor> {
   if (!(value instanceof Map)) {
     throw new PickleError("the file does not hold a dict (save model.state_dict())");
   }
@@ -537,7 +250,9 @@ function collectStateDict(value: unknown, load: StorageLoader): Map<string, Torc
   if (tensors.size > 0) return tensors;
   // Training checkpoints often nest the weights: {"state_dict": {...}, "epoch": ...}.
   for (const nested of ["state_dict", "model_state_dict", "model", "ema", "net"]) {
-    if (value.get(nested) instanceof Map) return collectStateDict(value.get(nested), load);
+    if (value.get(nested) instanceof Map && depth < 2) {
+      return collectStateDict(value.get(nested), load, depth + 1);
+    }
   }
   throw new PickleError(
     `the dict holds no tensors (keys: ${[...value.keys()].slice(0, 8).join(", ")})`,
@@ -575,7 +290,7 @@ function parseZipFormat(bytes: Uint8Array, source: string): Map<string, TorchTen
     return data;
   };
   const pickle = readZipEntry(bytes, pickleEntry, source);
-  const { value } = unpickle(pickle, 0, storageFromPersistentId);
+  const { value } = unpickle(pickle, 0, storageFromPersistentId, resolveGlobal);
   return collectStateDict(value, load);
 }
 
@@ -585,15 +300,15 @@ function parseLegacyFormat(bytes: Uint8Array): Map<string, TorchTensor> {
   const noPid = () => {
     throw new PickleError("persistent id in a header pickle");
   };
-  const magic = unpickle(bytes, 0, noPid);
+  const magic = unpickle(bytes, 0, noPid, resolveGlobal);
   if (magic.value !== LEGACY_MAGIC) {
     throw new PickleError("no PyTorch magic number (not a torch.save file, or a corrupt one)");
   }
-  const protocol = unpickle(bytes, magic.end, noPid);
+  const protocol = unpickle(bytes, magic.end, noPid, resolveGlobal);
   if (protocol.value !== 1001) {
     throw new PickleError(`legacy protocol version ${protocol.value} is not supported (want 1001)`);
   }
-  const sysInfo = unpickle(bytes, protocol.end, noPid);
+  const sysInfo = unpickle(bytes, protocol.end, noPid, resolveGlobal);
   const littleEndian = !(sysInfo.value instanceof Map) ||
     sysInfo.value.get("little_endian") !== false;
   const refs = new Map<string, StorageRef>();
@@ -601,8 +316,8 @@ function parseLegacyFormat(bytes: Uint8Array): Map<string, TorchTensor> {
     const ref = storageFromPersistentId(pid);
     refs.set(ref.key, ref);
     return ref;
-  });
-  const keys = unpickle(bytes, object.end, noPid);
+  }, resolveGlobal);
+  const keys = unpickle(bytes, object.end, noPid, resolveGlobal);
   if (!Array.isArray(keys.value)) throw new PickleError("storage key list missing");
   // Storage records follow in key order: int64 element count, then the raw elements.
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -24,7 +24,15 @@ const ZIP64_EOCD_SIGNATURE = 0x06064b50;
 const CENTRAL_SIGNATURE = 0x02014b50;
 const LOCAL_SIGNATURE = 0x04034b50;
 
-/** True when the bytes start like a ZIP archive (a local file header). */
+/**
+ * True when the bytes start like a ZIP archive (a local file header).
+ *
+ * @example
+ * ```ts
+ * import { looksLikeZip } from "./zip.ts";
+ * looksLikeZip(new Uint8Array([0x50, 0x4b, 3, 4])); // true
+ * ```
+ */
 export function looksLikeZip(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 3 &&
     bytes[3] === 4;

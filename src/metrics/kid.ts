@@ -139,7 +139,7 @@ export function kernelInceptionDistance(
   if (a.n < 2 || b.n < 2) {
     throw new Error(`KID needs at least 2 images per set, got ${a.n} and ${b.n}`);
   }
-  const subsetSize = Math.min(options.subsetSize ?? 1000, a.n, b.n);
+  const subsetSize = indices?.[0]?.a.length ?? Math.min(options.subsetSize ?? 1000, a.n, b.n);
   const draws = indices ?? (() => {
     const rng = new Rng(options.seed ?? 0);
     return Array.from({ length: options.subsets ?? 100 }, () => ({

@@ -426,7 +426,7 @@ export function pivotedCholesky(s: Float64Array, n: number): { lt: Float64Array;
  * tr(sqrt(S1 S2)) for symmetric positive semi-definite S1, S2 (the cross term of the Fréchet
  * distance). With S1 = L Lᵀ (pivoted Cholesky, L [n, r]), S1 S2 = L Lᵀ S2 has the same
  * non-zero eigenvalues as the symmetric PSD matrix Lᵀ S2 L [r, r]; the trace is the sum of
- * their square roots (tiny negatives from rounding clamped to zero). This avoids a
+ * their square roots (values within rounding of zero count as zero). This avoids a
  * non-symmetric matrix square root (and the complex round-off scipy's sqrtm produces), and
  * rank-deficient S1 (fewer samples than dimensions) makes it cheaper, not unstable.
  *
@@ -453,7 +453,13 @@ export function traceSqrtProduct(
   if (rank === 0) return 0;
   const p = multiplyABt(lt, rank, s2, n, n); // Lᵀ S2 (S2 symmetric): [r, n]
   const m = multiplyABt(p, rank, lt, rank, n, true); // Lᵀ S2 L: [r, r]
+  const values = eigvalsh(m, rank);
+  // Eigenvalues within rounding of zero (|λ| <= r·ε·λmax) are zero: their square roots would
+  // otherwise add noise of order sqrt(ε·λmax) each (S2 rank-deficient).
+  let largest = 0;
+  for (const v of values) largest = Math.max(largest, Math.abs(v));
+  const floor = rank * Number.EPSILON * largest;
   let trace = 0;
-  for (const v of eigvalsh(m, rank)) trace += Math.sqrt(Math.max(v, 0));
+  for (const v of values) if (v > floor) trace += Math.sqrt(v);
   return trace;
 }

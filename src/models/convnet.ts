@@ -81,7 +81,10 @@ export function convnetForward(
       ? convTranspose2d(b, p, conv, h, opts)
       : conv2d(b, p, conv, h, opts);
     const e = linear(b, p, emb, activated); // [B, C]
-    const shifted = b.add(groupNorm(b, p, norm, y, 1), b.reshape(e, [y.shape[0], y.shape[1], 1, 1]));
+    const shifted = b.add(
+      groupNorm(b, p, norm, y, 1),
+      b.reshape(e, [y.shape[0], y.shape[1], 1, 1]),
+    );
     return b.silu(shifted);
   };
   const [enc1, enc2, mid, dec2, dec1] = blocks(cfg.width);

@@ -76,9 +76,15 @@ export function denoiserConfig(options: DenoiserOptions): DenoiserConfig {
     };
   }
   if (!(preset in UNET_PRESETS)) {
-    throw new RangeError(`unknown model preset "${preset}": use one of ${DENOISER_PRESETS.join(", ")}`);
+    throw new RangeError(
+      `unknown model preset "${preset}": use one of ${DENOISER_PRESETS.join(", ")}`,
+    );
   }
-  const unet = unetConfig(preset as UNetPreset, { channels, numClasses, baseWidth: options.baseWidth });
+  const unet = unetConfig(preset as UNetPreset, {
+    channels,
+    numClasses,
+    baseWidth: options.baseWidth,
+  });
   const divisor = 2 ** (unet.widths.length - 1);
   if (imageSize % divisor !== 0) {
     throw new RangeError(`${preset} needs an image size divisible by ${divisor}, got ${imageSize}`);

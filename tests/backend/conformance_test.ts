@@ -348,3 +348,22 @@ testEachBackend("eighFloat64() returns ascending eigenpairs with A v = lambda v"
     }
   }
 });
+
+testEachBackend("detach() stops gradients: d/dw sum(w * detach(w)) = w", (b) => {
+  const w = b.scope(() => b.variable(b.tensor([1, -2, 3], [3]), true));
+  const { grads } = b.valueAndGrad(() => b.sum(b.mul(w, b.detach(w))), [w]);
+  assert.deepEqual([...b.read(grads[0])], [1, -2, 3]);
+  grads[0].dispose();
+  w.dispose();
+});
+
+testEachBackend("noGrad() returns fn's result and leaves gradients working afterwards", (b) => {
+  const w = b.scope(() => b.variable(b.tensor([2, 3], [2]), true));
+  const doubled = b.noGrad(() => b.scope(() => [...b.read(b.mul(w, 2))]));
+  assert.deepEqual(doubled, [4, 6]);
+  const { value, grads } = b.valueAndGrad(() => b.sum(b.mul(w, w)), [w]);
+  assert.equal(value, 13);
+  assert.deepEqual([...b.read(grads[0])], [4, 6]);
+  grads[0].dispose();
+  w.dispose();
+});

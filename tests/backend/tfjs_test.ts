@@ -919,3 +919,67 @@ Deno.test({
     assert.equal(b.liveTensors(), before);
   },
 });
+
+// ---- channels-last conv outputs ----
+
+eachKind("ops on a conv output (kept channels-last) equal the same ops on its NCHW copy", (b) => {
+  const rng = new Rng(12);
+  const [N, C, H, W] = [2, 4, 6, 5];
+  const x = b.tensor(rng.normal(N * 3 * H * W), [N, 3, H, W]);
+  const w = b.variable(b.tensor(rng.normal(C * 3 * 9), [C, 3, 3, 3]), true);
+  const rm = b.variable(b.zeros([C]), false);
+  const rv = b.variable(b.full([C], 1), false);
+  const perChannel = b.tensor(rng.normal(C), [1, C, 1, 1]);
+  const chw = b.tensor(rng.normal(C), [C, 1, 1]);
+  const row = b.tensor(rng.normal(W), [W]);
+  const full = b.tensor(rng.normal(N * C * H * W), [N, C, H, W]);
+  const gnW = b.tensor(rng.normal(C), [C]);
+  const gnB = b.tensor(rng.normal(C), [C]);
+  const w2 = b.tensor(rng.normal(2 * C * 9), [2, C, 3, 3]);
+  const wt = b.tensor(rng.normal(C * 2 * 16), [C, 2, 4, 4]);
+  const ops: [string, (y: Tensor) => Tensor][] = [
+    ["add [1,C,1,1]", (y) => b.add(y, perChannel)],
+    ["sub [C,1,1] first", (y) => b.sub(chw, y)],
+    ["mul [W]", (y) => b.mul(y, row)],
+    ["div full NCHW", (y) => b.div(y, b.add(b.abs(full), 1))],
+    ["greater", (y) => b.mul(b.greater(y, full), y)],
+    ["gelu", (y) => b.gelu(y)],
+    ["silu * 3", (y) => b.mul(b.silu(y), 3)],
+    ["groupNorm", (y) => b.groupNorm(y, 2, gnW, gnB)],
+    ["batchNorm", (y) => b.batchNorm(y, gnW, gnB, rm, rv, { training: true })],
+    ["batchNorm eval", (y) => b.batchNorm(y, gnW, gnB, rm, rv, { training: false })],
+    ["maxPool2d", (y) => b.maxPool2d(y, 3, 2, 1)],
+    ["avgPool2d", (y) => b.avgPool2d(y, 3, 2, 1, false)],
+    ["interpolate ac", (y) => b.interpolateBilinear(y, [9, 4], true)],
+    ["interpolate", (y) => b.interpolateBilinear(y, [12, 10], false)],
+    ["cat 1", (y) => b.cat([y, full, y], 1)],
+    ["cat 3", (y) => b.cat([full, y], 3)],
+    ["sum HW", (y) => b.sum(y, [2, 3])],
+    ["mean C", (y) => b.mean(y, [1])],
+    ["sum H", (y) => b.sum(y, [-2])],
+    ["mean keep", (y) => b.mean(y, [0, 2], true)],
+    ["mse", (y) => b.mseLoss(y, full)],
+    ["bce", (y) => b.bceWithLogits(y, b.sigmoid(full))],
+    ["conv", (y) => b.conv2d(y, w2, undefined, { stride: 2, padding: 1 })],
+    ["convT", (y) => b.convTranspose2d(y, wt, undefined, { stride: 2, padding: 1 })],
+    ["slice", (y) => b.slice(y, [0, 1, 2, 0], [-1, 2, 3, -1])],
+    ["reshape", (y) => b.reshape(y, [N, C, H * W])],
+    ["permute", (y) => b.permute(y, [0, 2, 3, 1])],
+    ["softmax", (y) => b.softmax(y, 1)],
+  ];
+  for (const [what, op] of ops) {
+    // Via the conv output as it comes, and via an NCHW copy (reshape always yields NCHW).
+    const routes = [(y: Tensor) => y, (y: Tensor) => b.reshape(y, y.shape)].map((view) => {
+      const y = b.scope(() => op(view(b.conv2d(x, w, undefined, { padding: 1 }))));
+      const r = b.tensor(new Rng(13).normal(y.shape.reduce((p, d) => p * d, 1)), y.shape);
+      const { grads } = b.valueAndGrad(
+        () => b.sum(b.mul(op(view(b.conv2d(x, w, undefined, { padding: 1 }))), r)),
+        [w],
+      );
+      return { shape: y.shape, y: b.read(y), dw: b.read(grads[0]) };
+    });
+    assert.deepEqual(routes[0].shape, routes[1].shape, what);
+    assertClose(routes[0].y, routes[1].y, 1e-5, `${what}: y`);
+    assertClose(routes[0].dw, routes[1].dw, 1e-4, `${what}: dw`);
+  }
+});

@@ -168,3 +168,27 @@ Deno.test("ensureCifar10() reports HTTP errors, corrupt archives and unreachable
     await Deno.remove(cacheDir, { recursive: true });
   }
 });
+
+Deno.test("downloadFile() gives up on a server that never answers and leaves nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  const { promise: released, resolve: release } = Promise.withResolvers<void>();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async () => {
+    await released;
+    return new Response("late");
+  });
+  try {
+    await assert.rejects(
+      () =>
+        downloadFile(`http://127.0.0.1:${server.addr.port}/slow`, `${dir}/f`, {
+          timeoutMs: 200,
+          onProgress: () => {},
+        }),
+      /cannot download .*\/slow: no answer \(timed out\)/,
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  } finally {
+    release();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -48,9 +48,10 @@ Deno.test("loadDataset() reads the CIFAR-10 JPEG folder: 5,000 train images per 
   assert.deepEqual(perClass, new Array(10).fill(5000));
   const mean = meanRgb(train.images(), train.size, 1024);
   // shared/data/README.md: 125.27 / 122.93 / 113.86 (decoded with libjpeg). jpeg-js replicates
-  // subsampled chroma instead of interpolating it, which moves channel means by a few tenths.
+  // subsampled chroma instead of interpolating it, which moves channel means by up to ~0.2
+  // (measured 125.40 / 122.94 / 114.02).
   [125.27, 122.93, 113.86].forEach((want, c) => {
-    assert.ok(Math.abs(mean[c] - want) < 0.5, `channel ${c}: ${mean[c].toFixed(3)} vs ${want}`);
+    assert.ok(Math.abs(mean[c] - want) < 0.25, `channel ${c}: ${mean[c].toFixed(3)} vs ${want}`);
   });
   // Same options again: the in-memory cache returns the same object.
   assert.equal(await loadDataset({ source: jpegFolder, split: "train" }), train);

@@ -55,26 +55,32 @@ testEachBackend("normalKl() equals the numerically integrated KL divergence", (b
   });
 });
 
-testEachBackend("discretizedGaussianLogLikelihood() is the Gaussian mass of the pixel's bin", (b) => {
-  // [x, mean, sigma]: interior bins, both edge bins, a sigma as small as beta_1's.
-  const cases = [
-    [level(128), 0.01, 0.01],
-    [level(100), level(100) + 0.004, 0.01],
-    [level(200), 0.55, 0.05],
-    [level(0), -0.99, 0.02],
-    [level(255), 0.97, 0.03],
-    [level(0), -1.02, 0.01],
-    [level(60), level(60), 0.1],
-  ];
-  const col = (j: number) => b.tensor(cases.map((c) => c[j]), [cases.length]);
-  const logp = b.read(discretizedGaussianLogLikelihood(b, col(0), col(1), b.log(col(2))));
-  cases.forEach(([x, m, s], i) => {
-    const expected = numericBinLogMass(x, m, s);
-    // Ho et al.'s tanh approximation of Phi is off by up to ~2e-4 in probability.
-    assert(Math.abs(Math.exp(logp[i]) - Math.exp(expected)) < 1e-3, `case ${i}: ${logp[i]} vs ${expected}`);
-    assert(Math.abs(logp[i] - expected) < 0.02, `case ${i}: log ${logp[i]} vs ${expected}`);
-  });
-});
+testEachBackend(
+  "discretizedGaussianLogLikelihood() is the Gaussian mass of the pixel's bin",
+  (b) => {
+    // [x, mean, sigma]: interior bins, both edge bins, a sigma as small as beta_1's.
+    const cases = [
+      [level(128), 0.01, 0.01],
+      [level(100), level(100) + 0.004, 0.01],
+      [level(200), 0.55, 0.05],
+      [level(0), -0.99, 0.02],
+      [level(255), 0.97, 0.03],
+      [level(0), -1.02, 0.01],
+      [level(60), level(60), 0.1],
+    ];
+    const col = (j: number) => b.tensor(cases.map((c) => c[j]), [cases.length]);
+    const logp = b.read(discretizedGaussianLogLikelihood(b, col(0), col(1), b.log(col(2))));
+    cases.forEach(([x, m, s], i) => {
+      const expected = numericBinLogMass(x, m, s);
+      // Ho et al.'s tanh approximation of Phi is off by up to ~2e-4 in probability.
+      assert(
+        Math.abs(Math.exp(logp[i]) - Math.exp(expected)) < 1e-3,
+        `case ${i}: ${logp[i]} vs ${expected}`,
+      );
+      assert(Math.abs(logp[i] - expected) < 0.02, `case ${i}: log ${logp[i]} vs ${expected}`);
+    });
+  },
+);
 
 /** Float64 reference of one VLB term (bits/dim) for a given model prediction. */
 function referenceTerm(
@@ -89,7 +95,9 @@ function referenceTerm(
   for (let i = 0; i < x0.length; i++) {
     // eq. 11 mean and the chosen fixed variance
     const mean = (xt[i] - s.betas[t] / s.sqrtOneMinusAlphaBar[t] * eps[i]) / Math.sqrt(s.alphas[t]);
-    const variance = varianceType === "beta" ? s.betas[t] : Math.exp(s.posteriorLogVarianceClipped[t]);
+    const variance = varianceType === "beta"
+      ? s.betas[t]
+      : Math.exp(s.posteriorLogVarianceClipped[t]);
     if (t === 0) {
       sum += -numericBinLogMass(x0[i], mean, Math.sqrt(variance));
     } else {
@@ -101,35 +109,45 @@ function referenceTerm(
 }
 
 for (const varianceType of ["beta", "posterior"] as const) {
-  testEachBackend(`vlbTerm() matches numerical KL and decoder terms (sigma^2 = ${varianceType})`, (b) => {
-    const s = makeSchedule({ kind: "linear", timesteps: 10 });
-    const process = new DiffusionProcess(b, s);
-    const rng = new Rng(5);
-    const steps = [0, 4, 9, 0];
-    const n = 4;
-    const x0 = Float32Array.from({ length: 4 * n }, () => level(rng.int(0, 256)));
-    const eps = rng.normal(4 * n);
-    const noise = rng.normal(4 * n);
-    const t = b.tensor(steps, [4], "int32");
-    const xt = process.qSample(b.tensor(x0, [4, 1, 2, 2]), t, b.tensor(noise, [4, 1, 2, 2]));
-    const xtHost = b.read(xt);
-    // A model prediction close to the true noise, so L_0 is a realistic few bits.
-    const prediction = eps.map((e, i) => noise[i] + 0.1 * e);
-    const terms = b.read(
-      vlbTerm(b, process, b.tensor(x0, [4, 1, 2, 2]), xt, t, b.tensor(prediction, [4, 1, 2, 2]), {
-        varianceType,
-      }),
-    );
-    steps.forEach((step, j) => {
-      const slice = (a: ArrayLike<number>) => Array.from(a).slice(j * n, (j + 1) * n);
-      const expected = referenceTerm(s, step, slice(x0), slice(xtHost), slice(prediction), varianceType);
-      assert(
-        Math.abs(terms[j] - expected) < 2e-3 * Math.max(1, expected),
-        `t=${step}: ${terms[j]} vs ${expected}`,
+  testEachBackend(
+    `vlbTerm() matches numerical KL and decoder terms (sigma^2 = ${varianceType})`,
+    (b) => {
+      const s = makeSchedule({ kind: "linear", timesteps: 10 });
+      const process = new DiffusionProcess(b, s);
+      const rng = new Rng(5);
+      const steps = [0, 4, 9, 0];
+      const n = 4;
+      const x0 = Float32Array.from({ length: 4 * n }, () => level(rng.int(0, 256)));
+      const eps = rng.normal(4 * n);
+      const noise = rng.normal(4 * n);
+      const t = b.tensor(steps, [4], "int32");
+      const xt = process.qSample(b.tensor(x0, [4, 1, 2, 2]), t, b.tensor(noise, [4, 1, 2, 2]));
+      const xtHost = b.read(xt);
+      // A model prediction close to the true noise, so L_0 is a realistic few bits.
+      const prediction = eps.map((e, i) => noise[i] + 0.1 * e);
+      const terms = b.read(
+        vlbTerm(b, process, b.tensor(x0, [4, 1, 2, 2]), xt, t, b.tensor(prediction, [4, 1, 2, 2]), {
+          varianceType,
+        }),
       );
-    });
-    process.dispose();
-  });
+      steps.forEach((step, j) => {
+        const slice = (a: ArrayLike<number>) => Array.from(a).slice(j * n, (j + 1) * n);
+        const expected = referenceTerm(
+          s,
+          step,
+          slice(x0),
+          slice(xtHost),
+          slice(prediction),
+          varianceType,
+        );
+        assert(
+          Math.abs(terms[j] - expected) < 2e-3 * Math.max(1, expected),
+          `t=${step}: ${terms[j]} vs ${expected}`,
+        );
+      });
+      process.dispose();
+    },
+  );
 }
 
 testEachBackend("priorBitsPerDim() is KL(q(x_T|x_0) || N(0, I)) in bits/dim", (b) => {
@@ -173,7 +191,9 @@ testEachBackend("bitsPerDim() sums L_T, every L_{t-1} and L_0 over a data split"
       ) / 4 / Math.LN2;
       prior += sum;
       for (let t = 0; t < 3; t++) {
-        const xt = x0.map((v, i) => s.sqrtAlphaBar[t] * v + s.sqrtOneMinusAlphaBar[t] * perT[t][4 * j + i]);
+        const xt = x0.map((v, i) =>
+          s.sqrtAlphaBar[t] * v + s.sqrtOneMinusAlphaBar[t] * perT[t][4 * j + i]
+        );
         sum += referenceTerm(s, t, x0, xt, xt.map((v) => 0.5 * v), "beta");
       }
       total += sum;
@@ -181,20 +201,27 @@ testEachBackend("bitsPerDim() sums L_T, every L_{t-1} and L_0 over a data split"
   }
   equal(result.images, 4);
   assert(Math.abs(result.prior - prior / 4) < 1e-4, `prior ${result.prior} vs ${prior / 4}`);
-  assert(Math.abs(result.total - total / 4) < 2e-3 * (total / 4), `total ${result.total} vs ${total / 4}`);
+  assert(
+    Math.abs(result.total - total / 4) < 2e-3 * (total / 4),
+    `total ${result.total} vs ${total / 4}`,
+  );
   process.dispose();
 });
 
-testEachBackend("simpleLoss() is the MSE between the model's prediction and the noise", (b: Backend) => {
-  const process = new DiffusionProcess(b, makeSchedule({ kind: "linear", timesteps: 100 }));
-  const rng = new Rng(8);
-  const x0 = b.tensor(rng.uniformArray(8, -1, 1), [2, 1, 2, 2]);
-  const noise = rng.normal(8);
-  const t = b.tensor([3, 77], [2], "int32");
-  // The "model" returns x_t itself, so the loss is mean((x_t - eps)^2) by eq. 4.
-  const loss = b.read(simpleLoss(b, process, (xt) => xt, x0, t, b.tensor(noise, [2, 1, 2, 2])))[0];
-  const xt = b.read(process.qSample(x0, t, b.tensor(noise, [2, 1, 2, 2])));
-  const expected = Array.from(xt).reduce((acc, v, i) => acc + (v - noise[i]) ** 2, 0) / 8;
-  assert(Math.abs(loss - expected) < 1e-5, `${loss} vs ${expected}`);
-  process.dispose();
-});
+testEachBackend(
+  "simpleLoss() is the MSE between the model's prediction and the noise",
+  (b: Backend) => {
+    const process = new DiffusionProcess(b, makeSchedule({ kind: "linear", timesteps: 100 }));
+    const rng = new Rng(8);
+    const x0 = b.tensor(rng.uniformArray(8, -1, 1), [2, 1, 2, 2]);
+    const noise = rng.normal(8);
+    const t = b.tensor([3, 77], [2], "int32");
+    // The "model" returns x_t itself, so the loss is mean((x_t - eps)^2) by eq. 4.
+    const loss =
+      b.read(simpleLoss(b, process, (xt) => xt, x0, t, b.tensor(noise, [2, 1, 2, 2])))[0];
+    const xt = b.read(process.qSample(x0, t, b.tensor(noise, [2, 1, 2, 2])));
+    const expected = Array.from(xt).reduce((acc, v, i) => acc + (v - noise[i]) ** 2, 0) / 8;
+    assert(Math.abs(loss - expected) < 1e-5, `${loss} vs ${expected}`);
+    process.dispose();
+  },
+);

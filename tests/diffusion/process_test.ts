@@ -8,43 +8,49 @@ function assertAllClose(actual: ArrayLike<number>, expected: ArrayLike<number>, 
   assert(actual.length === expected.length, `length ${actual.length} != ${expected.length}`);
   for (let i = 0; i < actual.length; i++) {
     const err = Math.abs(actual[i] - expected[i]);
-    assert(err <= tol * Math.max(1, Math.abs(expected[i])), `[${i}] ${actual[i]} != ${expected[i]}`);
+    assert(
+      err <= tol * Math.max(1, Math.abs(expected[i])),
+      `[${i}] ${actual[i]} != ${expected[i]}`,
+    );
   }
 }
 
 const schedule = makeSchedule({ kind: "linear", timesteps: 1000 });
 
-testEachBackend("qSample() has mean sqrt(alphaBar_t) x0 and variance 1 - alphaBar_t per sample", (b) => {
-  const process = new DiffusionProcess(b, schedule);
-  const perSample = 64 * 64;
-  const x0Values = [0.7, -0.3, 1];
-  const steps = [10, 500, 999];
-  const x0 = new Float32Array(3 * perSample);
-  x0Values.forEach((v, i) => x0.fill(v, i * perSample, (i + 1) * perSample));
-  const rng = new Rng(1);
-  const xt = Float32Array.from(b.read(process.qSample(
-    b.tensor(x0, [3, 1, 64, 64]),
-    b.tensor(steps, [3], "int32"),
-    b.tensor(rng.normal(3 * perSample), [3, 1, 64, 64]),
-  )));
-  steps.forEach((t, i) => {
-    const values = xt.subarray(i * perSample, (i + 1) * perSample);
-    const mean = values.reduce((s, v) => s + v, 0) / perSample;
-    const variance = values.reduce((s, v) => s + (v - mean) ** 2, 0) / (perSample - 1);
-    const expectedVariance = 1 - schedule.alphaBar[t];
-    // 5 standard errors of the sample mean and sample variance of 4096 normals.
-    assert(
-      Math.abs(mean - schedule.sqrtAlphaBar[t] * x0Values[i]) <
-        5 * Math.sqrt(expectedVariance / perSample),
-      `t=${t}: mean ${mean}`,
-    );
-    assert(
-      Math.abs(variance - expectedVariance) < 5 * expectedVariance * Math.sqrt(2 / perSample),
-      `t=${t}: variance ${variance} vs ${expectedVariance}`,
-    );
-  });
-  process.dispose();
-});
+testEachBackend(
+  "qSample() has mean sqrt(alphaBar_t) x0 and variance 1 - alphaBar_t per sample",
+  (b) => {
+    const process = new DiffusionProcess(b, schedule);
+    const perSample = 64 * 64;
+    const x0Values = [0.7, -0.3, 1];
+    const steps = [10, 500, 999];
+    const x0 = new Float32Array(3 * perSample);
+    x0Values.forEach((v, i) => x0.fill(v, i * perSample, (i + 1) * perSample));
+    const rng = new Rng(1);
+    const xt = Float32Array.from(b.read(process.qSample(
+      b.tensor(x0, [3, 1, 64, 64]),
+      b.tensor(steps, [3], "int32"),
+      b.tensor(rng.normal(3 * perSample), [3, 1, 64, 64]),
+    )));
+    steps.forEach((t, i) => {
+      const values = xt.subarray(i * perSample, (i + 1) * perSample);
+      const mean = values.reduce((s, v) => s + v, 0) / perSample;
+      const variance = values.reduce((s, v) => s + (v - mean) ** 2, 0) / (perSample - 1);
+      const expectedVariance = 1 - schedule.alphaBar[t];
+      // 5 standard errors of the sample mean and sample variance of 4096 normals.
+      assert(
+        Math.abs(mean - schedule.sqrtAlphaBar[t] * x0Values[i]) <
+          5 * Math.sqrt(expectedVariance / perSample),
+        `t=${t}: mean ${mean}`,
+      );
+      assert(
+        Math.abs(variance - expectedVariance) < 5 * expectedVariance * Math.sqrt(2 / perSample),
+        `t=${t}: variance ${variance} vs ${expectedVariance}`,
+      );
+    });
+    process.dispose();
+  },
+);
 
 testEachBackend("qSample() and predictX0FromEpsilon() follow eq. 4 and invert each other", (b) => {
   const process = new DiffusionProcess(b, schedule);

@@ -18,33 +18,41 @@ Deno.test("decodeImageFile() matches PIL's RGB for RGB, gray, RGBA, palette and 
   }
 });
 
-async function jpegDifference(name: string): Promise<{ max: number; mean: number }> {
+async function jpegDifference(name: string): Promise<{ max: number; mean: number; bias: number }> {
   const want = (await readNpz(fixture("expected_images.npz"))).get(name)!;
   const img = await decodeImageFile(fixture(name));
   assert.deepEqual([img.height, img.width, 3], want.shape, name);
   let max = 0;
   let sum = 0;
+  let signed = 0;
   for (let i = 0; i < want.data.length; i++) {
-    const d = Math.abs(img.data[i] - want.data[i]);
-    max = Math.max(max, d);
-    sum += d;
+    const d = img.data[i] - want.data[i];
+    max = Math.max(max, Math.abs(d));
+    sum += Math.abs(d);
+    signed += d;
   }
-  return { max, mean: sum / want.data.length };
+  return { max, mean: sum / want.data.length, bias: signed / want.data.length };
 }
 
-Deno.test("decodeImageFile() decodes 4:4:4 colour and grayscale JPEGs within 2 levels of PIL", async () => {
-  // Conforming decoders may differ by IDCT rounding only.
-  for (const name of ["smooth444.jpg", "gray.jpg"]) {
-    const { max } = await jpegDifference(name);
-    assert.ok(max <= 2, `${name}: max difference ${max}`);
-  }
+Deno.test("decodeImageFile() decodes 4:4:4 colour and grayscale JPEGs like PIL, without bias", async () => {
+  // Conforming decoders may differ by IDCT rounding, which the colour transform can amplify
+  // to a few levels on single pixels; on average they agree (measured: mean 0.14, max 3, bias
+  // +0.10; truncating the colour transform, as plain jpeg-js does, gives a bias near -0.5).
+  const colour = await jpegDifference("smooth444.jpg");
+  assert.ok(colour.mean < 0.3 && colour.max <= 3, JSON.stringify(colour));
+  assert.ok(Math.abs(colour.bias) < 0.25, JSON.stringify(colour));
+  const gray = await jpegDifference("gray.jpg");
+  assert.ok(gray.max <= 1, JSON.stringify(gray));
 });
 
 Deno.test("decodeImageFile() decodes 4:2:0 JPEGs close to PIL (chroma upsampling differs)", async () => {
   // libjpeg interpolates subsampled chroma ("fancy upsampling"), jpeg-js replicates it; on
-  // this strong synthetic chroma ramp that is ~3 levels on average (measured 2.96, max 11).
-  const { max, mean } = await jpegDifference("smooth.jpg");
-  assert.ok(mean < 4 && max <= 16, `mean ${mean}, max ${max}`);
+  // this strong synthetic chroma ramp that is ~3 levels on average (measured 2.91, max 11).
+  const { max, mean, bias } = await jpegDifference("smooth.jpg");
+  assert.ok(
+    mean < 4 && max <= 16 && Math.abs(bias) < 0.5,
+    `mean ${mean}, max ${max}, bias ${bias}`,
+  );
 });
 
 Deno.test("decodeImageFile() of a CIFAR-10 JPEG is close to the lossless original", async () => {

@@ -42,6 +42,14 @@ Deno.test("readTorchStateDict() reads a dome272-style U-Net state_dict", async (
   assert.deepEqual(weights.get("sa1.mha.in_proj_weight")!.shape, [24, 8]);
 });
 
+Deno.test("readTorchStateDict() finds the weights nested in a training checkpoint", async () => {
+  // {"epoch": 3, "lr": 0.5, "state_dict": {"w": Parameter(arange(3)), "b": ones(2, float64)}}
+  const weights = await readTorchStateDict(fixture("nested_checkpoint.pth"));
+  assert.deepEqual([...weights.keys()], ["w", "b"]);
+  assert.deepEqual([...weights.get("w")!.data], [0, 1, 2]);
+  assert.deepEqual([...weights.get("b")!.data], [1, 1]);
+});
+
 Deno.test("readTorchStateDict() refuses pickled Python objects without running them", async () => {
   await assert.rejects(
     () => readTorchStateDict(fixture("refused_object.pth")),

@@ -37,7 +37,11 @@ export function loadFormulaWeights(store: ParamStore): void {
     const fanIn = shape.length >= 2 ? shape.slice(1).reduce((a, d) => a * d, 1) : 1;
     for (let j = 0; j < n; j++) {
       const a = Math.sin(0.37 * j + 0.71 * k);
-      data[j] = shape.length >= 2 ? a / Math.sqrt(fanIn) : name.endsWith("weight") ? 1 + 0.1 * a : 0.1 * a;
+      data[j] = shape.length >= 2
+        ? a / Math.sqrt(fanIn)
+        : name.endsWith("weight")
+        ? 1 + 0.1 * a
+        : 0.1 * a;
     }
     weights.set(name, { shape, data });
   });

@@ -1,0 +1,263 @@
+/**
+ * `deno task fid PATH_A PATH_B [flags]`: FID (and KID) between two folders of images or
+ * pytorch-fid `.npz` statistics, with pytorch-fid's argument shape; `--save-stats DIR OUT.npz`
+ * writes statistics pytorch-fid reads.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type { Backend } from "../backend/backend.ts";
+import { type BackendName, isBackendName, selectBackend } from "../backend/select.ts";
+import { listImageFiles } from "../io/image.ts";
+import { readNpz, writeNpz } from "../io/npy.ts";
+import { computeActivations, decodeFiles } from "../metrics/features.ts";
+import { type FidStatistics, fidFromStatistics, statisticsOf } from "../metrics/fid.ts";
+import { type InceptionDims, type InceptionNet, isInceptionDims } from "../metrics/inception.ts";
+import { kernelInceptionDistance } from "../metrics/kid.ts";
+import { loadInception } from "../metrics/weights.ts";
+import { UsageError } from "./args.ts";
+
+const USAGE = `usage: deno task fid PATH_A PATH_B [flags]
+       deno task fid --save-stats IMAGE_DIR OUT.npz [flags]
+
+FID between two folders of .png/.jpg images or .npz statistics (mu, sigma), computed as
+pytorch-fid does (FID Inception-v3, 299x299 bilinear resize, float64 statistics).
+
+options:
+  --dims N                   feature size: 64, 192, 768 or 2048 (default 2048)
+  --batch-size N             images per forward pass (default 50)
+  --num-samples N            use only the first N images of each folder (sorted by name)
+  --kid                      also report KID (needs two image folders)
+  --json                     print {"fid","kid"?,"kid_std"?,"n_a","n_b","dims","backend","seconds"}
+  --save-stats               write the statistics of IMAGE_DIR to OUT.npz (must not exist)
+  --inception-weights PATH   pt_inception-2015-12-05-6726825d.pth (else DENO_DIFFUSION_INCEPTION,
+                             the cache, or a download from pytorch-fid's release)
+  --skip-weights-check       load weights without the size/sha256 check (test weights in the
+                             same layout; FID values are then not comparable to papers)
+  --backend NAME             torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu or auto (default auto)
+  --help                     show this help`;
+
+/** Statistics of one side plus its features when computed from images (for KID). */
+export interface SourceStatistics {
+  stats: FidStatistics;
+  /** [n, dims] when the source was a folder. */
+  features?: Float32Array;
+  n: number;
+}
+
+/** Options of {@link statisticsOfPath}. */
+export interface PathStatisticsOptions {
+  dims: InceptionDims;
+  batchSize?: number;
+  numSamples?: number;
+  /** Loads the network on first use (only folders need it). */
+  network: () => Promise<InceptionNet>;
+  progress?: boolean;
+}
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new UsageError(`--${flag} must be a positive integer, got '${value}'`);
+  }
+  return n;
+}
+
+/** Reads pytorch-fid statistics (`mu` [d], `sigma` [d, d]) from an .npz, checking shapes. */
+export async function readStatistics(path: string): Promise<FidStatistics> {
+  const arrays = await readNpz(path);
+  const mu = arrays.get("mu");
+  const sigma = arrays.get("sigma");
+  if (!mu || !sigma) {
+    throw new Error(
+      `${path} has no 'mu' and 'sigma' arrays (found ${[...arrays.keys()].join(", ") || "none"}): ` +
+        `expected FID statistics as written by --save-stats or pytorch-fid`,
+    );
+  }
+  const d = mu.shape[0];
+  if (mu.shape.length !== 1 || sigma.shape.length !== 2 || sigma.shape.some((s) => s !== d)) {
+    throw new Error(
+      `${path}: mu [${mu.shape}] and sigma [${sigma.shape}] do not fit (expected [d] and [d, d])`,
+    );
+  }
+  return { mu: Float64Array.from(mu.data), sigma: Float64Array.from(sigma.data), dims: d };
+}
+
+/**
+ * Statistics of a folder of images (through the network) or of an .npz file.
+ *
+ * @example
+ * ```ts
+ * import { statisticsOfPath } from "./fid.ts";
+ * const { stats } = await statisticsOfPath("stats.npz", { dims: 2048, network: () => { throw 0; } });
+ * ```
+ */
+export async function statisticsOfPath(
+  path: string,
+  options: PathStatisticsOptions,
+): Promise<SourceStatistics> {
+  if (path.toLowerCase().endsWith(".npz")) {
+    const stats = await readStatistics(path);
+    return { stats, n: stats.count ?? 0 };
+  }
+  let files = await listImageFiles(path);
+  if (options.numSamples !== undefined) {
+    if (files.length < options.numSamples) {
+      throw new Error(
+        `${path} holds ${files.length} images, fewer than --num-samples ${options.numSamples}`,
+      );
+    }
+    files = files.slice(0, options.numSamples);
+  }
+  if (files.length < 2) {
+    throw new Error(`${path} holds ${files.length} image; FID needs at least 2 per side`);
+  }
+  const net = await options.network();
+  const activations = await computeActivations(net.backend, net, decodeFiles(files), {
+    batchSize: options.batchSize,
+    total: files.length,
+    progress: options.progress,
+    label: path,
+  });
+  return {
+    stats: statisticsOf(activations.data, activations.n, activations.dims),
+    features: activations.data,
+    n: activations.n,
+  };
+}
+
+/** Float64 eigenvalues from the backend when it has them (torch), for the Fréchet distance. */
+export function backendEigvalsh(
+  backend: Backend,
+): ((a: Float64Array, n: number) => Float64Array) | undefined {
+  const eigh = backend.eighFloat64?.bind(backend);
+  return eigh ? (a, n) => eigh(a, n).values : undefined;
+}
+
+/**
+ * Runs the `fid` command; returns the exit status (usage mistakes throw {@link UsageError}).
+ *
+ * @example
+ * ```ts
+ * import { fidCommand } from "./fid.ts";
+ * Deno.exit(await fidCommand(["samples/", "cifar10_test_stats.npz", "--json"]));
+ * ```
+ */
+export async function fidCommand(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        dims: { type: "string", default: "2048" },
+        "batch-size": { type: "string", default: "50" },
+        "num-samples": { type: "string" },
+        kid: { type: "boolean" },
+        json: { type: "boolean" },
+        "save-stats": { type: "boolean" },
+        "inception-weights": { type: "string" },
+        "skip-weights-check": { type: "boolean" },
+        backend: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (e) {
+    throw new UsageError(`fid: ${(e as Error).message}\n\n${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 2) {
+    throw new UsageError(`fid: expected 2 paths, got ${positionals.length}\n\n${USAGE}`);
+  }
+  const dims = Number(values.dims);
+  if (!isInceptionDims(dims)) {
+    throw new UsageError(`--dims must be one of 64, 192, 768, 2048, got '${values.dims}'`);
+  }
+  const batchSize = positiveInt(values["batch-size"], "batch-size");
+  const numSamples = positiveInt(values["num-samples"], "num-samples");
+  const backendName = values.backend ?? "auto";
+  if (backendName !== "auto" && !isBackendName(backendName)) {
+    throw new UsageError(
+      `--backend must be torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu or auto, got '${backendName}'`,
+    );
+  }
+  const [pathA, pathB] = positionals;
+  const started = performance.now();
+  const log = (m: string) => console.error(m);
+  const backend = await selectBackend({ name: backendName as BackendName | "auto", log });
+  let net: InceptionNet | undefined;
+  const network = async () =>
+    net ??= await loadInception(backend, {
+      path: values["inception-weights"],
+      dims,
+      log,
+      verify: !values["skip-weights-check"],
+    });
+  try {
+    const options = { dims, batchSize, numSamples, network };
+    if (values["save-stats"]) {
+      if (await Deno.stat(pathB).then(() => true, () => false)) {
+        throw new Error(`${pathB} already exists; choose a new output file for --save-stats`);
+      }
+      const { stats, n } = await statisticsOfPath(pathA, options);
+      await writeNpz(
+        pathB,
+        new Map([
+          ["mu", { dtype: "float64" as const, shape: [stats.dims], data: stats.mu }],
+          ["sigma", { dtype: "float64" as const, shape: [stats.dims, stats.dims], data: stats.sigma }],
+        ]),
+      );
+      log(`saved statistics of ${n} images (${stats.dims} dims) to ${pathB}`);
+      return 0;
+    }
+    for (const p of [pathA, pathB]) {
+      if (values.kid && p.toLowerCase().endsWith(".npz")) {
+        throw new UsageError(`--kid needs the features of two image folders; ${p} is .npz`);
+      }
+    }
+    const a = await statisticsOfPath(pathA, options);
+    const b = await statisticsOfPath(pathB, options);
+    for (const [side, p] of [[a, pathA], [b, pathB]] as const) {
+      if (side.stats.dims !== dims) {
+        throw new Error(
+          `${p} holds ${side.stats.dims}-dim statistics but --dims is ${dims}: ` +
+            `pass --dims ${side.stats.dims} or recompute the statistics`,
+        );
+      }
+    }
+    const fid = fidFromStatistics(a.stats, b.stats, { eigvalsh: backendEigvalsh(backend) });
+    const result: Record<string, number | string> = { fid };
+    if (values.kid) {
+      const k = kernelInceptionDistance(
+        { data: a.features!, n: a.n, dims },
+        { data: b.features!, n: b.n, dims },
+        { backend },
+      );
+      result.kid = k.kid;
+      result.kid_std = k.std;
+    }
+    Object.assign(result, {
+      n_a: a.n,
+      n_b: b.n,
+      dims,
+      backend: backend.name,
+      seconds: (performance.now() - started) / 1000,
+    });
+    if (values.json) {
+      console.log(JSON.stringify(result));
+    } else {
+      console.log(`FID: ${fid}`);
+      if (values.kid) console.log(`KID: ${result.kid} ± ${result.kid_std}`);
+    }
+    return 0;
+  } finally {
+    net?.dispose();
+    backend.dispose();
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * `cli.ts study PLAN`: reruns the original study's experiments (or a JSON plan of one's own)
+ * and writes report.md and report.json in the run folder.
+ *
+ * @module
+ */
+import { selectBackend } from "../backend/select.ts";
+import { PLAN_NAMES, resolvePlan } from "../study/plans.ts";
+import { writeReport } from "../study/report.ts";
+import { runStudy } from "../study/runner.ts";
+import {
+  bool,
+  choice,
+  type CommandSpec,
+  helpText,
+  int,
+  num,
+  parseCommand,
+  str,
+  UsageError,
+} from "./args.ts";
+
+const SPEC: CommandSpec = {
+  name: "study",
+  summary: "Rerun the original study's experiments and write report.md in the run folder.",
+  usage: `deno run -A cli.ts study PLAN [--scale 0.01] [--out DIR] [--data PATH] [flags]`,
+  positionals: { min: 1, max: 1 },
+  flags: {
+    scale: {
+      type: "string",
+      arg: "S",
+      help: "multiply every budget by S in (0, 1] for a quick run",
+      default: "1",
+    },
+    out: { type: "string", arg: "DIR", help: "run folder (default runs/study-PLAN[-scale-S])" },
+    data: {
+      type: "string",
+      arg: "PATH",
+      help: "CIFAR-10 binary folder or image folder (else $DENO_DIFFUSION_DATA, cache, download)",
+    },
+    backend: {
+      type: "string",
+      arg: "NAME",
+      help: "torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu (default: best available)",
+    },
+    "inception-weights": {
+      type: "string",
+      arg: "PATH",
+      help: "pytorch-fid's pt_inception-2015-12-05-6726825d.pth (else env, cache, download)",
+    },
+    "no-download": { type: "boolean", help: "never download the Inception weights" },
+    n: { type: "string", arg: "N", help: "samples per entry (per class), instead of the plan's" },
+    only: { type: "string", arg: "IDS", help: "run only these entries (comma separated)" },
+    list: { type: "boolean", help: "list the plan's entries and exit" },
+  },
+  details: [
+    `Built-in plans: ${PLAN_NAMES.join(", ")}; or a path to a .json plan file`,
+    "({ name, title?, description?, referenceSplit?, entries: [{ id, kind: ddpm|gan|floor,",
+    "classes, samples, budget: { epochs, seconds? }, config?, batchSize?, conditional?,",
+    "sampler?, published?, seed?, label?, table? }] }).",
+    "Each entry trains, samples N images, and is scored with FID@N and KID against the test",
+    "split, next to the train-vs-test floor at the same N; diffusion models also get bits/dim",
+    "on the test split. Without the FID Inception weights the report says so and gives the",
+    "other measurements. Rerunning the same command skips finished entries and resumes a",
+    "half-trained one; Ctrl-C stops with a checkpoint.",
+  ].join("\n"),
+};
+
+/** Entry point of `cli.ts study`; returns the exit status. */
+export async function studyCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommand(argv, SPEC);
+  if (parsed.help) {
+    console.log(helpText(SPEC));
+    return 0;
+  }
+  const planSource = parsed.positionals[0];
+  let plan;
+  try {
+    plan = await resolvePlan(planSource);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (bool(parsed, "list")) {
+    for (const e of plan.entries) console.log(`${e.id.padEnd(28)}${e.kind.padEnd(7)}${e.label}`);
+    return 0;
+  }
+  const scale = num(parsed, "scale", 0, 1)!;
+  if (scale === 0) throw new UsageError("--scale must be greater than 0 (and at most 1)");
+  const only = str(parsed, "only")?.split(",").map((s) => s.trim()).filter(Boolean);
+  const outDir = str(parsed, "out") ??
+    `runs/study-${plan.name}${scale === 1 ? "" : `-scale-${scale}`}`;
+  const backend = await selectBackend({
+    name: choice(
+      parsed,
+      "backend",
+      ["auto", "torch-cuda", "torch-cpu", "tfjs-wasm", "tfjs-cpu"] as const,
+    ),
+    log: (m) => console.error(m),
+  });
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) Deno.exit(130);
+    console.error(
+      "\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to quit)",
+    );
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  try {
+    const run = await runStudy(plan, {
+      backend,
+      outDir,
+      scale,
+      samples: int(parsed, "n", 2),
+      dataSource: str(parsed, "data"),
+      inceptionWeights: str(parsed, "inception-weights"),
+      download: !bool(parsed, "no-download"),
+      only,
+      log: (m) => console.error(m),
+      trainerReport: trainerLine,
+      signal: controller.signal,
+    });
+    await writeReport(run, { outDir, planSource });
+    console.error(
+      `wrote ${outDir}/report.md and report.json (${run.results.length}/${plan.entries.length} ` +
+        `entries finished, ${run.seconds.toFixed(0)} s)`,
+    );
+    return run.unfinished.length ? 130 : 0;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+    backend.dispose();
+  }
+}
+
+const encoder = new TextEncoder();
+let lastLine = 0;
+
+/** The trainer's progress line: redrawn in place on a terminal, every 30 s otherwise. */
+function trainerLine(line: string, final: boolean): void {
+  const tty = Deno.stderr.isTerminal();
+  const now = performance.now();
+  if (!final && now - lastLine < (tty ? 100 : 30_000)) return;
+  lastLine = now;
+  Deno.stderr.writeSync(encoder.encode(tty ? `\r\x1b[2K${line}${final ? "\n" : ""}` : `${line}\n`));
+}

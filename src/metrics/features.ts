@@ -1,0 +1,225 @@
+/**
+ * Images -> Inception features, preprocessed as pytorch-fid does: uint8 RGB -> float [0, 1]
+ * -> bilinear resize to 299x299 (align_corners=False) -> 2x - 1, in batches, with a progress
+ * bar on stderr.
+ *
+ * @module
+ */
+import type { Backend, Tensor } from "../backend/backend.ts";
+import { decodeImageFile } from "../io/image.ts";
+import type { InceptionNet } from "./inception.ts";
+
+/** An 8-bit image, HWC row-major; grayscale (1) and RGBA (4, alpha dropped) are accepted. */
+export interface ImageLike {
+  width: number;
+  height: number;
+  channels: number;
+  data: Uint8Array;
+}
+
+/** Inception's input side. */
+export const INCEPTION_SIZE = 299;
+
+/**
+ * Stacks same-sized images into x [N, 3, H, W] with values in [0, 1] (as torchvision's
+ * ToTensor); grayscale is replicated to RGB and alpha dropped, as PIL's convert("RGB").
+ *
+ * @example
+ * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { imagesToTensor } from "./features.ts";
+ * const backend = await createBackend("tfjs-cpu");
+ * const x = imagesToTensor(backend, [{ width: 1, height: 1, channels: 1, data: new Uint8Array([255]) }]);
+ * console.log(x.shape); // [1, 3, 1, 1]
+ * ```
+ */
+export function imagesToTensor(backend: Backend, images: readonly ImageLike[]): Tensor {
+  if (images.length === 0) throw new Error("imagesToTensor: no images");
+  const { width, height } = images[0];
+  const plane = width * height;
+  const out = new Float32Array(images.length * 3 * plane);
+  images.forEach((img, n) => {
+    if (img.width !== width || img.height !== height) {
+      throw new Error(`imagesToTensor: mixed sizes ${width}x${height} and ${img.width}x${img.height}`);
+    }
+    const c = img.channels;
+    if (![1, 3, 4].includes(c) || img.data.length !== plane * c) {
+      throw new Error(
+        `image ${n}: ${img.data.length} bytes do not make ${width}x${height} with ${c} channels ` +
+          `(1, 3 or 4 expected)`,
+      );
+    }
+    for (let ch = 0; ch < 3; ch++) {
+      const src = c === 1 ? 0 : ch;
+      const base = (n * 3 + ch) * plane;
+      for (let i = 0; i < plane; i++) out[base + i] = img.data[i * c + src] / 255;
+    }
+  });
+  return backend.tensor(out, [images.length, 3, height, width]);
+}
+
+/**
+ * x [N, 3, H, W] in [0, 1] -> [N, 3, 299, 299] in [-1, 1]: bilinear resize with
+ * align_corners=False (pytorch-fid's F.interpolate), then 2x - 1.
+ *
+ * @example
+ * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { toInceptionInput } from "./features.ts";
+ * const backend = await createBackend("tfjs-cpu");
+ * console.log(toInceptionInput(backend, backend.zeros([2, 3, 32, 32])).shape); // [2, 3, 299, 299]
+ * ```
+ */
+export function toInceptionInput(backend: Backend, x: Tensor): Tensor {
+  const resized = backend.interpolateBilinear(x, [INCEPTION_SIZE, INCEPTION_SIZE], false);
+  return backend.sub(backend.mul(resized, 2), 1);
+}
+
+/** Options of {@link computeActivations}. */
+export interface ActivationOptions {
+  /** Images per forward pass. Default 50 (pytorch-fid's default). */
+  batchSize?: number;
+  /** Total count, for the progress bar when `images` is not an array. */
+  total?: number;
+  /** Show a progress bar on stderr (default true when stderr is a terminal). */
+  progress?: boolean;
+  /** Label of the progress bar. */
+  label?: string;
+}
+
+/** Features of a set of images: `data` [n, dims] row-major. */
+export interface Activations {
+  data: Float32Array;
+  n: number;
+  dims: number;
+}
+
+/** A one-line progress bar on stderr, redrawn in place. */
+export class ProgressBar {
+  readonly #start = performance.now();
+  readonly #encoder = new TextEncoder();
+  #lastDraw = 0;
+
+  constructor(readonly label: string, readonly total: number | undefined) {}
+
+  /** Redraws with `done` items finished (at most every 100 ms unless `force`). */
+  update(done: number, force = false): void {
+    const now = performance.now();
+    if (!force && now - this.#lastDraw < 100) return;
+    this.#lastDraw = now;
+    const seconds = (now - this.#start) / 1000;
+    const rate = done / Math.max(seconds, 1e-9);
+    const width = 30;
+    const fraction = this.total ? Math.min(done / this.total, 1) : 0;
+    const filled = Math.round(fraction * width);
+    const bar = this.total ? `[${"#".repeat(filled)}${".".repeat(width - filled)}] ` : "";
+    const count = this.total ? `${done}/${this.total}` : `${done}`;
+    const line = `\r${this.label} ${bar}${count} images, ${rate.toFixed(1)} img/s, ` +
+      `${seconds.toFixed(0)} s`;
+    Deno.stderr.writeSync(this.#encoder.encode(line));
+  }
+
+  /** Final redraw and newline. */
+  finish(done: number): void {
+    this.update(done, true);
+    Deno.stderr.writeSync(this.#encoder.encode("\n"));
+  }
+}
+
+/** Runs one batch (any mix of sizes) through the network; features appended to `out`. */
+function runBatch(
+  backend: Backend,
+  net: InceptionNet,
+  batch: readonly ImageLike[],
+  out: Float32Array[],
+): void {
+  const features = backend.scope(() =>
+    backend.noGrad(() => {
+      // Same-sized runs are resized together; the 299x299 results stack into one batch.
+      const parts: Tensor[] = [];
+      let start = 0;
+      while (start < batch.length) {
+        let end = start + 1;
+        while (
+          end < batch.length && batch[end].width === batch[start].width &&
+          batch[end].height === batch[start].height
+        ) end++;
+        parts.push(toInceptionInput(backend, imagesToTensor(backend, batch.slice(start, end))));
+        start = end;
+      }
+      const x = parts.length === 1 ? parts[0] : backend.cat(parts, 0); // [B, 3, 299, 299]
+      return net.features(x); // [B, dims]
+    })
+  );
+  try {
+    out.push(Float32Array.from(backend.read(features)));
+  } finally {
+    features.dispose();
+  }
+}
+
+/**
+ * Inception features of images, in order, batch by batch (pytorch-fid's get_activations:
+ * features of every block are globally average-pooled).
+ *
+ * @example
+ * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { computeActivations } from "./features.ts";
+ * import { loadInception } from "./weights.ts";
+ * const backend = await createBackend("torch-cpu");
+ * const net = await loadInception(backend);
+ * const img = { width: 32, height: 32, channels: 3, data: new Uint8Array(32 * 32 * 3) };
+ * const { data, n, dims } = await computeActivations(backend, net, [img, img]);
+ * ```
+ */
+export async function computeActivations(
+  backend: Backend,
+  net: InceptionNet,
+  images: Iterable<ImageLike> | AsyncIterable<ImageLike>,
+  options: ActivationOptions = {},
+): Promise<Activations> {
+  const batchSize = options.batchSize ?? 50;
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new Error(`batch size must be a positive integer, got ${batchSize}`);
+  }
+  const total = options.total ?? (Array.isArray(images) ? images.length : undefined);
+  const showProgress = options.progress ?? Deno.stderr.isTerminal();
+  const bar = showProgress ? new ProgressBar(options.label ?? "Inception features", total) : null;
+  const chunks: Float32Array[] = [];
+  let batch: ImageLike[] = [];
+  let done = 0;
+  const flush = () => {
+    runBatch(backend, net, batch, chunks);
+    done += batch.length;
+    batch = [];
+    bar?.update(done);
+  };
+  for await (const image of images) {
+    batch.push(image);
+    if (batch.length === batchSize) flush();
+  }
+  if (batch.length) flush();
+  bar?.finish(done);
+  const data = new Float32Array(done * net.dims);
+  let offset = 0;
+  for (const c of chunks) {
+    data.set(c, offset);
+    offset += c.length;
+  }
+  return { data, n: done, dims: net.dims };
+}
+
+/**
+ * Decodes image files lazily, in order (for {@link computeActivations} over a folder).
+ *
+ * @example
+ * ```ts
+ * import { listImageFiles } from "../io/image.ts";
+ * import { decodeFiles } from "./features.ts";
+ * for await (const img of decodeFiles(await listImageFiles("samples"))) console.log(img.width);
+ * ```
+ */
+export async function* decodeFiles(files: readonly string[]): AsyncGenerator<ImageLike> {
+  for (const file of files) yield await decodeImageFile(file);
+}

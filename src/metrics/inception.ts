@@ -1,0 +1,414 @@
+/**
+ * The FID Inception-v3 network exactly as pytorch-fid defines it (the 2015-12-05 TensorFlow
+ * graph ported to PyTorch; Szegedy et al. 2016, "Rethinking the Inception Architecture"):
+ * torchvision's Inception3 layout with pytorch-fid's patched blocks — average pooling that
+ * ignores padded zeros in the A, C and first E blocks, max pooling in the last E block —
+ * BatchNorm eps 0.001, and features taken after blocks 0..3 (64/192/768/2048 channels),
+ * globally average-pooled.
+ *
+ * Each BasicConv2d (conv without bias -> BatchNorm -> ReLU) runs as one conv whose weight and
+ * bias have the (eval-mode) BatchNorm folded in at load time, then ReLU: the same function,
+ * half the memory traffic. Parameters are named after the layer, e.g. `Mixed_5b.branch1x1`.
+ *
+ * @module
+ */
+import type { Backend, Tensor } from "../backend/backend.ts";
+import { BackendError } from "../backend/backend.ts";
+import { ParamStore, WeightMismatchError } from "../nn/params.ts";
+
+/** Feature sizes pytorch-fid offers, and the block each is read from. */
+export const BLOCK_INDEX_BY_DIM = { 64: 0, 192: 1, 768: 2, 2048: 3 } as const;
+
+/** A feature size pytorch-fid offers (`--dims`). */
+export type InceptionDims = keyof typeof BLOCK_INDEX_BY_DIM;
+
+/** Whether `dims` is one of 64, 192, 768, 2048. */
+export function isInceptionDims(dims: number): dims is InceptionDims {
+  return dims in BLOCK_INDEX_BY_DIM;
+}
+
+/** BatchNorm eps of the TensorFlow graph (torchvision's BasicConv2d uses it too). */
+const BN_EPS = 0.001;
+
+/** One BasicConv2d: conv [cout, cin, kh, kw] with stride and zero padding (ph, pw). */
+interface ConvSpec {
+  cin: number;
+  cout: number;
+  kh: number;
+  kw: number;
+  stride: number;
+  ph: number;
+  pw: number;
+}
+
+function conv(cin: number, cout: number, k: number | [number, number], stride = 1, pad = 0) {
+  const [kh, kw] = typeof k === "number" ? [k, k] : k;
+  // Rectangular kernels pad only along their long side, "same" size.
+  const [ph, pw] = typeof k === "number" ? [pad, pad] : [(kh - 1) / 2, (kw - 1) / 2];
+  return { cin, cout, kh, kw, stride, ph, pw };
+}
+
+function blockA(cin: number, poolFeatures: number): Record<string, ConvSpec> {
+  return {
+    branch1x1: conv(cin, 64, 1),
+    branch5x5_1: conv(cin, 48, 1),
+    branch5x5_2: conv(48, 64, 5, 1, 2),
+    branch3x3dbl_1: conv(cin, 64, 1),
+    branch3x3dbl_2: conv(64, 96, 3, 1, 1),
+    branch3x3dbl_3: conv(96, 96, 3, 1, 1),
+    branch_pool: conv(cin, poolFeatures, 1),
+  };
+}
+
+function blockB(cin: number): Record<string, ConvSpec> {
+  return {
+    branch3x3: conv(cin, 384, 3, 2),
+    branch3x3dbl_1: conv(cin, 64, 1),
+    branch3x3dbl_2: conv(64, 96, 3, 1, 1),
+    branch3x3dbl_3: conv(96, 96, 3, 2),
+  };
+}
+
+function blockC(cin: number, c7: number): Record<string, ConvSpec> {
+  return {
+    branch1x1: conv(cin, 192, 1),
+    branch7x7_1: conv(cin, c7, 1),
+    branch7x7_2: conv(c7, c7, [1, 7]),
+    branch7x7_3: conv(c7, 192, [7, 1]),
+    branch7x7dbl_1: conv(cin, c7, 1),
+    branch7x7dbl_2: conv(c7, c7, [7, 1]),
+    branch7x7dbl_3: conv(c7, c7, [1, 7]),
+    branch7x7dbl_4: conv(c7, c7, [7, 1]),
+    branch7x7dbl_5: conv(c7, 192, [1, 7]),
+    branch_pool: conv(cin, 192, 1),
+  };
+}
+
+function blockD(cin: number): Record<string, ConvSpec> {
+  return {
+    branch3x3_1: conv(cin, 192, 1),
+    branch3x3_2: conv(192, 320, 3, 2),
+    branch7x7x3_1: conv(cin, 192, 1),
+    branch7x7x3_2: conv(192, 192, [1, 7]),
+    branch7x7x3_3: conv(192, 192, [7, 1]),
+    branch7x7x3_4: conv(192, 192, 3, 2),
+  };
+}
+
+function blockE(cin: number): Record<string, ConvSpec> {
+  return {
+    branch1x1: conv(cin, 320, 1),
+    branch3x3_1: conv(cin, 384, 1),
+    branch3x3_2a: conv(384, 384, [1, 3]),
+    branch3x3_2b: conv(384, 384, [3, 1]),
+    branch3x3dbl_1: conv(cin, 448, 1),
+    branch3x3dbl_2: conv(448, 384, 3, 1, 1),
+    branch3x3dbl_3a: conv(384, 384, [1, 3]),
+    branch3x3dbl_3b: conv(384, 384, [3, 1]),
+    branch_pool: conv(cin, 192, 1),
+  };
+}
+
+/** Every BasicConv2d of the network by its state_dict prefix, in state_dict order. */
+export function inceptionLayers(): Map<string, ConvSpec> {
+  const layers = new Map<string, ConvSpec>([
+    ["Conv2d_1a_3x3", conv(3, 32, 3, 2)],
+    ["Conv2d_2a_3x3", conv(32, 32, 3)],
+    ["Conv2d_2b_3x3", conv(32, 64, 3, 1, 1)],
+    ["Conv2d_3b_1x1", conv(64, 80, 1)],
+    ["Conv2d_4a_3x3", conv(80, 192, 3)],
+  ]);
+  const blocks: [string, Record<string, ConvSpec>][] = [
+    ["Mixed_5b", blockA(192, 32)],
+    ["Mixed_5c", blockA(256, 64)],
+    ["Mixed_5d", blockA(288, 64)],
+    ["Mixed_6a", blockB(288)],
+    ["Mixed_6b", blockC(768, 128)],
+    ["Mixed_6c", blockC(768, 160)],
+    ["Mixed_6d", blockC(768, 160)],
+    ["Mixed_6e", blockC(768, 192)],
+    ["Mixed_7a", blockD(768)],
+    ["Mixed_7b", blockE(1280)],
+    ["Mixed_7c", blockE(2048)],
+  ];
+  for (const [block, convs] of blocks) {
+    for (const [branch, spec] of Object.entries(convs)) layers.set(`${block}.${branch}`, spec);
+  }
+  return layers;
+}
+
+/**
+ * Names and shapes of pytorch-fid's state_dict (`pt_inception-2015-12-05-6726825d.pth`),
+ * without the `num_batches_tracked` counters and the 1008-way `fc` classifier, which the
+ * features do not use.
+ */
+export function inceptionStateDictShapes(): Map<string, number[]> {
+  const shapes = new Map<string, number[]>();
+  for (const [name, s] of inceptionLayers()) {
+    shapes.set(`${name}.conv.weight`, [s.cout, s.cin, s.kh, s.kw]);
+    for (const p of ["weight", "bias", "running_mean", "running_var"]) {
+      shapes.set(`${name}.bn.${p}`, [s.cout]);
+    }
+  }
+  return shapes;
+}
+
+/** Names in the released file that the features ignore. */
+function isIgnoredName(name: string): boolean {
+  return name.endsWith(".num_batches_tracked") || name === "fc.weight" || name === "fc.bias";
+}
+
+/** How a backend runs 1xk / kx1 convolutions (the Backend contract only promises k x k). */
+type RectConvMode = "native" | "shifted";
+
+function probeRectConv(backend: Backend): RectConvMode {
+  try {
+    const shape = backend.scope(() => {
+      const y = backend.conv2d(backend.zeros([1, 1, 1, 3]), backend.zeros([1, 1, 1, 3]), undefined);
+      return [...y.shape];
+    });
+    return shape.join() === "1,1,1,1" ? "native" : "shifted";
+  } catch (e) {
+    if (e instanceof BackendError) return "shifted";
+    throw e;
+  }
+}
+
+/** A loaded FID Inception network on one backend. */
+export interface InceptionNet {
+  readonly backend: Backend;
+  /** Folded conv weights and biases, `<layer>.weight` / `<layer>.bias`. */
+  readonly params: ParamStore;
+  /** Feature size of {@link InceptionNet.features}. */
+  readonly dims: InceptionDims;
+  /** How rectangular kernels run on this backend. */
+  readonly rectConv: RectConvMode;
+  /**
+   * Globally average-pooled outputs of blocks 0..`lastBlock` for x [N, 3, 299, 299] already
+   * scaled to [-1, 1]: [N, 64], [N, 192], [N, 768], [N, 2048].
+   */
+  blocks(x: Tensor, lastBlock?: number): Tensor[];
+  /** Features of size `dims` for x [N, 3, 299, 299] in [-1, 1]: [N, dims]. */
+  features(x: Tensor): Tensor;
+  dispose(): void;
+}
+
+/**
+ * Builds the network from a state_dict in pytorch-fid's layout (names and shapes checked
+ * strictly; `num_batches_tracked` and `fc.*` ignored), folding each BatchNorm into its conv.
+ *
+ * @example
+ * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { readTorchStateDict } from "../io/torch_pickle.ts";
+ * import { inceptionFromStateDict } from "./inception.ts";
+ * const backend = await createBackend("torch-cpu");
+ * const net = inceptionFromStateDict(backend, await readTorchStateDict("pt_inception.pth"), 2048);
+ * ```
+ */
+export function inceptionFromStateDict(
+  backend: Backend,
+  stateDict: ReadonlyMap<string, { shape: number[]; data: Float32Array }>,
+  dims: InceptionDims = 2048,
+  source = "the weights",
+): InceptionNet {
+  const expected = inceptionStateDictShapes();
+  const problems: string[] = [];
+  for (const [name, shape] of expected) {
+    const got = stateDict.get(name);
+    if (!got) problems.push(`missing ${name}`);
+    else if (got.shape.join() !== shape.join()) {
+      problems.push(`${name} is [${got.shape}], expected [${shape}]`);
+    }
+  }
+  for (const name of stateDict.keys()) {
+    if (!expected.has(name) && !isIgnoredName(name)) problems.push(`unexpected ${name}`);
+  }
+  if (problems.length) {
+    const more = problems.length > 6 ? ` (and ${problems.length - 6} more)` : "";
+    throw new WeightMismatchError(
+      `${source} is not pytorch-fid's FID Inception state_dict: ${
+        problems.slice(0, 6).join("; ")
+      }${more}. Use pt_inception-2015-12-05-6726825d.pth from pytorch-fid's release.`,
+    );
+  }
+  const rectConv = probeRectConv(backend);
+  const params = new ParamStore(backend);
+  const layers = inceptionLayers();
+  for (const [name, s] of layers) {
+    const get = (key: string) => stateDict.get(`${name}.${key}`)!.data;
+    const [w, gamma, beta, mean, variance] = [
+      get("conv.weight"),
+      get("bn.weight"),
+      get("bn.bias"),
+      get("bn.running_mean"),
+      get("bn.running_var"),
+    ];
+    const perOut = s.cin * s.kh * s.kw;
+    const folded = new Float32Array(w.length);
+    const bias = new Float32Array(s.cout);
+    for (let o = 0; o < s.cout; o++) {
+      // BN(conv(x)) = scale * conv(x) + (beta - mean * scale), scale = gamma / sqrt(var + eps)
+      const scale = gamma[o] / Math.sqrt(variance[o] + BN_EPS);
+      bias[o] = beta[o] - mean[o] * scale;
+      for (let i = 0; i < perOut; i++) folded[o * perOut + i] = w[o * perOut + i] * scale;
+    }
+    const rectangular = s.kh !== s.kw;
+    if (rectangular && rectConv === "shifted") {
+      // [cout, cin, 1, k] or [cout, cin, k, 1] -> [cout, k * cin, 1, 1], tap-major, to match
+      // the channel order of the shifted copies the forward pass concatenates.
+      const k = Math.max(s.kh, s.kw);
+      const shifted = new Float32Array(folded.length);
+      for (let o = 0; o < s.cout; o++) {
+        for (let c = 0; c < s.cin; c++) {
+          for (let t = 0; t < k; t++) {
+            shifted[o * perOut + t * s.cin + c] = folded[o * perOut + c * k + t];
+          }
+        }
+      }
+      params.add(`${name}.weight`, [s.cout, k * s.cin, 1, 1], shifted, false);
+    } else {
+      params.add(`${name}.weight`, [s.cout, s.cin, s.kh, s.kw], folded, false);
+    }
+    params.add(`${name}.bias`, [s.cout], bias, false);
+  }
+  return new FidInception(backend, params, dims, rectConv, layers);
+}
+
+class FidInception implements InceptionNet {
+  constructor(
+    readonly backend: Backend,
+    readonly params: ParamStore,
+    readonly dims: InceptionDims,
+    readonly rectConv: RectConvMode,
+    readonly layers: Map<string, ConvSpec>,
+  ) {}
+
+  /** Zero-pads x [N, C, H, W] by `pad` on both sides of `axis` (2 = H, 3 = W). */
+  #pad(x: Tensor, axis: 2 | 3, pad: number): Tensor {
+    const b = this.backend;
+    const zeroShape = [...x.shape];
+    zeroShape[axis] = pad;
+    const zeros = b.zeros(zeroShape);
+    return b.cat([zeros, x, zeros], axis);
+  }
+
+  /** BasicConv2d with BatchNorm folded in: relu(conv(x) + bias). */
+  #basic(name: string, x: Tensor): Tensor {
+    const b = this.backend;
+    const s = this.layers.get(name)!;
+    const w = this.params.get(`${name}.weight`);
+    const bias = this.params.get(`${name}.bias`);
+    if (s.kh === s.kw) return b.relu(b.conv2d(x, w, bias, { stride: s.stride, padding: s.ph }));
+    const axis = s.kh === 1 ? 3 : 2;
+    const k = Math.max(s.kh, s.kw);
+    const padded = this.#pad(x, axis, (k - 1) / 2); // [N, C, H(+k-1), W(+k-1)]
+    if (this.rectConv === "native") return b.relu(b.conv2d(padded, w, bias));
+    // conv with a 1xk kernel = 1x1 conv over the k shifted copies stacked on channels.
+    const [n, c, h, wd] = x.shape;
+    const taps: Tensor[] = [];
+    for (let t = 0; t < k; t++) {
+      const begin = axis === 3 ? [0, 0, 0, t] : [0, 0, t, 0];
+      taps.push(b.slice(padded, begin, [n, c, h, wd]));
+    }
+    return b.relu(b.conv2d(b.cat(taps, 1), w, bias)); // [N, k*C, H, W] -> [N, Cout, H, W]
+  }
+
+  #seq(names: string[], x: Tensor): Tensor {
+    for (const name of names) x = this.#basic(name, x);
+    return x;
+  }
+
+  #avgPool(x: Tensor): Tensor {
+    // TensorFlow's average pool ignores the padded zeros (pytorch-fid's patch).
+    return this.backend.avgPool2d(x, 3, 1, 1, false);
+  }
+
+  #mixedA(p: string, x: Tensor): Tensor {
+    return this.backend.cat([
+      this.#basic(`${p}.branch1x1`, x),
+      this.#seq([`${p}.branch5x5_1`, `${p}.branch5x5_2`], x),
+      this.#seq([`${p}.branch3x3dbl_1`, `${p}.branch3x3dbl_2`, `${p}.branch3x3dbl_3`], x),
+      this.#basic(`${p}.branch_pool`, this.#avgPool(x)),
+    ], 1);
+  }
+
+  #mixedB(p: string, x: Tensor): Tensor {
+    return this.backend.cat([
+      this.#basic(`${p}.branch3x3`, x),
+      this.#seq([`${p}.branch3x3dbl_1`, `${p}.branch3x3dbl_2`, `${p}.branch3x3dbl_3`], x),
+      this.backend.maxPool2d(x, 3, 2),
+    ], 1);
+  }
+
+  #mixedC(p: string, x: Tensor): Tensor {
+    const dbl = [1, 2, 3, 4, 5].map((i) => `${p}.branch7x7dbl_${i}`);
+    return this.backend.cat([
+      this.#basic(`${p}.branch1x1`, x),
+      this.#seq([`${p}.branch7x7_1`, `${p}.branch7x7_2`, `${p}.branch7x7_3`], x),
+      this.#seq(dbl, x),
+      this.#basic(`${p}.branch_pool`, this.#avgPool(x)),
+    ], 1);
+  }
+
+  #mixedD(p: string, x: Tensor): Tensor {
+    const tower = [1, 2, 3, 4].map((i) => `${p}.branch7x7x3_${i}`);
+    return this.backend.cat([
+      this.#seq([`${p}.branch3x3_1`, `${p}.branch3x3_2`], x),
+      this.#seq(tower, x),
+      this.backend.maxPool2d(x, 3, 2),
+    ], 1);
+  }
+
+  #mixedE(p: string, x: Tensor, maxPool: boolean): Tensor {
+    const b = this.backend;
+    const b3 = this.#basic(`${p}.branch3x3_1`, x);
+    const d3 = this.#seq([`${p}.branch3x3dbl_1`, `${p}.branch3x3dbl_2`], x);
+    // pytorch-fid's FIDInceptionE_2 (Mixed_7c) max-pools here, as the TF graph does.
+    const pooled = maxPool ? b.maxPool2d(x, 3, 1, 1) : this.#avgPool(x);
+    return b.cat([
+      this.#basic(`${p}.branch1x1`, x),
+      b.cat([this.#basic(`${p}.branch3x3_2a`, b3), this.#basic(`${p}.branch3x3_2b`, b3)], 1),
+      b.cat([this.#basic(`${p}.branch3x3dbl_3a`, d3), this.#basic(`${p}.branch3x3dbl_3b`, d3)], 1),
+      this.#basic(`${p}.branch_pool`, pooled),
+    ], 1);
+  }
+
+  blocks(x: Tensor, lastBlock = BLOCK_INDEX_BY_DIM[this.dims]): Tensor[] {
+    const b = this.backend;
+    if (x.shape.length !== 4 || x.shape[1] !== 3) {
+      throw new Error(`Inception expects images [N, 3, 299, 299], got [${x.shape}]`);
+    }
+    const pooled = (t: Tensor) => b.mean(t, [2, 3]); // [N, C, H, W] -> [N, C]
+    const out: Tensor[] = [];
+    let h = this.#seq(["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3"], x); // [N, 64, 147, 147]
+    h = b.maxPool2d(h, 3, 2); // [N, 64, 73, 73]
+    out.push(pooled(h));
+    if (lastBlock >= 1) {
+      h = b.maxPool2d(this.#seq(["Conv2d_3b_1x1", "Conv2d_4a_3x3"], h), 3, 2); // [N, 192, 35, 35]
+      out.push(pooled(h));
+    }
+    if (lastBlock >= 2) {
+      for (const p of ["Mixed_5b", "Mixed_5c", "Mixed_5d"]) h = this.#mixedA(p, h); // [N, 288, 35, 35]
+      h = this.#mixedB("Mixed_6a", h); // [N, 768, 17, 17]
+      for (const p of ["Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"]) h = this.#mixedC(p, h);
+      out.push(pooled(h));
+    }
+    if (lastBlock >= 3) {
+      h = this.#mixedD("Mixed_7a", h); // [N, 1280, 8, 8]
+      h = this.#mixedE("Mixed_7b", h, false); // [N, 2048, 8, 8]
+      h = this.#mixedE("Mixed_7c", h, true); // [N, 2048, 8, 8]
+      out.push(pooled(h)); // adaptive average pool to 1x1
+    }
+    return out;
+  }
+
+  features(x: Tensor): Tensor {
+    const index = BLOCK_INDEX_BY_DIM[this.dims];
+    return this.backend.noGrad(() => this.blocks(x, index)[index]);
+  }
+
+  dispose(): void {
+    this.params.dispose();
+  }
+}

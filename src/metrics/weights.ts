@@ -1,0 +1,199 @@
+/**
+ * Finding, checking and downloading pytorch-fid's FID Inception weights
+ * (`pt_inception-2015-12-05-6726825d.pth`), and {@link loadInception}, which loads them.
+ *
+ * Lookup order: an explicit path (`--inception-weights`), `$DENO_DIFFUSION_INCEPTION`, the
+ * cache (`$XDG_CACHE_HOME` or `~/.cache`, then `deno-diffusion/`), else a download from
+ * pytorch-fid's GitHub release into the cache (temp file, checked, then renamed).
+ *
+ * @module
+ */
+import type { Backend } from "../backend/backend.ts";
+import { readTorchStateDict } from "../io/torch_pickle.ts";
+import { type InceptionDims, inceptionFromStateDict, type InceptionNet } from "./inception.ts";
+
+/** File name of the released weights. */
+export const FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth";
+/** pytorch-fid's release address of {@link FID_WEIGHTS_FILE}. */
+export const FID_WEIGHTS_URL =
+  `https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/${FID_WEIGHTS_FILE}`;
+/** Exact size in bytes of the released file. */
+export const FID_WEIGHTS_SIZE = 95_628_359;
+/** The released file's sha256 starts with this (the hash in its name). */
+export const FID_WEIGHTS_SHA256_PREFIX = "6726825d";
+
+/** The cache folder: `$XDG_CACHE_HOME/deno-diffusion` or `~/.cache/deno-diffusion`. */
+export function cacheDir(): string {
+  const xdg = Deno.env.get("XDG_CACHE_HOME");
+  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
+  return `${xdg || `${home}/.cache`}/deno-diffusion`;
+}
+
+/** Where the weights are cached. */
+export function cachedWeightsPath(): string {
+  return `${cacheDir()}/${FID_WEIGHTS_FILE}`;
+}
+
+function howToGet(): string {
+  return `Download ${FID_WEIGHTS_URL} (${FID_WEIGHTS_SIZE} bytes) and either put it at ` +
+    `${cachedWeightsPath()}, pass --inception-weights PATH, or set DENO_DIFFUSION_INCEPTION=PATH.`;
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return [...new Uint8Array(digest)].map((x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Checks a weights file's size and sha256 prefix against the released file; throws a message
+ * naming the file, what was wrong and where to get the right one.
+ *
+ * @example
+ * ```ts
+ * import { verifyInceptionWeights } from "./weights.ts";
+ * await verifyInceptionWeights("pt_inception-2015-12-05-6726825d.pth");
+ * ```
+ */
+export async function verifyInceptionWeights(path: string): Promise<void> {
+  const info = await Deno.stat(path);
+  if (info.size !== FID_WEIGHTS_SIZE) {
+    throw new Error(
+      `${path} is ${info.size} bytes, but ${FID_WEIGHTS_FILE} is ${FID_WEIGHTS_SIZE}: it is not ` +
+        `(or not all of) pytorch-fid's FID Inception weights. ${howToGet()}`,
+    );
+  }
+  const hash = await sha256Hex(await Deno.readFile(path));
+  if (!hash.startsWith(FID_WEIGHTS_SHA256_PREFIX)) {
+    throw new Error(
+      `${path} has sha256 ${hash.slice(0, 16)}..., expected ${FID_WEIGHTS_SHA256_PREFIX}...: ` +
+        `the file is corrupt or a different network. ${howToGet()}`,
+    );
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** Options of {@link resolveInceptionWeights}. */
+export interface ResolveOptions {
+  /** An explicit file (`--inception-weights`); must exist. */
+  path?: string;
+  /** Allow downloading into the cache when nothing is found. Default true. */
+  download?: boolean;
+  /** Download address (tests point it at a local server). Default {@link FID_WEIGHTS_URL}. */
+  url?: string;
+  /** Where a download goes. Default {@link cachedWeightsPath}. */
+  cachePath?: string;
+  /** Progress and decisions, e.g. `(m) => console.error(m)`. */
+  log?: (message: string) => void;
+}
+
+/**
+ * Finds the weights file (see the module doc for the order), downloading it when allowed.
+ *
+ * @example
+ * ```ts
+ * import { resolveInceptionWeights } from "./weights.ts";
+ * const path = await resolveInceptionWeights({ log: console.error });
+ * ```
+ */
+export async function resolveInceptionWeights(options: ResolveOptions = {}): Promise<string> {
+  const explicit = options.path ?? Deno.env.get("DENO_DIFFUSION_INCEPTION");
+  if (explicit) {
+    if (!(await exists(explicit))) {
+      const from = options.path ? "--inception-weights" : "DENO_DIFFUSION_INCEPTION";
+      throw new Error(`the Inception weights file ${explicit} (from ${from}) does not exist`);
+    }
+    return explicit;
+  }
+  const cached = options.cachePath ?? cachedWeightsPath();
+  if (await exists(cached)) return cached;
+  if (options.download === false) {
+    throw new Error(`FID Inception weights not found. ${howToGet()}`);
+  }
+  await downloadWeights(options.url ?? FID_WEIGHTS_URL, cached, options.log);
+  return cached;
+}
+
+async function downloadWeights(
+  url: string,
+  target: string,
+  log: (message: string) => void = () => {},
+): Promise<void> {
+  const dir = target.slice(0, Math.max(target.lastIndexOf("/"), 0)) || ".";
+  await Deno.mkdir(dir, { recursive: true });
+  const temp = `${target}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  log(`downloading FID Inception weights from ${url} to ${target}`);
+  try {
+    let response: Response;
+    try {
+      response = await fetch(url);
+    } catch (e) {
+      throw new Error(
+        `could not download the FID Inception weights (${(e as Error).message}); offline? ` +
+          howToGet(),
+      );
+    }
+    if (!response.ok || !response.body) {
+      await response.body?.cancel();
+      throw new Error(`downloading ${url} failed: HTTP ${response.status}. ${howToGet()}`);
+    }
+    const file = await Deno.open(temp, { write: true, createNew: true });
+    let received = 0;
+    let lastReport = 0;
+    try {
+      for await (const chunk of response.body) {
+        await file.write(chunk);
+        received += chunk.length;
+        if (received - lastReport > 10_000_000) {
+          lastReport = received;
+          log(`  ${(received / 1e6).toFixed(0)} / ${(FID_WEIGHTS_SIZE / 1e6).toFixed(0)} MB`);
+        }
+      }
+    } finally {
+      file.close();
+    }
+    await verifyInceptionWeights(temp);
+    await Deno.rename(temp, target);
+  } finally {
+    await Deno.remove(temp).catch(() => {});
+  }
+}
+
+/** Options of {@link loadInception}. */
+export interface LoadInceptionOptions extends ResolveOptions {
+  /** Feature size (64, 192, 768 or 2048). Default 2048. */
+  dims?: InceptionDims;
+  /**
+   * Check the file's size and sha256 against the released weights. Default true; tests turn
+   * it off for their own random weights in the same layout.
+   */
+  verify?: boolean;
+}
+
+/**
+ * Finds, checks and loads the FID Inception network onto `backend`.
+ *
+ * @example
+ * ```ts
+ * import { selectBackend } from "../backend/select.ts";
+ * import { loadInception } from "./weights.ts";
+ * const backend = await selectBackend();
+ * const net = await loadInception(backend, { dims: 2048 });
+ * ```
+ */
+export async function loadInception(
+  backend: Backend,
+  options: LoadInceptionOptions = {},
+): Promise<InceptionNet> {
+  const path = await resolveInceptionWeights(options);
+  if (options.verify ?? true) await verifyInceptionWeights(path);
+  const stateDict = await readTorchStateDict(path);
+  return inceptionFromStateDict(backend, stateDict, options.dims ?? 2048, path);
+}

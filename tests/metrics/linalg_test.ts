@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import {
+  multiplyABt,
+  pivotedCholesky,
+  sqrtmPsd,
+  symmetricEigen,
+  symmetricEigenvalues,
+  traceSqrtProduct,
+} from "../../src/metrics/linalg.ts";
+import { Rng } from "../../src/backend/rng.ts";
+
+// Reference: tests/fixtures/make_fid_fixtures.py stats (scipy.linalg.sqrtm).
+const fixtures = JSON.parse(
+  await Deno.readTextFile(new URL("../fixtures/fid/stats.json", import.meta.url)),
+);
+
+/** A random symmetric PSD matrix of rank `rank` (G Gᵀ, G [n, rank]). */
+function randomPsd(n: number, rank: number, seed: number): Float64Array {
+  const g = Float64Array.from(new Rng(seed).normal(n * rank));
+  return multiplyABt(g, n, g, n, rank, true);
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+Deno.test("symmetricEigen() of [[2,1],[1,2]] gives 1 and 3 with (1,-1)/√2 and (1,1)/√2", () => {
+  const { values, vectors } = symmetricEigen(new Float64Array([2, 1, 1, 2]), 2);
+  assert.ok(maxAbsDiff(values, [1, 3]) < 1e-15);
+  const s = Math.SQRT1_2;
+  // Columns are eigenvectors; compare up to sign.
+  assert.ok(Math.abs(Math.abs(vectors[0]) - s) < 1e-15 && Math.abs(vectors[0] + vectors[2]) < 1e-15);
+  assert.ok(Math.abs(Math.abs(vectors[1]) - s) < 1e-15 && Math.abs(vectors[1] - vectors[3]) < 1e-15);
+});
+
+Deno.test("symmetricEigen() reconstructs A = V diag(λ) Vᵀ with orthonormal V (n = 60)", () => {
+  const n = 60;
+  const a = randomPsd(n, 40, 1);
+  for (let i = 0; i < n; i++) a[i * n + i] -= 3; // make it indefinite too
+  const { values, vectors } = symmetricEigen(a, n);
+  for (let i = 1; i < n; i++) assert.ok(values[i - 1] <= values[i], "values ascending");
+  const vt = new Float64Array(n * n); // rows = eigenvectors
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) vt[j * n + i] = vectors[i * n + j];
+  const identity = multiplyABt(vt, n, vt, n, n);
+  for (let i = 0; i < n; i++) identity[i * n + i] -= 1;
+  assert.ok(maxAbsDiff(identity, new Float64Array(n * n)) < 1e-12);
+  const vT = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) vT[i * n + j] = vt[j * n + i];
+  // A = V Λ Vᵀ = (rows of V)·(rows of V Λ): entry (i, j) = Σ_k V[i][k] λ_k V[j][k]
+  const vl = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) vl[i * n + k] = vT[i * n + k] * values[k];
+  assert.ok(maxAbsDiff(multiplyABt(vl, n, vT, n, n), a) < 1e-10 * n);
+});
+
+Deno.test("symmetricEigenvalues() equals the values of symmetricEigen()", () => {
+  const a = randomPsd(50, 50, 2);
+  assert.ok(maxAbsDiff(symmetricEigenvalues(a, 50), symmetricEigen(a, 50).values) < 1e-10);
+});
+
+Deno.test("sqrtmPsd() matches scipy.linalg.sqrtm on a 5x5 SPD matrix", () => {
+  const { n, a, root } = fixtures.sqrtm;
+  assert.ok(maxAbsDiff(sqrtmPsd(Float64Array.from(a), n), root) < 1e-12);
+});
+
+Deno.test("pivotedCholesky() finds the rank of a singular PSD matrix and reproduces it", () => {
+  const n = 30;
+  const a = randomPsd(n, 7, 3);
+  const { lt, rank } = pivotedCholesky(a, n);
+  assert.equal(rank, 7);
+  // A = L Lᵀ = Σ_j l_j l_jᵀ, i.e. (ltᵀ)(lt): entry (i, k) = Σ_j lt[j][i] lt[j][k]
+  const l = new Float64Array(n * rank);
+  for (let j = 0; j < rank; j++) for (let i = 0; i < n; i++) l[i * rank + j] = lt[j * n + i];
+  assert.ok(maxAbsDiff(multiplyABt(l, n, l, n, rank), a) < 1e-10);
+});
+
+Deno.test("traceSqrtProduct() of commuting diagonal matrices is Σ sqrt(a_i b_i)", () => {
+  const a = new Float64Array(9);
+  const b = new Float64Array(9);
+  [1, 4, 0].forEach((v, i) => (a[i * 4] = v));
+  [9, 0.25, 5].forEach((v, i) => (b[i * 4] = v));
+  assert.ok(Math.abs(traceSqrtProduct(a, b, 3) - (3 + 1 + 0)) < 1e-14);
+});
+
+Deno.test("traceSqrtProduct(S, S) = tr(S) for full-rank and rank-deficient S", () => {
+  for (const rank of [40, 12]) {
+    const s = randomPsd(40, rank, 4 + rank);
+    let trace = 0;
+    for (let i = 0; i < 40; i++) trace += s[i * 40 + i];
+    assert.ok(Math.abs(traceSqrtProduct(s, s, 40) - trace) < 1e-9 * trace, `rank ${rank}`);
+  }
+});
+
+Deno.test("traceSqrtProduct() is symmetric in its arguments", () => {
+  const a = randomPsd(25, 10, 5);
+  const b = randomPsd(25, 25, 6);
+  const ab = traceSqrtProduct(a, b, 25);
+  assert.ok(Math.abs(ab - traceSqrtProduct(b, a, 25)) < 1e-9 * ab);
+});
+
+Deno.test("linalg functions reject a buffer that is not n x n", () => {
+  assert.throws(() => symmetricEigen(new Float64Array(5), 2), /2x2 matrix/);
+  assert.throws(() => traceSqrtProduct(new Float64Array(4), new Float64Array(9), 2), /second/);
+});
