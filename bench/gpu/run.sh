@@ -34,10 +34,14 @@ if [[ "${1:-}" == "--pack" ]]; then
   deno_path="$(command -v deno)" || { echo "run.sh --pack: no deno on PATH" >&2; exit 1; }
   echo "packing $deno_path -> $2/deno.xz"
   xz -T0 -6 -c "$deno_path" > "$2/deno.xz.tmp" && mv "$2/deno.xz.tmp" "$2/deno.xz"
-  cache="$(deno info --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["denoDir"])')"
-  echo "packing the npm cache of $cache -> $2/deno_dir.tar.xz"
+  # A fresh Deno cache with exactly the npm packages of the runs; source maps dropped (~8 MB xz).
+  cache="$(mktemp -d)"
+  (cd "$ROOT" && DENO_DIR="$cache" deno cache bench/compare.ts tests/backend/conformance_test.ts)
+  find "$cache/npm" -name '*.map' -delete
+  echo "packing the npm cache -> $2/deno_dir.tar.xz"
   tar -C "$cache" -cf - npm | xz -T0 -6 > "$2/deno_dir.tar.xz.tmp"
   mv "$2/deno_dir.tar.xz.tmp" "$2/deno_dir.tar.xz"
+  rm -rf "$cache"
   ls -la "$2"
   exit 0
 fi
@@ -65,6 +69,7 @@ write_json() { cat > "$OUT/$1.tmp" && mv "$OUT/$1.tmp" "$OUT/$1"; }
 
 # ---- deno (carried in) ----
 DENO=""
+CACHED_ONLY=""
 if [[ -n "${DENO_BIN_DIR:-}" ]]; then
   if [[ -x "$DENO_BIN_DIR/deno" ]]; then
     DENO="$DENO_BIN_DIR/deno"
@@ -76,6 +81,7 @@ if [[ -n "${DENO_BIN_DIR:-}" ]]; then
     export DENO_DIR="$WORK/deno_dir"
     mkdir -p "$DENO_DIR"
     xz -dc "$DENO_BIN_DIR/deno_dir.tar.xz" | tar -C "$DENO_DIR" -xf -
+    CACHED_ONLY="--cached-only" # offline: fail fast and clearly on anything not packed
   fi
 fi
 [[ -n "$DENO" ]] || DENO="$(command -v deno || true)"
@@ -124,7 +130,7 @@ else
   log "$TORCH_ROOT has no headers (a distribution package?): the build looks for libtorch itself"
 fi
 build_start=$(date +%s)
-(cd "$ROOT" && "$DENO" run -A native/build.ts) > "$OUT/build.log" 2>&1 ||
+(cd "$ROOT" && "$DENO" run $CACHED_ONLY -A native/build.ts) > "$OUT/build.log" 2>&1 ||
   fail "building the shim failed (see $OUT/build.log): $(tail -5 "$OUT/build.log")"
 printf '{"ok": true, "libtorch": "%s", "seconds": %d}\n' "${LIBTORCH:-auto}" \
   "$(( $(date +%s) - build_start ))" | write_json build.json
@@ -135,7 +141,7 @@ BACKEND=torch-cuda
 [[ $CPU == 1 ]] && BACKEND=torch-cpu
 conf_start=$(date +%s)
 set +e
-(cd "$ROOT" && DENO_DIFFUSION_REQUIRE="$BACKEND" "$DENO" test -A --no-check \
+(cd "$ROOT" && DENO_DIFFUSION_REQUIRE="$BACKEND" "$DENO" test $CACHED_ONLY -A --no-check \
   tests/backend/conformance_test.ts) > "$OUT/conformance.log" 2>&1
 conf_status=$?
 set -e
@@ -150,7 +156,8 @@ bad = [l.split(" ...")[0].strip() for l in text.splitlines() if tag in l and "FA
 summary = re.findall(r"(ok|FAILED) \| (\d+) passed.*?\| (\d+) failed", text)
 print(json.dumps({"ok": status == 0, "backend": backend, "exit_code": status,
                   "passed_on_backend": len(ok), "failed_on_backend": sorted(set(bad)),
-                  "summary": " ".join(" ".join(s) for s in summary[-1:]), "seconds": seconds},
+                  "summary": " | ".join(f"{s[0]}: {s[1]} passed, {s[2]} failed" for s in summary[-1:]),
+                  "seconds": seconds},
                  indent=2))
 EOF
 write_json conformance.json < "$WORK/conformance.json"
@@ -168,7 +175,7 @@ fi
 compare() { # name, extra args...
   local name="$1"
   shift
-  (cd "$ROOT" && "$DENO" run -A --no-check bench/compare.ts --json --backends "$BACKEND" \
+  (cd "$ROOT" && "$DENO" run $CACHED_ONLY -A --no-check bench/compare.ts --json --backends "$BACKEND" \
     --workloads "$WORKLOADS" --reps "$REPS" --warmup "$WARMUP" --python "$PY" "$@") \
     > "$OUT/$name.jsonl.tmp" 2> "$OUT/$name.log"
   local status=$?

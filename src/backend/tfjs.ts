@@ -394,7 +394,7 @@ class TfjsBackend implements Backend {
     return this.#unary("leakyRelu", a, (x) => tf.leakyRelu(x, slope));
   }
   gelu(a: Tensor): Tensor {
-    // GELU(x) = x * Phi(x) = x/2 * (1 + erf(x / sqrt 2))  (Hendrycks & Gimpel 2016, eq. 1)
+    // GELU(x) = x * Phi(x) = x/2 * (1 + erf(x / sqrt 2))  (Hendrycks & Gimpel 2016, Sec. 2)
     return this.#unary(
       "gelu",
       a,
@@ -572,10 +572,11 @@ class TfjsBackend implements Backend {
       ...(bias ? [bias] : []),
     ];
     const c = x.shape[1];
-    const perChannel = [runningMean, runningVar, weight, bias].every((t) =>
+    const statsOk = [runningMean, runningVar, weight, bias].every((t) =>
       !t || t.shape.join() === `${c}`
     );
-    this.#check("batchNorm", inputs, x.shape.length === 4 && perChannel, "x [N, C, H, W], [C]");
+    const shapesOk = x.shape.length === 4 && statsOk;
+    this.#check("batchNorm", inputs, shapesOk, "expects x [N, C, H, W] and [C] statistics");
     const count = x.shape[0] * x.shape[2] * x.shape[3];
     this.#check(
       "batchNorm",
@@ -709,14 +710,24 @@ class TfjsBackend implements Backend {
       this.#check("valueAndGrad", [params[i]], ok, `parameter ${i} is not a trainable variable`);
     });
     this.#activate("valueAndGrad");
-    const { value, grads } = tf.variableGrads(() => {
-      const loss = lossFn();
-      const t = this.#handle("valueAndGrad", loss, [loss]).tf;
-      if (t.size !== 1) {
-        throw new BackendError("valueAndGrad", [loss.shape], "the loss must be a scalar");
-      }
-      return tf.reshape(t, []) as tf.Scalar;
-    }, vars as tf.Variable[]);
+    let forwardDone = false;
+    let result: ReturnType<typeof tf.variableGrads>;
+    try {
+      result = tf.variableGrads(() => {
+        const loss = lossFn();
+        const t = this.#handle("valueAndGrad", loss, [loss]).tf;
+        if (t.size !== 1) {
+          throw new BackendError("valueAndGrad", [loss.shape], "the loss must be a scalar");
+        }
+        forwardDone = true;
+        return tf.reshape(t, []) as tf.Scalar;
+      }, vars as tf.Variable[]);
+    } catch (e) {
+      // Errors of lossFn pass through as they are; a failure while back-propagating is ours.
+      if (!forwardDone || e instanceof BackendError) throw e;
+      throw new BackendError("valueAndGrad", params.map((p) => p.shape), errorText(e));
+    }
+    const { value, grads } = result;
     const lossValue = value.dataSync()[0];
     value.dispose();
     // A parameter the loss does not reach gets a zero gradient (PyTorch would give None).

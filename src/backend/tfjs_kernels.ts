@@ -10,8 +10,9 @@
  *   gradient transposes explicitly.
  * - UnsortedSegmentSum (gather's gradient) is missing: a one-hot matmul instead; OneHot ignores
  *   a float32 dtype, so it is cast.
- * - MaxPoolGrad and MaxPoolWithArgmax start from FLT_MIN instead of -inf (wrong for negative
- *   windows): max pooling's gradient is built from strided slices.
+ * - MaxPoolWithArgmax starts from FLT_MIN instead of -inf, and MaxPoolGrad routes gradients
+ *   wrongly for windows of negative values (both measured): max pooling's gradient is built
+ *   from strided slices.
  * - ResizeBilinearGrad ignores halfPixelCenters (both backends) and swaps H and W of
  *   non-square inputs (cpu): the gradient is two matmuls with interpolation matrices.
  * - Abs's gradient is -1 at 0 (PyTorch: 0), and BCE-with-logits composed of max/abs/log1p gets
@@ -46,6 +47,7 @@ export function perChannel(x: Tf, f: (v: tf.Tensor4D) => Tf): Tf {
   return tf.reshape(y, [n, c, ho, wo]);
 }
 
+/** Pads the H and W axes of [N, H, W, C] by p on each side with `value`. */
 export function padHW(v: Tf, p: number, value: number): tf.Tensor4D {
   if (p === 0) return v as tf.Tensor4D;
   return tf.pad(v, [[0, 0], [p, p], [p, p], [0, 0]], value) as tf.Tensor4D;
@@ -128,9 +130,8 @@ export function gatherWithGrad(x: Tf, indices: Tf, axis: number): Tf {
 
 /**
  * Max pooling (valid, x already padded) whose gradient goes to the first maximum of each
- * window in row-major order, as in PyTorch. wasm's MaxPoolGrad and MaxPoolWithArgmax start
- * from FLT_MIN instead of -inf, so they are wrong for windows of negative values; this is built
- * from strided slices instead. x [N, H, W, C] -> [N, Ho, Wo, C].
+ * window in row-major order, as in PyTorch. wasm's MaxPoolGrad and MaxPoolWithArgmax are
+ * wrong for windows of negative values, so this is built from strided slices instead. x [N, H, W, C] -> [N, Ho, Wo, C].
  */
 export function maxPoolWithGrad(x: Tf, k: number, s: number): Tf {
   return tf.customGrad((xv, save) => {

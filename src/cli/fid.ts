@@ -11,7 +11,7 @@ import { type BackendName, isBackendName, selectBackend } from "../backend/selec
 import { listImageFiles } from "../io/image.ts";
 import { readNpz, writeNpz } from "../io/npy.ts";
 import { computeActivations, decodeFiles } from "../metrics/features.ts";
-import { type FidStatistics, fidFromStatistics, statisticsOf } from "../metrics/fid.ts";
+import { fidFromStatistics, type FidStatistics, statisticsOf } from "../metrics/fid.ts";
 import { type InceptionDims, type InceptionNet, isInceptionDims } from "../metrics/inception.ts";
 import { kernelInceptionDistance } from "../metrics/kid.ts";
 import { loadInception } from "../metrics/weights.ts";
@@ -64,14 +64,24 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
   return n;
 }
 
-/** Reads pytorch-fid statistics (`mu` [d], `sigma` [d, d]) from an .npz, checking shapes. */
+/**
+ * Reads pytorch-fid statistics (`mu` [d], `sigma` [d, d]) from an .npz, checking shapes.
+ *
+ * @example
+ * ```ts
+ * import { readStatistics } from "./fid.ts";
+ * const { dims } = await readStatistics("fid_stats_cifar10_train.npz"); // 2048
+ * ```
+ */
 export async function readStatistics(path: string): Promise<FidStatistics> {
   const arrays = await readNpz(path);
   const mu = arrays.get("mu");
   const sigma = arrays.get("sigma");
   if (!mu || !sigma) {
     throw new Error(
-      `${path} has no 'mu' and 'sigma' arrays (found ${[...arrays.keys()].join(", ") || "none"}): ` +
+      `${path} has no 'mu' and 'sigma' arrays (found ${
+        [...arrays.keys()].join(", ") || "none"
+      }): ` +
         `expected FID statistics as written by --save-stats or pytorch-fid`,
     );
   }
@@ -82,6 +92,27 @@ export async function readStatistics(path: string): Promise<FidStatistics> {
     );
   }
   return { mu: Float64Array.from(mu.data), sigma: Float64Array.from(sigma.data), dims: d };
+}
+
+/**
+ * Writes FID statistics as pytorch-fid's `.npz` (`mu` [d], `sigma` [d, d], float64), atomically.
+ *
+ * @example
+ * ```ts
+ * import { writeStatistics } from "./fid.ts";
+ * import { statisticsOf } from "../metrics/fid.ts";
+ * await writeStatistics("stats.npz", statisticsOf(new Float32Array([0, 1, 2, 4]), 2, 2));
+ * ```
+ */
+export async function writeStatistics(path: string, stats: FidStatistics): Promise<void> {
+  const { mu, sigma, dims } = stats;
+  await writeNpz(
+    path,
+    new Map([
+      ["mu", { dtype: "float64" as const, shape: [dims], data: mu }],
+      ["sigma", { dtype: "float64" as const, shape: [dims, dims], data: sigma }],
+    ]),
+  );
 }
 
 /**
@@ -127,7 +158,16 @@ export async function statisticsOfPath(
   };
 }
 
-/** Float64 eigenvalues from the backend when it has them (torch), for the Fréchet distance. */
+/**
+ * Float64 eigenvalues from the backend when it has them (torch), for the Fréchet distance.
+ *
+ * @example
+ * ```ts
+ * import { backendEigvalsh } from "./fid.ts";
+ * import { createBackend } from "../backend/select.ts";
+ * const eigvalsh = backendEigvalsh(await createBackend("torch-cpu")); // undefined on tfjs
+ * ```
+ */
 export function backendEigvalsh(
   backend: Backend,
 ): ((a: Float64Array, n: number) => Float64Array) | undefined {
@@ -206,13 +246,7 @@ export async function fidCommand(argv: string[]): Promise<number> {
         throw new Error(`${pathB} already exists; choose a new output file for --save-stats`);
       }
       const { stats, n } = await statisticsOfPath(pathA, options);
-      await writeNpz(
-        pathB,
-        new Map([
-          ["mu", { dtype: "float64" as const, shape: [stats.dims], data: stats.mu }],
-          ["sigma", { dtype: "float64" as const, shape: [stats.dims, stats.dims], data: stats.sigma }],
-        ]),
-      );
+      await writeStatistics(pathB, stats);
       log(`saved statistics of ${n} images (${stats.dims} dims) to ${pathB}`);
       return 0;
     }
@@ -223,20 +257,18 @@ export async function fidCommand(argv: string[]): Promise<number> {
     }
     const a = await statisticsOfPath(pathA, options);
     const b = await statisticsOfPath(pathB, options);
-    for (const [side, p] of [[a, pathA], [b, pathB]] as const) {
-      if (side.stats.dims !== dims) {
-        throw new Error(
-          `${p} holds ${side.stats.dims}-dim statistics but --dims is ${dims}: ` +
-            `pass --dims ${side.stats.dims} or recompute the statistics`,
-        );
-      }
+    if (a.stats.dims !== b.stats.dims) {
+      throw new Error(
+        `${pathA} gives ${a.stats.dims}-dim statistics but ${pathB} gives ${b.stats.dims}-dim: ` +
+          `compute both with the same --dims (folders use --dims, now ${dims})`,
+      );
     }
     const fid = fidFromStatistics(a.stats, b.stats, { eigvalsh: backendEigvalsh(backend) });
     const result: Record<string, number | string> = { fid };
     if (values.kid) {
       const k = kernelInceptionDistance(
-        { data: a.features!, n: a.n, dims },
-        { data: b.features!, n: b.n, dims },
+        { data: a.features!, n: a.n, dims: a.stats.dims },
+        { data: b.features!, n: b.n, dims: b.stats.dims },
         { backend },
       );
       result.kid = k.kid;
@@ -245,7 +277,7 @@ export async function fidCommand(argv: string[]): Promise<number> {
     Object.assign(result, {
       n_a: a.n,
       n_b: b.n,
-      dims,
+      dims: a.stats.dims,
       backend: backend.name,
       seconds: (performance.now() - started) / 1000,
     });

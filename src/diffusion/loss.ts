@@ -211,8 +211,10 @@ export function bitsPerDim(
   options: BitsPerDimOptions,
 ): BitsPerDim {
   const stride = options.timestepStride ?? 1;
-  if (!Number.isInteger(stride) || stride < 1) {
-    throw new RangeError(`timestepStride must be a positive integer, got ${stride}`);
+  if (!Number.isInteger(stride) || stride < 1 || stride >= process.timesteps) {
+    throw new RangeError(
+      `timestepStride must be an integer in 1..${process.timesteps - 1}, got ${stride}`,
+    );
   }
   let total = 0;
   let prior = 0;

@@ -40,7 +40,9 @@ export function imagesToTensor(backend: Backend, images: readonly ImageLike[]): 
   const out = new Float32Array(images.length * 3 * plane);
   images.forEach((img, n) => {
     if (img.width !== width || img.height !== height) {
-      throw new Error(`imagesToTensor: mixed sizes ${width}x${height} and ${img.width}x${img.height}`);
+      throw new Error(
+        `imagesToTensor: mixed sizes ${width}x${height} and ${img.width}x${img.height}`,
+      );
     }
     const c = img.channels;
     if (![1, 3, 4].includes(c) || img.data.length !== plane * c) {

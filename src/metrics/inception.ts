@@ -22,7 +22,15 @@ export const BLOCK_INDEX_BY_DIM = { 64: 0, 192: 1, 768: 2, 2048: 3 } as const;
 /** A feature size pytorch-fid offers (`--dims`). */
 export type InceptionDims = keyof typeof BLOCK_INDEX_BY_DIM;
 
-/** Whether `dims` is one of 64, 192, 768, 2048. */
+/**
+ * Whether `dims` is one of 64, 192, 768, 2048.
+ *
+ * @example
+ * ```ts
+ * import { isInceptionDims } from "./inception.ts";
+ * console.log(isInceptionDims(2048), isInceptionDims(100)); // true false
+ * ```
+ */
 export function isInceptionDims(dims: number): dims is InceptionDims {
   return dims in BLOCK_INDEX_BY_DIM;
 }
@@ -109,7 +117,15 @@ function blockE(cin: number): Record<string, ConvSpec> {
   };
 }
 
-/** Every BasicConv2d of the network by its state_dict prefix, in state_dict order. */
+/**
+ * Every BasicConv2d of the network by its state_dict prefix, in state_dict order.
+ *
+ * @example
+ * ```ts
+ * import { inceptionLayers } from "./inception.ts";
+ * console.log(inceptionLayers().get("Mixed_6b.branch7x7_2")); // { cin: 128, cout: 128, kh: 1, kw: 7, ... }
+ * ```
+ */
 export function inceptionLayers(): Map<string, ConvSpec> {
   const layers = new Map<string, ConvSpec>([
     ["Conv2d_1a_3x3", conv(3, 32, 3, 2)],
@@ -141,6 +157,12 @@ export function inceptionLayers(): Map<string, ConvSpec> {
  * Names and shapes of pytorch-fid's state_dict (`pt_inception-2015-12-05-6726825d.pth`),
  * without the `num_batches_tracked` counters and the 1008-way `fc` classifier, which the
  * features do not use.
+ *
+ * @example
+ * ```ts
+ * import { inceptionStateDictShapes } from "./inception.ts";
+ * console.log(inceptionStateDictShapes().get("Conv2d_1a_3x3.conv.weight")); // [32, 3, 3, 3]
+ * ```
  */
 export function inceptionStateDictShapes(): Map<string, number[]> {
   const shapes = new Map<string, number[]>();

@@ -289,7 +289,16 @@ export function sqrtmPsd(a: Float64Array, n: number, eigh: EighFn = symmetricEig
 /**
  * C = A Bᵀ for row-major A [rowsA, n] and B [rowsB, n] (every entry a contiguous dot product,
  * computed 2x2 at a time to halve memory traffic). With `symmetric` (A Bᵀ known symmetric,
- * rowsA == rowsB) only the lower triangle is computed and mirrored.
+ * rowsA == rowsB) only the lower triangle is computed and mirrored. `zeroBefore` says that row
+ * i of A ("a") or row j of B ("b") is zero before column i (resp. j), as in a triangular
+ * factor, so the dot products can start there.
+ *
+ * @example
+ * ```ts
+ * import { multiplyABt } from "./linalg.ts";
+ * const a = new Float64Array([1, 2, 3, 4]); // [[1, 2], [3, 4]]
+ * console.log(multiplyABt(a, 2, a, 2, 2)); // A Aᵀ = [5, 11, 11, 25]
+ * ```
  */
 export function multiplyABt(
   a: Float64Array,
@@ -298,13 +307,15 @@ export function multiplyABt(
   rowsB: number,
   n: number,
   symmetric = false,
+  zeroBefore: "a" | "b" | "none" = "none",
 ): Float64Array {
   const c = new Float64Array(rowsA * rowsB);
+  const first = (i: number, j: number) => zeroBefore === "a" ? i : zeroBefore === "b" ? j : 0;
   const dot = (i: number, j: number) => {
     let s = 0;
     const x = i * n;
     const y = j * n;
-    for (let k = 0; k < n; k++) s += a[x + k] * b[y + k];
+    for (let k = first(i, j); k < n; k++) s += a[x + k] * b[y + k];
     return s;
   };
   let i = 0;
@@ -320,7 +331,7 @@ export function multiplyABt(
       let s01 = 0;
       let s10 = 0;
       let s11 = 0;
-      for (let k = 0; k < n; k++) {
+      for (let k = first(i, j); k < n; k++) {
         const a0 = a[x0 + k];
         const a1 = a[x1 + k];
         const b0 = b[y0 + k];
@@ -354,78 +365,84 @@ export function multiplyABt(
 
 /**
  * Pivoted (rank-revealing) Cholesky factorisation of a symmetric positive semi-definite
- * matrix, S ≈ Σ_j l_j l_jᵀ (Higham, "Accuracy and Stability of Numerical Algorithms",
- * 2nd ed., §10.3): at each step the largest remaining diagonal entry is the pivot; it stops
- * when that entry is at most n·ε·max(diag S), LAPACK pstrf's default tolerance, so singular
- * covariances (fewer samples than dimensions) factor without breaking down.
+ * matrix, P S Pᵀ ≈ Uᵀ U with U upper-triangular [rank, n] (Higham, "Accuracy and Stability of
+ * Numerical Algorithms", 2nd ed., §10.3): each step pivots on the largest remaining diagonal
+ * entry and it stops when that is at most n·ε·max(diag S), LAPACK pstrf's default tolerance,
+ * so singular covariances (fewer samples than dimensions) factor without breaking down.
  *
- * Returns the factor transposed, `lt` [rank, n] (row j = l_j, in the original index order).
+ * Returns `lt` = U (row j is zero before column j; columns in pivot order), `rank`, and `perm`
+ * (perm[k] = the original index at pivot position k).
  *
  * @example
  * ```ts
  * import { pivotedCholesky } from "./linalg.ts";
- * const { rank } = pivotedCholesky(new Float64Array([1, 1, 1, 1]), 2); // rank-1 matrix
- * console.log(rank); // 1
+ * const { rank, perm } = pivotedCholesky(new Float64Array([1, 1, 1, 4]), 2);
+ * console.log(rank, perm); // 2, [1, 0]: the larger diagonal entry is the first pivot
  * ```
  */
-export function pivotedCholesky(s: Float64Array, n: number): { lt: Float64Array; rank: number } {
+export function pivotedCholesky(
+  s: Float64Array,
+  n: number,
+): { lt: Float64Array; rank: number; perm: Int32Array } {
   checkSquare(s, n, "pivotedCholesky");
-  const remaining = new Float64Array(n);
+  const remaining = new Float64Array(n); // by original index
   let maxDiag = 0;
   for (let i = 0; i < n; i++) {
     remaining[i] = s[i * n + i];
     maxDiag = Math.max(maxDiag, remaining[i]);
   }
   const tolerance = n * Number.EPSILON * maxDiag;
-  const chosen = new Uint8Array(n);
+  const perm = Int32Array.from({ length: n }, (_, i) => i);
   const lt = new Float64Array(n * n);
   let rank = 0;
   for (; rank < n; rank++) {
-    let p = -1;
-    for (let i = 0; i < n; i++) {
-      if (!chosen[i] && (p < 0 || remaining[i] > remaining[p])) p = i;
+    const j = rank;
+    let q = j;
+    for (let k = j + 1; k < n; k++) if (remaining[perm[k]] > remaining[perm[q]]) q = k;
+    if (!(remaining[perm[q]] > tolerance)) break;
+    if (q !== j) {
+      // Move the pivot to position j, in the permutation and in the rows already computed.
+      [perm[j], perm[q]] = [perm[q], perm[j]];
+      for (let t = 0; t < j; t++) {
+        const row = t * n;
+        [lt[row + j], lt[row + q]] = [lt[row + q], lt[row + j]];
+      }
     }
-    if (p < 0 || !(remaining[p] > tolerance)) break;
+    const p = perm[j];
     const pivot = Math.sqrt(remaining[p]);
-    const row = lt.subarray(rank * n, (rank + 1) * n);
-    row.set(s.subarray(p * n, (p + 1) * n));
-    // row -= Σ_t l_t[p] l_t, four earlier columns at a time.
+    const row = j * n;
+    const sRow = p * n;
+    for (let k = j + 1; k < n; k++) lt[row + k] = s[sRow + perm[k]];
+    // u_j[k] = (S[p][perm k] - Σ_t u_t[j] u_t[k]) / pivot, for k > j; two earlier rows at a time.
     let t = 0;
-    for (; t + 3 < rank; t += 4) {
+    for (; t + 1 < j; t += 2) {
       const r0 = t * n;
-      const f0 = lt[r0 + p];
-      const f1 = lt[r0 + n + p];
-      const f2 = lt[r0 + 2 * n + p];
-      const f3 = lt[r0 + 3 * n + p];
-      for (let i = 0; i < n; i++) {
-        row[i] -= f0 * lt[r0 + i] + f1 * lt[r0 + n + i] + f2 * lt[r0 + 2 * n + i] +
-          f3 * lt[r0 + 3 * n + i];
-      }
+      const r1 = r0 + n;
+      const f0 = lt[r0 + j];
+      const f1 = lt[r1 + j];
+      if (f0 === 0 && f1 === 0) continue;
+      for (let k = j + 1; k < n; k++) lt[row + k] -= f0 * lt[r0 + k] + f1 * lt[r1 + k];
     }
-    for (; t < rank; t++) {
-      const f = lt[t * n + p];
-      if (f === 0) continue;
-      for (let i = 0; i < n; i++) row[i] -= f * lt[t * n + i];
+    for (; t < j; t++) {
+      const r0 = t * n;
+      const f0 = lt[r0 + j];
+      if (f0 === 0) continue;
+      for (let k = j + 1; k < n; k++) lt[row + k] -= f0 * lt[r0 + k];
     }
-    chosen[p] = 1;
-    for (let i = 0; i < n; i++) {
-      if (chosen[i]) {
-        row[i] = 0;
-      } else {
-        row[i] /= pivot;
-        remaining[i] -= row[i] * row[i];
-      }
-    }
-    row[p] = pivot;
+    lt[row + j] = pivot;
     remaining[p] = 0;
+    for (let k = j + 1; k < n; k++) {
+      const v = (lt[row + k] /= pivot);
+      remaining[perm[k]] -= v * v;
+    }
   }
-  return { lt: lt.slice(0, rank * n), rank };
+  return { lt: lt.slice(0, rank * n), rank, perm };
 }
 
 /**
  * tr(sqrt(S1 S2)) for symmetric positive semi-definite S1, S2 (the cross term of the Fréchet
- * distance). With S1 = L Lᵀ (pivoted Cholesky, L [n, r]), S1 S2 = L Lᵀ S2 has the same
- * non-zero eigenvalues as the symmetric PSD matrix Lᵀ S2 L [r, r]; the trace is the sum of
+ * distance). With S1 = L Lᵀ (pivoted Cholesky, L = Pᵀ Uᵀ [n, r]), S1 S2 = L Lᵀ S2 has the
+ * same non-zero eigenvalues as the symmetric PSD matrix Lᵀ S2 L [r, r]; the trace is the sum of
  * their square roots (values within rounding of zero count as zero). This avoids a
  * non-symmetric matrix square root (and the complex round-off scipy's sqrtm produces), and
  * rank-deficient S1 (fewer samples than dimensions) makes it cheaper, not unstable.
@@ -449,10 +466,16 @@ export function traceSqrtProduct(
 ): number {
   checkSquare(s1, n, "traceSqrtProduct (first matrix)");
   checkSquare(s2, n, "traceSqrtProduct (second matrix)");
-  const { lt, rank } = pivotedCholesky(s1, n);
+  const { lt, rank, perm } = pivotedCholesky(s1, n);
   if (rank === 0) return 0;
-  const p = multiplyABt(lt, rank, s2, n, n); // Lᵀ S2 (S2 symmetric): [r, n]
-  const m = multiplyABt(p, rank, lt, rank, n, true); // Lᵀ S2 L: [r, r]
+  // S1 = Pᵀ Uᵀ U P, so S1 S2 has the non-zero eigenvalues of U (P S2 Pᵀ) Uᵀ.
+  const s2p = new Float64Array(n * n); // P S2 Pᵀ
+  for (let i = 0; i < n; i++) {
+    const src = perm[i] * n;
+    for (let k = 0; k < n; k++) s2p[i * n + k] = s2[src + perm[k]];
+  }
+  const p = multiplyABt(lt, rank, s2p, n, n, false, "a"); // U (P S2 Pᵀ): [r, n]
+  const m = multiplyABt(p, rank, lt, rank, n, true, "b"); // U P S2 Pᵀ Uᵀ: [r, r]
   const values = eigvalsh(m, rank);
   // Eigenvalues within rounding of zero (|λ| <= r·ε·λmax) are zero: their square roots would
   // otherwise add noise of order sqrt(ε·λmax) each (S2 rank-deficient).

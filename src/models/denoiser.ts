@@ -54,7 +54,7 @@ export interface Denoiser {
    * (omitted: the "null" label for a conditional model) -> [B, C, H, W].
    */
   forward(x: Tensor, t: Tensor, labels?: Tensor): Tensor;
-  /** Number of trainable scalars. */
+  /** Number of weights (scalars), as PyTorch's `sum(p.numel() for p in model.parameters())`. */
   paramCount(): number;
   /** Frees the parameters and the embedding table. */
   dispose(): void;
@@ -178,7 +178,9 @@ export function denoiserOverStore(
       }
       return run(x, temb);
     },
-    paramCount: () => store.count(),
+    // Every entry is a weight (no buffers), also in an EMA copy whose entries are not trainable.
+    paramCount: () =>
+      store.names().reduce((n, name) => n + store.get(name).shape.reduce((a, d) => a * d, 1), 0),
     dispose() {
       store.dispose();
       table.dispose();

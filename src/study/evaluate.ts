@@ -96,7 +96,7 @@ export async function openFidScorer(
     });
   } catch (e) {
     return unavailableScorer(
-      `FID and KID are unavailable: ${(e as Error).message.trim()}`,
+      (e as Error).message.trim().replace(/\.$/, ""),
     );
   }
   const path = await resolveInceptionWeights({ path: options.weightsPath, download: false });
@@ -107,7 +107,7 @@ export async function openFidScorer(
     status = "not-comparable";
     note = `FID from NOT the released Inception weights (${path}: ${
       (e as Error).message.trim()
-    }). These FID/KID values are NOT comparable with pytorch-fid or the published numbers`;
+    }). These FID and KID values are NOT comparable with pytorch-fid or the published numbers`;
   }
   const batchSize = options.batchSize ?? 50;
   return {

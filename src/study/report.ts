@@ -36,7 +36,8 @@ const NA = "n/a";
 export function renderReport(run: StudyRun, options: ReportOptions): string {
   const lines: string[] = [];
   const { plan } = run;
-  lines.push(`# Study: ${plan.title}`, "", plan.description, "");
+  lines.push(`# Study: ${plan.title}`, "");
+  if (plan.description) lines.push(plan.description, "");
   lines.push(
     `Plan \`${plan.name}\`, scale ${run.scale}${
       run.samples !== null ? `, --n ${run.samples}` : ""
@@ -84,7 +85,7 @@ function notices(run: StudyRun): string[] {
     );
   } else if (run.fid.status === "not-comparable") {
     out.push(
-      `> **FID NOT COMPARABLE.** ${run.fid.note}.`,
+      `> **FID NOT COMPARABLE.** ${run.fid.note.replace(/\.$/, "")}.`,
       "> They only show that the pipeline runs; compare nothing below with the published column.",
       "",
     );

@@ -143,8 +143,6 @@ export async function runStudy(plan: StudyPlan, options: StudyOptions): Promise<
   const log = options.log ?? (() => {});
   const started = performance.now();
   const backend = options.backend;
-  await Deno.mkdir(`${options.outDir}/entries`, { recursive: true });
-  await writeFileAtomic(`${options.outDir}/plan.json`, JSON.stringify(plan, null, 2) + "\n");
   const selected = options.only
     ? plan.entries.filter((e) => options.only!.includes(e.id))
     : plan.entries;
@@ -156,6 +154,8 @@ export async function runStudy(plan: StudyPlan, options: StudyOptions): Promise<
       })`,
     );
   }
+  await Deno.mkdir(`${options.outDir}/entries`, { recursive: true });
+  await writeFileAtomic(`${options.outDir}/plan.json`, JSON.stringify(plan, null, 2) + "\n");
   const scorer = await openFidScorer(backend, {
     weightsPath: options.inceptionWeights,
     download: options.download,
@@ -427,7 +427,8 @@ async function trainEntry(
   );
   let resume = await exists(`${dir}/${CHECKPOINT_FILE}`);
   let stepBefore = resume ? await checkpointStep(dir) : 0;
-  for (let segment = progress.frames; segment < segments; segment++) {
+  const startSegment = progress.frames;
+  for (let segment = startSegment; segment < segments; segment++) {
     const maxSteps = Math.round(((segment + 1) * totalSteps) / segments);
     const remaining = entry.scaledSeconds === undefined
       ? undefined
@@ -442,11 +443,13 @@ async function trainEntry(
       flip: true,
       checkpointEvery: 500,
       previewEvery: segments > 1 ? 0 : Math.max(1, Math.round(totalSteps / stepsPerEpoch / 16)),
-      previewOptions: task.kind === "ddpm" ? { sampler: "ddim", steps: 50 } : undefined,
+      previewOptions: task.kind === "ddpm"
+        ? { sampler: "ddim", steps: Math.min(50, Number(task.config.timesteps)) }
+        : undefined,
       gif: segments === 1 && task.kind === "gan",
       resume,
       signal: options.signal,
-      report: options.trainerReport ?? (() => {}),
+      report: segmentReport(options.trainerReport, segment > startSegment, segment < segments - 1),
       backendName: options.backend.name,
       extraRecord: { source: { data: options.dataSource ?? null, classes: entry.classes } },
     });
@@ -464,6 +467,7 @@ async function trainEntry(
       return null;
     }
     if (segments > 1) {
+      await Deno.mkdir(`${dir}/frames`, { recursive: true });
       await writeFixedNoiseGrid(task, `${dir}/frames/step-${pad(result.step, 7)}.png`, seed);
     }
     progress.frames = segment + 1;
@@ -489,6 +493,24 @@ async function trainEntry(
     seconds: progress.seconds,
     imagesPerSecond: progress.timedSeconds > 0 ? progress.timedImages / progress.timedSeconds : 0,
     gif,
+  };
+}
+
+/**
+ * The trainer's progress lines for one segment, without the "resumed" line of a segment that
+ * continues the previous one and the "done" line of all but the last (the segments are only
+ * there to draw GIF frames).
+ */
+function segmentReport(
+  report: StudyOptions["trainerReport"],
+  continuesPrevious: boolean,
+  moreToCome: boolean,
+): (line: string, final: boolean) => void {
+  if (!report) return () => {};
+  return (line, final) => {
+    const hidden = (/^resumed /.test(line) && continuesPrevious) ||
+      (/^done: /.test(line) && moreToCome);
+    if (!(final && hidden)) report(line, final);
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * TensorFlow.js-specific tests: the custom gradients (conv, transposed conv, matmul, gather,
  * pooling, resize, BCE) against plain float64 TypeScript references, the PyTorch semantics
- * tfjs does not give by itself, and two backends sharing tfjs's single engine.
+ * tfjs does not give by itself, conv outputs kept channels-last giving the same values and
+ * gradients as NCHW tensors, and two backends sharing tfjs's single engine.
  *
  * The references compute the forward pass and, for the loss L = sum(y * r) with a fixed random
  * r, the gradients by the adjoint of the same loops: dL/dx and dL/dw accumulate r * (the other
@@ -13,6 +14,7 @@ import assert from "node:assert/strict";
 import { type Backend, BackendError, type Tensor } from "../../src/backend/backend.ts";
 import { createTfjsBackend, type TfjsKind } from "../../src/backend/tfjs.ts";
 import { Rng } from "../../src/backend/rng.ts";
+import * as tf from "@tensorflow/tfjs";
 
 const KINDS: readonly TfjsKind[] = ["wasm", "cpu"];
 
@@ -983,3 +985,22 @@ eachKind("ops on a conv output (kept channels-last) equal the same ops on its NC
     assertClose(routes[0].dw, routes[1].dw, 1e-4, `${what}: dw`);
   }
 });
+
+eachKind(
+  "conv -> groupNorm -> silu -> conv transposes only the input and the filters",
+  async (b) => {
+    const rng = new Rng(14);
+    const x = b.tensor(rng.normal(2 * 3 * 8 * 8), [2, 3, 8, 8]);
+    const w1 = b.tensor(rng.normal(8 * 3 * 9), [8, 3, 3, 3]);
+    const w2 = b.tensor(rng.normal(8 * 8 * 9), [8, 8, 3, 3]);
+    const gamma = b.full([8], 1);
+    const beta = b.zeros([8]);
+    const profile = await tf.profile(() => {
+      const h = b.silu(b.groupNorm(b.conv2d(x, w1, undefined, { padding: 1 }), 4, gamma, beta));
+      b.conv2d(h, w2, undefined, { padding: 1 }).dispose();
+    });
+    const transposes = profile.kernels.filter((k) => k.name === "Transpose").length;
+    // x to NHWC, and each filter [Cout, Cin, k, k] to [k, k, Cin, Cout]; nothing in between.
+    assert.equal(transposes, 3);
+  },
+);

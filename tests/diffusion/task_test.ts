@@ -9,6 +9,7 @@ import {
   sampleBatchSize,
 } from "../../src/diffusion/task.ts";
 import type { Batch } from "../../src/train/task.ts";
+import { createBackend, listBackends } from "../../src/backend/select.ts";
 import { testEachBackend } from "../_backends.ts";
 
 const tiny: DdpmConfig = {
@@ -189,8 +190,84 @@ testEachBackend("bitsPerDim() of a task scores data it was trained on better tha
   const constant: Batch = { ...batch, images: new Float32Array(8 * 16).fill(0.5) };
   equal(trained.images, 8);
   assert(trained.total > trained.prior && Number.isFinite(trained.total), JSON.stringify(trained));
-  const other = task.bitsPerDim([constant], new Rng(3));
-  assert(other.total !== trained.total);
+  const random = task.bitsPerDim([noise], new Rng(3));
+  const flat = task.bitsPerDim([constant], new Rng(3));
+  assert(trained.total < random.total, `trained ${trained.total} vs noise ${random.total}`);
+  assert(trained.total < flat.total, `trained ${trained.total} vs constant ${flat.total}`);
   throws(() => task.bitsPerDim([noise], new Rng(3), { timestepStride: 10 }), /timestepStride/);
   task.dispose();
 }, { only: ["tfjs-cpu"] });
+
+testEachBackend(
+  "step() trains a small U-Net (attention, bilinear up, skips) on a fixed batch",
+  (b) => {
+    const task = createDdpmTask(
+      b,
+      {
+        ...tiny,
+        preset: "unet-2xud-half",
+        baseWidth: 8,
+        imageSize: 8,
+        channels: 3,
+        numClasses: 2,
+        lr: 3e-3,
+      },
+      new Rng(30),
+    );
+    const rng = new Rng(31);
+    const batch: Batch = {
+      images: rng.uniformArray(4 * 3 * 64, -1, 1),
+      labels: Int32Array.from([0, 1, 0, 1]),
+      shape: [4, 3, 8, 8],
+    };
+    const losses: number[] = [];
+    for (let i = 0; i < 15; i++) losses.push(task.step(batch, new Rng(32), 0).loss);
+    assert(losses[14] < 0.7 * losses[0], `${losses[0]} -> ${losses[14]}`);
+    const images = task.sample(Int32Array.from([0, 1]), new Rng(33), { sampler: "ddim", steps: 3 });
+    equal(images.length, 2 * 3 * 64);
+    assert(images.every((v) => v >= -1 && v <= 1));
+    task.dispose();
+  },
+  { only: ["torch-cpu", "tfjs-wasm"] },
+);
+
+Deno.test({
+  name: "a seeded U-Net training run gives the same losses on torch-cpu and tfjs-wasm",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const available = (await listBackends()).filter((i) => i.available).map((i) => i.name);
+    const pair = ["torch-cpu", "tfjs-wasm"] as const;
+    if (!pair.every((name) => available.includes(name))) {
+      console.log(`skipped: needs ${pair.join(" and ")}, have ${available.join(", ")}`);
+      return;
+    }
+    const curves: number[][] = [];
+    for (const name of pair) {
+      const b = await createBackend(name);
+      const task = createDdpmTask(
+        b,
+        { ...tiny, preset: "unet-2xud-half", baseWidth: 8, imageSize: 8, channels: 3, lr: 1e-3 },
+        new Rng(40),
+      );
+      const rng = new Rng(41);
+      const curve: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const batch: Batch = {
+          images: rng.uniformArray(2 * 3 * 64, -1, 1),
+          labels: new Int32Array(2),
+          shape: [2, 3, 8, 8],
+        };
+        curve.push(task.step(batch, rng, 0).loss);
+      }
+      curves.push(curve);
+      task.dispose();
+      b.dispose();
+    }
+    await t.step("losses agree to 1e-3 relative", () => {
+      curves[0].forEach((v, i) =>
+        assert(Math.abs(v - curves[1][i]) < 1e-3 * Math.abs(v), `${curves[0]} vs ${curves[1]}`)
+      );
+    });
+  },
+});

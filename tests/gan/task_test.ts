@@ -14,33 +14,49 @@ import { decode, loadStepFixture, maxAbsDiff, toHostTensors } from "./_dcgan_fix
 const SMALL: Partial<GanConfig> = { nz: 16, ngf: 8, ndf: 8 };
 const PIXELS = 32 * 32;
 
-/** Two solid colours in [-1, 1]: a red and a blue. */
-const COLOURS = [[0.8, -0.6, -0.6], [-0.6, -0.4, 0.8]] as const;
+/**
+ * Two fixed 8x8 patterns tiled over 32x32, the same on all three channels: horizontal stripes
+ * (label 0) and vertical stripes (label 1), 4 pixels at +0.8 then 4 at -0.8.
+ */
+const PATTERNS = [0, 1].map((label) => {
+  const image = new Float32Array(3 * PIXELS);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < 32; y++) {
+      for (let x = 0; x < 32; x++) {
+        image[c * PIXELS + y * 32 + x] = (label === 0 ? y : x) % 8 < 4 ? 0.8 : -0.8;
+      }
+    }
+  }
+  return image;
+});
 
-/** A batch of solid-colour images; the label says which colour. */
-function twoColourBatch(rng: Rng, size: number): Batch {
+/** A batch of pattern images; the label says which pattern. */
+function twoPatternBatch(rng: Rng, size: number): Batch {
   const labels = rng.intArray(size, 0, 2);
   const images = new Float32Array(size * 3 * PIXELS);
-  labels.forEach((label, i) => {
-    for (let c = 0; c < 3; c++) {
-      images.fill(COLOURS[label][c], (i * 3 + c) * PIXELS, (i * 3 + c + 1) * PIXELS);
-    }
-  });
+  labels.forEach((label, i) => images.set(PATTERNS[label], i * 3 * PIXELS));
   return { images, labels, shape: [size, 3, 32, 32] };
 }
 
-/** RMS distance of each image in `images` [n, 3, 32, 32] to each colour: [n][2]. */
-function colourDistances(images: Float32Array): number[][] {
+/** Pearson correlation of each image in `images` [n, 3, 32, 32] with each pattern: [n][2]. */
+function patternCorrelations(images: Float32Array): number[][] {
   const n = images.length / (3 * PIXELS);
   const out: number[][] = [];
   for (let i = 0; i < n; i++) {
-    out.push(COLOURS.map((colour) => {
-      let sq = 0;
-      for (let c = 0; c < 3; c++) {
-        const base = (i * 3 + c) * PIXELS;
-        for (let p = 0; p < PIXELS; p++) sq += (images[base + p] - colour[c]) ** 2;
+    const image = images.subarray(i * 3 * PIXELS, (i + 1) * 3 * PIXELS);
+    const mean = image.reduce((a, b) => a + b, 0) / image.length;
+    out.push(PATTERNS.map((pattern) => {
+      // The patterns have mean 0, so only the image needs centring.
+      let xy = 0;
+      let xx = 0;
+      let yy = 0;
+      for (let j = 0; j < image.length; j++) {
+        const x = image[j] - mean;
+        xy += x * pattern[j];
+        xx += x * x;
+        yy += pattern[j] * pattern[j];
       }
-      return Math.sqrt(sq / (3 * PIXELS));
+      return xx > 0 ? xy / Math.sqrt(xx * yy) : 0;
     }));
   }
   return out;
@@ -49,7 +65,9 @@ function colourDistances(images: Float32Array): number[][] {
 function train(task: GanTask, steps: number, batchSize: number, seed: number): void {
   const dataRng = new Rng(seed);
   const stepRng = new Rng(seed + 1);
-  for (let s = 0; s < steps; s++) task.step(twoColourBatch(dataRng, batchSize), stepRng, s / steps);
+  for (let s = 0; s < steps; s++) {
+    task.step(twoPatternBatch(dataRng, batchSize), stepRng, s / steps);
+  }
 }
 
 Deno.test("resolveGanConfig() fills the tutorial's defaults and names what is wrong", () => {
@@ -123,8 +141,13 @@ testEachBackend(
       };
       const metrics = task.step(batch, fixedNoise, 0);
       console.log("ours", metrics, "torch", fixture.metrics);
+      // lossG comes after D's Adam update, which inherits the tiny-gradient sign flips below.
+      const tolerance = { lossD: 1e-5, dReal: 1e-5, dFake: 1e-5, lossG: 1e-4 };
       for (const key of ["lossD", "lossG", "dReal", "dFake"] as const) {
-        ok(Math.abs(metrics[key] - fixture.metrics[key]) < 1e-5, `${key}: ${metrics[key]}`);
+        ok(
+          Math.abs(metrics[key] - fixture.metrics[key]) < tolerance[key],
+          `${key}: ${metrics[key]}`,
+        );
       }
       // Adam's first step moves every weight by about lr * sign(grad), so a weight whose PyTorch
       // gradient is below 1e-6 (float32 noise level here) may legitimately move the other way.
@@ -172,7 +195,10 @@ testEachBackend(
       deepEqual(a.length, 10 * 3 * PIXELS);
       ok(maxAbsDiff(a, b) < 1e-6, `chunked sampling differs by ${maxAbsDiff(a, b)}`);
       deepEqual(task.sample(labels, new Rng(5)), a);
-      ok(maxAbsDiff(a, task.sample(labels, new Rng(6))) > 1e-3);
+      // Other noise, other images (eval-mode outputs of a barely trained G are small, so the
+      // difference is measured against their own scale).
+      const scale = maxAbsDiff(a, new Float32Array(a.length));
+      ok(maxAbsDiff(a, task.sample(labels, new Rng(6))) > 0.1 * scale);
       for (const [name, t] of task.stores.generator.toHost()) {
         deepEqual(t.data, before.get(name)!.data, name);
       }
@@ -197,7 +223,7 @@ testEachBackend(
       const metrics = [];
       const live: number[] = [];
       for (let s = 0; s < 6; s++) {
-        metrics.push(task.step(twoColourBatch(dataRng, 8), stepRng, s / 6));
+        metrics.push(task.step(twoPatternBatch(dataRng, 8), stepRng, s / 6));
         live.push(backend.liveTensors());
       }
       task.dispose();
@@ -216,7 +242,7 @@ testEachBackend(
       () => {
         const task = createGanTask(backend, config, new Rng(4));
         try {
-          task.step({ ...twoColourBatch(new Rng(1), 2), shape: [2, 3, 16, 16] }, new Rng(1), 0);
+          task.step({ ...twoPatternBatch(new Rng(1), 2), shape: [2, 3, 16, 16] }, new Rng(1), 0);
         } finally {
           task.dispose();
         }
@@ -226,52 +252,69 @@ testEachBackend(
   },
 );
 
-/** Training length of the end-to-end runs (torch and tfjs alike; chosen to pass with margin). */
-const E2E_STEPS = 150;
+/*
+ * End to end. The criterion is scale-free (Pearson correlation with the nearest pattern) on
+ * purpose: the tutorial's discriminator (bias-free convolutions, LeakyReLU, BatchNorm on each
+ * batch) is blind to the overall scale of a batch of images, so a short run learns the shapes
+ * of the data long before their full +-0.8 amplitude (PyTorch's own modules behave the same;
+ * see bench/reference/dcgan.py). Learning rate 2e-3 instead of 2e-4 keeps the runs short.
+ * The tfjs-cpu backend is left out: it is several times slower than wasm and runs the same code.
+ */
+const E2E: Partial<GanConfig> = { ...SMALL, lr: 2e-3 };
+const E2E_BACKENDS = ["torch-cuda", "torch-cpu", "tfjs-wasm"] as const;
 const E2E_BATCH = 32;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 testEachBackend(
-  "a short seeded run moves G's samples onto the two colours: mean distance to the nearest falls 3x",
+  "a short seeded run moves G's samples onto the two patterns: correlation with the nearest rises from ~0 to > 0.6",
   (backend) => {
-    const task = createGanTask(backend, resolveGanConfig(SMALL), new Rng(11));
+    const steps = 150;
+    const task = createGanTask(backend, resolveGanConfig(E2E), new Rng(11));
     try {
-      // RMS distance of each of 64 fixed-noise samples to the nearer of the two data colours.
-      const nearest = () => colourDistances(task.sample(new Int32Array(64), new Rng(12)));
-      const before = mean(nearest().map((d) => Math.min(...d)));
-      train(task, E2E_STEPS, E2E_BATCH, 20);
-      const distances = nearest();
-      const after = mean(distances.map((d) => Math.min(...d)));
-      const red = distances.filter(([toRed, toBlue]) => toRed < toBlue).length;
+      const correlations = () => patternCorrelations(task.sample(new Int32Array(64), new Rng(12)));
+      const before = mean(correlations().map((c) => Math.max(...c)));
+      train(task, steps, E2E_BATCH, 20);
+      const after = correlations();
+      const nearest = mean(after.map((c) => Math.max(...c)));
+      const horizontal = after.filter(([h, v]) => h > v).length;
       console.log(
-        `mean distance to nearest colour: ${before.toFixed(3)} -> ${after.toFixed(3)} ` +
-          `(${red}/64 red) after ${E2E_STEPS} steps`,
+        `mean correlation with the nearest pattern: ${before.toFixed(3)} -> ${nearest.toFixed(3)}` +
+          ` after ${steps} steps; ${horizontal}/64 samples horizontal, ${64 - horizontal} vertical`,
       );
-      ok(after < before / 3, `distance fell only from ${before} to ${after}`);
+      ok(before < 0.2, `untrained G already correlates ${before} with the data`);
+      ok(nearest > 0.6, `correlation only reached ${nearest}`);
+      // Both modes of the data appear (no collapse onto one pattern).
+      ok(horizontal >= 8 && horizontal <= 56, `${horizontal}/64 horizontal`);
     } finally {
       task.dispose();
     }
   },
+  { only: E2E_BACKENDS },
 );
 
-testEachBackend("a short seeded conditional run lets the label select the colour", (backend) => {
-  const task = createGanTask(backend, resolveGanConfig({ ...SMALL, numClasses: 2 }), new Rng(13));
-  try {
-    const labels = task.previewLabels(64, 8); // 32 of class 0, then 32 of class 1
-    const before = colourDistances(task.sample(labels, new Rng(14)));
-    train(task, E2E_STEPS, E2E_BATCH, 30);
-    const after = colourDistances(task.sample(labels, new Rng(14)));
-    const own = (d: number[][]) => mean(d.map((x, i) => x[labels[i]]));
-    const correct = after.filter((x, i) => x[labels[i]] < x[1 - labels[i]]).length;
-    console.log(
-      `mean distance to the label's colour: ${own(before).toFixed(3)} -> ${
-        own(after).toFixed(3)
-      }; ` +
-        `${correct}/64 samples nearer their label's colour`,
-    );
-    ok(correct >= 58, `only ${correct}/64 samples match their label's colour`);
-    ok(own(after) < own(before) / 3, `distance fell only from ${own(before)} to ${own(after)}`);
-  } finally {
-    task.dispose();
-  }
-});
+testEachBackend(
+  "a short seeded conditional run lets the label select the pattern",
+  (backend) => {
+    const steps = 100;
+    const task = createGanTask(backend, resolveGanConfig({ ...E2E, numClasses: 2 }), new Rng(13));
+    try {
+      const labels = task.previewLabels(64, 8); // 32 of class 0, then 32 of class 1
+      const own = (c: number[][]) => mean(c.map((x, i) => x[labels[i]]));
+      const before = own(patternCorrelations(task.sample(labels, new Rng(14))));
+      train(task, steps, E2E_BATCH, 30);
+      const after = patternCorrelations(task.sample(labels, new Rng(14)));
+      const matching = after.filter((x, i) => x[labels[i]] > x[1 - labels[i]]).length;
+      console.log(
+        `mean correlation with the label's pattern: ${before.toFixed(3)} -> ${
+          own(after).toFixed(3)
+        }` +
+          ` after ${steps} steps; ${matching}/64 samples closer to their label's pattern`,
+      );
+      ok(matching >= 60, `only ${matching}/64 samples follow their label`);
+      ok(own(after) > 0.8, `correlation with the label's pattern only ${own(after)}`);
+    } finally {
+      task.dispose();
+    }
+  },
+  { only: E2E_BACKENDS },
+);

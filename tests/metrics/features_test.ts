@@ -22,15 +22,22 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-testEachBackend("bilinear resize (align_corners=False) matches PyTorch F.interpolate", (backend) => {
-  for (const c of cases) {
-    const out = backend.scope(() =>
-      backend.interpolateBilinear(backend.tensor(Float32Array.from(c.input), c.shape), c.size, false)
-    );
-    const diff = maxAbsDiff(backend.read(out), c.output);
-    assert.ok(diff < 1e-5, `${c.shape} -> ${c.size}: max |diff| ${diff}`);
-  }
-});
+testEachBackend(
+  "bilinear resize (align_corners=False) matches PyTorch F.interpolate",
+  (backend) => {
+    for (const c of cases) {
+      const out = backend.scope(() =>
+        backend.interpolateBilinear(
+          backend.tensor(Float32Array.from(c.input), c.shape),
+          c.size,
+          false,
+        )
+      );
+      const diff = maxAbsDiff(backend.read(out), c.output);
+      assert.ok(diff < 1e-5, `${c.shape} -> ${c.size}: max |diff| ${diff}`);
+    }
+  },
+);
 
 testEachBackend("toInceptionInput() resizes to 299 and maps [0, 1] to [-1, 1]", (backend) => {
   const c = cases.find((k: { size: number[] }) => k.size[0] === 299);
@@ -41,9 +48,19 @@ testEachBackend("toInceptionInput() resizes to 299 and maps [0, 1] to [-1, 1]", 
 });
 
 testEachBackend("imagesToTensor() scales to [0, 1], replicates gray, drops alpha", (backend) => {
-  const rgb: ImageLike = { width: 2, height: 1, channels: 3, data: new Uint8Array([0, 51, 255, 102, 153, 204]) };
+  const rgb: ImageLike = {
+    width: 2,
+    height: 1,
+    channels: 3,
+    data: new Uint8Array([0, 51, 255, 102, 153, 204]),
+  };
   const gray: ImageLike = { width: 2, height: 1, channels: 1, data: new Uint8Array([51, 255]) };
-  const rgba: ImageLike = { width: 2, height: 1, channels: 4, data: new Uint8Array([0, 51, 255, 7, 102, 153, 204, 9]) };
+  const rgba: ImageLike = {
+    width: 2,
+    height: 1,
+    channels: 4,
+    data: new Uint8Array([0, 51, 255, 7, 102, 153, 204, 9]),
+  };
   const t = imagesToTensor(backend, [rgb, gray, rgba]); // [3, 3, 1, 2]
   assert.deepEqual([...t.shape], [3, 3, 1, 2]);
   const v = backend.read(t);
@@ -72,30 +89,36 @@ function centrePixelNet(backend: Backend): InceptionNet {
   };
 }
 
-testEachBackend("computeActivations() keeps order over batches and mixed image sizes", async (backend) => {
-  const solid = (w: number, h: number, rgb: number[]): ImageLike => ({
-    width: w,
-    height: h,
-    channels: 3,
-    data: Uint8Array.from({ length: w * h * 3 }, (_, i) => rgb[i % 3]),
-  });
-  const images = [
-    solid(8, 8, [0, 255, 51]),
-    solid(5, 3, [255, 0, 102]),
-    solid(5, 3, [51, 51, 51]),
-    solid(8, 8, [204, 153, 0]),
-    solid(2, 9, [255, 255, 255]),
-  ];
-  const live = backend.liveTensors();
-  const { data, n, dims } = await computeActivations(backend, centrePixelNet(backend), images, {
-    batchSize: 2,
-    progress: false,
-  });
-  assert.equal(n, 5);
-  assert.equal(dims, 3);
-  // A solid colour stays solid through the resize: feature = 2 c / 255 - 1 exactly.
-  const expected = images.flatMap((img) => [...img.data.slice(0, 3)].map((c) => (2 * c) / 255 - 1));
-  const diff = maxAbsDiff(data, expected);
-  assert.ok(diff < 1e-6, `max |diff| ${diff}`);
-  assert.equal(backend.liveTensors(), live, "no tensors leak");
-}, { only: ["torch-cpu", "tfjs-wasm"] });
+testEachBackend(
+  "computeActivations() keeps order over batches and mixed image sizes",
+  async (backend) => {
+    const solid = (w: number, h: number, rgb: number[]): ImageLike => ({
+      width: w,
+      height: h,
+      channels: 3,
+      data: Uint8Array.from({ length: w * h * 3 }, (_, i) => rgb[i % 3]),
+    });
+    const images = [
+      solid(8, 8, [0, 255, 51]),
+      solid(5, 3, [255, 0, 102]),
+      solid(5, 3, [51, 51, 51]),
+      solid(8, 8, [204, 153, 0]),
+      solid(2, 9, [255, 255, 255]),
+    ];
+    const live = backend.liveTensors();
+    const { data, n, dims } = await computeActivations(backend, centrePixelNet(backend), images, {
+      batchSize: 2,
+      progress: false,
+    });
+    assert.equal(n, 5);
+    assert.equal(dims, 3);
+    // A solid colour stays solid through the resize: feature = 2 c / 255 - 1 exactly.
+    const expected = images.flatMap((img) =>
+      [...img.data.slice(0, 3)].map((c) => (2 * c) / 255 - 1)
+    );
+    const diff = maxAbsDiff(data, expected);
+    assert.ok(diff < 1e-6, `max |diff| ${diff}`);
+    assert.equal(backend.liveTensors(), live, "no tensors leak");
+  },
+  { only: ["torch-cpu", "tfjs-wasm"] },
+);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { readNpy } from "../../src/io/npy.ts";
-import { frechetDistance, fidFromStatistics, statisticsOf } from "../../src/metrics/fid.ts";
+import { fidFromStatistics, frechetDistance, statisticsOf } from "../../src/metrics/fid.ts";
 import { backendEigvalsh } from "../../src/cli/fid.ts";
 import { testEachBackend } from "../_backends.ts";
 
@@ -103,10 +103,16 @@ Deno.test("frechetDistance() with offset reproduces pytorch-fid's eps fallback f
   // diag(1, 0) vs diag(0, 4): tr sqrt((S1 + εI)(S2 + εI)) = sqrt((1+ε)ε) + sqrt(ε(4+ε)).
   const eps = 1e-6;
   const mu = new Float64Array(2);
-  const got = frechetDistance(mu, new Float64Array([1, 0, 0, 0]), mu, new Float64Array([0, 0, 0, 4]), {
-    offset: true,
-    eps,
-  });
+  const got = frechetDistance(
+    mu,
+    new Float64Array([1, 0, 0, 0]),
+    mu,
+    new Float64Array([0, 0, 0, 4]),
+    {
+      offset: true,
+      eps,
+    },
+  );
   const expected = 5 - 2 * (Math.sqrt((1 + eps) * eps) + Math.sqrt(eps * (4 + eps)));
   assert.ok(Math.abs(got - expected) < 1e-12, `${got} vs ${expected}`);
 });
@@ -123,15 +129,19 @@ Deno.test("frechetDistance() refuses statistics of different dimensions", () => 
   assert.throws(() => fidFromStatistics(a, b), /different dimensions \(2 vs 3\)/);
 });
 
-testEachBackend("frechetDistance() with the backend's float64 eigh agrees with TypeScript", async (backend) => {
-  const eigvalsh = backendEigvalsh(backend);
-  if (!eigvalsh) {
-    console.log(`${backend.name} has no eighFloat64: the TypeScript routine is used there`);
-    return;
-  }
-  const c = caseNamed("d2048_singular");
-  const [a, b] = await featureStats(c);
-  const fid = fidFromStatistics(a, b, { eigvalsh });
-  assert.ok(Math.abs(fid - c.fid_eigh) < 1e-7 * c.fid_eigh, `${fid} vs ${c.fid_eigh}`);
-  assert.ok(Math.abs(fid - fidFromStatistics(a, b)) < 1e-9 * fid, "same as TypeScript");
-}, { only: ["torch-cuda", "torch-cpu"] });
+testEachBackend(
+  "frechetDistance() with the backend's float64 eigh agrees with TypeScript",
+  async (backend) => {
+    const eigvalsh = backendEigvalsh(backend);
+    if (!eigvalsh) {
+      console.log(`${backend.name} has no eighFloat64: the TypeScript routine is used there`);
+      return;
+    }
+    const c = caseNamed("d2048_singular");
+    const [a, b] = await featureStats(c);
+    const fid = fidFromStatistics(a, b, { eigvalsh });
+    assert.ok(Math.abs(fid - c.fid_eigh) < 1e-7 * c.fid_eigh, `${fid} vs ${c.fid_eigh}`);
+    assert.ok(Math.abs(fid - fidFromStatistics(a, b)) < 1e-9 * fid, "same as TypeScript");
+  },
+  { only: ["torch-cuda", "torch-cpu"] },
+);

@@ -10,7 +10,12 @@ import assert from "node:assert/strict";
 import { readTorchStateDict } from "../../src/io/torch_pickle.ts";
 import { encodePng } from "../../src/io/png.ts";
 import { WeightMismatchError } from "../../src/nn/params.ts";
-import { computeActivations, type ImageLike } from "../../src/metrics/features.ts";
+import {
+  computeActivations,
+  type ImageLike,
+  imagesToTensor,
+  toInceptionInput,
+} from "../../src/metrics/features.ts";
 import { fidFromStatistics, statisticsOf } from "../../src/metrics/fid.ts";
 import { inceptionFromStateDict } from "../../src/metrics/inception.ts";
 import {
@@ -19,7 +24,7 @@ import {
   resolveInceptionWeights,
   verifyInceptionWeights,
 } from "../../src/metrics/weights.ts";
-import { fidCommand } from "../../src/cli/fid.ts";
+import { fidCommand, readStatistics } from "../../src/cli/fid.ts";
 import { testEachBackend } from "../_backends.ts";
 
 const python = Deno.env.get("DENO_DIFFUSION_TORCH_PYTHON") ?? "/usr/bin/python3";
@@ -84,37 +89,38 @@ function assertClose(got: ArrayLike<number>, expected: number[], what: string) {
     maxRef = Math.max(maxRef, Math.abs(expected[i]));
   }
   // float32 through up to 94 conv layers, BatchNorm folded: measured <= 4e-4 at block 3.
-  assert.ok(maxDiff <= 1e-3 * Math.max(1, maxRef), `${what}: max |diff| ${maxDiff} (max ${maxRef})`);
+  assert.ok(
+    maxDiff <= 1e-3 * Math.max(1, maxRef),
+    `${what}: max |diff| ${maxDiff} (max ${maxRef})`,
+  );
 }
 
-testEachBackend("FID Inception matches the PyTorch reference at every block (64/192/768/2048)", async (backend) => {
-  const { weights, images, odd, ref } = await inceptionFixture();
-  const net = await loadInception(backend, { path: weights, verify: false });
-  try {
-    // All four blocks through the real preprocessing path (uint8 -> [0,1] -> 299 -> [-1,1]).
-    for (const [index, dims] of ref.dims.entries()) {
-      const view = inceptionFromStateDictDims(net, dims);
-      const acts = await computeActivations(backend, view, images, { progress: false });
-      assertClose(acts.data, ref.features[index].flat(), `block ${index} (${dims} dims)`);
+testEachBackend(
+  "FID Inception matches the PyTorch reference at every block (64/192/768/2048)",
+  async (backend) => {
+    const { weights, images, odd, ref } = await inceptionFixture();
+    const net = await loadInception(backend, { path: weights, verify: false });
+    try {
+      // All four blocks through the real preprocessing path (uint8 -> [0,1] -> 299 -> [-1,1]).
+      const blocks = backend.scope(() =>
+        backend.noGrad(() =>
+          net.blocks(toInceptionInput(backend, imagesToTensor(backend, images)), 3)
+        )
+      );
+      for (const [index, dims] of ref.dims.entries()) {
+        assert.deepEqual([...blocks[index].shape], [images.length, dims]);
+        assertClose(backend.read(blocks[index]), ref.features[index].flat(), `block ${index}`);
+        blocks[index].dispose();
+      }
+      // A non-square image of another size.
+      const acts = await computeActivations(backend, net, [odd], { progress: false });
+      assertClose(acts.data, ref.odd_features[3].flat(), "21x40 image, 2048 dims");
+    } finally {
+      net.dispose();
     }
-    // A non-square image of another size.
-    const acts = await computeActivations(backend, net, [odd], { progress: false });
-    assertClose(acts.data, ref.odd_features[3].flat(), "21x40 image, 2048 dims");
-  } finally {
-    net.dispose();
-  }
-}, { only: ["torch-cuda", "torch-cpu", "tfjs-wasm"] });
-
-/** The same loaded network read at another block (no reload). */
-function inceptionFromStateDictDims(
-  net: Awaited<ReturnType<typeof loadInception>>,
-  dims: number,
-) {
-  return { ...net, dims, features: (x: Parameters<typeof net.features>[0]) => {
-    const index = [64, 192, 768, 2048].indexOf(dims);
-    return net.blocks(x, index)[index];
-  } } as typeof net;
-}
+  },
+  { only: ["torch-cuda", "torch-cpu", "tfjs-wasm"] },
+);
 
 Deno.test("loadInception() checks the size of the weights file by default", async () => {
   const { weights } = await inceptionFixture();
@@ -167,8 +173,10 @@ Deno.test("resolveInceptionWeights() explains what is missing and where to put t
 });
 
 Deno.test("a download of the wrong size is refused and leaves nothing behind", async () => {
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, () =>
-    new Response(new Uint8Array(1000)));
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    () => new Response(new Uint8Array(1000)),
+  );
   const cacheDir = `${workDir}/download-cache`;
   try {
     const url = `http://127.0.0.1:${server.addr.port}/${FID_WEIGHTS_FILE}`;
@@ -189,40 +197,72 @@ Deno.test("a download of the wrong size is refused and leaves nothing behind", a
   }
 });
 
-testEachBackend("`fid` on two image folders equals the FID of the PyTorch reference features", async (backend) => {
-  const { weights, images, odd, ref } = await inceptionFixture();
-  const dirA = `${workDir}/a`;
-  const dirB = `${workDir}/b`;
-  await Deno.mkdir(dirA, { recursive: true });
-  await Deno.mkdir(dirB, { recursive: true });
-  for (const [i, img] of images.entries()) {
-    await Deno.writeFile(`${dirA}/${i}.png`, encodePng(img as never));
-  }
-  await Deno.writeFile(`${dirB}/0.png`, encodePng(images[0] as never));
-  await Deno.writeFile(`${dirB}/1.png`, encodePng(odd as never));
-  const refA = statisticsOf(Float32Array.from(ref.features[3].flat()), 3, 2048);
-  const refB = statisticsOf(
-    Float32Array.from([...ref.features[3][0], ...ref.odd_features[3][0]]),
-    2,
-    2048,
-  );
-  const expected = fidFromStatistics(refA, refB);
-  const lines: string[] = [];
-  const log = console.log;
-  console.log = (line: string) => lines.push(line);
-  try {
-    const flags = ["--inception-weights", weights, "--skip-weights-check", "--json"];
-    assert.equal(await fidCommand([dirA, dirB, ...flags, "--backend", backend.name]), 0);
-    await fidCommand(["--save-stats", dirA, `${workDir}/a.npz`, ...flags, "--backend", backend.name]);
-    await fidCommand([`${workDir}/a.npz`, dirB, ...flags, "--backend", backend.name]);
-  } finally {
-    console.log = log;
-  }
-  const [fromFolders, fromNpz] = lines.map((l) => JSON.parse(l));
-  assert.equal(fromFolders.n_a, 3);
-  assert.equal(fromFolders.dims, 2048);
-  assert.equal(fromFolders.backend, backend.name);
-  // Features agree to ~1e-4; with 3 and 2 samples the FID is ~1e3, so compare relatively.
-  assert.ok(Math.abs(fromFolders.fid - expected) < 1e-3 * expected, `${fromFolders.fid} vs ${expected}`);
-  assert.ok(Math.abs(fromNpz.fid - fromFolders.fid) < 1e-9 * expected, "npz stats give the same FID");
-}, { only: ["torch-cpu"] });
+testEachBackend(
+  "`fid` on two image folders equals the FID of the PyTorch reference features",
+  async (backend) => {
+    const { weights, images, odd, ref } = await inceptionFixture();
+    const dirA = `${workDir}/a`;
+    const dirB = `${workDir}/b`;
+    await Deno.mkdir(dirA, { recursive: true });
+    await Deno.mkdir(dirB, { recursive: true });
+    for (const [i, img] of images.entries()) {
+      await Deno.writeFile(`${dirA}/${i}.png`, encodePng(img as never));
+    }
+    await Deno.writeFile(`${dirB}/0.png`, encodePng(images[0] as never));
+    await Deno.writeFile(`${dirB}/1.png`, encodePng(odd as never));
+    const refA = statisticsOf(Float32Array.from(ref.features[3].flat()), 3, 2048);
+    const refB = statisticsOf(
+      Float32Array.from([...ref.features[3][0], ...ref.odd_features[3][0]]),
+      2,
+      2048,
+    );
+    const expected = fidFromStatistics(refA, refB);
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (line: string) => lines.push(line);
+    try {
+      const flags = ["--inception-weights", weights, "--skip-weights-check", "--json"];
+      assert.equal(await fidCommand([dirA, dirB, ...flags, "--backend", backend.name]), 0);
+      await fidCommand([
+        "--save-stats",
+        dirA,
+        `${workDir}/a.npz`,
+        ...flags,
+        "--backend",
+        backend.name,
+      ]);
+      await fidCommand([`${workDir}/a.npz`, dirB, ...flags, "--backend", backend.name]);
+    } finally {
+      console.log = log;
+    }
+    const [fromFolders, fromNpz] = lines.map((l) => JSON.parse(l));
+    assert.equal(fromFolders.n_a, 3);
+    assert.equal(fromFolders.dims, 2048);
+    assert.equal(fromFolders.backend, backend.name);
+    // Features agree to ~1e-4; with 3 and 2 samples the FID is ~1e3, so compare relatively.
+    assert.ok(
+      Math.abs(fromFolders.fid - expected) < 1e-3 * expected,
+      `${fromFolders.fid} vs ${expected}`,
+    );
+    assert.ok(
+      Math.abs(fromNpz.fid - fromFolders.fid) < 1e-9 * expected,
+      "npz stats give the same FID",
+    );
+    // numpy (what pytorch-fid uses) reads the saved statistics and sees the same numbers.
+    const program = `import json, numpy as np; f = np.load("${workDir}/a.npz"); ` +
+      `print(json.dumps({"mu": list(f["mu"].shape), "sigma": list(f["sigma"].shape), ` +
+      `"dtype": str(f["sigma"].dtype), "mu0": float(f["mu"][0]), "s01": float(f["sigma"][0, 1])}))`;
+    const check = await new Deno.Command(python, { args: ["-c", program], stdout: "piped" })
+      .output();
+    const seen = JSON.parse(new TextDecoder().decode(check.stdout));
+    const saved = await readStatistics(`${workDir}/a.npz`);
+    assert.deepEqual(seen, {
+      mu: [2048],
+      sigma: [2048, 2048],
+      dtype: "float64",
+      mu0: saved.mu[0],
+      s01: saved.sigma[1],
+    });
+  },
+  { only: ["torch-cpu"] },
+);

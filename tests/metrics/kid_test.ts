@@ -50,8 +50,11 @@ Deno.test("kernelInceptionDistance() refuses mismatched dims and too few samples
   assert.throws(() => kernelInceptionDistance(a, wide), /different dims \(16 vs 20\)/);
 });
 
-testEachBackend("kernelInceptionDistance() with backend Gram matrices agrees (float32)", (backend) => {
-  const result = kernelInceptionDistance(a, b, { backend }, subsets);
-  result.values.forEach((v, i) => assert.ok(Math.abs(v - ref.values[i]) < 1e-5, `subset ${i}`));
-  assert.equal(backend.liveTensors() <= 1, true);
-});
+testEachBackend(
+  "kernelInceptionDistance() with backend Gram matrices agrees (float32)",
+  (backend) => {
+    const result = kernelInceptionDistance(a, b, { backend }, subsets);
+    result.values.forEach((v, i) => assert.ok(Math.abs(v - ref.values[i]) < 1e-5, `subset ${i}`));
+    assert.equal(backend.liveTensors() <= 1, true);
+  },
+);
