@@ -20,7 +20,14 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   },
   fid: {
     summary: "FID (and KID) between folders, .npz statistics, or a checkpoint and a data split",
-    load: async () => (await import("./src/cli/fid.ts")).fidCommand,
+    load: async () => {
+      const { fidCommand } = await import("./src/cli/fid.ts");
+      const { fidCheckpointCommand } = await import("./src/cli/fid_checkpoint.ts");
+      return (argv) =>
+        argv.some((a) => a === "--ckpt" || a.startsWith("--ckpt="))
+          ? fidCheckpointCommand(argv)
+          : fidCommand(argv);
+    },
   },
   eval: {
     summary: "bits/dim of a diffusion checkpoint on a data split (the variational bound)",

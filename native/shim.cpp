@@ -9,6 +9,7 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/version.h>
 
 #include <cmath>
@@ -42,6 +43,28 @@ c10::optional<at::Tensor> opt(dd_tensor h) {
 }
 
 at::Device device_for(int32_t use_cuda) { return use_cuda ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU); }
+
+// GELU whose backward gets grad_output in x's memory layout. libtorch 1.13's CPU gelu_backward
+// returns wrong values (up to uninitialised memory) when grad_output's strides differ from x's,
+// e.g. x contiguous and grad channels_last coming back from a oneDNN conv; making them agree
+// before the stock kernel runs keeps its speed and fixes the result.
+struct LayoutSafeGelu : public torch::autograd::Function<LayoutSafeGelu> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {
+    ctx->save_for_backward({x});
+    return at::gelu(x);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const at::Tensor x = ctx->get_saved_variables()[0];
+    const at::Tensor grad = grads[0].contiguous(x.suggest_memory_format());
+    return {at::gelu_backward(grad, x.contiguous(x.suggest_memory_format()))};
+  }
+};
+
+at::Tensor layout_safe_gelu(const at::Tensor& x) {
+  if (!c10::GradMode::is_enabled() || !x.requires_grad()) return at::gelu(x);
+  return LayoutSafeGelu::apply(x);
+}
 
 // oneDNN convolutions on CPU are 2-2.5x faster with channels_last activations and weights.
 at::Tensor conv_layout(const at::Tensor& t) {
@@ -250,7 +273,7 @@ int32_t dd_unary(int32_t op, dd_tensor a, dd_out* out) {
     case DD_SQRT: return emit(at::sqrt(x), out);
     case DD_ABS: return emit(at::abs(x), out);
     case DD_RELU: return emit(at::relu(x), out);
-    case DD_GELU: return emit(at::gelu(x), out);  // exact erf form (approximate="none")
+    case DD_GELU: return emit(layout_safe_gelu(x), out);  // exact erf form (approximate="none")
     case DD_SILU: return emit(at::silu(x), out);
     case DD_TANH: return emit(at::tanh(x), out);
     case DD_SIGMOID: return emit(at::sigmoid(x), out);
@@ -529,16 +552,16 @@ int32_t dd_grad(dd_tensor loss, const int64_t* params, int32_t n, int64_t* grads
     set_error("valueAndGrad: the loss must be a scalar");
     return 1;
   }
-  if (!L.requires_grad()) {
-    set_error("valueAndGrad: the loss does not depend on any trainable parameter");
-    return 1;
-  }
   std::vector<at::Tensor> inputs;
   inputs.reserve(static_cast<size_t>(n));
   for (int32_t i = 0; i < n; i++) inputs.push_back(T(params[i]));
-  auto grads = torch::autograd::grad({L.reshape({})}, inputs, /*grad_outputs=*/{},
-                                     /*retain_graph=*/false, /*create_graph=*/false,
-                                     /*allow_unused=*/true);
+  // A loss that uses none of the parameters has no graph: every gradient is zero.
+  std::vector<at::Tensor> grads(static_cast<size_t>(n));
+  if (L.requires_grad() && n > 0) {
+    grads = torch::autograd::grad({L.reshape({})}, inputs, /*grad_outputs=*/{},
+                                  /*retain_graph=*/false, /*create_graph=*/false,
+                                  /*allow_unused=*/true);
+  }
   for (int32_t i = 0; i < n; i++) {
     at::Tensor g = grads[static_cast<size_t>(i)].defined() ? grads[static_cast<size_t>(i)]
                                                          : at::zeros_like(inputs[static_cast<size_t>(i)]);

@@ -3,6 +3,7 @@
     /usr/bin/python3 bench/reference/peer.py serve            # JSON lines on stdin/stdout
     /usr/bin/python3 bench/reference/peer.py run WORKLOAD [--reps 3] [--threads 2] [--device cpu]
     /usr/bin/python3 bench/reference/peer.py counts           # parameter counts, one JSON line
+    /usr/bin/python3 bench/reference/peer.py profile WORKLOAD # ATen ops by self time
 
 compare.ts drives `serve` so that our runs and the peer's alternate in one process tree:
 
@@ -271,11 +272,24 @@ def main():
     run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     run.add_argument("--autocast", default="float32", choices=["float32", "bfloat16"])
     sub.add_parser("counts", help="parameter counts of every workload's models")
+    profile = sub.add_parser("profile", help="ATen ops of one run by self time (torch.profiler)")
+    profile.add_argument("workload", choices=WORKLOADS)
+    profile.add_argument("--threads", type=int, default=0)
+    profile.add_argument("--rows", type=int, default=30)
     args = parser.parse_args()
     if args.command == "serve":
         serve()
     elif args.command == "counts":
         print(json.dumps({name: create(name).params() for name in WORKLOADS}))
+    elif args.command == "profile":
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        workload = create(args.workload)
+        timed(workload)  # warm-up
+        with torch.autograd.profiler.profile() as prof:
+            seconds = timed(workload)
+        print(f"{args.workload}: {seconds * 1000:.1f} ms, {torch.get_num_threads()} threads")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
     else:
         if args.threads:
             torch.set_num_threads(args.threads)

@@ -39,19 +39,25 @@ options:
 
 /** Statistics of one side plus its features when computed from images (for KID). */
 export interface SourceStatistics {
+  /** Mean and covariance. */
   stats: FidStatistics;
   /** [n, dims] when the source was a folder. */
   features?: Float32Array;
+  /** Number of images (0 for .npz statistics, which do not record it). */
   n: number;
 }
 
 /** Options of {@link statisticsOfPath}. */
 export interface PathStatisticsOptions {
+  /** Feature size for folders. */
   dims: InceptionDims;
+  /** Images per forward pass (default 50). */
   batchSize?: number;
+  /** Use only the first N images (sorted by name). */
   numSamples?: number;
   /** Loads the network on first use (only folders need it). */
   network: () => Promise<InceptionNet>;
+  /** Progress bar on stderr (default: when stderr is a terminal). */
   progress?: boolean;
 }
 

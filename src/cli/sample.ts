@@ -8,6 +8,7 @@ import { Rng } from "../backend/rng.ts";
 import { selectBackend } from "../backend/select.ts";
 import { writeImageFolder, writeImageGrid } from "../io/png.ts";
 import { openCheckpoint } from "../train/registry.ts";
+import { previewLabels } from "../train/trainer.ts";
 import type { TrainTask } from "../train/task.ts";
 import {
   bool,
@@ -155,11 +156,7 @@ function labelsFor(parsed: Parsed, task: TrainTask, n: number, classNames: strin
     }
     return new Int32Array(n);
   }
-  if (wanted === undefined) {
-    const labels = new Int32Array(n);
-    for (let i = 0; i < n; i++) labels[i] = Math.floor((i * task.numClasses) / n);
-    return labels;
-  }
+  if (wanted === undefined) return previewLabels(n, task.numClasses, Math.min(8, n));
   let id = classNames.indexOf(wanted);
   if (id < 0 && /^\d+$/.test(wanted)) id = Number(wanted);
   if (!(id >= 0 && id < task.numClasses)) {

@@ -89,12 +89,14 @@ export async function studyCommand(argv: string[]): Promise<number> {
   const only = str(parsed, "only")?.split(",").map((s) => s.trim()).filter(Boolean);
   const outDir = str(parsed, "out") ??
     `runs/study-${plan.name}${scale === 1 ? "" : `-scale-${scale}`}`;
+  const samples = int(parsed, "n", 2);
+  const backendName = choice(
+    parsed,
+    "backend",
+    ["auto", "torch-cuda", "torch-cpu", "tfjs-wasm", "tfjs-cpu"] as const,
+  );
   const backend = await selectBackend({
-    name: choice(
-      parsed,
-      "backend",
-      ["auto", "torch-cuda", "torch-cpu", "tfjs-wasm", "tfjs-cpu"] as const,
-    ),
+    name: backendName,
     log: (m) => console.error(m),
   });
   const controller = new AbortController();
@@ -111,7 +113,7 @@ export async function studyCommand(argv: string[]): Promise<number> {
       backend,
       outDir,
       scale,
-      samples: int(parsed, "n", 2),
+      samples,
       dataSource: str(parsed, "data"),
       inceptionWeights: str(parsed, "inception-weights"),
       download: !bool(parsed, "no-download"),
@@ -125,6 +127,10 @@ export async function studyCommand(argv: string[]): Promise<number> {
       `wrote ${outDir}/report.md and report.json (${run.results.length}/${plan.entries.length} ` +
         `entries finished, ${run.seconds.toFixed(0)} s)`,
     );
+    if (run.failed.length) {
+      console.error(`failed: ${run.failed.map((f) => f.id).join(", ")} (see report.md)`);
+      return 1;
+    }
     return run.unfinished.length ? 130 : 0;
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);

@@ -81,7 +81,7 @@ export function generatorLoss(b: Backend, fakeLogits: Tensor): Tensor {
  * @example
  * ```ts
  * import { inputNoiseSigma } from "./loss.ts";
- * console.log(inputNoiseSigma(0.1, 0.25)); // 0.075
+ * console.log(inputNoiseSigma(0.2, 0.5)); // 0.1
  * ```
  */
 export function inputNoiseSigma(initial: number, progress: number): number {

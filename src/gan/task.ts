@@ -29,6 +29,9 @@ import {
 import { ParamStore } from "../nn/params.ts";
 import { Adam } from "../train/optimizer.ts";
 import type { Batch, TrainTask } from "../train/task.ts";
+import { previewLabels } from "../train/trainer.ts";
+
+export { previewLabels };
 import {
   addInputNoise,
   discriminatorLoss,
@@ -138,26 +141,6 @@ function modelConfigOf(config: GanConfig): DcganModelConfig {
     numClasses: config.numClasses,
     embedDim: config.embedDim ?? 0,
   };
-}
-
-/**
- * Progress-grid labels: row r of `ceil(n / columns)` rows shows class floor(r * K / rows), so
- * each class gets a contiguous block of rows (equal blocks when rows is a multiple of K).
- *
- * @example
- * ```ts
- * import { previewLabels } from "./task.ts";
- * console.log([...previewLabels(8, 2, 2)]); // [0, 0, 0, 0, 1, 1, 1, 1]
- * ```
- */
-export function previewLabels(n: number, numClasses: number, columns = 8): Int32Array {
-  const labels = new Int32Array(n);
-  if (numClasses <= 0) return labels;
-  const rows = Math.ceil(n / columns);
-  for (let i = 0; i < n; i++) {
-    labels[i] = Math.floor(Math.floor(i / columns) * numClasses / rows);
-  }
-  return labels;
 }
 
 /**

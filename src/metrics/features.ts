@@ -11,9 +11,13 @@ import type { InceptionNet } from "./inception.ts";
 
 /** An 8-bit image, HWC row-major; grayscale (1) and RGBA (4, alpha dropped) are accepted. */
 export interface ImageLike {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
+  /** 1 (gray), 3 (RGB) or 4 (RGBA). */
   channels: number;
+  /** [H, W, channels] */
   data: Uint8Array;
 }
 
@@ -91,8 +95,11 @@ export interface ActivationOptions {
 
 /** Features of a set of images: `data` [n, dims] row-major. */
 export interface Activations {
+  /** [n, dims] row-major. */
   data: Float32Array;
+  /** Number of images. */
   n: number;
+  /** Feature size. */
   dims: number;
 }
 
@@ -102,7 +109,26 @@ export class ProgressBar {
   readonly #encoder = new TextEncoder();
   #lastDraw = 0;
 
-  constructor(readonly label: string, readonly total: number | undefined) {}
+  /**
+   * A bar titled `label` counting up to `total` (unknown when undefined).
+   *
+   * @example
+   * ```ts
+   * import { ProgressBar } from "./features.ts";
+   * const bar = new ProgressBar("features", 100);
+   * bar.update(50);
+   * bar.finish(100);
+   * ```
+   */
+  constructor(label: string, total: number | undefined) {
+    this.label = label;
+    this.total = total;
+  }
+
+  /** Title shown before the bar. */
+  readonly label: string;
+  /** Number of images expected, when known. */
+  readonly total: number | undefined;
 
   /** Redraws with `done` items finished (at most every 100 ms unless `force`). */
   update(done: number, force = false): void {

@@ -13,6 +13,7 @@ export interface FidStatistics {
   mu: Float64Array;
   /** [dims, dims] row-major, symmetric. */
   sigma: Float64Array;
+  /** Feature size d. */
   dims: number;
   /** Number of samples the statistics came from, when known. */
   count?: number;
@@ -32,6 +33,7 @@ export interface FrechetOptions {
    * `offset` is true (to reproduce a pytorch-fid run that printed "adding 1e-06 to diagonal").
    */
   eps?: number;
+  /** Always apply pytorch-fid's eps offset (see `eps`). Default false. */
   offset?: boolean;
 }
 

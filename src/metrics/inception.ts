@@ -39,13 +39,20 @@ export function isInceptionDims(dims: number): dims is InceptionDims {
 const BN_EPS = 0.001;
 
 /** One BasicConv2d: conv [cout, cin, kh, kw] with stride and zero padding (ph, pw). */
-interface ConvSpec {
+export interface ConvSpec {
+  /** Input channels. */
   cin: number;
+  /** Output channels. */
   cout: number;
+  /** Kernel height. */
   kh: number;
+  /** Kernel width. */
   kw: number;
+  /** Stride (both directions). */
   stride: number;
+  /** Zero padding on top and bottom. */
   ph: number;
+  /** Zero padding left and right. */
   pw: number;
 }
 
@@ -181,7 +188,7 @@ function isIgnoredName(name: string): boolean {
 }
 
 /** How a backend runs 1xk / kx1 convolutions (the Backend contract only promises k x k). */
-type RectConvMode = "native" | "shifted";
+export type RectConvMode = "native" | "shifted";
 
 function probeRectConv(backend: Backend): RectConvMode {
   try {
@@ -198,6 +205,7 @@ function probeRectConv(backend: Backend): RectConvMode {
 
 /** A loaded FID Inception network on one backend. */
 export interface InceptionNet {
+  /** The backend holding the weights. */
   readonly backend: Backend;
   /** Folded conv weights and biases, `<layer>.weight` / `<layer>.bias`. */
   readonly params: ParamStore;
@@ -212,6 +220,7 @@ export interface InceptionNet {
   blocks(x: Tensor, lastBlock?: number): Tensor[];
   /** Features of size `dims` for x [N, 3, 299, 299] in [-1, 1]: [N, dims]. */
   features(x: Tensor): Tensor;
+  /** Frees the weights. */
   dispose(): void;
 }
 

@@ -12,8 +12,11 @@ import { multiplyABt } from "./linalg.ts";
 
 /** A set of feature vectors: `data` is [n, dims] row-major. */
 export interface FeatureSet {
+  /** [n, dims] row-major. */
   data: Float32Array | Float64Array;
+  /** Number of feature vectors. */
   n: number;
+  /** Length of each feature vector. */
   dims: number;
 }
 
@@ -38,14 +41,22 @@ export interface KidResult {
   kid: number;
   /** Standard deviation over subsets (population, ddof 0, as the reference code). */
   std: number;
+  /** Number of subsets drawn. */
   subsets: number;
+  /** Samples per subset (from each set). */
   subsetSize: number;
   /** One MMD² estimate per subset. */
   values: Float64Array;
 }
 
-/** Gram matrix G [m, n] = X Yᵀ for X [m, d], Y [n, d]. */
-type GramFn = (x: Float64Array, m: number, y: Float64Array, n: number, d: number) => Float64Array;
+/** Computes the Gram matrix G [m, n] = X Yᵀ for X [m, d], Y [n, d] (row-major). */
+export type GramFn = (
+  x: Float64Array,
+  m: number,
+  y: Float64Array,
+  n: number,
+  d: number,
+) => Float64Array;
 
 const hostGram: GramFn = (x, m, y, n, d) => multiplyABt(x, m, y, n, d, x === y && m === n);
 

@@ -12,6 +12,7 @@
 
 /** Result of {@link symmetricEigen}: values ascending, eigenvectors as columns (row-major). */
 export interface Eigen {
+  /** Eigenvalues, ascending. */
   values: Float64Array;
   /** n x n row-major; column j is the unit eigenvector of `values[j]`. */
   vectors: Float64Array;

@@ -105,7 +105,15 @@ export function generatorWidths(
   return [ngf * 4, second, ngf, channels];
 }
 
-/** Output channels of the discriminator's four convolutions (main.0, .2, .5, .8). */
+/**
+ * Output channels of the discriminator's four convolutions (main.0, .2, .5, .8).
+ *
+ * @example
+ * ```ts
+ * import { discriminatorWidths } from "./dcgan.ts";
+ * console.log(discriminatorWidths(64)); // [64, 128, 256, 1]
+ * ```
+ */
 export function discriminatorWidths(ndf: number): [number, number, number, number] {
   return [ndf, ndf * 2, ndf * 4, 1];
 }
@@ -346,8 +354,15 @@ export function discriminatorForward(
 }
 
 /**
- * Creates, in `sink`, zeroed copies of the generator's BatchNorm running-statistic buffers
+ * Creates, in `sink`, fresh copies of the generator's BatchNorm running-statistic buffers
  * (see {@link DcganForwardMode.statsSink}).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_DCGAN, defineGeneratorStatsSink } from "./dcgan.ts";
+ * // const sink = new ParamStore(backend);
+ * // defineGeneratorStatsSink(sink, DEFAULT_DCGAN); // main.1/.4/.7 running_mean, running_var
+ * ```
  */
 export function defineGeneratorStatsSink(sink: ParamStore, config: DcganModelConfig): void {
   const widths = generatorWidths(config.preset, config.ngf, config.channels);

@@ -20,7 +20,6 @@ import {
   defineLinear,
   defineMultiheadAttention,
   defineNormAffine,
-  embedding,
   groupNorm,
   layerNorm,
   linear,
@@ -193,11 +192,6 @@ export function unetForward(
     h = selfAttention(b, p, `sa${levels + k}`, h, cfg.heads);
   }
   return conv2d(b, p, "outc", h);
-}
-
-/** Class embedding lookup for the conditional U-Net: labels int32 [B] -> [B, timeDim]. */
-export function unetLabelEmbedding(b: Backend, p: ParamStore, labels: Tensor): Tensor {
-  return embedding(b, p, "label_emb", labels);
 }
 
 /**

@@ -59,7 +59,12 @@ export function renderReport(run: StudyRun, options: ReportOptions): string {
     }
     lines.push(...renderTable(rows), "");
   }
-  const missing = plan.entries.filter((e) => !run.results.some((r) => r.id === e.id));
+  for (const { id, error } of run.failed) {
+    lines.push(`**Failed:** ${id}: ${error}`, "");
+  }
+  const missing = plan.entries.filter((e) =>
+    !run.results.some((r) => r.id === e.id) && !run.failed.some((f) => f.id === e.id)
+  );
   if (missing.length) {
     lines.push(
       `**Not finished:** ${missing.map((e) => e.id).join(", ")} — rerun the same command ` +
@@ -174,7 +179,10 @@ function renderTable(rows: Row[]): string[] {
           formatParams(result.params),
           train ? formatSeconds(train.seconds) : NA,
           train ? train.imagesPerSecond.toFixed(1) : NA,
-          train ? `${train.steps} steps x ${train.batchSize} (${train.epochs.toFixed(3)} ep)` : NA,
+          train
+            ? `${train.steps} step${train.steps === 1 ? "" : "s"} x ${train.batchSize} ` +
+              `(${train.epochs.toFixed(3)} ep)`
+            : NA,
           samples,
           result.backend,
         ].join(" | ")
@@ -259,6 +267,7 @@ export function reportJson(run: StudyRun, options: ReportOptions): Record<string
     fid: run.fid,
     seconds: run.seconds,
     skipped: run.skipped,
+    failed: run.failed,
     unfinished: run.plan.entries.filter((e) => !run.results.some((r) => r.id === e.id)).map((e) =>
       e.id
     ),

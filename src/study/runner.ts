@@ -116,6 +116,8 @@ export interface StudyRun {
   dataSource: string | null;
   /** Entries still unfinished (interrupted). */
   unfinished: string[];
+  /** Entries that threw, with the error; rerunning retries them. */
+  failed: { id: string; error: string }[];
   seconds: number;
 }
 
@@ -123,6 +125,12 @@ export interface StudyRun {
 export function entryDir(outDir: string, id: string): string {
   return `${outDir}/entries/${id}`;
 }
+
+/**
+ * Finished entries are re-scored from their saved samples when the FID network now available
+ * is better than the one they were scored with (no weights < other weights < the real ones).
+ */
+const FID_RANK: Record<FidStatus, number> = { "unavailable": 0, "not-comparable": 1, "ok": 2 };
 
 /** Images per grid in the report. */
 const GRID_IMAGES = 64;
@@ -172,6 +180,7 @@ export async function runStudy(plan: StudyPlan, options: StudyOptions): Promise<
   const results: EntryResult[] = [];
   const skipped: string[] = [];
   const unfinished: string[] = [];
+  const failed: { id: string; error: string }[] = [];
   try {
     for (const entry of plan.entries) {
       const dir = entryDir(options.outDir, entry.id);
@@ -188,7 +197,7 @@ export async function runStudy(plan: StudyPlan, options: StudyOptions): Promise<
         if (previous) results.push(previous);
         continue;
       }
-      if (previous && !(previous.fidStatus === "unavailable" && scorer.status !== "unavailable")) {
+      if (previous && FID_RANK[scorer.status] <= FID_RANK[previous.fidStatus]) {
         log(`${entry.id}: done earlier, skipped`);
         skipped.push(entry.id);
         results.push(previous);
@@ -198,9 +207,19 @@ export async function runStudy(plan: StudyPlan, options: StudyOptions): Promise<
         unfinished.push(entry.id);
         continue;
       }
-      const result = previous
-        ? await rescore(previous, scaled, dir, context)
-        : await runEntry(scaled, fingerprint, dir, context);
+      let result: EntryResult | null;
+      try {
+        result = previous
+          ? await rescore(previous, scaled, dir, context)
+          : await runEntry(scaled, fingerprint, dir, context);
+      } catch (e) {
+        // One failing entry (out of memory, a bad config in a custom plan) should not cost
+        // the others: record it, go on, and let the report say what failed.
+        const message = (e as Error).message;
+        log(`${entry.id}: FAILED: ${message}`);
+        failed.push({ id: entry.id, error: message });
+        continue;
+      }
       if (result) {
         await writeFileAtomic(`${dir}/result.json`, JSON.stringify(result, null, 2) + "\n");
         results.push(result);
@@ -221,6 +240,7 @@ export async function runStudy(plan: StudyPlan, options: StudyOptions): Promise<
     samples: options.samples ?? null,
     dataSource: options.dataSource ?? null,
     unfinished,
+    failed,
     seconds: (performance.now() - started) / 1000,
   };
 }
@@ -391,9 +411,9 @@ interface TrainProgress {
 
 /**
  * Trains to the entry's scaled budget, resuming a checkpoint left by an earlier attempt.
- * GANs train in up to {@link GIF_FRAMES} segments with a fixed-noise grid after each (the
- * frames of progress.gif), so even a run shorter than an epoch shows its progress; each
- * segment continues exactly from the previous one's checkpoint.
+ * GANs train in up to {@link GIF_FRAMES} segments with a fixed-noise grid before training and
+ * after each segment (the frames of progress.gif), so even a run shorter than an epoch shows
+ * its progress; each segment continues exactly from the previous one's checkpoint.
  */
 async function trainEntry(
   task: TrainTask,
@@ -418,15 +438,20 @@ async function trainEntry(
   // Input-noise annealing follows step / (the call's total steps): segments would restart
   // it, so a GAN with dNoise trains in one call and its GIF has the epoch previews only.
   const annealed = Number(entry.config?.dNoise ?? 0) > 0;
-  const segments = entry.kind === "gan" && !annealed ? Math.min(GIF_FRAMES, totalSteps) : 1;
+  const framed = entry.kind === "gan" && !annealed;
+  const segments = framed ? Math.min(GIF_FRAMES, totalSteps) : 1;
   const seed = entry.seed ?? 0;
   log(
     `${entry.id}: training ${entry.kind} ${String(task.config.preset)} on ${data.size} ` +
-      `${entry.classes} images, ${totalSteps} steps of ${batchSize} ` +
+      `${entry.classes} images, ${totalSteps} step${totalSteps === 1 ? "" : "s"} of ${batchSize} ` +
       `(${(totalSteps * batchSize / data.size).toFixed(3)} epochs)`,
   );
   let resume = await exists(`${dir}/${CHECKPOINT_FILE}`);
   let stepBefore = resume ? await checkpointStep(dir) : 0;
+  if (framed && !resume) {
+    await Deno.mkdir(`${dir}/frames`, { recursive: true });
+    await writeFixedNoiseGrid(task, `${dir}/frames/step-${pad(0, 7)}.png`, seed);
+  }
   const startSegment = progress.frames;
   for (let segment = startSegment; segment < segments; segment++) {
     const maxSteps = Math.round(((segment + 1) * totalSteps) / segments);
@@ -442,11 +467,11 @@ async function trainEntry(
       seed,
       flip: true,
       checkpointEvery: 500,
-      previewEvery: segments > 1 ? 0 : Math.max(1, Math.round(totalSteps / stepsPerEpoch / 16)),
+      previewEvery: framed ? 0 : Math.max(1, Math.round(totalSteps / stepsPerEpoch / 16)),
       previewOptions: task.kind === "ddpm"
         ? { sampler: "ddim", steps: Math.min(50, Number(task.config.timesteps)) }
         : undefined,
-      gif: segments === 1 && task.kind === "gan",
+      gif: !framed && task.kind === "gan",
       resume,
       signal: options.signal,
       report: segmentReport(options.trainerReport, segment > startSegment, segment < segments - 1),
@@ -466,8 +491,7 @@ async function trainEntry(
       log(`${entry.id}: interrupted at step ${result.step}; rerun the study to continue`);
       return null;
     }
-    if (segments > 1) {
-      await Deno.mkdir(`${dir}/frames`, { recursive: true });
+    if (framed) {
       await writeFixedNoiseGrid(task, `${dir}/frames/step-${pad(result.step, 7)}.png`, seed);
     }
     progress.frames = segment + 1;
@@ -475,7 +499,7 @@ async function trainEntry(
     if (remaining !== undefined && progress.seconds >= entry.scaledSeconds!) break;
   }
   let gif = false;
-  if (segments > 1) {
+  if (framed) {
     const frames = (await listImageFiles(`${dir}/frames`)).sort();
     await writeGif(`${dir}/progress.gif`, await Promise.all(frames.map(decodeImageFile)), {
       delayMs: 400,
@@ -661,14 +685,14 @@ function cachedFeatures(
   return pending;
 }
 
-/** Re-scores a finished entry whose FID was unavailable, from its saved samples. */
+/** Re-scores a finished entry from its saved samples with a better FID network. */
 async function rescore(
   previous: EntryResult,
   entry: ScaledEntry,
   dir: string,
   context: EntryContext,
 ): Promise<EntryResult> {
-  context.log(`${entry.id}: scoring the saved samples (FID was unavailable when it ran)`);
+  context.log(`${entry.id}: scoring the saved samples (FID was ${previous.fidStatus} when it ran)`);
   let classNames: string[] | undefined;
   if (entry.conditional) {
     classNames = (await loadSplit(context, "train", entry.classes)).classNames;

@@ -78,11 +78,23 @@ export function deriveSeed(...parts: number[]): number {
 }
 
 /**
- * Labels for a preview grid: one block of rows per class (all 0 for unconditional models).
+ * Labels for a preview grid of `n` images with `columns` per row: zeros when unconditional;
+ * otherwise row r of the ceil(n / columns) rows shows class floor(r * K / rows), so each class
+ * gets one contiguous block of whole rows, in class order.
+ *
+ * @example
+ * ```ts
+ * import { previewLabels } from "./trainer.ts";
+ * console.log([...previewLabels(8, 2, 2)]); // [0, 0, 0, 0, 1, 1, 1, 1]
+ * ```
  */
-export function previewLabels(n: number, numClasses: number): Int32Array {
+export function previewLabels(n: number, numClasses: number, columns = 8): Int32Array {
   const labels = new Int32Array(n);
-  if (numClasses > 0) { for (let i = 0; i < n; i++) labels[i] = Math.floor((i * numClasses) / n); }
+  if (numClasses <= 0) return labels;
+  const rows = Math.ceil(n / columns);
+  for (let i = 0; i < n; i++) {
+    labels[i] = Math.floor((Math.floor(i / columns) * numClasses) / rows);
+  }
   return labels;
 }
 

@@ -108,7 +108,7 @@ testEachBackend(
 );
 
 testEachBackend("a class-conditional DDPM draws the patterns of the requested label", (b) => {
-  const { task } = train(b, 2, 500);
+  const { task } = train(b, 2, 800);
   const labels = Int32Array.from({ length: 64 }, (_, i) => i % 2);
   for (
     const options of [{ sampler: "ddpm" }, { sampler: "ddim", steps: 20, eta: 0, guidance: 2 }]

@@ -20,6 +20,7 @@ import { fidFromStatistics, statisticsOf } from "../../src/metrics/fid.ts";
 import { inceptionFromStateDict } from "../../src/metrics/inception.ts";
 import {
   FID_WEIGHTS_FILE,
+  FID_WEIGHTS_SIZE,
   loadInception,
   resolveInceptionWeights,
   verifyInceptionWeights,
@@ -128,6 +129,17 @@ Deno.test("loadInception() checks the size of the weights file by default", asyn
     verifyInceptionWeights(weights),
     /is 95728789 bytes, but pt_inception-2015-12-05-6726825d.pth is 95628359/,
   );
+});
+
+Deno.test("verifyInceptionWeights() refuses a file of the right size with the wrong sha256", async () => {
+  const path = `${workDir}/same_size.pth`;
+  await Deno.writeFile(path, new Uint8Array(0));
+  await Deno.truncate(path, FID_WEIGHTS_SIZE);
+  await assert.rejects(
+    verifyInceptionWeights(path),
+    /has sha256 [0-9a-f]{16}\.\.\., expected 6726825d/,
+  );
+  await Deno.remove(path);
 });
 
 Deno.test("a weights file with a missing, unexpected or misshapen tensor is refused by name", async () => {

@@ -67,9 +67,10 @@ Deno.test({
       "cat",
       "frog",
     ]);
-    // The GIF has one frame per training segment (6 steps -> 6 frames), each a 64-image grid.
+    // The GIF has the untrained generator and one frame per training segment (6 steps -> 6),
+    // each a 64-image grid of the same noise.
     const frames = decodeGif(await Deno.readFile(`${out}/entries/gan-tiny/progress.gif`));
-    assert.deepEqual(frames.length, 6);
+    assert.deepEqual(frames.length, 7);
     assert.deepEqual([frames[0].width, frames[0].height], [274, 274]);
     // FID inputs: one PNG per sample (per class for the conditional model).
     const count = async (dir: string) => (await Array.fromAsync(Deno.readDir(dir))).length;
@@ -143,5 +144,25 @@ Deno.test({
       () => runStudy(plan, options(out, { only: ["nope"] })),
       /--only: no entry nope in plan tiny/,
     );
+  },
+});
+
+Deno.test({
+  name: "runStudy() records a failing entry and still runs the others",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const plan = tinyPlan();
+    plan.entries = plan.entries.filter((e) => e.id === "gan-tiny" || e.id === "floor-cat-8");
+    plan.entries[0] = { ...plan.entries[0], config: { preset: "dcgan-huge" } };
+    const broken = `${work}/broken`;
+    const result = await runStudy(plan, options(broken));
+    assert.deepEqual(result.results.map((r) => r.id), ["floor-cat-8"]);
+    assert.equal(result.failed.length, 1);
+    assert.equal(result.failed[0].id, "gan-tiny");
+    assert.match(result.failed[0].error, /dcgan-huge/);
+    await writeReport(result, { outDir: broken, planSource: "tiny.json" });
+    const md = await Deno.readTextFile(`${broken}/report.md`);
+    assert.match(md, /\*\*Failed:\*\* gan-tiny: .*dcgan-huge/);
   },
 });

@@ -156,7 +156,8 @@ testEachBackend("a corrupt or mismatched checkpoint gives a clear error", async 
   }
 }, { only: ["torch-cpu", "tfjs-cpu"] });
 
-Deno.test("previewLabels() gives one contiguous block per class", () => {
-  assert.deepEqual([...previewLabels(8, 2)], [0, 0, 0, 0, 1, 1, 1, 1]);
+Deno.test("previewLabels() gives each class one contiguous block of whole rows", () => {
+  assert.deepEqual([...previewLabels(8, 2, 2)], [0, 0, 0, 0, 1, 1, 1, 1]);
+  assert.deepEqual([...previewLabels(24, 3, 8)], [0, 1, 2].flatMap((c) => new Array(8).fill(c)));
   assert.deepEqual([...previewLabels(4, 0)], [0, 0, 0, 0]);
 });

@@ -1,0 +1,104 @@
+/**
+ * Where the time of a bench/compare.ts workload goes, per Backend method:
+ *
+ *     deno run -A bench/profile.ts dcgan-step [--backend torch-cpu] [--reps 2]
+ *
+ * Wraps the backend in a Proxy that times every method call (self time: time spent in nested
+ * backend calls, e.g. ops inside valueAndGrad's loss function, is not counted twice) and prints
+ * the methods by total self time. On torch-cpu every op is synchronous, so the time of an op is
+ * its kernel plus the FFI and bookkeeping around it; valueAndGrad's self time is the backward
+ * pass. The PyTorch side has `peer.py profile WORKLOAD` for the same view of eager PyTorch.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type { Backend } from "../src/backend/backend.ts";
+import { type BackendName, createBackend, isBackendName } from "../src/backend/select.ts";
+import { createWorkload, parseWorkloads } from "./workloads.ts";
+
+interface OpStat {
+  calls: number;
+  self: number;
+}
+
+/**
+ * A backend whose method calls are timed into `stats` (self time, in ms).
+ *
+ * @example
+ * ```ts
+ * import { createBackend } from "../src/backend/select.ts";
+ * import { profiled } from "./profile.ts";
+ * const stats = new Map();
+ * const b = profiled(await createBackend("tfjs-cpu"), stats);
+ * b.read(b.add(b.zeros([2]), 1));
+ * console.log([...stats.keys()]); // ["zeros", "add", "read"]
+ * ```
+ */
+export function profiled(backend: Backend, stats: Map<string, OpStat>): Backend {
+  let nested = 0; // ms spent in calls below the current one
+  return new Proxy(backend, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver);
+      if (typeof value !== "function" || typeof key !== "string") return value;
+      return (...args: unknown[]) => {
+        const outerNested = nested;
+        nested = 0;
+        const start = performance.now();
+        try {
+          return value.apply(target, args);
+        } finally {
+          const total = performance.now() - start;
+          const stat = stats.get(key) ?? { calls: 0, self: 0 };
+          stat.calls++;
+          stat.self += total - nested;
+          stats.set(key, stat);
+          nested = outerNested + total;
+        }
+      };
+    },
+  });
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    options: {
+      backend: { type: "string", default: "torch-cpu" },
+      reps: { type: "string", default: "2" },
+    },
+    allowPositionals: true,
+  });
+  const [name] = parseWorkloads(positionals[0] ?? "");
+  if (!name || !isBackendName(values.backend)) {
+    throw new Error("usage: deno run -A bench/profile.ts WORKLOAD [--backend B] [--reps N]");
+  }
+  const backend = await createBackend(values.backend as BackendName);
+  const stats = new Map<string, OpStat>();
+  const workload = createWorkload(profiled(backend, stats), name);
+  workload.run(); // warm-up, not counted
+  stats.clear();
+  const reps = Number(values.reps);
+  const start = performance.now();
+  for (let i = 0; i < reps; i++) workload.run();
+  const wall = (performance.now() - start) / reps;
+  workload.dispose();
+  backend.dispose();
+  const rows = [...stats].sort((a, b) => b[1].self - a[1].self);
+  const counted = rows.reduce((s, [, r]) => s + r.self, 0) / reps;
+  console.log(
+    `${name} on ${values.backend}: ${wall.toFixed(1)} ms per run, ` +
+      `${counted.toFixed(1)} ms inside backend calls`,
+  );
+  console.log(
+    "method".padEnd(22) + "calls/run".padStart(10) + "ms/run".padStart(10) + "%".padStart(7),
+  );
+  for (const [op, s] of rows) {
+    const ms = s.self / reps;
+    console.log(
+      op.padEnd(22) + String(s.calls / reps).padStart(10) + ms.toFixed(1).padStart(10) +
+        (100 * ms / wall).toFixed(1).padStart(7),
+    );
+  }
+}
+
+if (import.meta.main) await main();
