@@ -566,6 +566,15 @@ class TorchBackend implements Backend {
     opts: BatchNormOptions,
   ): Tensor {
     const op = "batchNorm";
+    for (const stat of [runningMean, runningVar]) {
+      if (!(stat instanceof TorchTensor && stat.isVariable)) {
+        throw new BackendError(
+          op,
+          shapesOf([x, runningMean, runningVar]),
+          "running statistics must be variables (they are updated in place)",
+        );
+      }
+    }
     const status = this.#lib.dd_batch_norm(
       this.#h(x, op),
       this.#hOpt(weight, op),

@@ -151,3 +151,15 @@ Deno.test("BackendUnavailableError is what createBackend throws for an unknown n
     (e: unknown) => e instanceof BackendUnavailableError && /unknown backend/.test(e.message),
   );
 });
+
+testEachBackend("batchNorm() requires its running statistics to be variables", (b) => {
+  b.scope(() => {
+    assert.throws(
+      () =>
+        b.batchNorm(b.zeros([2, 3, 2, 2]), undefined, undefined, b.zeros([3]), b.full([3], 1), {
+          training: true,
+        }),
+      /batchNorm\(\[2,3,2,2\], \[3\], \[3\]\): running statistics must be variables/,
+    );
+  });
+}, TORCH);
