@@ -93,6 +93,11 @@ export { type NdArray, readNpz, writeNpz } from "./src/io/npy.ts";
 
 // Metrics
 export { loadInception } from "./src/metrics/weights.ts";
-export { computeActivations } from "./src/metrics/features.ts";
+export { computeActivations, decodeFiles, type ImageLike } from "./src/metrics/features.ts";
 export { fidFromStatistics, type FidStatistics, statisticsOf } from "./src/metrics/fid.ts";
 export { kernelInceptionDistance } from "./src/metrics/kid.ts";
+
+// The study
+export { runStudy, type StudyOptions, type StudyRun } from "./src/study/runner.ts";
+export { writeReport } from "./src/study/report.ts";
+export { resolvePlan, type StudyPlan, validatePlan } from "./src/study/plans.ts";

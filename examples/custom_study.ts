@@ -1,6 +1,6 @@
 /**
  * A custom study grid from code: two learning rates of the DCGAN on cats, the train-vs-test
- * floor beside them, at a hundredth of the budget. Rerunning skips what is done.
+ * floor beside them, at a thousandth of the budget. Rerunning skips what is done.
  *
  *   deno run -A examples/custom_study.ts ../shared/data/cifar10-jpg
  *
@@ -13,7 +13,7 @@ const plan = validatePlan({
   title: "DCGAN learning rate on CIFAR-10 cats",
   entries: [
     ...[1e-4, 2e-4].map((lr) => ({
-      id: `gan-lr-${lr}`,
+      id: `gan-lr-${lr.toExponential()}`, // "gan-lr-1e-4": ids are [a-z0-9-]
       label: `DCGAN, lr ${lr}`,
       kind: "gan",
       classes: "cat",
@@ -30,7 +30,7 @@ try {
   const run = await runStudy(plan, {
     backend,
     outDir,
-    scale: 0.01,
+    scale: 0.001,
     dataSource: Deno.args[0],
     download: true,
     log: console.error,

@@ -25,7 +25,11 @@ if (!folderA || !folderB) {
 }
 const backend = await selectBackend({ log: console.error });
 try {
-  const net = await loadInception(backend, { log: console.error });
+  const net = await loadInception(backend, { log: console.error }).catch((e) => {
+    console.error(e.message); // says where to get the weights and where to put them
+    backend.dispose();
+    Deno.exit(1);
+  });
   const features = async (folder: string) => {
     const files = await listImageFiles(folder);
     return await computeActivations(backend, net, decodeFiles(files), { total: files.length });

@@ -133,7 +133,8 @@ class DdimSample(Workload):
     def __init__(self, preset, device, autocast):
         super().__init__(device, autocast)
         torch.manual_seed(0)
-        self.model = unet.create(preset).to(self.device).requires_grad_(False)
+        # eval(): nn.MultiheadAttention takes its fused inference path (PyTorch >= 1.12).
+        self.model = unet.create(preset).to(self.device).eval().requires_grad_(False)
         self.alpha_bar = cosine_alpha_bar(TIMESTEPS).tolist()
 
     def params(self):

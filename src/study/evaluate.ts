@@ -199,7 +199,7 @@ export function datasetImages(data: Dataset, limit: number, labels?: number[]): 
 
 /** Options of {@link diffusionBitsPerDim}. */
 export interface BitsPerDimEvalOptions {
-  /** Test images to evaluate (the first ones). */
+  /** Test images to evaluate, spread evenly over the split. */
   images: number;
   /** Evaluate every k-th KL term (1 = the exact bound). */
   timestepStride: number;
@@ -209,8 +209,9 @@ export interface BitsPerDimEvalOptions {
 }
 
 /**
- * Bits/dim (Ho et al. 2020 eq. 5, Table 2) of a trained DDPM task on `data`, using its EMA
- * weights when it has them (the weights it samples with).
+ * Bits/dim (Ho et al. 2020 eq. 5, Table 2) of a trained DDPM task on `options.images` images
+ * of `data` spread evenly over it (all of them when it has no more), using its EMA weights
+ * when it has them (the weights it samples with).
  *
  * @example
  * ```ts ignore
@@ -256,16 +257,25 @@ export function diffusionBitsPerDim(
   }
 }
 
-/** The first `count` images of `data` in order, as float batches in [-1, 1]. */
+/**
+ * `count` images spread evenly over `data` (so every class of a multi-class split is in the
+ * subset, not just the first), as float batches in [-1, 1] with their labels.
+ */
 function* testBatches(data: Dataset, count: number, batchSize: number): Generator<Batch> {
   const [c, h, w] = data.imageShape;
   const per = c * h * w;
   const images = data.images();
   const labels = data.labels();
+  const pick = (k: number) => Math.floor((k * data.size) / count);
   for (let start = 0; start < count; start += batchSize) {
     const n = Math.min(batchSize, count - start);
     const x = new Float32Array(n * per); // [n, C, H, W]
-    for (let i = 0; i < n * per; i++) x[i] = images[start * per + i] / 127.5 - 1;
-    yield { images: x, labels: labels.slice(start, start + n), shape: [n, c, h, w] };
+    const y = new Int32Array(n);
+    for (let b = 0; b < n; b++) {
+      const from = pick(start + b) * per;
+      for (let i = 0; i < per; i++) x[b * per + i] = images[from + i] / 127.5 - 1;
+      y[b] = labels[pick(start + b)];
+    }
+    yield { images: x, labels: y, shape: [n, c, h, w] };
   }
 }

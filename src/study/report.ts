@@ -127,7 +127,7 @@ function renderTable(rows: Row[]): string[] {
     ? ["Comparison", "Published FID", "FID (ours)", "KID x 10^3", "Images per split"]
     : [
       "Model",
-      "Published FID@1000",
+      "Published FID",
       `FID@N (ours)`,
       "Floor@N",
       "KID x 10^3",
