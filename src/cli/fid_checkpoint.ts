@@ -63,6 +63,7 @@ const SPEC: CommandSpec = {
     steps: { type: "string", arg: "N", help: "DDIM steps (default 50)" },
     eta: { type: "string", arg: "ETA", help: "DDIM eta (default 0)" },
     guidance: { type: "string", arg: "W", help: "classifier-free guidance scale" },
+    "no-clip": { type: "boolean", help: "do not clamp the predicted x0 (as sample --no-clip)" },
     kid: { type: "boolean", help: "also report KID" },
     json: {
       type: "boolean",
@@ -122,6 +123,7 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
     );
   }
   const samplerOptions: Record<string, unknown> = {};
+  if (bool(parsed, "no-clip")) samplerOptions.clipX0 = false;
   const sampler = choice(parsed, "sampler", ["ddpm", "ddim"] as const);
   if (sampler) samplerOptions.sampler = sampler;
   for (
@@ -192,7 +194,8 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
           }
           for (let i = 0; i < n; i++) labels[i] = ids[Math.floor((i * ids.length) / n)];
         }
-        const images = sampleInChunks(task, labels, new Rng(seed), samplerOptions, true);
+        const options = task.kind === "ddpm" ? { clipX0: true, ...samplerOptions } : samplerOptions;
+        const images = sampleInChunks(task, labels, new Rng(seed), options, true);
         // pytorch-fid scores saved PNGs: quantise to 8 bits exactly as `sample --out-dir` does.
         generated = await computeActivations(
           backend,

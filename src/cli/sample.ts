@@ -57,6 +57,11 @@ const SPEC: CommandSpec = {
       help: "diffusion: classifier-free guidance scale (default 1 = none)",
     },
     "batch-size": { type: "string", arg: "N", help: "images per forward pass (default 64)" },
+    "no-clip": {
+      type: "boolean",
+      help:
+        "diffusion: do not clamp the predicted x0 to [-1, 1] at each step (Algorithm 2 verbatim)",
+    },
     out: { type: "string", arg: "FILE.png", help: "write one grid image" },
     "out-dir": { type: "string", arg: "DIR", help: "write one PNG per image (FID input)" },
     seed: { type: "string", arg: "N", help: "random seed", default: "0" },
@@ -167,7 +172,7 @@ function labelsFor(parsed: Parsed, task: TrainTask, n: number, classNames: strin
 }
 
 function samplerOptions(parsed: Parsed, task: TrainTask): Record<string, unknown> {
-  const diffusionFlags = ["sampler", "steps", "eta", "guidance"].filter((f) =>
+  const diffusionFlags = ["sampler", "steps", "eta", "guidance", "no-clip"].filter((f) =>
     parsed.values[f] !== undefined
   );
   if (task.kind === "gan") {
@@ -180,7 +185,9 @@ function samplerOptions(parsed: Parsed, task: TrainTask): Record<string, unknown
     }
     return {};
   }
-  const options: Record<string, unknown> = {};
+  // Clamping the predicted x0 (Ho et al.'s released sampler does) keeps early or short-trained
+  // models from saturating; --no-clip gives Algorithm 2 exactly as printed.
+  const options: Record<string, unknown> = { clipX0: !bool(parsed, "no-clip") };
   const sampler = choice(parsed, "sampler", ["ddpm", "ddim"] as const);
   if (sampler) options.sampler = sampler;
   const steps = int(parsed, "steps", 1);

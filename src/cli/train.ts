@@ -365,7 +365,9 @@ async function runTraining(
       epochs: run.epochs,
       seed: run.seed,
       flip: run.flip ?? !bool(parsed, "no-flip"),
-      previewOptions: task.kind === "ddpm" ? { sampler: "ddim", steps: 50 } : undefined,
+      previewOptions: task.kind === "ddpm"
+        ? { sampler: "ddim", steps: 50, clipX0: true }
+        : undefined,
       gif: task.kind === "gan",
       resume: run.resume,
       signal: controller.signal,
