@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { BACKEND_ORDER, type BackendName } from "../backend/select.ts";
 
 /** A mistake on the command line; the CLI prints it with a hint and exits with status 2. */
 export class UsageError extends Error {
@@ -195,4 +196,16 @@ export function choice<T extends string>(
     throw new UsageError(`--${name} must be one of ${choices.join(", ")}, got '${raw}'`);
   }
   return raw as T;
+}
+
+/** The `--backend` flag every command that computes takes. */
+export const BACKEND_FLAG: FlagSpec = {
+  type: "string",
+  arg: "NAME",
+  help: `${BACKEND_ORDER.join(", ")} or auto (default: the best available)`,
+};
+
+/** The `--backend` value, checked; "auto" when absent. */
+export function backendFlag(parsed: Parsed): BackendName | "auto" {
+  return choice(parsed, "backend", ["auto", ...BACKEND_ORDER] as const) ?? "auto";
 }

@@ -4,11 +4,21 @@
  *
  * @module
  */
-import { isBackendName, selectBackend } from "../backend/select.ts";
+import { selectBackend } from "../backend/select.ts";
 import { loadDataset } from "../data/dataset.ts";
 import { diffusionBitsPerDim } from "../study/evaluate.ts";
 import { openCheckpoint } from "../train/registry.ts";
-import { bool, type CommandSpec, helpText, int, parseCommand, str, UsageError } from "./args.ts";
+import {
+  BACKEND_FLAG,
+  backendFlag,
+  bool,
+  type CommandSpec,
+  helpText,
+  int,
+  parseCommand,
+  str,
+  UsageError,
+} from "./args.ts";
 
 const SPEC: CommandSpec = {
   name: "eval",
@@ -33,7 +43,7 @@ const SPEC: CommandSpec = {
     "batch-size": { type: "string", arg: "N", help: "images per forward pass", default: "100" },
     seed: { type: "string", arg: "N", help: "seed of the q(x_t|x_0) noise", default: "0" },
     json: { type: "boolean", help: 'print {"bits_per_dim","prior_bits_per_dim","images","split"}' },
-    backend: { type: "string", arg: "NAME", help: "torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu" },
+    backend: BACKEND_FLAG,
   },
 };
 
@@ -54,13 +64,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const stride = int(parsed, "stride", 1)!;
   const batchSize = int(parsed, "batch-size", 1)!;
   const seed = int(parsed, "seed", 0, 2 ** 32 - 1)!;
-  const backendName = str(parsed, "backend") ?? "auto";
-  if (backendName !== "auto" && !isBackendName(backendName)) {
-    throw new UsageError(
-      `--backend must be torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu or auto, got '${backendName}'`,
-    );
-  }
-  const backend = await selectBackend({ name: backendName, log: (m) => console.error(m) });
+  const backend = await selectBackend({ name: backendFlag(parsed), log: (m) => console.error(m) });
   try {
     const { task, checkpoint } = await openCheckpoint(backend, ckpt, "ddpm");
     try {
@@ -73,7 +77,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
         classes: str(parsed, "classes") ?? trained?.classes,
       });
       const started = performance.now();
-      const result = diffusionBitsPerDim(backend, task, data, {
+      const result = diffusionBitsPerDim(task, data, {
         images,
         timestepStride: stride,
         batchSize,

@@ -7,7 +7,7 @@
  * @module
  */
 import { Rng } from "../backend/rng.ts";
-import { isBackendName, selectBackend } from "../backend/select.ts";
+import { selectBackend } from "../backend/select.ts";
 import { loadDataset, parseClassFilter } from "../data/dataset.ts";
 import { readNpy, writeNpy } from "../io/npy.ts";
 import { computeActivations } from "../metrics/features.ts";
@@ -18,6 +18,8 @@ import { cacheDir, loadInception, resolveInceptionWeights } from "../metrics/wei
 import { datasetImages, generatedImages } from "../study/evaluate.ts";
 import { openCheckpoint } from "../train/registry.ts";
 import {
+  BACKEND_FLAG,
+  backendFlag,
   bool,
   choice,
   type CommandSpec,
@@ -86,7 +88,7 @@ const SPEC: CommandSpec = {
       help: "accept weights that are not the released file (not comparable)",
     },
     seed: { type: "string", arg: "N", help: "sampling seed", default: "0" },
-    backend: { type: "string", arg: "NAME", help: "torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu" },
+    backend: BACKEND_FLAG,
   },
   details:
     "Conditional models draw the --ref classes in equal shares; unconditional ones ignore them.",
@@ -116,12 +118,6 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
   }
   const batchSize = int(parsed, "batch-size", 1)!;
   const seed = int(parsed, "seed", 0, 2 ** 32 - 1)!;
-  const backendName = str(parsed, "backend") ?? "auto";
-  if (backendName !== "auto" && !isBackendName(backendName)) {
-    throw new UsageError(
-      `--backend must be torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu or auto, got '${backendName}'`,
-    );
-  }
   const samplerOptions: Record<string, unknown> = {};
   if (bool(parsed, "no-clip")) samplerOptions.clipX0 = false;
   const sampler = choice(parsed, "sampler", ["ddpm", "ddim"] as const);
@@ -135,7 +131,7 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
 
   const started = performance.now();
   const log = (m: string) => console.error(m);
-  const backend = await selectBackend({ name: backendName, log });
+  const backend = await selectBackend({ name: backendFlag(parsed), log });
   try {
     const weightsPath = await resolveInceptionWeights({ path: str(parsed, "inception-weights") });
     const net = await loadInception(backend, {

@@ -11,6 +11,8 @@ import { openCheckpoint } from "../train/registry.ts";
 import { previewLabels } from "../train/trainer.ts";
 import type { TrainTask } from "../train/task.ts";
 import {
+  BACKEND_FLAG,
+  backendFlag,
   bool,
   choice,
   type CommandSpec,
@@ -65,7 +67,7 @@ const SPEC: CommandSpec = {
     out: { type: "string", arg: "FILE.png", help: "write one grid image" },
     "out-dir": { type: "string", arg: "DIR", help: "write one PNG per image (FID input)" },
     seed: { type: "string", arg: "N", help: "random seed", default: "0" },
-    backend: { type: "string", arg: "NAME", help: "torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu" },
+    backend: BACKEND_FLAG,
     quiet: { type: "boolean", help: "no progress output" },
   },
 };
@@ -84,11 +86,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   if (!out && !outDir) throw new UsageError("say where to write: --out grid.png or --out-dir DIR");
   const n = int(parsed, "n", 1, 1_000_000)!;
   const backend = await selectBackend({
-    name: choice(
-      parsed,
-      "backend",
-      ["auto", "torch-cuda", "torch-cpu", "tfjs-wasm", "tfjs-cpu"] as const,
-    ),
+    name: backendFlag(parsed),
     log: bool(parsed, "quiet") ? undefined : (m) => console.error(m),
   });
   try {

@@ -9,8 +9,9 @@ import { PLAN_NAMES, resolvePlan } from "../study/plans.ts";
 import { writeReport } from "../study/report.ts";
 import { runStudy } from "../study/runner.ts";
 import {
+  BACKEND_FLAG,
+  backendFlag,
   bool,
-  choice,
   type CommandSpec,
   helpText,
   int,
@@ -38,11 +39,7 @@ const SPEC: CommandSpec = {
       arg: "PATH",
       help: "CIFAR-10 binary folder or image folder (else $DENO_DIFFUSION_DATA, cache, download)",
     },
-    backend: {
-      type: "string",
-      arg: "NAME",
-      help: "torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu (default: best available)",
-    },
+    backend: BACKEND_FLAG,
     "inception-weights": {
       type: "string",
       arg: "PATH",
@@ -90,13 +87,8 @@ export async function studyCommand(argv: string[]): Promise<number> {
   const outDir = str(parsed, "out") ??
     `runs/study-${plan.name}${scale === 1 ? "" : `-scale-${scale}`}`;
   const samples = int(parsed, "n", 2);
-  const backendName = choice(
-    parsed,
-    "backend",
-    ["auto", "torch-cuda", "torch-cpu", "tfjs-wasm", "tfjs-cpu"] as const,
-  );
   const backend = await selectBackend({
-    name: backendName,
+    name: backendFlag(parsed),
     log: (m) => console.error(m),
   });
   const controller = new AbortController();

@@ -14,6 +14,8 @@ import { loadCheckpoint } from "../train/checkpoint.ts";
 import { createTask } from "../train/registry.ts";
 import { train } from "../train/trainer.ts";
 import {
+  BACKEND_FLAG,
+  backendFlag,
   bool,
   choice,
   type CommandSpec,
@@ -99,11 +101,7 @@ const SPEC: CommandSpec = {
       arg: "DIR",
       help: "run folder (default runs/<model>-<preset>-<classes>)",
     },
-    backend: {
-      type: "string",
-      arg: "NAME",
-      help: "torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu (default: best available)",
-    },
+    backend: BACKEND_FLAG,
     seed: { type: "string", arg: "N", help: "random seed", default: "0" },
     resume: { type: "boolean", help: "continue the run in --out from its checkpoint, exactly" },
     "checkpoint-every": { type: "string", arg: "STEPS", help: "checkpoint interval (default 500)" },
@@ -160,14 +158,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
   } finally {
     backend.dispose();
   }
-}
-
-function backendFlag(parsed: Parsed) {
-  return choice(
-    parsed,
-    "backend",
-    ["auto", "torch-cuda", "torch-cpu", "tfjs-wasm", "tfjs-cpu"] as const,
-  );
 }
 
 async function newRun(parsed: Parsed, backend: Backend): Promise<number> {

@@ -9,10 +9,8 @@
 import type { Backend } from "../backend/backend.ts";
 import { Rng } from "../backend/rng.ts";
 import type { Dataset } from "../data/dataset.ts";
-import { type BitsPerDim, bitsPerDim } from "../diffusion/loss.ts";
-import { DiffusionProcess } from "../diffusion/process.ts";
-import { makeSchedule } from "../diffusion/schedule.ts";
-import type { DdpmConfig } from "../diffusion/task.ts";
+import type { BitsPerDim } from "../diffusion/loss.ts";
+import type { DdpmTask } from "../diffusion/task.ts";
 import { toUint8Images } from "../io/png.ts";
 import { computeActivations, type ImageLike } from "../metrics/features.ts";
 import { fidFromStatistics, statisticsOf } from "../metrics/fid.ts";
@@ -23,8 +21,6 @@ import {
   resolveInceptionWeights,
   verifyInceptionWeights,
 } from "../metrics/weights.ts";
-import { denoiserOverStore } from "../models/denoiser.ts";
-import { ParamStore } from "../nn/params.ts";
 import type { Batch, TrainTask } from "../train/task.ts";
 
 /** Whether FID numbers can be compared with pytorch-fid / the published ones. */
@@ -215,46 +211,20 @@ export interface BitsPerDimEvalOptions {
  *
  * @example
  * ```ts ignore
- * const { total } = diffusionBitsPerDim(backend, task, testCats, { images: 1000, timestepStride: 1, batchSize: 100, seed: 0 });
+ * const { total } = diffusionBitsPerDim(task, testCats, { images: 1000, timestepStride: 1, batchSize: 100, seed: 0 });
  * ```
  */
 export function diffusionBitsPerDim(
-  backend: Backend,
   task: TrainTask,
   data: Dataset,
   options: BitsPerDimEvalOptions,
 ): BitsPerDim {
   if (task.kind !== "ddpm") throw new Error("bits/dim is defined for diffusion models only");
-  const config = task.config as unknown as DdpmConfig;
-  const source = task.stores.ema ?? task.stores.model;
-  const store = new ParamStore(backend);
-  for (const [name, host] of source.toHost()) store.add(name, host.shape, host.data, false);
-  const model = denoiserOverStore(backend, {
-    preset: config.preset,
-    numClasses: config.numClasses,
-    imageSize: config.imageSize,
-    channels: config.channels,
-    timesteps: config.timesteps,
-    baseWidth: config.baseWidth,
-  }, store);
-  const process = new DiffusionProcess(
-    backend,
-    makeSchedule({ kind: config.schedule, timesteps: config.timesteps }),
+  return (task as DdpmTask).bitsPerDim(
+    testBatches(data, Math.min(options.images, data.size), options.batchSize),
+    new Rng(options.seed),
+    { timestepStride: options.timestepStride },
   );
-  try {
-    const conditional = config.numClasses > 0;
-    return bitsPerDim(
-      backend,
-      process,
-      (x, t, y) => model.forward(x, t, conditional ? y : undefined),
-      testBatches(data, Math.min(options.images, data.size), options.batchSize),
-      new Rng(options.seed),
-      { varianceType: config.varianceType, timestepStride: options.timestepStride },
-    );
-  } finally {
-    process.dispose();
-    model.dispose();
-  }
 }
 
 /**

@@ -365,7 +365,7 @@ async function runEntry(
       const test = await loadSplit(context, "test", entry.classes);
       const { images, timestepStride } = entry.bitsPerDim;
       log(`${entry.id}: bits/dim on ${Math.min(images, test.size)} test images`);
-      const value = diffusionBitsPerDim(options.backend, task, test, {
+      const value = diffusionBitsPerDim(task, test, {
         images,
         timestepStride,
         batchSize: Math.min(64, images),
