@@ -10,8 +10,9 @@
  * to stdout (stderr with --json), one JSON line per workload and backend to stdout:
  * `{"workload","backend","ours_ips","peer_ips","ratio", ...}`.
  *
- * tfjs-wasm on the big workloads is slow, so it runs `--slow-reps` repetitions (default 1) of
- * those unless `--reps` is given for it too; the table says how many each row used.
+ * tfjs-wasm on the big workloads is slow, so it runs those `--slow-reps` times (default 1)
+ * without warm-up; the table's "runs" column says warm-up + timed runs of each row. A workload
+ * that fails on one of our backends is reported as failed and the others still run.
  *
  * @module
  */
@@ -24,17 +25,21 @@ import { createWorkload, parseWorkloads, type WorkloadName, WORKLOADS } from "./
 export interface CompareRow {
   workload: WorkloadName;
   backend: string;
-  ours_ips: number;
-  peer_ips: number;
+  /** Null when our side failed (see `error`). */
+  ours_ips: number | null;
+  peer_ips: number | null;
   /** ours_ips / peer_ips: above 1 means we are faster. */
-  ratio: number;
+  ratio: number | null;
   reps: number;
+  warmup: number;
   ours_seconds: number[];
   peer_seconds: number[];
   device: string;
   threads: number;
   autocast: string;
   torch: string;
+  /** Why the row has no numbers. */
+  error?: string;
 }
 
 interface PeerReply {
@@ -161,7 +166,15 @@ export async function compare(options: CompareOptions): Promise<CompareRow[]> {
           backend.setAutocast("bfloat16");
         }
         for (const name of options.workloads) {
-          rows.push(await compareOne(peer, backend, name, options));
+          try {
+            rows.push(await compareOne(peer, backend, name, options));
+          } catch (e) {
+            // One backend failing one workload (e.g. out of memory) must not hide the others.
+            const error = e instanceof Error ? e.message : String(e);
+            if (error.startsWith("PyTorch peer")) throw e;
+            options.log(`${name} on ${backend.name} FAILED: ${error}`);
+            rows.push(failedRow(name, backend, options, error));
+          }
         }
       } finally {
         backend.dispose();
@@ -179,8 +192,10 @@ async function compareOne(
   name: WorkloadName,
   options: CompareOptions,
 ): Promise<CompareRow> {
+  // The slow ones run once, without warm-up (their first of many steps warms up the kernels).
   const slow = backend.name.startsWith("tfjs") && SLOW_ON_WASM.has(name);
   const reps = slow ? options.slowReps : options.reps;
+  const warmup = slow ? 0 : options.warmup;
   const ours = createWorkload(backend, name);
   try {
     const threads = threadsOf(backend) || options.threads;
@@ -194,7 +209,7 @@ async function compareOne(
     });
     options.log(
       `${name} on ${backend.name}: ${JSON.stringify(ours.params)} parameters on both sides, ` +
-        `${threads || "?"} threads, ${options.warmup} warm-up + ${reps} reps`,
+        `${threads || "?"} threads, ${warmup} warm-up + ${reps} reps`,
     );
     const timeOurs = () => {
       const start = performance.now();
@@ -202,7 +217,7 @@ async function compareOne(
       return (performance.now() - start) / 1000;
     };
     const timePeer = async () => (await peer.request({ op: "run" })).seconds as number;
-    for (let i = 0; i < options.warmup; i++) {
+    for (let i = 0; i < warmup; i++) {
       await timePeer();
       timeOurs();
     }
@@ -226,6 +241,7 @@ async function compareOne(
       peer_ips: round(peerIps),
       ratio: round(oursIps / peerIps),
       reps,
+      warmup,
       ours_seconds: oursSeconds.map(round),
       peer_seconds: peerSeconds.map(round),
       device: backend.device,
@@ -238,20 +254,45 @@ async function compareOne(
   }
 }
 
+function failedRow(
+  name: WorkloadName,
+  backend: Backend,
+  options: CompareOptions,
+  error: string,
+): CompareRow {
+  return {
+    workload: name,
+    backend: backend.name,
+    ours_ips: null,
+    peer_ips: null,
+    ratio: null,
+    reps: 0,
+    warmup: 0,
+    ours_seconds: [],
+    peer_seconds: [],
+    device: backend.device,
+    threads: threadsOf(backend),
+    autocast: options.autocast,
+    torch: "",
+    error,
+  };
+}
+
 function round(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
 /** The human-readable table. */
 export function formatTable(rows: readonly CompareRow[]): string {
-  const header = ["workload", "backend", "ours img/s", "PyTorch img/s", "ours/PyTorch", "reps"];
+  const header = ["workload", "backend", "ours img/s", "PyTorch img/s", "ours/PyTorch", "runs"];
+  const fixed = (x: number | null) => (x === null ? "failed" : x.toFixed(2));
   const body = rows.map((r) => [
     `${r.workload} (${WORKLOADS[r.workload]})`,
     r.backend + (r.autocast === "bfloat16" ? " bf16" : ""),
-    r.ours_ips.toFixed(2),
-    r.peer_ips.toFixed(2),
-    r.ratio.toFixed(2),
-    String(r.reps),
+    fixed(r.ours_ips),
+    fixed(r.peer_ips),
+    fixed(r.ratio),
+    r.error === undefined ? `${r.warmup}+${r.reps}` : "-",
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   const line = (cells: string[]) =>
@@ -262,7 +303,7 @@ export function formatTable(rows: readonly CompareRow[]): string {
 const USAGE = `usage: deno task bench:compare [options]
   --workloads LIST   a,b,c,d or names: ${Object.keys(WORKLOADS).join(", ")} (default all)
   --backends LIST    ours to measure (default torch-cpu,tfjs-wasm)
-  --reps N           timed repetitions per side, alternating (default 5)
+  --reps N           timed repetitions per side, alternating (default 3)
   --slow-reps N      repetitions of the big workloads on tfjs (default 1)
   --warmup N         untimed runs per side first (default 1)
   --autocast DTYPE   float32 (default) or bfloat16 (CUDA autocast, both sides)
@@ -311,7 +352,7 @@ async function main(args: string[]): Promise<void> {
   const rows = await compare({
     workloads: parseWorkloads(values.workloads),
     backends: backends as BackendName[],
-    reps: positiveInt("reps", values.reps, 5),
+    reps: positiveInt("reps", values.reps, 3),
     slowReps: positiveInt("slow-reps", values["slow-reps"], 1),
     warmup: positiveInt("warmup", values.warmup, 1, 0),
     autocast: values.autocast,
@@ -320,7 +361,11 @@ async function main(args: string[]): Promise<void> {
     log: console.error,
   });
   out(formatTable(rows));
-  out(`(images/s, median of alternating runs; PyTorch ${rows[0]?.torch ?? "?"} eager)`);
+  const torch = rows.find((r) => r.torch)?.torch ?? "?";
+  out(
+    `(images/s, median of alternating runs; runs = warm-up + timed, each side; PyTorch ${torch} eager)`,
+  );
+  for (const r of rows) if (r.error) out(`${r.workload} on ${r.backend}: ${r.error}`);
   for (const r of rows) console.log(JSON.stringify(r));
 }
 

@@ -55,6 +55,7 @@ import {
   stopGradient,
   type Tf,
 } from "./tfjs_kernels.ts";
+import { groupedAttention, needsGrouping } from "./tfjs_attention.ts";
 
 /** Which tfjs kernel backend an instance runs on. */
 export type TfjsKind = "wasm" | "cpu";
@@ -674,6 +675,8 @@ class TfjsBackend implements Backend {
       "expects q [B, h, Lq, d], k [B, h, L, d], v [B, h, L, dv]",
     );
     return this.#op("attention", [q, k, v], (qt, kt, vt) => {
+      // Long sequences: the scores of all slices at once would not fit the wasm heap.
+      if (needsGrouping(qs[0] * qs[1], qs[2], ks[2])) return groupedAttention(qt, kt, vt);
       // softmax(Q Kᵀ / sqrt(d)) V  (Vaswani et al. 2017, eq. 1)
       const scores = tf.mul(
         matmulWithGrad(qt, tf.transpose(kt, [0, 1, 3, 2])),

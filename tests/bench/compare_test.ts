@@ -36,7 +36,7 @@ Deno.test("median() takes the middle value, or the mean of the middle pair", () 
   assert.equal(median([7]), 7);
 });
 
-Deno.test("formatTable() prints one aligned row per workload and backend", () => {
+Deno.test("formatTable() prints one aligned row per workload and backend, failures included", () => {
   const row = {
     workload: "dcgan-step" as WorkloadName,
     backend: "torch-cpu",
@@ -44,6 +44,7 @@ Deno.test("formatTable() prints one aligned row per workload and backend", () =>
     peer_ips: 20,
     ratio: 1.5,
     reps: 5,
+    warmup: 1,
     ours_seconds: [],
     peer_seconds: [],
     device: "cpu (2 threads)",
@@ -51,11 +52,20 @@ Deno.test("formatTable() prints one aligned row per workload and backend", () =>
     autocast: "float32",
     torch: "1.13.0",
   };
-  const lines = formatTable([row, { ...row, backend: "tfjs-wasm", ratio: 0.25, reps: 1 }])
+  const failed = {
+    ...row,
+    backend: "tfjs-wasm",
+    ours_ips: null,
+    peer_ips: null,
+    ratio: null,
+    error: "out of memory",
+  };
+  const lines = formatTable([row, { ...row, backend: "tfjs-wasm", ratio: 0.25, reps: 1 }, failed])
     .split("\n");
-  assert.equal(lines.length, 4);
-  assert.match(lines[2], /^dcgan-step \(c\)\s+torch-cpu\s+30\.50\s+20\.00\s+1\.50\s+5$/);
-  assert.match(lines[3], /tfjs-wasm .* 0\.25\s+1$/);
+  assert.equal(lines.length, 5);
+  assert.match(lines[2], /^dcgan-step \(c\)\s+torch-cpu\s+30\.50\s+20\.00\s+1\.50\s+1\+5$/);
+  assert.match(lines[3], /tfjs-wasm .* 0\.25\s+1\+1$/);
+  assert.match(lines[4], /tfjs-wasm\s+failed\s+failed\s+failed\s+-$/);
   assert.equal(new Set(lines.map((l) => l.length)).size, 1, "columns are aligned");
 });
 
