@@ -6,6 +6,7 @@ import { previewLabels, train, type TrainOptions } from "../../src/train/trainer
 import { Dataset } from "../../src/data/dataset.ts";
 import { CheckpointError, loadCheckpoint } from "../../src/train/checkpoint.ts";
 import { DEFAULT_GAN_CONFIG } from "../../src/gan/task.ts";
+import { DEFAULT_DDPM_CONFIG } from "../../src/diffusion/task.ts";
 import { decodeGif } from "../../src/io/gif.ts";
 
 /** 16 images of 32x32: class 0 solid dark red, class 1 solid light blue. */
@@ -111,6 +112,49 @@ testEachBackend(
 
       const gif = decodeGif(await Deno.readFile(`${root}/straight/progress.gif`));
       assert.equal(gif.length, 3, "one GIF frame per epoch preview");
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+  { only: ["torch-cpu", "tfjs-wasm"] },
+);
+
+testEachBackend(
+  "a DDPM run (with EMA) stopped after its step-4 checkpoint and resumed equals an uninterrupted run",
+  async (b) => {
+    const root = await Deno.makeTempDir();
+    try {
+      const data = twoColours();
+      // EMA from step 2, so the checkpoint must carry both the weights and their average.
+      const config = {
+        ...DEFAULT_DDPM_CONFIG,
+        preset: "convnet",
+        baseWidth: 8,
+        timesteps: 50,
+        ema: 0.9,
+        emaStart: 2,
+      };
+      const ddpmOptions = (runDir: string, extra: Partial<TrainOptions> = {}) =>
+        options(runDir, b, { epochs: 2, previewEvery: 0, gif: false, ...extra });
+      const straight = createTask(b, "ddpm", config, 1);
+      await train(straight, data, ddpmOptions(`${root}/straight`));
+      const expected = straight.stores.ema.toHost();
+      straight.dispose();
+
+      const first = createTask(b, "ddpm", config, 1);
+      await train(first, data, ddpmOptions(`${root}/resumed`, { maxSteps: 4 }));
+      first.dispose();
+      const second = createTask(b, "ddpm", config, 5); // other init: the checkpoint must win
+      const done = await train(second, data, ddpmOptions(`${root}/resumed`, { resume: true }));
+      assert.equal(done.step, 8);
+      const actual = second.stores.ema.toHost();
+      second.dispose();
+      for (const [name, t] of expected) {
+        assert.deepEqual(actual.get(name)!.data, t.data, `EMA weight ${name} differs after resume`);
+      }
+      const a = await logLines(`${root}/straight`);
+      const r = await logLines(`${root}/resumed`);
+      assert.deepEqual(r.map((l) => [l.step, l.loss]), a.map((l) => [l.step, l.loss]));
     } finally {
       await Deno.remove(root, { recursive: true });
     }
