@@ -11,9 +11,9 @@ import { createTask } from "../../src/train/registry.ts";
 import { train } from "../../src/train/trainer.ts";
 import { Dataset } from "../../src/data/dataset.ts";
 import { DEFAULT_GAN_CONFIG } from "../../src/gan/task.ts";
+import { makeInceptionFixture } from "../_inception_weights.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
-const SCRIPT = new URL("../fixtures/make_fid_fixtures.py", import.meta.url).pathname;
 
 async function run(cmd: string, args: string[], env: Record<string, string> = {}) {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", env }).output();
@@ -24,10 +24,7 @@ async function run(cmd: string, args: string[], env: Record<string, string> = {}
 Deno.test("fid --ckpt equals sample --out-dir + fid on folders, and caches the reference", async () => {
   const root = await Deno.makeTempDir();
   try {
-    await Deno.mkdir(`${root}/weights`);
-    const made = await run("/usr/bin/python3", [SCRIPT, "inception", `${root}/weights`]);
-    assert.equal(made.code, 0, `the fixture script needs python3-torch: ${made.stderr}`);
-    const weights = `${root}/weights/weights.pth`;
+    const weights = await makeInceptionFixture(`${root}/weights`);
     assert.ok((await Deno.stat(weights)).size > 90_000_000, "weights file in pytorch-fid's layout");
 
     // Reference split: ROOT/test/x/*.png, 6 noisy images.

@@ -27,9 +27,8 @@ import {
 } from "../../src/metrics/weights.ts";
 import { fidCommand, readStatistics } from "../../src/cli/fid.ts";
 import { testEachBackend } from "../_backends.ts";
+import { makeInceptionFixture, TORCH_PYTHON } from "../_inception_weights.ts";
 
-const python = Deno.env.get("DENO_DIFFUSION_TORCH_PYTHON") ?? "/usr/bin/python3";
-const script = new URL("../fixtures/make_fid_fixtures.py", import.meta.url).pathname;
 const workDir = await Deno.makeTempDir({ prefix: "fid_inception_test_" });
 globalThis.addEventListener("unload", () => Deno.removeSync(workDir, { recursive: true }));
 
@@ -47,19 +46,7 @@ let fixture: Promise<{ weights: string; images: ImageLike[]; odd: ImageLike; ref
 /** Runs the fixture script once (about half a minute) and loads what it wrote. */
 function inceptionFixture() {
   fixture ??= (async () => {
-    const run = await new Deno.Command(python, {
-      args: [script, "inception", workDir],
-      stdout: "piped",
-      stderr: "piped",
-    }).output().catch((e) => {
-      throw new Error(`cannot run ${python} (${e.message}): install python3-torch`);
-    });
-    if (!run.success) {
-      throw new Error(
-        `${python} ${script} inception failed — these tests need PyTorch there ` +
-          `(Debian: apt-get install python3-torch):\n${new TextDecoder().decode(run.stderr)}`,
-      );
-    }
+    await makeInceptionFixture(workDir);
     const ref: Reference = JSON.parse(await Deno.readTextFile(`${workDir}/reference.json`));
     const bytes = await Deno.readFile(`${workDir}/images.bin`);
     const { count, height, width } = ref.images;
@@ -264,7 +251,7 @@ testEachBackend(
     const program = `import json, numpy as np; f = np.load("${workDir}/a.npz"); ` +
       `print(json.dumps({"mu": list(f["mu"].shape), "sigma": list(f["sigma"].shape), ` +
       `"dtype": str(f["sigma"].dtype), "mu0": float(f["mu"][0]), "s01": float(f["sigma"][0, 1])}))`;
-    const check = await new Deno.Command(python, { args: ["-c", program], stdout: "piped" })
+    const check = await new Deno.Command(TORCH_PYTHON, { args: ["-c", program], stdout: "piped" })
       .output();
     const seen = JSON.parse(new TextDecoder().decode(check.stdout));
     const saved = await readStatistics(`${workDir}/a.npz`);

@@ -10,26 +10,7 @@ import assert from "node:assert/strict";
 import { runStudy } from "../../src/study/runner.ts";
 import { writeReport } from "../../src/study/report.ts";
 import { makeTinyData, studyBackend, tinyPlan } from "./_tiny.ts";
-
-const python = Deno.env.get("DENO_DIFFUSION_TORCH_PYTHON") ?? "/usr/bin/python3";
-const script = new URL("../fixtures/make_fid_fixtures.py", import.meta.url).pathname;
-
-async function testWeights(dir: string): Promise<string> {
-  const run = await new Deno.Command(python, {
-    args: [script, "inception", dir],
-    stdout: "piped",
-    stderr: "piped",
-  }).output().catch((e) => {
-    throw new Error(`cannot run ${python} (${e.message}): install python3-torch`);
-  });
-  if (!run.success) {
-    throw new Error(
-      `${python} ${script} failed; this test needs PyTorch there (apt-get install ` +
-        `python3-torch):\n${new TextDecoder().decode(run.stderr)}`,
-    );
-  }
-  return `${dir}/weights.pth`;
-}
+import { makeInceptionFixture } from "../_inception_weights.ts";
 
 Deno.test({
   name: "runStudy() scores saved samples once weights appear, labelled not comparable",
@@ -41,7 +22,7 @@ Deno.test({
     try {
       const [data, weights] = await Promise.all([
         makeTinyData(`${work}/data`, 8),
-        testWeights(work),
+        makeInceptionFixture(work),
       ]);
       const plan = tinyPlan();
       plan.entries = plan.entries.filter((e) => e.id === "gan-tiny" || e.id === "floor-cat-8");
