@@ -14,7 +14,8 @@ import { computeActivations } from "../metrics/features.ts";
 import { fidFromStatistics, statisticsOf } from "../metrics/fid.ts";
 import { isInceptionDims } from "../metrics/inception.ts";
 import { kernelInceptionDistance } from "../metrics/kid.ts";
-import { cacheDir, loadInception, resolveInceptionWeights } from "../metrics/weights.ts";
+import { loadInception, resolveInceptionWeights } from "../metrics/weights.ts";
+import { defaultCacheDir } from "../io/cache.ts";
 import { datasetImages, generatedImages } from "../study/evaluate.ts";
 import { openCheckpoint } from "../train/registry.ts";
 import {
@@ -254,7 +255,7 @@ async function cachedFeatures(
   key: string,
   compute: () => Promise<{ data: Float32Array; n: number; dims: number }>,
 ): Promise<{ data: Float32Array; n: number; dims: number }> {
-  const path = `${cacheDir()}/fid-reference/${key}.npy`;
+  const path = `${defaultCacheDir()}/fid-reference/${key}.npy`;
   try {
     const cached = await readNpy(path);
     if (cached.dtype === "float32" && cached.shape.length === 2) {
@@ -265,7 +266,7 @@ async function cachedFeatures(
     // Not cached yet (or unreadable): compute below and overwrite.
   }
   const features = await compute();
-  await Deno.mkdir(`${cacheDir()}/fid-reference`, { recursive: true });
+  await Deno.mkdir(`${defaultCacheDir()}/fid-reference`, { recursive: true });
   await writeNpy(path, {
     dtype: "float32",
     shape: [features.n, features.dims],

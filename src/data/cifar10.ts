@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { defaultCacheDir } from "../io/cache.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { Md5 } from "./md5.ts";
 
@@ -150,23 +151,6 @@ export async function hasCifarBatches(dir: string): Promise<boolean> {
     }
   }
   return true;
-}
-
-/**
- * The project's cache folder: `$XDG_CACHE_HOME/deno-diffusion`, else `~/.cache/deno-diffusion`.
- *
- * @example
- * ```ts
- * import { defaultCacheDir } from "./cifar10.ts";
- * console.log(defaultCacheDir()); // e.g. "/home/me/.cache/deno-diffusion"
- * ```
- */
-export function defaultCacheDir(): string {
-  const xdg = Deno.env.get("XDG_CACHE_HOME");
-  if (xdg) return `${xdg}/deno-diffusion`;
-  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
-  if (!home) throw new Error("cannot find a cache folder: set XDG_CACHE_HOME or HOME");
-  return `${home}/.cache/deno-diffusion`;
 }
 
 /** Called while downloading with the bytes so far and the total (null when unknown). */

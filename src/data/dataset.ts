@@ -16,13 +16,13 @@
  *
  * @module
  */
+import { defaultCacheDir } from "../io/cache.ts";
 import { Rng } from "../backend/rng.ts";
 import type { Batch } from "../train/task.ts";
 import {
   CIFAR10_BATCHES_DIR,
   CIFAR10_CLASSES,
   CIFAR10_URL,
-  defaultCacheDir,
   ensureCifar10,
   hasCifarBatches,
   readCifarSplit,

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { defaultCacheDir } from "../io/cache.ts";
 import type { Backend } from "../backend/backend.ts";
 import { readTorchStateDict } from "../io/torch_pickle.ts";
 import { type InceptionDims, inceptionFromStateDict, type InceptionNet } from "./inception.ts";
@@ -22,16 +23,9 @@ export const FID_WEIGHTS_SIZE = 95_628_359;
 /** The released file's sha256 starts with this (the hash in its name). */
 export const FID_WEIGHTS_SHA256_PREFIX = "6726825d";
 
-/** The cache folder: `$XDG_CACHE_HOME/deno-diffusion` or `~/.cache/deno-diffusion`. */
-export function cacheDir(): string {
-  const xdg = Deno.env.get("XDG_CACHE_HOME");
-  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
-  return `${xdg || `${home}/.cache`}/deno-diffusion`;
-}
-
 /** Where the weights are cached. */
 export function cachedWeightsPath(): string {
-  return `${cacheDir()}/${FID_WEIGHTS_FILE}`;
+  return `${defaultCacheDir()}/${FID_WEIGHTS_FILE}`;
 }
 
 function howToGet(): string {
