@@ -135,3 +135,66 @@ Deno.test("train, resume and sample run end to end from the CLI", async () => {
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("Ctrl-C during train writes a checkpoint, exits 130, and --resume continues from it", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    await tinyImageFolder(`${root}/data`);
+    const run = `${root}/gan`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        CLI,
+        "train",
+        "--model",
+        "gan",
+        "--data",
+        `${root}/data`,
+        "--classes",
+        "a,b",
+      ]
+        .concat([
+          "--ngf",
+          "4",
+          "--ndf",
+          "4",
+          "--nz",
+          "8",
+          "--batch-size",
+          "4",
+          "--max-steps",
+          "100000",
+        ])
+        .concat(["--log-every", "1", "--out", run]),
+      stdout: "piped",
+      stderr: "piped",
+      env: { DENO_DIFFUSION_BACKEND: "torch-cpu" },
+    }).spawn();
+    // Wait for a few logged steps, then interrupt as a terminal would.
+    const deadline = Date.now() + 120_000;
+    let logged = 0;
+    while (logged < 3 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      logged = await Deno.readTextFile(`${run}/log.jsonl`).then(
+        (t) => t.trim().split("\n").filter(Boolean).length,
+        () => 0,
+      );
+    }
+    assert.ok(logged >= 3, "training logged steps before the interrupt");
+    child.kill("SIGINT");
+    const { code, stderr } = await child.output();
+    const text = new TextDecoder().decode(stderr);
+    assert.equal(code, 130, text);
+    assert.match(text, /interrupted; checkpoint written: step (\d+)\/100000/);
+    const step = Number(text.match(/checkpoint written: step (\d+)/)![1]);
+    const saved = JSON.parse(await Deno.readTextFile(`${run}/checkpoint.json`));
+    assert.equal(saved.step, step);
+
+    const resumed = await cli("train", "--resume", "--out", run, "--max-steps", String(step + 2));
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stderr, new RegExp(`resumed .* at step ${step}`));
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
