@@ -297,6 +297,7 @@ async function resumeRun(parsed: Parsed, backend: Backend): Promise<number> {
   const trainRecord = ckpt.state.train as {
     batchSize: number;
     epochs: number;
+    maxSteps?: number | null;
     seed: number;
     flip: boolean;
     source?: { data: string | null; classes: string };
@@ -313,6 +314,9 @@ async function resumeRun(parsed: Parsed, backend: Backend): Promise<number> {
       runDir,
       batchSize: trainRecord.batchSize,
       epochs: int(parsed, "epochs", 1) ?? trainRecord.epochs,
+      // The same budget as the interrupted run unless a new one is given, so schedules that
+      // depend on progress (the GAN's input-noise annealing) continue unchanged.
+      maxSteps: int(parsed, "max-steps", 1) ?? trainRecord.maxSteps ?? undefined,
       seed: trainRecord.seed,
       flip: trainRecord.flip,
       source,
@@ -332,6 +336,7 @@ async function runTraining(
     runDir: string;
     batchSize: number;
     epochs: number;
+    maxSteps?: number;
     seed: number;
     flip?: boolean;
     source: { data: string | null; classes: string };
@@ -350,6 +355,7 @@ async function runTraining(
   try {
     const result = await train(task, data, {
       ...trainingOptions(parsed),
+      maxSteps: run.maxSteps ?? int(parsed, "max-steps", 1),
       runDir: run.runDir,
       batchSize: run.batchSize,
       epochs: run.epochs,

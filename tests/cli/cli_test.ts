@@ -92,6 +92,10 @@ Deno.test("train, resume and sample run end to end from the CLI", async () => {
       JSON.parse(l)
     );
     assert.equal(log.at(-1).step, 5);
+    // Without --max-steps a resume keeps the budget the run was given last (5), not the epochs.
+    const again5 = await cli("train", "--resume", "--out", run);
+    assert.equal(again5.code, 0, again5.stderr);
+    assert.match(again5.stderr, /done: step 5\/5/);
 
     const sampled = await cli(
       "sample",
