@@ -166,10 +166,7 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   const classes = str(parsed, "classes")!;
   const conditional = bool(parsed, "cond");
   // Every flag is read (and so checked) before the data set is loaded; the fields that depend
-  // on the data (classes, image size) are filled in afterwards.
-  const numClasses = 0;
-  const channels = 3;
-  const height = 32;
+  // on the data (classes, image size, channels) keep their defaults until it is.
   let config: Record<string, unknown>;
   let batchSize: number;
   if (model === "ddpm") {
@@ -198,14 +195,11 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
         DEFAULT_DDPM_CONFIG.schedule,
       timesteps: int(parsed, "timesteps", 2, 100_000) ?? DEFAULT_DDPM_CONFIG.timesteps,
       loss: choice(parsed, "loss", ["simple", "vlb"] as const) ?? DEFAULT_DDPM_CONFIG.loss,
-      numClasses,
       cfgDrop: num(parsed, "cfg-drop", 0, 1) ?? (conditional ? DEFAULT_DDPM_CONFIG.cfgDrop : 0),
       lr: num(parsed, "lr", 0, 1) ?? DEFAULT_DDPM_CONFIG.lr,
       ema: num(parsed, "ema", 0, 1) ?? DEFAULT_DDPM_CONFIG.ema,
       emaStart: int(parsed, "ema-start", 0) ?? DEFAULT_DDPM_CONFIG.emaStart,
       gradClip: num(parsed, "grad-clip", 0) ?? DEFAULT_DDPM_CONFIG.gradClip,
-      imageSize: height,
-      channels,
     };
     config = { ...ddpm };
     batchSize = int(parsed, "batch-size", 1) ?? (onGpu ? 64 : 32);
@@ -231,12 +225,9 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
       nz: int(parsed, "nz", 1) ?? DEFAULT_GAN_CONFIG.nz,
       ngf: int(parsed, "ngf", 1) ?? DEFAULT_GAN_CONFIG.ngf,
       ndf: int(parsed, "ndf", 1) ?? DEFAULT_GAN_CONFIG.ndf,
-      numClasses,
       smooth: bool(parsed, "smooth"),
       dNoise: num(parsed, "d-noise", 0) ?? 0,
       lr: num(parsed, "lr", 0, 1) ?? DEFAULT_GAN_CONFIG.lr,
-      imageSize: height,
-      channels,
     };
     config = { ...gan };
     batchSize = int(parsed, "batch-size", 1) ?? 128;
@@ -316,7 +307,7 @@ async function resumeRun(parsed: Parsed, backend: Backend): Promise<number> {
       epochs: int(parsed, "epochs", 1) ?? trainRecord.epochs,
       // The same budget as the interrupted run unless a new one is given, so schedules that
       // depend on progress (the GAN's input-noise annealing) continue unchanged.
-      maxSteps: int(parsed, "max-steps", 1) ?? trainRecord.maxSteps ?? undefined,
+      maxSteps: trainRecord.maxSteps ?? undefined,
       seed: trainRecord.seed,
       flip: trainRecord.flip,
       source,
@@ -353,9 +344,10 @@ async function runTraining(
   };
   Deno.addSignalListener("SIGINT", onSigint);
   try {
+    const flags = trainingOptions(parsed);
     const result = await train(task, data, {
-      ...trainingOptions(parsed),
-      maxSteps: run.maxSteps ?? int(parsed, "max-steps", 1),
+      ...flags,
+      maxSteps: flags.maxSteps ?? run.maxSteps,
       runDir: run.runDir,
       batchSize: run.batchSize,
       epochs: run.epochs,
