@@ -3,7 +3,9 @@
  * layout, per backend. Two ways to run it:
  *
  *   deno run -A bench/fid_bench.ts [--images 200] [--batch-size 50] [--backend torch-cpu]
- *     one JSON line per backend: {"backend","images","batch_size","seconds","images_per_s"}
+ *     one JSON line per backend: {"backend","images","batch_size","seconds","images_per_s",
+ *     "load_average"} (the 1/5/15-minute load averages when the timed run started: on a shared
+ *     machine the number means little without them)
  *   deno bench -A bench/fid_bench.ts
  *     one batch of 10 CIFAR-sized images per iteration, per available backend
  *
@@ -57,6 +59,7 @@ async function measure(name: BackendName, images: number, batchSize: number) {
   const net = randomInception(backend);
   try {
     await computeActivations(backend, net, randomImages(2), { progress: false }); // warm-up
+    const loadAverage = Deno.loadavg();
     const start = performance.now();
     await computeActivations(backend, net, randomImages(images), { batchSize, progress: false });
     const seconds = (performance.now() - start) / 1000;
@@ -66,6 +69,7 @@ async function measure(name: BackendName, images: number, batchSize: number) {
       batch_size: batchSize,
       seconds,
       images_per_s: images / seconds,
+      load_average: loadAverage,
     };
   } finally {
     net.dispose();

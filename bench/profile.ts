@@ -1,8 +1,10 @@
 /**
  * Where the time of a bench/compare.ts workload goes, per Backend method:
  *
- *     deno run -A bench/profile.ts dcgan-step [--backend torch-cpu] [--reps 2]
+ *     deno run -A bench/profile.ts dcgan-step [--backend torch-cpu] [--reps 2] [--by-shape]
  *
+ * `--by-shape` splits each method by the shapes of its tensor arguments (e.g. one row per conv
+ * layer shape), to see which calls of a method are slow.
  * Wraps the backend in a Proxy that times every method call (self time: time spent in nested
  * backend calls, e.g. ops inside valueAndGrad's loss function, is not counted twice) and prints
  * the methods by total self time. On torch-cpu every op is synchronous, so the time of an op is
@@ -34,7 +36,11 @@ interface OpStat {
  * console.log([...stats.keys()]); // ["zeros", "add", "read"]
  * ```
  */
-export function profiled(backend: Backend, stats: Map<string, OpStat>): Backend {
+export function profiled(
+  backend: Backend,
+  stats: Map<string, OpStat>,
+  byShape = false,
+): Backend {
   let nested = 0; // ms spent in calls below the current one
   return new Proxy(backend, {
     get(target, key, receiver) {
@@ -48,15 +54,29 @@ export function profiled(backend: Backend, stats: Map<string, OpStat>): Backend 
           return value.apply(target, args);
         } finally {
           const total = performance.now() - start;
-          const stat = stats.get(key) ?? { calls: 0, self: 0 };
+          const row = byShape ? `${key} ${shapesKey(args)}` : key;
+          const stat = stats.get(row) ?? { calls: 0, self: 0 };
           stat.calls++;
           stat.self += total - nested;
-          stats.set(key, stat);
+          stats.set(row, stat);
           nested = outerNested + total;
         }
       };
     },
   });
+}
+
+/** "[2,3,8,8] [4,3,3,3]": the shapes of the tensor arguments of a call (arrays of tensors too). */
+function shapesKey(args: unknown[]): string {
+  const shapes: string[] = [];
+  const visit = (a: unknown) => {
+    if (Array.isArray(a)) a.forEach(visit);
+    else if (typeof a === "object" && a !== null && "shape" in a && "dtype" in a) {
+      shapes.push(`[${(a as { shape: number[] }).shape}]`);
+    }
+  };
+  args.forEach(visit);
+  return shapes.join(" ");
 }
 
 async function main(): Promise<void> {
@@ -65,16 +85,19 @@ async function main(): Promise<void> {
     options: {
       backend: { type: "string", default: "torch-cpu" },
       reps: { type: "string", default: "2" },
+      "by-shape": { type: "boolean", default: false },
     },
     allowPositionals: true,
   });
   const [name] = parseWorkloads(positionals[0] ?? "");
   if (!name || !isBackendName(values.backend)) {
-    throw new Error("usage: deno run -A bench/profile.ts WORKLOAD [--backend B] [--reps N]");
+    throw new Error(
+      "usage: deno run -A bench/profile.ts WORKLOAD [--backend B] [--reps N] [--by-shape]",
+    );
   }
   const backend = await createBackend(values.backend as BackendName);
   const stats = new Map<string, OpStat>();
-  const workload = createWorkload(profiled(backend, stats), name);
+  const workload = createWorkload(profiled(backend, stats, values["by-shape"]), name);
   workload.run(); // warm-up, not counted
   stats.clear();
   const reps = Number(values.reps);
@@ -89,13 +112,14 @@ async function main(): Promise<void> {
     `${name} on ${values.backend}: ${wall.toFixed(1)} ms per run, ` +
       `${counted.toFixed(1)} ms inside backend calls`,
   );
+  const width = Math.max(22, ...rows.map(([op]) => op.length + 1));
   console.log(
-    "method".padEnd(22) + "calls/run".padStart(10) + "ms/run".padStart(10) + "%".padStart(7),
+    "method".padEnd(width) + "calls/run".padStart(10) + "ms/run".padStart(10) + "%".padStart(7),
   );
   for (const [op, s] of rows) {
     const ms = s.self / reps;
     console.log(
-      op.padEnd(22) + String(s.calls / reps).padStart(10) + ms.toFixed(1).padStart(10) +
+      op.padEnd(width) + String(s.calls / reps).padStart(10) + ms.toFixed(1).padStart(10) +
         (100 * ms / wall).toFixed(1).padStart(7),
     );
   }

@@ -11,7 +11,18 @@
 
 const NATIVE_DIR = new URL(".", import.meta.url);
 const BUILD_DIR = new URL("build/", NATIVE_DIR);
-const SOURCES = ["shim.h", "shim.cpp"] as const;
+const SOURCES = [
+  "shim.h",
+  "shim.cpp",
+  "blas.h",
+  "cpu_allocator.h",
+  "cpu_allocator.cpp",
+  "panel_gemm.h",
+  "winograd.h",
+  "winograd.cpp",
+  "winograd_line.cpp",
+] as const;
+const TRANSLATION_UNITS = SOURCES.filter((f) => f.endsWith(".cpp"));
 
 /** Where a libtorch was found and how to compile against it. */
 export interface LibtorchLocation {
@@ -158,7 +169,7 @@ export async function findLibtorch(tried: string[] = []): Promise<LibtorchLocati
 }
 
 /**
- * The g++ arguments that build `output` from shim.cpp.
+ * The g++ arguments that build `output` from the .cpp files of native/.
  *
  * @example
  * ```ts
@@ -168,7 +179,7 @@ export async function findLibtorch(tried: string[] = []): Promise<LibtorchLocati
  * ```
  */
 export function compileArgs(where: LibtorchLocation, output: string): string[] {
-  const src = decodeURIComponent(new URL("shim.cpp", NATIVE_DIR).pathname);
+  const sources = TRANSLATION_UNITS.map((f) => decodeURIComponent(new URL(f, NATIVE_DIR).pathname));
   const cudaLibs = where.cuda ? ["-ltorch_cuda", "-lc10_cuda"] : [];
   return [
     "-O2",
@@ -177,7 +188,7 @@ export function compileArgs(where: LibtorchLocation, output: string): string[] {
     "-shared",
     `-D_GLIBCXX_USE_CXX11_ABI=${where.cxx11Abi}`,
     ...where.includeDirs.map((d) => `-I${d}`),
-    src,
+    ...sources,
     "-o",
     output,
     `-L${where.libDir}`,

@@ -3,6 +3,10 @@
 // are handled with #if on TORCH_VERSION_MAJOR/MINOR.
 #include "shim.h"
 
+#include "blas.h"
+#include "cpu_allocator.h"
+#include "winograd.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
@@ -11,7 +15,6 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/version.h>
-#include <dlfcn.h>
 
 #include <cmath>
 #include <cstring>
@@ -122,23 +125,6 @@ at::IntArrayRef ints(const int64_t* p, int32_t n) { return at::IntArrayRef(p, st
 // gigabytes per step; blocks are independent, so (batch x head) slices run in parallel.
 namespace attn {
 
-// openblas-pthread keeps its own thread pool; BLAS calls from inside at::parallel_for must not
-// start more threads on top of ATen's. Looked up at run time: other BLAS builds lack the call.
-using SetThreads = void (*)(int);
-using GetThreads = int (*)();
-
-struct SingleThreadedBlas {
-  SetThreads set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  GetThreads get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  int previous = get ? get() : 0;
-  SingleThreadedBlas() {
-    if (set && previous > 1) set(1);
-  }
-  ~SingleThreadedBlas() {
-    if (set && previous > 1) set(previous);
-  }
-};
-
 // Query rows per block, and (batch x head) slices per block: ~1 MiB of scores per block.
 struct Blocking {
   int64_t rows;
@@ -155,7 +141,7 @@ Blocking blocking(int64_t lq, int64_t lk) {
 template <typename Fn>
 void for_each_block(int64_t bh, int64_t lq, int64_t lk, const Fn& fn) {
   const Blocking blk = blocking(lq, lk);
-  SingleThreadedBlas single;
+  dd::SingleThreadedBlas single;
   at::parallel_for(0, (bh + blk.slices - 1) / blk.slices, 1, [&](int64_t begin, int64_t end) {
     at::NoGradGuard no_grad;
     for (int64_t g = begin; g < end; g++) {
@@ -333,6 +319,7 @@ int32_t dd_init(int32_t use_cuda, int32_t cpu_threads) {
     }
     g_cuda_name = "cuda:0 (" + std::to_string(n) + " GPU" + (n > 1 ? "s" : "") + " visible)";
   }
+  dd::install_caching_cpu_allocator();
   int32_t threads = cpu_threads > 0 ? cpu_threads
                                     : static_cast<int32_t>(std::thread::hardware_concurrency());
   // libtorch 1.13 defaults to half the cores; use them all.
@@ -610,11 +597,39 @@ int32_t dd_linear(dd_tensor x, dd_tensor w, dd_tensor b, dd_out* out) {
   DD_CATCH
 }
 
-int32_t dd_conv2d(dd_tensor x, dd_tensor w, dd_tensor b, int32_t stride, int32_t padding,
-                  dd_out* out) {
+}  // extern "C"
+
+namespace {
+
+// relu?(conv2d(x, w) + b): Winograd for stride-1 3x3 (and, without gradients, 1xk / kx1) CPU
+// convs, else ATen (oneDNN on CPU).
+at::Tensor conv2d_forward(const at::Tensor& x, const at::Tensor& w,
+                          const c10::optional<at::Tensor>& b, int64_t stride, int64_t pad_h,
+                          int64_t pad_w, bool relu) {
+  if (winograd::applies(x, w, stride, pad_h, pad_w)) {
+    return winograd::conv2d(x, w, b, pad_h, pad_w, relu);
+  }
+  if (winograd::applies_line(x, w, stride, pad_h, pad_w)) {
+    return winograd::conv2d_line(x, w, b, pad_h, pad_w, relu);
+  }
+  at::Tensor y = at::conv2d(conv_layout(x), conv_layout(w), b, {stride, stride}, {pad_h, pad_w});
+  if (!relu) return y;
+  return c10::GradMode::is_enabled() ? at::relu(y) : at::relu_(y);
+}
+
+}  // namespace
+
+extern "C" {
+
+int32_t dd_conv2d(dd_tensor x, dd_tensor w, dd_tensor b, int32_t stride, int32_t pad_h,
+                  int32_t pad_w, int32_t activation, dd_out* out) {
   DD_TRY
-  return emit(at::conv2d(conv_layout(T(x)), conv_layout(T(w)), opt(b), {stride, stride},
-                         {padding, padding}),
+  if (activation != DD_ACT_NONE && activation != DD_ACT_RELU) {
+    set_error(("conv2d: unknown activation code " + std::to_string(activation)).c_str());
+    return 1;
+  }
+  return emit(conv2d_forward(T(x), T(w), opt(b), stride, pad_h, pad_w,
+                             activation == DD_ACT_RELU),
               out);
   DD_CATCH
 }

@@ -41,6 +41,8 @@ enum {
 };
 /* Binary op codes (dd_binary, dd_binary_scalar). */
 enum { DD_ADD = 0, DD_SUB, DD_MUL, DD_DIV, DD_GREATER, DD_POW, DD_LEAKY_RELU };
+/* Activation codes fused into dd_conv2d. */
+enum { DD_ACT_NONE = 0, DD_ACT_RELU };
 /* Reduction codes (dd_reduce). */
 enum { DD_SUM = 0, DD_MEAN, DD_MAX };
 
@@ -96,8 +98,10 @@ int32_t dd_gather(dd_tensor a, dd_tensor indices, int32_t axis, dd_out* out);
 /* ---- layers (NCHW at the interface) ---- */
 int32_t dd_matmul(dd_tensor a, dd_tensor b, dd_out* out);
 int32_t dd_linear(dd_tensor x, dd_tensor w, dd_tensor b, dd_out* out);
-int32_t dd_conv2d(dd_tensor x, dd_tensor w, dd_tensor b, int32_t stride, int32_t padding,
-                  dd_out* out);
+/* Zero padding pad_h rows top and bottom, pad_w columns left and right; activation
+ * DD_ACT_NONE or DD_ACT_RELU (applied after the bias). */
+int32_t dd_conv2d(dd_tensor x, dd_tensor w, dd_tensor b, int32_t stride, int32_t pad_h,
+                  int32_t pad_w, int32_t activation, dd_out* out);
 int32_t dd_conv_transpose2d(dd_tensor x, dd_tensor w, dd_tensor b, int32_t stride,
                             int32_t padding, int32_t output_padding, dd_out* out);
 int32_t dd_group_norm(dd_tensor x, int32_t groups, dd_tensor w, dd_tensor b, double eps,

@@ -68,6 +68,17 @@ export interface ConvOptions {
   outputPadding?: number;
 }
 
+/**
+ * Options of {@link Backend.conv2d}: {@link ConvOptions} with rectangular padding and a fused
+ * activation, so that e.g. a 1x7 conv keeps its size and `relu(conv + b)` is one call.
+ */
+export interface Conv2dOptions extends Omit<ConvOptions, "padding" | "outputPadding"> {
+  /** Zero padding: `p` on every side, or `[rows, cols]` (top and bottom, left and right). */
+  padding?: number | readonly [number, number];
+  /** Applied after the bias: `"relu"` gives relu(conv(x) + b). Default none. */
+  activation?: "relu";
+}
+
 /** Options of {@link Backend.batchNorm}. */
 export interface BatchNormOptions {
   /** Use batch statistics and update the running statistics in place. */
@@ -209,7 +220,7 @@ export interface Backend {
   /** x [..., in] · w[out, in]ᵀ + b[out]. */
   linear(x: Tensor, w: Tensor, b?: Tensor): Tensor;
   /** x [N, Cin, H, W], w [Cout, Cin, k, k], b [Cout]. */
-  conv2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts?: ConvOptions): Tensor;
+  conv2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts?: Conv2dOptions): Tensor;
   /** x [N, Cin, H, W], w [Cin, Cout, k, k] (PyTorch layout), b [Cout]. */
   convTranspose2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts?: ConvOptions): Tensor;
   /** x [N, C, ...], weight/bias [C]. */

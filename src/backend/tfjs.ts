@@ -23,6 +23,7 @@ import * as tf from "@tensorflow/tfjs";
 // Registers the "wasm" kernel backend; Deno drops an import that binds nothing unless it is
 // a bare side-effect import like this one.
 import "@tensorflow/tfjs-backend-wasm";
+import { acquireConvWorker, type ConvWorker, releaseConvWorker } from "./tfjs_worker.ts";
 import {
   type AdamOptions,
   type AdamState,
@@ -30,6 +31,7 @@ import {
   BackendError,
   BackendUnavailableError,
   type BatchNormOptions,
+  type Conv2dOptions,
   type ConvOptions,
   type DType,
   type Keepable,
@@ -140,25 +142,35 @@ export async function createTfjsBackend(kind: TfjsKind): Promise<Backend> {
   if (!ok || tf.getBackend() !== kind) {
     throw new BackendUnavailableError(`tfjs-${kind}`, `tf.setBackend("${kind}") failed`);
   }
-  return new TfjsBackend(kind);
+  return new TfjsBackend(kind, kind === "wasm" ? acquireConvWorker() : undefined);
 }
 
 class TfjsBackend implements Backend {
   readonly name: string;
-  readonly device: string;
   readonly version: string = tf.version.tfjs;
   readonly #kind: TfjsKind;
+  /** Computes half of each large conv on a second core (tfjs_worker.ts); wasm only. */
+  #convWorker: ConvWorker | undefined;
   /** Every tfjs tensor this instance handed out, for dispose(); pruned of freed ones lazily. */
   #owned = new Set<Tf>();
   #pruneAt = 4096;
   #disposed = false;
 
-  constructor(kind: TfjsKind) {
+  constructor(kind: TfjsKind, convWorker?: ConvWorker) {
     this.#kind = kind;
     this.name = `tfjs-${kind}`;
-    this.device = kind === "wasm"
-      ? `wasm (${tf.env().getBool("WASM_HAS_SIMD_SUPPORT") ? "SIMD" : "no SIMD"}, 1 thread)`
-      : "cpu (pure JavaScript)";
+    this.#convWorker = convWorker;
+  }
+
+  get device(): string {
+    if (this.#kind === "cpu") return "cpu (pure JavaScript)";
+    const simd = tf.env().getBool("WASM_HAS_SIMD_SUPPORT") ? "SIMD" : "no SIMD";
+    const worker = this.#convWorker;
+    if (!worker) return `wasm (${simd}, 1 thread)`;
+    if (worker.failure !== undefined && !this.#disposed) {
+      return `wasm (${simd}, 1 thread; conv worker off: ${worker.failure})`;
+    }
+    return `wasm (${simd}, 1 thread + 1 worker for large convs)`;
   }
 
   // ---- plumbing ----
@@ -491,18 +503,35 @@ class TfjsBackend implements Backend {
       return tf.reshape(y, [...x.shape.slice(0, -1), w.shape[0]]);
     });
   }
-  conv2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts: ConvOptions = {}): Tensor {
+  conv2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts: Conv2dOptions = {}): Tensor {
     const inputs = b ? [x, w, b] : [x, w];
-    const { stride = 1, padding = 0 } = opts;
+    const { stride = 1, padding = 0, activation } = opts;
     const ok = x.shape.length === 4 && w.shape.length === 4 && x.shape[1] === w.shape[1] &&
       w.shape[2] === w.shape[3] && (!b || shapeString(b.shape) === shapeString([w.shape[0]]));
     this.#check("conv2d", inputs, ok, "expects x [N, Cin, H, W], w [Cout, Cin, k, k], b [Cout]");
-    const [k, s, p] = [w.shape[2], stride, padding];
-    const outOk = x.shape[2] + 2 * p >= k && x.shape[3] + 2 * p >= k && s >= 1 && p >= 0;
-    this.#check("conv2d", inputs, outOk, `kernel ${k} larger than padded input (padding ${p})`);
+    this.#check(
+      "conv2d",
+      inputs,
+      activation === undefined || activation === "relu",
+      `unknown activation "${activation}" (only "relu")`,
+    );
+    const [ph, pw] = typeof padding === "number" ? [padding, padding] : padding;
+    const [k, s] = [w.shape[2], stride];
+    const outOk = x.shape[2] + 2 * ph >= k && x.shape[3] + 2 * pw >= k && s >= 1 && ph >= 0 &&
+      pw >= 0;
+    this.#check(
+      "conv2d",
+      inputs,
+      outOk,
+      `kernel ${k} larger than padded input (padding ${ph}, ${pw})`,
+    );
     return this.#run("conv2d", inputs, (xh, wh, bh) => {
-      const y = conv2dWithGrad(nhwc(xh), nchw(wh), s, p); // [N, Ho, Wo, Cout]
-      return { t: bh ? tf.add(y, bh.tf) : y, channelsLast: true };
+      // The conv kernel pads alike on both axes; other padding is added explicitly first.
+      const square = ph === pw;
+      const xt = square ? nhwc(xh) : tf.pad(nhwc(xh), [[0, 0], [ph, ph], [pw, pw], [0, 0]]);
+      let y = conv2dWithGrad(xt, nchw(wh), s, square ? ph : 0); // [N, Ho, Wo, Cout]
+      if (bh) y = tf.add(y, bh.tf);
+      return { t: activation === "relu" ? tf.relu(y) : y, channelsLast: true };
     });
   }
   convTranspose2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts: ConvOptions = {}): Tensor {
@@ -810,6 +839,7 @@ class TfjsBackend implements Backend {
     for (const t of this.#owned) if (!t.isDisposed) t.dispose();
     this.#owned.clear();
     this.#disposed = true;
+    if (this.#convWorker) releaseConvWorker();
   }
 
   [Symbol.dispose](): void {

@@ -9,6 +9,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { batchMatMul } from "./tfjs_kernels.ts";
 
 type Tf = tf.Tensor;
 
@@ -25,7 +26,7 @@ export function needsGrouping(slices: number, lq: number, lk: number): boolean {
 
 /** softmax(q kᵀ · scale) for one group: q [n, Lq, d], k [n, Lk, d] -> [n, Lq, Lk]. */
 function probabilities(q: Tf, k: Tf, scale: number): Tf {
-  return tf.softmax(tf.mul(tf.matMul(q, k, false, true), scale));
+  return tf.softmax(tf.mul(batchMatMul(q, k, false, true), scale));
 }
 
 /**
@@ -67,7 +68,7 @@ export function groupedAttention(q: Tf, k: Tf, v: Tf, budget = GROUP_BUDGET): Tf
       tf.reshape(vv as Tf, [slices, lk, dv]),
     ];
     const [out3] = overGroups([q3, k3, v3], ([qc, kc, vc]) => [
-      tf.matMul(probabilities(qc, kc, scale), vc),
+      batchMatMul(probabilities(qc, kc, scale), vc),
     ]); // [B*h, Lq, dv]
     (save as tf.GradSaveFunc)([q3, k3, v3, out3]);
     return {
@@ -78,11 +79,11 @@ export function groupedAttention(q: Tf, k: Tf, v: Tf, budget = GROUP_BUDGET): Tf
           const p = probabilities(qc, kc, scale); // recomputed, [n, Lq, Lk]
           // dS = P (dP - rowsum(dO O)), dP = dO Vᵀ: the softmax Jacobian applied to dP
           const rowTerm = tf.sum(tf.mul(dyc, oc), -1, true);
-          const ds = tf.mul(p, tf.sub(tf.matMul(dyc, vc, false, true), rowTerm));
+          const ds = tf.mul(p, tf.sub(batchMatMul(dyc, vc, false, true), rowTerm));
           return [
-            tf.mul(tf.matMul(ds, kc), scale), // dQ = dS K / sqrt(d)
-            tf.mul(tf.matMul(ds, qc, true, false), scale), // dK = dSᵀ Q / sqrt(d)
-            tf.matMul(p, dyc, true, false), // dV = Pᵀ dO
+            tf.mul(batchMatMul(ds, kc), scale), // dQ = dS K / sqrt(d)
+            tf.mul(batchMatMul(ds, qc, true, false), scale), // dK = dSᵀ Q / sqrt(d)
+            batchMatMul(p, dyc, true, false), // dV = Pᵀ dO
           ];
         });
         return [

@@ -15,6 +15,7 @@ import {
   BackendError,
   BackendUnavailableError,
   type BatchNormOptions,
+  type Conv2dOptions,
   type ConvOptions,
   type DType,
   type Keepable,
@@ -23,7 +24,16 @@ import {
   type ValueAndGrad,
 } from "./backend.ts";
 
-import { BINARY, cString, type Lib, loadLibrary, MAX_RANK, REDUCE, UNARY } from "./torch_ffi.ts";
+import {
+  BINARY,
+  CONV_ACTIVATION,
+  cString,
+  type Lib,
+  loadLibrary,
+  MAX_RANK,
+  REDUCE,
+  UNARY,
+} from "./torch_ffi.ts";
 
 // ---- tensors ----
 
@@ -506,13 +516,20 @@ class TorchBackend implements Backend {
     return this.#result(status, "linear", [x, w, b]);
   }
 
-  conv2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts: ConvOptions = {}): Tensor {
+  conv2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts: Conv2dOptions = {}): Tensor {
+    const { padding = 0, activation } = opts;
+    const [padRows, padCols] = typeof padding === "number" ? [padding, padding] : padding;
+    if (activation !== undefined && !Object.hasOwn(CONV_ACTIVATION, activation)) {
+      throw new BackendError("conv2d", shapesOf([x, w, b]), `unknown activation "${activation}"`);
+    }
     const status = this.#lib.dd_conv2d(
       this.#h(x, "conv2d"),
       this.#h(w, "conv2d"),
       this.#hOpt(b, "conv2d"),
       opts.stride ?? 1,
-      opts.padding ?? 0,
+      padRows,
+      padCols,
+      CONV_ACTIVATION[activation ?? "none"],
       this.#out,
     );
     return this.#result(status, "conv2d", [x, w, b]);

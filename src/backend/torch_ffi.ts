@@ -40,7 +40,7 @@ export const SYMBOLS = {
   dd_gather: { parameters: [H, H, "i32", OUT], result: "i32" },
   dd_matmul: { parameters: [H, H, OUT], result: "i32" },
   dd_linear: { parameters: [H, H, H, OUT], result: "i32" },
-  dd_conv2d: { parameters: [H, H, H, "i32", "i32", OUT], result: "i32" },
+  dd_conv2d: { parameters: [H, H, H, "i32", "i32", "i32", "i32", OUT], result: "i32" },
   dd_conv_transpose2d: { parameters: [H, H, H, "i32", "i32", "i32", OUT], result: "i32" },
   dd_group_norm: { parameters: [H, "i32", H, H, "f64", OUT], result: "i32" },
   dd_layer_norm: { parameters: [H, H, H, "f64", OUT], result: "i32" },
@@ -90,6 +90,8 @@ export const UNARY = {
 } as const;
 export const BINARY = { add: 0, sub: 1, mul: 2, div: 3, greater: 4, pow: 5, leakyRelu: 6 } as const;
 export const REDUCE = { sum: 0, mean: 1, max: 2 } as const;
+/** Activation codes fused into dd_conv2d (DD_ACT_*). */
+export const CONV_ACTIVATION = { none: 0, relu: 1 } as const;
 /** DD_MAX_RANK: dd_out holds at most this many sizes. */
 export const MAX_RANK = 8;
 

@@ -10,7 +10,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { Backend, Tensor } from "../../src/backend/backend.ts";
+import { type Backend, BackendError, type Tensor } from "../../src/backend/backend.ts";
 import { testEachBackend } from "../_backends.ts";
 
 const ATOL = 1e-4;
@@ -105,7 +105,11 @@ const num = (a: Attrs, k: string) => a[k] as number;
 /** How each fixture op maps onto the Backend interface. */
 const OPS: Record<string, (b: Backend, x: Inputs, a: Attrs) => Tensor> = {
   conv2d: (b, x, a) =>
-    b.conv2d(x.x, x.w, x.b, { stride: a.stride as number, padding: a.padding as number }),
+    b.conv2d(x.x, x.w, x.b, {
+      stride: a.stride as number | undefined,
+      padding: a.padding as number | [number, number] | undefined,
+      activation: a.activation as "relu" | undefined,
+    }),
   convTranspose2d: (b, x, a) =>
     b.convTranspose2d(x.x, x.w, x.b, {
       stride: a.stride as number,
@@ -366,4 +370,17 @@ testEachBackend("noGrad() returns fn's result and leaves gradients working after
   assert.deepEqual([...b.read(grads[0])], [4, 6]);
   grads[0].dispose();
   w.dispose();
+});
+
+testEachBackend("conv2d() refuses an unknown activation with a BackendError naming it", (b) => {
+  b.scope(() => {
+    const x = b.zeros([1, 2, 3, 3]);
+    const w = b.zeros([1, 2, 1, 1]);
+    const gelu = { activation: "gelu" } as unknown as { activation: "relu" };
+    assert.throws(() => b.conv2d(x, w, undefined, gelu), (e: Error) => {
+      assert.ok(e instanceof BackendError, `${e.name}: ${e.message}`);
+      assert.match(e.message, /gelu/);
+      return true;
+    });
+  });
 });

@@ -2,7 +2,8 @@
  * TensorFlow.js-specific tests: the custom gradients (conv, transposed conv, matmul, gather,
  * pooling, resize, BCE) against plain float64 TypeScript references, the PyTorch semantics
  * tfjs does not give by itself, conv outputs kept channels-last giving the same values and
- * gradients as NCHW tensors, and two backends sharing tfjs's single engine.
+ * gradients as NCHW tensors, two backends sharing tfjs's single engine, and large convs split
+ * between the main thread and the conv worker giving the single-thread numbers.
  *
  * The references compute the forward pass and, for the loss L = sum(y * r) with a fixed random
  * r, the gradients by the adjoint of the same loops: dL/dx and dL/dw accumulate r * (the other
@@ -14,6 +15,19 @@ import assert from "node:assert/strict";
 import { type Backend, BackendError, type Tensor } from "../../src/backend/backend.ts";
 import { createTfjsBackend, type TfjsKind } from "../../src/backend/tfjs.ts";
 import { Rng } from "../../src/backend/rng.ts";
+import {
+  batchMatMul,
+  convSplitOptions,
+  toCHWN,
+  wasmHeapView,
+} from "../../src/backend/tfjs_kernels.ts";
+import {
+  CONV_OP,
+  type ConvOp,
+  ConvWorker,
+  convWorkerWanted,
+  currentConvWorker,
+} from "../../src/backend/tfjs_worker.ts";
 import * as tf from "@tensorflow/tfjs";
 
 const KINDS: readonly TfjsKind[] = ["wasm", "cpu"];
@@ -367,6 +381,229 @@ eachKind("convTranspose2d() matches its scatter definition with PyTorch weight l
   }
 });
 
+eachKind("toCHWN() moves every element of [N, H, W, C] to [C, H, W, N]", () => {
+  for (const [n, h, w, c] of [[3, 5, 7, 2], [1, 1, 1, 1], [4, 2, 3, 6], [2, 9, 1, 5]]) {
+    const data = Float32Array.from({ length: n * h * w * c }, (_, i) => i);
+    const got = tf.tidy(() => toCHWN(tf.tensor4d(data, [n, h, w, c])));
+    assert.deepEqual(got.shape, [c, h, w, n]);
+    const values = got.dataSync();
+    got.dispose();
+    for (let ni = 0; ni < n; ni++) {
+      for (let hi = 0; hi < h; hi++) {
+        for (let wi = 0; wi < w; wi++) {
+          for (let ci = 0; ci < c; ci++) {
+            const from = ((ni * h + hi) * w + wi) * c + ci;
+            const to = ((ci * h + hi) * w + wi) * n + ni;
+            assert.equal(values[to], data[from], `[${n},${h},${w},${c}] element ${from}`);
+          }
+        }
+      }
+    }
+  }
+});
+
+// ---- the conv worker (tfjs_worker.ts): half of each large conv on a second core ----
+
+const WORKERS_ENV = "DENO_DIFFUSION_TFJS_WORKERS";
+
+/** Runs `fn` with DENO_DIFFUSION_TFJS_WORKERS set to `value`, then restores it. */
+async function withWorkersEnv<T>(value: string, fn: () => Promise<T>): Promise<T> {
+  const before = Deno.env.get(WORKERS_ENV);
+  Deno.env.set(WORKERS_ENV, value);
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) Deno.env.delete(WORKERS_ENV);
+    else Deno.env.set(WORKERS_ENV, before);
+  }
+}
+
+/** Runs `fn` with every conv eligible for splitting (minFlops 0) or none (Infinity). */
+function withSplit<T>(split: boolean, fn: () => T): T {
+  const before = convSplitOptions.minFlops;
+  convSplitOptions.minFlops = split ? 0 : Infinity;
+  try {
+    return fn();
+  } finally {
+    convSplitOptions.minFlops = before;
+  }
+}
+
+/** Odd and even batches, strides 1 and 2, paddings 0, 1, 2 and unequal H/W paddings. */
+const SPLIT_CASES = [
+  { n: 5, ci: 3, co: 4, h: 7, w: 6, k: 3, s: 1, p: 1 as number | readonly [number, number] },
+  { n: 4, ci: 2, co: 3, h: 9, w: 9, k: 3, s: 2, p: 0 },
+  { n: 3, ci: 3, co: 2, h: 6, w: 5, k: 3, s: 1, p: 2 },
+  { n: 2, ci: 4, co: 5, h: 8, w: 7, k: 4, s: 2, p: 1 },
+  { n: 7, ci: 2, co: 2, h: 5, w: 6, k: 3, s: 1, p: [0, 2] as const },
+];
+
+eachKind("wasmHeapView() reads a tensor's elements in place on wasm only", (b) => {
+  const t = tf.tensor(Float32Array.from({ length: 24 }, (_, i) => i * 0.5 - 3), [2, 3, 4]);
+  try {
+    const view = wasmHeapView(t, 5, 13);
+    if (b.name === "tfjs-cpu") {
+      assert.equal(view, undefined);
+    } else {
+      assert.ok(view);
+      assert.deepEqual([...view], [...t.dataSync().slice(5, 18)]);
+      assert.throws(() => wasmHeapView(t, 20, 5), RangeError);
+    }
+  } finally {
+    t.dispose();
+  }
+});
+
+Deno.test({
+  name: "conv2d() split with the conv worker equals the unsplit result (dw to rounding)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const b = await withWorkersEnv("1", () => createTfjsBackend("wasm"));
+    try {
+      const worker = currentConvWorker();
+      assert.ok(worker, "a tfjs-wasm backend holds the conv worker");
+      assert.match(b.device, /1 thread \+ 1 worker/);
+      assert.ok(await worker.ready(), `worker failed: ${worker.failure}`);
+      const rng = new Rng(21);
+      for (const c of SPLIT_CASES) {
+        const xs = [c.n, c.ci, c.h, c.w];
+        const ws = [c.co, c.ci, c.k, c.k];
+        const x = randn(rng, c.n * c.ci * c.h * c.w);
+        const w = randn(rng, c.co * c.ci * c.k * c.k);
+        const opts = { stride: c.s, padding: c.p };
+        const outShape = b.conv2d(b.tensor(Float32Array.from(x), xs), b.zeros(ws), undefined, opts)
+          .shape;
+        const r = randn(rng, outShape.reduce((a, d) => a * d));
+        const run = (split: boolean): ReturnType<typeof forwardAndGrads> & { jobs: number } => {
+          const jobsBefore = worker.jobsDone;
+          const got = withSplit(split, () =>
+            forwardAndGrads(
+              b,
+              [{ data: x, shape: xs }, { data: w, shape: ws }],
+              (xt, wt) => b.conv2d(xt, wt, undefined, opts),
+              r,
+            ));
+          return { ...got, jobs: worker.jobsDone - jobsBefore };
+        };
+        const split = run(true);
+        const whole = run(false);
+        const what = JSON.stringify(c);
+        // Two forwards (y, then the loss), one dx and one dw conv, each half in the worker.
+        assert.equal(split.jobs, 4, `worker jobs ${what}`);
+        assert.equal(whole.jobs, 0, `worker jobs with splitting off ${what}`);
+        assert.deepEqual(split.y, whole.y, `y ${what}`);
+        assert.deepEqual(split.grads[0], whole.grads[0], `dx ${what}`);
+        assertClose(split.grads[1], whole.grads[1], 1e-5, `dw ${what}`);
+        assert.notDeepEqual(whole.grads[1], new Float32Array(whole.grads[1].length));
+      }
+      // A batch of one is never split.
+      const jobsBefore = worker.jobsDone;
+      withSplit(
+        true,
+        () => b.read(b.conv2d(b.full([1, 2, 5, 5], 1), b.full([3, 2, 3, 3], 1), undefined)),
+      );
+      assert.equal(worker.jobsDone, jobsBefore);
+      assert.equal(worker.failure, undefined);
+    } finally {
+      b.dispose();
+    }
+  },
+});
+
+Deno.test("dispose() of the last tfjs-wasm backend terminates the conv worker", async () => {
+  const [a, b] = await withWorkersEnv(
+    "1",
+    () => Promise.all([createTfjsBackend("wasm"), createTfjsBackend("wasm")]),
+  );
+  const worker = currentConvWorker();
+  assert.ok(worker);
+  try {
+    assert.ok(await worker.ready(), `worker failed: ${worker.failure}`);
+    const y = withSplit(
+      true,
+      () => a.read(a.conv2d(a.full([4, 2, 6, 6], 1), a.full([3, 2, 3, 3], 1), undefined)),
+    );
+    assert.equal(worker.jobsDone, 1);
+    assert.deepEqual([...y], Array(4 * 3 * 4 * 4).fill(18)); // 3x3 windows of 2 channels of 1
+    a.dispose();
+    assert.equal(currentConvWorker(), worker, "b still holds the worker");
+    assert.equal(worker.failure, undefined);
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
+  assert.equal(currentConvWorker(), undefined);
+  assert.equal(worker.failure, "terminated");
+  assert.equal(worker.usable(), false);
+  // The thread itself ends (its "exit" event), well before a generous deadline.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise((resolve) => timer = setTimeout(() => resolve("running"), 10_000));
+  const ended = await Promise.race([worker.exited.then(() => "exited"), deadline]);
+  clearTimeout(timer);
+  assert.equal(ended, "exited");
+});
+
+Deno.test("DENO_DIFFUSION_TFJS_WORKERS=0 keeps every conv on the main thread", async () => {
+  await withWorkersEnv("0", async () => {
+    assert.equal(convWorkerWanted(), false);
+    const b = await createTfjsBackend("wasm");
+    try {
+      assert.equal(currentConvWorker(), undefined);
+      assert.match(b.device, /, 1 thread\)$/);
+      const y = withSplit(
+        true,
+        () => b.read(b.conv2d(b.full([4, 1, 3, 3], 1), b.full([1, 1, 3, 3], 1), undefined)),
+      );
+      assert.deepEqual([...y], Array(4).fill(9));
+    } finally {
+      b.dispose();
+    }
+  });
+  await withWorkersEnv("1", () => Promise.resolve(assert.equal(convWorkerWanted(), true)));
+});
+
+Deno.test({
+  name: "a failing conv worker is shut down and its half runs on the main thread",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    // A worker on its own: a job it cannot run reports the error instead of hanging.
+    const lone = new ConvWorker();
+    try {
+      assert.ok(await lone.ready(), `worker failed: ${lone.failure}`);
+      const input = { data: new Float32Array(16), shape: [1, 4, 4, 1] };
+      lone.submit(99 as ConvOp, input, input, 1, 0, [1, 1, 1, 1]);
+      assert.throws(() => lone.collect(), /unknown conv job 99/);
+      assert.match(lone.failure ?? "", /unknown conv job 99/);
+      assert.equal(lone.usable(), false);
+    } finally {
+      lone.terminate();
+    }
+    // Through a backend: the failed worker's half is computed here and the device says so.
+    const b = await withWorkersEnv("1", () => createTfjsBackend("wasm"));
+    try {
+      const worker = currentConvWorker()!;
+      assert.ok(await worker.ready(), `worker failed: ${worker.failure}`);
+      const x = b.tensor(Float32Array.from(randn(new Rng(3), 6 * 2 * 5 * 5)), [6, 2, 5, 5]);
+      const w = b.tensor(Float32Array.from(randn(new Rng(4), 3 * 2 * 3 * 3)), [3, 2, 3, 3]);
+      const whole = withSplit(false, () => b.read(b.conv2d(x, w, undefined, { padding: 1 })));
+      // A good job first (1x1 conv by 3): the worker works.
+      const image = { data: Float32Array.from([1, 2, 3, 4]), shape: [1, 2, 2, 1] };
+      const filter = { data: Float32Array.from([3]), shape: [1, 1, 1, 1] };
+      worker.submit(CONV_OP.forward, image, filter, 1, 0, [1, 2, 2, 1]);
+      assert.deepEqual([...worker.collect()], [3, 6, 9, 12]);
+      worker.submit(0 as ConvOp, image, filter, 1, 0, [1, 2, 2, 1]);
+      assert.throws(() => worker.collect());
+      const after = withSplit(true, () => b.read(b.conv2d(x, w, undefined, { padding: 1 })));
+      assert.deepEqual(after, whole);
+      assert.match(b.device, /conv worker off: unknown conv job 0/);
+    } finally {
+      b.dispose();
+    }
+  },
+});
+
 // ---- pooling and resizing ----
 
 const POOL_CASES = [
@@ -597,6 +834,54 @@ eachKind("gather() picks rows by int32 index and scatter-adds repeated rows' gra
     () => b.gather(vars[0], b.tensor(Int32Array.from([5]), [1], "int32"), 1),
     BackendError,
   );
+});
+
+eachKind("batchMatMul() equals the definition for every transpose flag and batch shape", () => {
+  const rng = new Rng(7);
+  // [batch dims of a, batch dims of b, M, K, N]; the last two cases broadcast or have one slice.
+  const cases: [number[], number[], number, number, number][] = [
+    [[5], [5], 3, 4, 2],
+    [[2, 3], [2, 3], 4, 1, 5],
+    [[6], [6], 7, 9, 1],
+    [[1], [1], 3, 2, 4],
+    [[4], [1], 2, 3, 3],
+  ];
+  for (const [batchA, batchB, m, k, n] of cases) {
+    const [slicesA, slicesB] = [batchA, batchB].map((d) => d.reduce((x, y) => x * y, 1));
+    const a = randn(rng, slicesA * m * k); // logical [S, M, K]
+    const b = randn(rng, slicesB * k * n); // logical [S, K, N]
+    const slices = Math.max(slicesA, slicesB);
+    const want = new Float64Array(slices * m * n);
+    for (let s = 0; s < slices; s++) {
+      const [sa, sb] = [slicesA === 1 ? 0 : s, slicesB === 1 ? 0 : s];
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let acc = 0;
+          for (let d = 0; d < k; d++) acc += a[(sa * m + i) * k + d] * b[(sb * k + d) * n + j];
+          want[(s * m + i) * n + j] = acc;
+        }
+      }
+    }
+    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+      const got = tf.tidy(() => {
+        let at = tf.tensor(Float32Array.from(a), [...batchA, m, k]);
+        let bt = tf.tensor(Float32Array.from(b), [...batchB, k, n]);
+        // Store the transposed operand so that op(stored) is the logical one.
+        if (ta) at = tf.transpose(at, [...batchA.keys(), batchA.length + 1, batchA.length]);
+        if (tb) bt = tf.transpose(bt, [...batchB.keys(), batchB.length + 1, batchB.length]);
+        const y = batchMatMul(at, bt, ta, tb);
+        const outBatch = batchA.length >= batchB.length && slicesA >= slicesB ? batchA : batchB;
+        assert.deepEqual(y.shape, [...outBatch, m, n]);
+        return y.dataSync();
+      });
+      assertClose(
+        got,
+        want,
+        1e-5,
+        `batchMatMul ${JSON.stringify([batchA, batchB, m, k, n])} ${ta} ${tb}`,
+      );
+    }
+  }
 });
 
 // ---- elementwise semantics where tfjs and PyTorch differ ----

@@ -17,7 +17,11 @@ import {
   toInceptionInput,
 } from "../../src/metrics/features.ts";
 import { fidFromStatistics, statisticsOf } from "../../src/metrics/fid.ts";
-import { inceptionFromStateDict } from "../../src/metrics/inception.ts";
+import {
+  inceptionFromStateDict,
+  inceptionHeads,
+  inceptionLayers,
+} from "../../src/metrics/inception.ts";
 import {
   FID_WEIGHTS_FILE,
   FID_WEIGHTS_SIZE,
@@ -265,3 +269,21 @@ testEachBackend(
   },
   { only: ["torch-cpu"] },
 );
+
+Deno.test("inceptionHeads() stacks only 1x1 stride-1 convs that share their block's input", () => {
+  const layers = inceptionLayers();
+  for (const [block, members] of inceptionHeads()) {
+    const cin = layers.get(`${block}.${members[0]}`)?.cin;
+    for (const m of members) {
+      const spec = layers.get(`${block}.${m}`);
+      assert.ok(spec, `${block}.${m} is a layer`);
+      assert.deepEqual([spec.kh, spec.kw, spec.stride, spec.ph, spec.pw], [1, 1, 1, 0, 0]);
+      assert.equal(spec.cin, cin, `${block}.${m} reads the block input`);
+    }
+  }
+  // Mixed_6a has a single 1x1 conv on its input; every other Mixed block stacks two or three.
+  const blocks = new Set(
+    [...layers.keys()].filter((n) => n.startsWith("Mixed_")).map((n) => n.split(".")[0]),
+  );
+  assert.deepEqual([...blocks].filter((block) => !inceptionHeads().has(block)), ["Mixed_6a"]);
+});
