@@ -183,6 +183,9 @@ export function compileArgs(where: LibtorchLocation, output: string): string[] {
   const cudaLibs = where.cuda ? ["-ltorch_cuda", "-lc10_cuda"] : [];
   return [
     "-O2",
+    // at::parallel_for is a header template whose `#pragma omp parallel` compiles into our own
+    // code: without -fopenmp every parallel_for in the shim runs on one thread.
+    "-fopenmp",
     "-std=c++17",
     "-fPIC",
     "-shared",

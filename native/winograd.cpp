@@ -299,9 +299,8 @@ at::Tensor forward_transformed(const at::Tensor& x, const at::Tensor& u, const f
   const int64_t block = block_tiles(g, kForwardBlockFloats);
   const int64_t blocks = (g.tiles() + block - 1) / block;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-    std::unique_ptr<float[]> scratch(new float[kPoints * block * (g.cin + g.cout)]);
-    float* v = scratch.get();                  // [36, block, Cin]
-    float* m = v + kPoints * block * g.cin;   // [36, block, Cout]
+    float* v = dd::thread_scratch(kPoints * block * (g.cin + g.cout));  // [36, block, Cin]
+    float* m = v + kPoints * block * g.cin;                              // [36, block, Cout]
     for (int64_t b = begin; b < end; b++) {
       const int64_t t0 = b * block, count = std::min(block, g.tiles() - t0);
       transform_input(xp, g, t0, count, v);
@@ -333,8 +332,8 @@ at::Tensor weight_grad(const at::Tensor& x, const at::Tensor& dy, int64_t pad_h,
   const int64_t blocks = (g.tiles() + block - 1) / block;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
     const int64_t du_size = kPoints * g.cin * g.cout;
-    std::unique_ptr<float[]> scratch(new float[kPoints * block * (g.cin + g.cout) + du_size]);
-    float* v = scratch.get();                     // [36, block, Cin]
+    const int64_t scratch = kPoints * block * (g.cin + g.cout) + du_size;
+    float* v = dd::thread_scratch(scratch);       // [36, block, Cin]
     float* dm = v + kPoints * block * g.cin;      // [36, block, Cout]
     float* partial = dm + kPoints * block * g.cout;  // [36, Cin, Cout], this thread's sum
     for (int64_t b = begin; b < end; b++) {

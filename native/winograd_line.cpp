@@ -164,9 +164,8 @@ void run_line(const float* x, const float* u, const float* bias, bool relu, cons
   const int64_t block = std::max<int64_t>(16, std::min<int64_t>(256, budget / per_tile));
   const int64_t blocks = (g.tiles() + block - 1) / block;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-    std::unique_ptr<float[]> scratch(new float[A * block * (g.cin + g.cout)]);
-    float* v = scratch.get();             // [alpha, block, Cin]
-    float* m = v + A * block * g.cin;     // [alpha, block, Cout]
+    float* v = dd::thread_scratch(A * block * (g.cin + g.cout));  // [alpha, block, Cin]
+    float* m = v + A * block * g.cin;                             // [alpha, block, Cout]
     for (int64_t b = begin; b < end; b++) {
       const int64_t t0 = b * block, count = std::min(block, g.tiles() - t0);
       line_input<A>(x, g, t.bt.data(), t0, count, v);
