@@ -20,7 +20,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <mutex>
 
 #include "panel_gemm.h"

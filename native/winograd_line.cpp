@@ -11,7 +11,6 @@
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 
-#include <memory>
 #include <vector>
 
 #include "panel_gemm.h"
