@@ -17,6 +17,8 @@ const SOURCES = [
   "blas.h",
   "cpu_allocator.h",
   "cpu_allocator.cpp",
+  "conv_direct.h",
+  "conv_direct.cpp",
   "panel_gemm.h",
   "winograd.h",
   "winograd.cpp",

@@ -43,6 +43,14 @@ inline int64_t panel_width(int64_t cols, int64_t c) {
   return std::min(kPanel, cols - c / kPanel * kPanel);
 }
 
+constexpr int64_t kTileRows = 6;  // rows of a register tile of gemm_panels
+
+// Rows per block of a blocked product: near `wanted`, within [18, 252], and a whole number of
+// register tiles (a partial tile keeps fewer accumulators busy per load).
+inline int64_t block_rows(int64_t wanted) {
+  return std::max<int64_t>(18, std::min<int64_t>(252, wanted)) / kTileRows * kTileRows;
+}
+
 // Offset of element (r, c) of a [rows, cols] matrix in panel layout.
 inline int64_t panel_offset(int64_t rows, int64_t cols, int64_t r, int64_t c) {
   return (c / kPanel) * kPanel * rows + r * panel_width(cols, c) + c % kPanel;
@@ -98,12 +106,11 @@ DD_AVX2 inline void gemm_rows(int64_t rows, int64_t k_len, const float* a, int64
 DD_AVX2 inline void gemm_panels(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row,
                                 int64_t a_k, const float* b, float* c, int64_t ldc,
                                 bool accumulate) {
-  constexpr int64_t kRows = 6;
   for (int64_t j = 0; j < n; j += kPanel) {
     const float* panel = b + j * k;
     const bool wide = n - j >= kPanel;
-    for (int64_t i = 0; i < m; i += kRows) {
-      const int64_t rows = std::min(kRows, m - i);
+    for (int64_t i = 0; i < m; i += kTileRows) {
+      const int64_t rows = std::min(kTileRows, m - i);
       const float* ai = a + i * a_row;
       float* ci = c + i * ldc + j;
       if (wide) {

@@ -4,6 +4,7 @@
 #include "shim.h"
 
 #include "blas.h"
+#include "conv_direct.h"
 #include "cpu_allocator.h"
 #include "winograd.h"
 
@@ -606,11 +607,14 @@ namespace {
 at::Tensor conv2d_forward(const at::Tensor& x, const at::Tensor& w,
                           const c10::optional<at::Tensor>& b, int64_t stride, int64_t pad_h,
                           int64_t pad_w, bool relu) {
-  if (winograd::applies(x, w, stride, pad_h, pad_w)) {
+  if (winograd::applies(x, w, b, stride, pad_h, pad_w)) {
     return winograd::conv2d(x, w, b, pad_h, pad_w, relu);
   }
-  if (winograd::applies_line(x, w, stride, pad_h, pad_w)) {
+  if (winograd::applies_line(x, w, b, stride, pad_h, pad_w)) {
     return winograd::conv2d_line(x, w, b, pad_h, pad_w, relu);
+  }
+  if (direct::applies(x, w, b, stride, pad_h, pad_w)) {
+    return direct::conv2d_strided(x, w, b, stride, pad_h, pad_w, relu);
   }
   at::Tensor y = at::conv2d(conv_layout(x), conv_layout(w), b, {stride, stride}, {pad_h, pad_w});
   if (!relu) return y;

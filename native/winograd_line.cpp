@@ -160,7 +160,7 @@ void run_line(const float* x, const float* u, const float* bias, bool relu, cons
   // As in winograd.cpp: a block's transformed input and output stay in the core's cache.
   const int64_t budget = 192 * 1024;
   const int64_t per_tile = A * (g.cin + g.cout);
-  const int64_t block = std::max<int64_t>(16, std::min<int64_t>(256, budget / per_tile));
+  const int64_t block = dd::block_rows(budget / per_tile);
   const int64_t blocks = (g.tiles() + block - 1) / block;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
     float* v = dd::thread_scratch(A * block * (g.cin + g.cout));  // [alpha, block, Cin]
@@ -185,37 +185,45 @@ void run_line(const float*, const float*, const float*, bool, const LineGeometry
 
 #endif
 
-// w [Cout, Cin, 1, k] or [Cout, Cin, k, 1] -> u [alpha, Cin, Cout] (panels): G g per channel pair.
+// w [Cout, Cin, 1, k] or [Cout, Cin, k, 1] -> u [alpha, Cin, Cout] (panels): G g per channel pair,
+// written panel row by panel row (as transform_weight in winograd.cpp).
 at::Tensor transform_line_weight(const at::Tensor& weight, const LineTransform& t) {
   const at::Tensor w = weight.contiguous();
   const int64_t cout = w.size(0), cin = w.size(1), r = t.r, alpha = t.alpha;
   at::Tensor u = at::empty({alpha, cin, cout}, w.options());
   const float* src = w.data_ptr<float>();
   float* dst = u.data_ptr<float>();
-  for (int64_t co = 0; co < cout; co++) {
-    for (int64_t ci = 0; ci < cin; ci++) {
-      const float* g = src + (co * cin + ci) * r;
-      for (int64_t j = 0; j < alpha; j++) {
-        float sum = 0.0f;
-        for (int64_t k = 0; k < r; k++) sum += t.g[j * r + k] * g[k];
-        dst[j * cin * cout + panel_offset(cin, cout, ci, co)] = sum;
+  const int64_t panels = (cout + dd::kPanel - 1) / dd::kPanel;
+  at::parallel_for(0, panels, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> row(alpha * dd::kPanel);  // u[j, ci, co0 + c] at row[j * kPanel + c]
+    for (int64_t p = begin; p < end; p++) {
+      const int64_t co0 = p * dd::kPanel, width = dd::panel_width(cout, co0);
+      for (int64_t ci = 0; ci < cin; ci++) {
+        for (int64_t c = 0; c < width; c++) {
+          const float* g = src + ((co0 + c) * cin + ci) * r;
+          for (int64_t j = 0; j < alpha; j++) {
+            float sum = 0.0f;
+            for (int64_t k = 0; k < r; k++) sum += t.g[j * r + k] * g[k];
+            row[j * dd::kPanel + c] = sum;
+          }
+        }
+        const int64_t offset = panel_offset(cin, cout, ci, co0);
+        for (int64_t j = 0; j < alpha; j++) {
+          std::copy_n(row.data() + j * dd::kPanel, width, dst + j * cin * cout + offset);
+        }
       }
     }
-  }
+  });
   return u;
-}
-
-bool no_grad_needed(const at::Tensor& x, const at::Tensor& w) {
-  return !c10::GradMode::is_enabled() || (!x.requires_grad() && !w.requires_grad());
 }
 
 }  // namespace
 
-bool applies_line(const at::Tensor& x, const at::Tensor& w, int64_t stride, int64_t pad_h,
-                  int64_t pad_w) {
+bool applies_line(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b,
+                  int64_t stride, int64_t pad_h, int64_t pad_w) {
   if (!enabled()) return false;
   if (!x.is_cpu() || !w.is_cpu() || x.scalar_type() != at::kFloat ||
-      w.scalar_type() != at::kFloat || x.dim() != 4 || w.dim() != 4 || !no_grad_needed(x, w)) {
+      w.scalar_type() != at::kFloat || x.dim() != 4 || w.dim() != 4 || records_grad(x, w, b)) {
     return false;
   }
   const int64_t kh = w.size(2), kw = w.size(3), k = std::max(kh, kw);

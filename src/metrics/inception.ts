@@ -511,37 +511,44 @@ class FidInception implements InceptionNet {
   }
 
   blocks(x: Tensor, lastBlock = BLOCK_INDEX_BY_DIM[this.dims]): Tensor[] {
+    return this.#run(x, lastBlock, true);
+  }
+
+  features(x: Tensor): Tensor {
+    const index = BLOCK_INDEX_BY_DIM[this.dims];
+    return this.backend.noGrad(() => this.#run(x, index, false)[0]);
+  }
+
+  /** Pooled outputs of blocks 0..lastBlock, or of lastBlock alone when not `everyBlock`. */
+  #run(x: Tensor, lastBlock: number, everyBlock: boolean): Tensor[] {
     const b = this.backend;
     if (x.shape.length !== 4 || x.shape[1] !== 3) {
       throw new Error(`Inception expects images [N, 3, 299, 299], got [${x.shape}]`);
     }
-    const pooled = (t: Tensor) => b.mean(t, [2, 3]); // [N, C, H, W] -> [N, C]
     const out: Tensor[] = [];
+    const pool = (block: number, t: Tensor) => { // [N, C, H, W] -> [N, C]
+      if (everyBlock || block === lastBlock) out.push(b.mean(t, [2, 3]));
+    };
     let h = this.#seq(["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3"], x); // [N, 64, 147, 147]
     h = b.maxPool2d(h, 3, 2); // [N, 64, 73, 73]
-    out.push(pooled(h));
+    pool(0, h);
     if (lastBlock >= 1) {
       h = b.maxPool2d(this.#seq(["Conv2d_3b_1x1", "Conv2d_4a_3x3"], h), 3, 2); // [N, 192, 35, 35]
-      out.push(pooled(h));
+      pool(1, h);
     }
     if (lastBlock >= 2) {
       for (const p of ["Mixed_5b", "Mixed_5c", "Mixed_5d"]) h = this.#mixedA(p, h); // [N, 288, 35, 35]
       h = this.#mixedB("Mixed_6a", h); // [N, 768, 17, 17]
       for (const p of ["Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"]) h = this.#mixedC(p, h);
-      out.push(pooled(h));
+      pool(2, h);
     }
     if (lastBlock >= 3) {
       h = this.#mixedD("Mixed_7a", h); // [N, 1280, 8, 8]
       h = this.#mixedE("Mixed_7b", h, false); // [N, 2048, 8, 8]
       h = this.#mixedE("Mixed_7c", h, true); // [N, 2048, 8, 8]
-      out.push(pooled(h)); // adaptive average pool to 1x1
+      pool(3, h); // adaptive average pool to 1x1
     }
     return out;
-  }
-
-  features(x: Tensor): Tensor {
-    const index = BLOCK_INDEX_BY_DIM[this.dims];
-    return this.backend.noGrad(() => this.blocks(x, index)[index]);
   }
 
   dispose(): void {

@@ -1,8 +1,9 @@
 /**
- * 1xk and kx1 convolutions (k = 3, 5, 7) with padding along the kernel's axis, as FID's
- * Inception runs them: without gradients, torch-cpu computes these with the shim's
- * one-dimensional Winograd F(4, k) kernels (native/winograd_line.cpp), checked against a direct
- * float64 convolution written out here, with and without the fused ReLU.
+ * Convolutions as FID's Inception and diffusion sampling run them, without gradients, checked
+ * against a direct float64 convolution written out here, with and without the fused ReLU. On
+ * torch-cpu each group has its own kernel in the shim: 1xk and kx1 (k = 3, 5, 7) the
+ * one-dimensional Winograd F(4, k) (native/winograd_line.cpp), 5x5 Winograd F(2x2, 5x5)
+ * (native/winograd.cpp), stride 2 and more the implicit matrix product of native/conv_direct.cpp.
  *
  * @module
  */
@@ -11,7 +12,7 @@ import type { Backend } from "../../src/backend/backend.ts";
 import { Rng } from "../../src/backend/rng.ts";
 import { testEachBackend } from "../_backends.ts";
 
-interface LineCase {
+interface ConvCase {
   n: number;
   cin: number;
   cout: number;
@@ -20,13 +21,15 @@ interface LineCase {
   kh: number;
   kw: number;
   padding: [number, number];
+  stride?: number;
   relu: boolean;
 }
 
 /** relu?(conv(x, w) + b) by the definition, in float64: [N, Cout, Ho, Wo]. */
-function directConv(c: LineCase, x: Float32Array, w: Float32Array, b: Float32Array): Float64Array {
-  const [ph, pw] = c.padding;
-  const ho = c.h + 2 * ph - c.kh + 1, wo = c.w + 2 * pw - c.kw + 1;
+function directConv(c: ConvCase, x: Float32Array, w: Float32Array, b: Float32Array): Float64Array {
+  const [ph, pw] = c.padding, s = c.stride ?? 1;
+  const ho = Math.floor((c.h + 2 * ph - c.kh) / s) + 1;
+  const wo = Math.floor((c.w + 2 * pw - c.kw) / s) + 1;
   const y = new Float64Array(c.n * c.cout * ho * wo);
   for (let n = 0; n < c.n; n++) {
     for (let co = 0; co < c.cout; co++) {
@@ -35,10 +38,10 @@ function directConv(c: LineCase, x: Float32Array, w: Float32Array, b: Float32Arr
           let acc = b[co];
           for (let ci = 0; ci < c.cin; ci++) {
             for (let ky = 0; ky < c.kh; ky++) {
-              const iy = oy + ky - ph;
+              const iy = oy * s + ky - ph;
               if (iy < 0 || iy >= c.h) continue;
               for (let kx = 0; kx < c.kw; kx++) {
-                const ix = ox + kx - pw;
+                const ix = ox * s + kx - pw;
                 if (ix < 0 || ix >= c.w) continue;
                 acc += x[((n * c.cin + ci) * c.h + iy) * c.w + ix] *
                   w[((co * c.cin + ci) * c.kh + ky) * c.kw + kx];
@@ -53,7 +56,7 @@ function directConv(c: LineCase, x: Float32Array, w: Float32Array, b: Float32Arr
   return y;
 }
 
-function check(backend: Backend, c: LineCase, seed: number): void {
+function check(backend: Backend, c: ConvCase, seed: number): void {
   const rng = new Rng(seed);
   const x = rng.normal(c.n * c.cin * c.h * c.w);
   const w = rng.normal(c.cout * c.cin * c.kh * c.kw).map((v) => v * 0.2);
@@ -66,7 +69,7 @@ function check(backend: Backend, c: LineCase, seed: number): void {
         backend.tensor(x, [c.n, c.cin, c.h, c.w]),
         backend.tensor(w, [c.cout, c.cin, c.kh, c.kw]),
         backend.tensor(b, [c.cout]),
-        { padding: c.padding, activation: c.relu ? "relu" : undefined },
+        { padding: c.padding, stride: c.stride, activation: c.relu ? "relu" : undefined },
       );
       actual = Float32Array.from(backend.read(y));
     })
@@ -78,11 +81,11 @@ function check(backend: Backend, c: LineCase, seed: number): void {
     worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
   }
   // F(4, 7) interpolates at points up to 2 and 1/4: float32 rounding stays near 1e-5 of the
-  // output's magnitude (measured ~3e-5 at 128 channels against oneDNN).
+  // output's magnitude (measured ~3e-5 at 128 channels against oneDNN); F(2x2, 5x5) ~4e-6.
   assert.ok(worst <= 1e-4 * scale, `${JSON.stringify(c)}: max difference ${worst} at ${scale}`);
 }
 
-const CASES: LineCase[] = [
+const LINE_CASES: ConvCase[] = [
   { n: 2, cin: 16, cout: 8, h: 5, w: 11, kh: 1, kw: 7, padding: [0, 3], relu: true },
   { n: 1, cin: 8, cout: 24, h: 10, w: 3, kh: 7, kw: 1, padding: [3, 0], relu: false },
   { n: 2, cin: 24, cout: 16, h: 6, w: 9, kh: 1, kw: 3, padding: [0, 1], relu: true },
@@ -91,10 +94,40 @@ const CASES: LineCase[] = [
   { n: 3, cin: 8, cout: 16, h: 7, w: 2, kh: 5, kw: 1, padding: [4, 0], relu: true },
 ];
 
+// Odd and even output sizes (partial 2x2 tiles), every padding 0..4, a 1x1 output.
+const FIVE_BY_FIVE_CASES: ConvCase[] = [
+  { n: 2, cin: 16, cout: 24, h: 9, w: 7, kh: 5, kw: 5, padding: [2, 2], relu: true },
+  { n: 1, cin: 8, cout: 8, h: 7, w: 9, kh: 5, kw: 5, padding: [0, 0], relu: false },
+  { n: 1, cin: 8, cout: 16, h: 6, w: 5, kh: 5, kw: 5, padding: [4, 1], relu: false },
+  { n: 2, cin: 24, cout: 8, h: 5, w: 5, kh: 5, kw: 5, padding: [0, 3], relu: true },
+  { n: 1, cin: 8, cout: 8, h: 5, w: 5, kh: 5, kw: 5, padding: [0, 0], relu: false },
+];
+
+// Inception's valid 3x3 stride-2 reductions, padded ones, stride 3, a 1x1 and a 5x5 kernel, and
+// 3 input channels (which torch-cpu leaves to oneDNN).
+const STRIDED_CASES: ConvCase[] = [
+  { n: 2, cin: 16, cout: 24, h: 9, w: 9, kh: 3, kw: 3, padding: [0, 0], stride: 2, relu: true },
+  { n: 1, cin: 8, cout: 40, h: 8, w: 11, kh: 3, kw: 3, padding: [1, 1], stride: 2, relu: false },
+  { n: 2, cin: 24, cout: 8, h: 10, w: 7, kh: 5, kw: 5, padding: [2, 1], stride: 3, relu: true },
+  { n: 1, cin: 16, cout: 16, h: 6, w: 6, kh: 1, kw: 1, padding: [0, 0], stride: 2, relu: false },
+  { n: 1, cin: 8, cout: 8, h: 3, w: 3, kh: 3, kw: 3, padding: [0, 0], stride: 2, relu: false },
+  { n: 2, cin: 3, cout: 8, h: 9, w: 8, kh: 3, kw: 3, padding: [0, 0], stride: 2, relu: true },
+];
+
 // The Backend contract promises square kernels only; torch runs rectangular ones natively
 // (inception.ts probes for that and falls back to shifted 1x1 convs elsewhere).
 testEachBackend(
   "conv2d 1xk and kx1 without gradients equals the direct definition",
-  (b) => CASES.forEach((c, i) => check(b, c, 300 + i)),
+  (b) => LINE_CASES.forEach((c, i) => check(b, c, 300 + i)),
   { only: ["torch-cuda", "torch-cpu"] },
+);
+
+testEachBackend(
+  "conv2d 5x5 without gradients equals the direct definition",
+  (b) => FIVE_BY_FIVE_CASES.forEach((c, i) => check(b, c, 400 + i)),
+);
+
+testEachBackend(
+  "conv2d with stride 2 and 3 without gradients equals the direct definition",
+  (b) => STRIDED_CASES.forEach((c, i) => check(b, c, 500 + i)),
 );
