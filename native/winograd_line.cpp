@@ -7,7 +7,7 @@
 // instead of 4k, summed over input channels as k + 3 matrix products [tiles, Cin] x [Cin, Cout].
 // The matrices come from the Toom-Cook construction on the points 0, 1, -1, 2, -2, 1/2, -1/2,
 // 1/4, -1/4 and infinity, the first k + 2 finite ones: small points keep float32 rounding near
-// that of the 3x3 kernels (~4e-6 of the output's magnitude for F(4, 7) over 192 channels).
+// that of the 3x3 kernels (F(4, 7) over 192 channels: at most ~4e-5 of the largest output).
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 
@@ -185,34 +185,49 @@ void run_line(const float*, const float*, const float*, bool, const LineGeometry
 
 #endif
 
-// w [Cout, Cin, 1, k] or [Cout, Cin, k, 1] -> u [alpha, Cin, Cout] (panels): G g per channel pair,
-// written panel row by panel row (as transform_weight in winograd.cpp).
-at::Tensor transform_line_weight(const at::Tensor& weight, const LineTransform& t) {
-  const at::Tensor w = weight.contiguous();
-  const int64_t cout = w.size(0), cin = w.size(1), r = t.r, alpha = t.alpha;
-  at::Tensor u = at::empty({alpha, cin, cout}, w.options());
-  const float* src = w.data_ptr<float>();
-  float* dst = u.data_ptr<float>();
-  const int64_t panels = (cout + dd::kPanel - 1) / dd::kPanel;
-  at::parallel_for(0, panels, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> row(alpha * dd::kPanel);  // u[j, ci, co0 + c] at row[j * kPanel + c]
-    for (int64_t p = begin; p < end; p++) {
-      const int64_t co0 = p * dd::kPanel, width = dd::panel_width(cout, co0);
-      for (int64_t ci = 0; ci < cin; ci++) {
-        for (int64_t c = 0; c < width; c++) {
-          const float* g = src + ((co0 + c) * cin + ci) * r;
-          for (int64_t j = 0; j < alpha; j++) {
-            float sum = 0.0f;
-            for (int64_t k = 0; k < r; k++) sum += t.g[j * r + k] * g[k];
-            row[j * dd::kPanel + c] = sum;
-          }
-        }
-        const int64_t offset = panel_offset(cin, cout, ci, co0);
+#if DD_X86
+
+// wt [Cin, r, Cout] -> u [alpha, Cin, Cout] (panels): G g for eight output channels at a time,
+// each thread on whole column panels, writing every panel row in order.
+DD_AVX2 void transform_line_panels(const float* wt, const LineTransform& t, int64_t cin,
+                                   int64_t cout, int64_t begin, int64_t end, float* u) {
+  const int64_t r = t.r, alpha = t.alpha;
+  for (int64_t p = begin; p < end; p++) {
+    const int64_t co0 = p * dd::kPanel, width = dd::panel_width(cout, co0);
+    for (int64_t ci = 0; ci < cin; ci++) {
+      float* dst = u + panel_offset(cin, cout, ci, co0);
+      for (int64_t v = 0; v < width; v += kLanes) {
+        __m256 g[7];
+        for (int64_t k = 0; k < r; k++) g[k] = _mm256_loadu_ps(wt + (ci * r + k) * cout + co0 + v);
         for (int64_t j = 0; j < alpha; j++) {
-          std::copy_n(row.data() + j * dd::kPanel, width, dst + j * cin * cout + offset);
+          __m256 sum = _mm256_setzero_ps();
+          for (int64_t k = 0; k < r; k++) {
+            sum = _mm256_fmadd_ps(_mm256_set1_ps(t.g[j * r + k]), g[k], sum);
+          }
+          _mm256_storeu_ps(dst + j * cin * cout + v, sum);
         }
       }
     }
+  }
+}
+
+#else
+
+void transform_line_panels(const float*, const LineTransform&, int64_t, int64_t, int64_t,
+                           int64_t, float*) {}
+
+#endif
+
+// w [Cout, Cin, 1, k] or [Cout, Cin, k, 1] -> u [alpha, Cin, Cout] (panels): G g per channel
+// pair, vectorised over output channels after one transpose (as transform_weight in
+// winograd.cpp).
+at::Tensor transform_line_weight(const at::Tensor& w, const LineTransform& t) {
+  const int64_t cout = w.size(0), cin = w.size(1);
+  const at::Tensor wt = w.reshape({cout, cin, t.r}).permute({1, 2, 0}).contiguous();  // [Cin, r, Cout]
+  at::Tensor u = at::empty({t.alpha, cin, cout}, w.options());
+  const int64_t panels = (cout + dd::kPanel - 1) / dd::kPanel;
+  at::parallel_for(0, panels, 1, [&](int64_t begin, int64_t end) {
+    transform_line_panels(wt.data_ptr<float>(), t, cin, cout, begin, end, u.data_ptr<float>());
   });
   return u;
 }
