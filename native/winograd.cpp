@@ -41,10 +41,12 @@ constexpr int64_t kTile5 = 2;   // output tile side m of F(2x2, 5x5)
 constexpr int64_t kAlpha = 6;   // input tile side m + r - 1, for both
 constexpr int64_t kPoints = 36; // kAlpha^2 tile positions, one matrix product each
 
-// A convolution laid out as tiles: input [N, H, W, Cin] (NHWC) -> output [N, Ho, Wo, Cout].
+// A convolution laid out as tiles: input [N, H, W, Cin] (NHWC, consecutive pixels `pixel` floats
+// apart: Cin, or more for a channel slice) -> output [N, Ho, Wo, Cout].
 struct Geometry {
   int64_t n, h, w, cin, cout, pad_h, pad_w;
-  int64_t tile = kTile, kernel = 3;
+  int64_t tile = kTile, kernel = 3, pixel = 0;
+  int64_t x_pixel() const { return pixel ? pixel : cin; }
   int64_t out_h() const { return h + 2 * pad_h - kernel + 1; }
   int64_t out_w() const { return w + 2 * pad_w - kernel + 1; }
   int64_t tiles_h() const { return (out_h() + tile - 1) / tile; }
@@ -140,14 +142,15 @@ DD_AVX2 void transform_input(const float* x, const Geometry& g, int64_t t0, int6
     bool col_ok[kAlpha];
     for (int64_t r = 0; r < kAlpha; r++) {
       const int64_t y = o.y + r;
-      rows[r] = (y >= 0 && y < g.h) ? x + (o.n * g.h + y) * g.w * g.cin : nullptr;
+      rows[r] = (y >= 0 && y < g.h) ? x + (o.n * g.h + y) * g.w * g.x_pixel() : nullptr;
       col_ok[r] = o.x + r >= 0 && o.x + r < g.w;
     }
     for (int64_t c = 0; c < g.cin; c += kLanes) {
       __m256 d[kAlpha][kAlpha], t[kAlpha][kAlpha];
       for (int64_t r = 0; r < kAlpha; r++) {
         for (int64_t s = 0; s < kAlpha; s++) {
-          d[r][s] = rows[r] && col_ok[s] ? _mm256_loadu_ps(rows[r] + (o.x + s) * g.cin + c) : zero;
+          d[r][s] = rows[r] && col_ok[s] ? _mm256_loadu_ps(rows[r] + (o.x + s) * g.x_pixel() + c)
+                                         : zero;
         }
       }
       for (int64_t s = 0; s < kAlpha; s++) {  // columns: B^T d
@@ -364,13 +367,13 @@ at::Tensor weight_from_transformed_grad(const at::Tensor& du, int64_t cin, int64
 
 at::Tensor nhwc(const at::Tensor& t) { return t.contiguous(at::MemoryFormat::ChannelsLast); }
 
-// x NHWC (channels_last [N, Cin, H, W]), u [36, Cin, Cout] -> [N, Cout, Ho, Wo] channels_last,
-// for a kernel of side 3 (F(4x4, 3x3)) or 5 (F(2x2, 5x5)).
+// x pixel-major ([N, Cin, H, W], see pixel_major()), u [36, Cin, Cout] -> [N, Cout, Ho, Wo]
+// channels_last, for a kernel of side 3 (F(4x4, 3x3)) or 5 (F(2x2, 5x5)).
 at::Tensor forward_transformed(const at::Tensor& x, const at::Tensor& u, const float* bias,
                                bool relu, int64_t pad_h, int64_t pad_w, int64_t kernel = 3) {
   const int64_t tile = kernel == 5 ? kTile5 : kTile;
   const Geometry g{x.size(0), x.size(2), x.size(3), u.size(1), u.size(2), pad_h, pad_w, tile,
-                   kernel};
+                   kernel, x.stride(3)};
   at::Tensor y = at::empty({g.n, g.cout, g.out_h(), g.out_w()},
                            x.options().memory_format(at::MemoryFormat::ChannelsLast));
   const float* xp = x.data_ptr<float>();
@@ -442,9 +445,10 @@ at::Tensor forward(const at::Tensor& x, const at::Tensor& w, const c10::optional
   const at::Tensor bias = b ? b->contiguous() : at::Tensor();
   const float* bias_data = b ? bias.data_ptr<float>() : nullptr;
   if (w.size(2) == 5) {
-    return forward_transformed(nhwc(x), transform_weight<5>(w), bias_data, relu, pad_h, pad_w, 5);
+    return forward_transformed(pixel_major(x), transform_weight<5>(w), bias_data, relu, pad_h,
+                               pad_w, 5);
   }
-  return forward_transformed(nhwc(x), transform_weight<3>(w), bias_data, relu, pad_h, pad_w);
+  return forward_transformed(pixel_major(x), transform_weight<3>(w), bias_data, relu, pad_h, pad_w);
 }
 
 class Function : public torch::autograd::Function<Function> {
@@ -478,6 +482,16 @@ class Function : public torch::autograd::Function<Function> {
 };
 
 }  // namespace
+
+at::Tensor pixel_major(const at::Tensor& x) {
+  const int64_t pixel = x.stride(3);
+  const bool ok = x.dim() == 4 && x.stride(1) == 1 && pixel >= x.size(1) &&
+                  x.stride(2) == x.size(3) * pixel && x.stride(0) == x.size(2) * x.stride(2);
+  if (ok) return x;
+  // A fresh tensor: contiguous(ChannelsLast) may keep odd strides on dimensions of size 1.
+  at::Tensor copy = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  return copy.copy_(x);
+}
 
 bool enabled() {
   static const bool on = [] {

@@ -7,6 +7,11 @@
 
 namespace winograd {
 
+// x [N, C, H, W] itself when its elements lie as channels_last with consecutive pixels some
+// P >= C floats apart (channels_last itself, or a channel slice of it: Inception's 1x1 heads run
+// as one conv whose slices feed the branches), else a channels_last copy.
+at::Tensor pixel_major(const at::Tensor& x);
+
 // False when DENO_DIFFUSION_WINOGRAD=0 or the CPU lacks AVX2+FMA: every conv then runs in ATen.
 bool enabled();
 

@@ -254,7 +254,7 @@ bool applies_line(const at::Tensor& x, const at::Tensor& w, const c10::optional<
 at::Tensor conv2d_line(const at::Tensor& input, const at::Tensor& w,
                        const c10::optional<at::Tensor>& b, int64_t pad_h, int64_t pad_w,
                        bool relu) {
-  const at::Tensor x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor x = pixel_major(input);
   const int64_t n = x.size(0), cin = x.size(1), h = x.size(2), wd = x.size(3), cout = w.size(0);
   const bool along_w = w.size(2) == 1;
   const int64_t r = along_w ? w.size(3) : w.size(2);
@@ -262,12 +262,11 @@ at::Tensor conv2d_line(const at::Tensor& input, const at::Tensor& w,
   at::Tensor y =
       at::empty({n, cout, ho, wo}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   LineGeometry g;
+  const int64_t in_n = x.stride(0), in_row = x.stride(2), in_pixel = x.stride(3);
   if (along_w) {  // lines are image rows
-    g = {n, h, wd, wo, cin, cout, pad_w, h * wd * cin, wd * cin, cin, ho * wo * cout, wo * cout,
-         cout};
+    g = {n, h, wd, wo, cin, cout, pad_w, in_n, in_row, in_pixel, ho * wo * cout, wo * cout, cout};
   } else {  // lines are image columns
-    g = {n, wd, h, ho, cin, cout, pad_h, h * wd * cin, cin, wd * cin, ho * wo * cout, cout,
-         wo * cout};
+    g = {n, wd, h, ho, cin, cout, pad_h, in_n, in_pixel, in_row, ho * wo * cout, cout, wo * cout};
   }
   const LineTransform& t = line_transform(r);
   const at::Tensor u = transform_line_weight(w, t);

@@ -8,7 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { Backend } from "../../src/backend/backend.ts";
+import type { Backend, Tensor } from "../../src/backend/backend.ts";
 import { Rng } from "../../src/backend/rng.ts";
 import { testEachBackend } from "../_backends.ts";
 
@@ -23,6 +23,8 @@ interface ConvCase {
   padding: [number, number];
   stride?: number;
   relu: boolean;
+  /** Take x as channels 8..8+cin of a wider channels_last conv output (see channelSlice). */
+  slice?: boolean;
 }
 
 /** relu?(conv(x, w) + b) by the definition, in float64: [N, Cout, Ho, Wo]. */
@@ -56,17 +58,41 @@ function directConv(c: ConvCase, x: Float32Array, w: Float32Array, b: Float32Arr
   return y;
 }
 
+/**
+ * x [N, C, H, W] as channels 8..8+C of a [N, C + 16, H, W] tensor made by a 3x3 identity conv:
+ * on torch-cpu that output is channels_last, so the slice is a view whose pixels lie C + 16
+ * floats apart, the layout Inception's branches read from its stacked 1x1 heads.
+ */
+function channelSlice(backend: Backend, x: Float32Array, shape: number[]): Tensor {
+  const [n, c, h, w] = shape, wide = c + 16;
+  const padded = new Float32Array(n * wide * h * w);
+  for (let i = 0; i < n; i++) {
+    padded.set(x.subarray(i * c * h * w, (i + 1) * c * h * w), (i * wide + 8) * h * w);
+  }
+  const identity = new Float32Array(wide * wide * 9);
+  for (let o = 0; o < wide; o++) identity[(o * wide + o) * 9 + 4] = 1;
+  const y = backend.conv2d(
+    backend.tensor(padded, [n, wide, h, w]),
+    backend.tensor(identity, [wide, wide, 3, 3]),
+    undefined,
+    { padding: 1 },
+  );
+  return backend.slice(y, [0, 8, 0, 0], shape);
+}
+
 function check(backend: Backend, c: ConvCase, seed: number): void {
   const rng = new Rng(seed);
-  const x = rng.normal(c.n * c.cin * c.h * c.w);
+  let x = rng.normal(c.n * c.cin * c.h * c.w);
   const w = rng.normal(c.cout * c.cin * c.kh * c.kw).map((v) => v * 0.2);
   const b = rng.normal(c.cout);
-  const expected = directConv(c, x, w, b);
   let actual = new Float32Array(0);
   backend.noGrad(() =>
     backend.scope(() => {
+      const shape = [c.n, c.cin, c.h, c.w];
+      const input = c.slice ? channelSlice(backend, x, shape) : backend.tensor(x, shape);
+      x = Float32Array.from(backend.read(input)); // the identity conv rounds (~1e-7)
       const y = backend.conv2d(
-        backend.tensor(x, [c.n, c.cin, c.h, c.w]),
+        input,
         backend.tensor(w, [c.cout, c.cin, c.kh, c.kw]),
         backend.tensor(b, [c.cout]),
         { padding: c.padding, stride: c.stride, activation: c.relu ? "relu" : undefined },
@@ -74,6 +100,7 @@ function check(backend: Backend, c: ConvCase, seed: number): void {
       actual = Float32Array.from(backend.read(y));
     })
   );
+  const expected = directConv(c, x, w, b);
   assert.equal(actual.length, expected.length, `${JSON.stringify(c)}: length`);
   let scale = 0, worst = 0;
   for (let i = 0; i < expected.length; i++) {
@@ -92,6 +119,8 @@ const LINE_CASES: ConvCase[] = [
   { n: 1, cin: 8, cout: 8, h: 13, w: 4, kh: 3, kw: 1, padding: [1, 0], relu: false },
   { n: 1, cin: 16, cout: 16, h: 3, w: 12, kh: 1, kw: 5, padding: [0, 0], relu: false },
   { n: 3, cin: 8, cout: 16, h: 7, w: 2, kh: 5, kw: 1, padding: [4, 0], relu: true },
+  { n: 2, cin: 16, cout: 8, h: 5, w: 9, kh: 1, kw: 7, padding: [0, 3], relu: true, slice: true },
+  { n: 2, cin: 8, cout: 16, h: 9, w: 4, kh: 7, kw: 1, padding: [3, 0], relu: false, slice: true },
 ];
 
 // Odd and even output sizes (partial 2x2 tiles), every padding 0..4, a 1x1 output.
@@ -101,6 +130,13 @@ const FIVE_BY_FIVE_CASES: ConvCase[] = [
   { n: 1, cin: 8, cout: 16, h: 6, w: 5, kh: 5, kw: 5, padding: [4, 1], relu: false },
   { n: 2, cin: 24, cout: 8, h: 5, w: 5, kh: 5, kw: 5, padding: [0, 3], relu: true },
   { n: 1, cin: 8, cout: 8, h: 5, w: 5, kh: 5, kw: 5, padding: [0, 0], relu: false },
+  { n: 2, cin: 16, cout: 8, h: 7, w: 6, kh: 5, kw: 5, padding: [2, 2], relu: true, slice: true },
+];
+
+// Inception's 3x3 branches reading a slice of the heads (other 3x3 cases: conv3x3_test.ts).
+const SLICED_3X3_CASES: ConvCase[] = [
+  { n: 2, cin: 16, cout: 24, h: 9, w: 7, kh: 3, kw: 3, padding: [1, 1], relu: true, slice: true },
+  { n: 1, cin: 8, cout: 8, h: 6, w: 5, kh: 3, kw: 3, padding: [0, 0], relu: false, slice: true },
 ];
 
 // Inception's valid 3x3 stride-2 reductions, padded ones, stride 3, a 1x1 and a 5x5 kernel, and
@@ -112,6 +148,19 @@ const STRIDED_CASES: ConvCase[] = [
   { n: 1, cin: 16, cout: 16, h: 6, w: 6, kh: 1, kw: 1, padding: [0, 0], stride: 2, relu: false },
   { n: 1, cin: 8, cout: 8, h: 3, w: 3, kh: 3, kw: 3, padding: [0, 0], stride: 2, relu: false },
   { n: 2, cin: 3, cout: 8, h: 9, w: 8, kh: 3, kw: 3, padding: [0, 0], stride: 2, relu: true },
+  {
+    n: 1,
+    cin: 16,
+    cout: 16,
+    h: 9,
+    w: 9,
+    kh: 3,
+    kw: 3,
+    padding: [0, 0],
+    stride: 2,
+    relu: true,
+    slice: true,
+  },
 ];
 
 // The Backend contract promises square kernels only; torch runs rectangular ones natively
@@ -125,6 +174,11 @@ testEachBackend(
 testEachBackend(
   "conv2d 5x5 without gradients equals the direct definition",
   (b) => FIVE_BY_FIVE_CASES.forEach((c, i) => check(b, c, 400 + i)),
+);
+
+testEachBackend(
+  "conv2d 3x3 of a channel slice without gradients equals the direct definition",
+  (b) => SLICED_3X3_CASES.forEach((c, i) => check(b, c, 450 + i)),
 );
 
 testEachBackend(
