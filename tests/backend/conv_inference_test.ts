@@ -139,13 +139,15 @@ const SLICED_3X3_CASES: ConvCase[] = [
   { n: 1, cin: 8, cout: 8, h: 6, w: 5, kh: 3, kw: 3, padding: [0, 0], relu: false, slice: true },
 ];
 
-// Inception's valid 3x3 stride-2 reductions, padded ones, stride 3, a 1x1 and a 5x5 kernel, and
+// Inception's valid 3x3 stride-2 reductions, padded ones, stride 3, a 1x1, a 5x5 and the DCGAN
+// discriminator's 4x4 kernels, and
 // 3 input channels (which torch-cpu leaves to oneDNN).
 const STRIDED_CASES: ConvCase[] = [
   { n: 2, cin: 16, cout: 24, h: 9, w: 9, kh: 3, kw: 3, padding: [0, 0], stride: 2, relu: true },
   { n: 1, cin: 8, cout: 40, h: 8, w: 11, kh: 3, kw: 3, padding: [1, 1], stride: 2, relu: false },
   { n: 2, cin: 24, cout: 8, h: 10, w: 7, kh: 5, kw: 5, padding: [2, 1], stride: 3, relu: true },
   { n: 1, cin: 16, cout: 16, h: 6, w: 6, kh: 1, kw: 1, padding: [0, 0], stride: 2, relu: false },
+  { n: 2, cin: 16, cout: 8, h: 8, w: 8, kh: 4, kw: 4, padding: [1, 1], stride: 2, relu: false },
   { n: 1, cin: 8, cout: 8, h: 3, w: 3, kh: 3, kw: 3, padding: [0, 0], stride: 2, relu: false },
   { n: 2, cin: 3, cout: 8, h: 9, w: 8, kh: 3, kw: 3, padding: [0, 0], stride: 2, relu: true },
   {
