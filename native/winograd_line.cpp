@@ -87,7 +87,11 @@ const LineTransform& line_transform(int64_t r) {
 struct LineGeometry {
   int64_t n, across, len_in, len_out, cin, cout, pad;
   int64_t in_n, in_o, in_a, out_n, out_o, out_a;
-  int64_t tiles_per_line() const { return (len_out + kOut - 1) / kOut; }
+  // A line of 4t + 1 outputs (Inception's 17) would waste three of the last tile's four: its
+  // last output is computed directly instead (last_output()), k taps instead of k + 3 products.
+  bool direct_last() const { return len_out > kOut && len_out % kOut == 1; }
+  int64_t tiled_len() const { return direct_last() ? len_out - 1 : len_out; }
+  int64_t tiles_per_line() const { return (tiled_len() + kOut - 1) / kOut; }
   int64_t tiles() const { return n * across * tiles_per_line(); }
 };
 
@@ -137,7 +141,7 @@ DD_AVX2 void line_output(const float* m, const float* at, const float* bias, boo
   for (int64_t i = 0; i < count; i++) {
     const LineTile tile = line_tile(g, t0 + i);
     float* line = y + tile.n * g.out_n + tile.o * g.out_o;
-    const int64_t valid = std::min(kOut, g.len_out - tile.a);
+    const int64_t valid = std::min(kOut, g.tiled_len() - tile.a);
     for (int64_t c = 0; c < g.cout; c += kLanes) {
       __m256 mv[A];
       for (int j = 0; j < A; j++) mv[j] = _mm256_loadu_ps(m + (j * count + i) * g.cout + c);
@@ -150,6 +154,35 @@ DD_AVX2 void line_output(const float* m, const float* at, const float* bias, boo
         if (relu) acc = _mm256_max_ps(acc, zero);
         _mm256_storeu_ps(line + (tile.a + q) * g.out_a + c, acc);
       }
+    }
+  }
+}
+
+// The last output of every line of image n, directly: y[n, o, q] = relu?(bias + sum over taps j of
+// x[n, o, q - pad + j] w_j), one product [across, Cin] x [Cin, Cout] per tap inside the input;
+// taps: [r, Cin, Cout] (panels).
+DD_AVX2 void last_output(const float* x, const float* taps, int64_t r, const float* bias,
+                         bool relu, const LineGeometry& g, int64_t n, float* y) {
+  const int64_t q = g.len_out - 1;
+  const int64_t first = std::max<int64_t>(0, g.pad - q);
+  const int64_t end = std::min(r, g.len_in + g.pad - q);
+  float* out = y + n * g.out_n + q * g.out_a;  // row o at out + o * out_o
+  for (int64_t o = 0; o < g.across; o++) {
+    for (int64_t c = 0; c < g.cout; c += kLanes) {
+      _mm256_storeu_ps(out + o * g.out_o + c,
+                       bias ? _mm256_loadu_ps(bias + c) : _mm256_setzero_ps());
+    }
+  }
+  for (int64_t j = first; j < end; j++) {
+    const float* a = x + n * g.in_n + (q - g.pad + j) * g.in_a;  // row o at a + o * in_o
+    gemm_panels(g.across, g.cout, g.cin, a, g.in_o, 1, taps + j * g.cin * g.cout, out, g.out_o,
+                true);
+  }
+  if (!relu) return;
+  for (int64_t o = 0; o < g.across; o++) {
+    for (int64_t c = 0; c < g.cout; c += kLanes) {
+      float* p = out + o * g.out_o + c;
+      _mm256_storeu_ps(p, _mm256_max_ps(_mm256_loadu_ps(p), _mm256_setzero_ps()));
     }
   }
 }
@@ -178,6 +211,9 @@ void run_line(const float* x, const float* u, const float* bias, bool relu, cons
 }
 
 #else
+
+void last_output(const float*, const float*, int64_t, const float*, bool, const LineGeometry&,
+                 int64_t, float*) {}
 
 template <int A>
 void run_line(const float*, const float*, const float*, bool, const LineGeometry&,
@@ -278,6 +314,15 @@ at::Tensor conv2d_line(const at::Tensor& input, const at::Tensor& w,
     case 6: run_line<6>(xp, up, bp, relu, g, t, yp); break;
     case 8: run_line<8>(xp, up, bp, relu, g, t, yp); break;
     default: run_line<10>(xp, up, bp, relu, g, t, yp); break;
+  }
+  if (g.direct_last()) {
+    LineTransform identity{r, r, {}, std::vector<float>(r * r, 0.0f), {}};
+    for (int64_t j = 0; j < r; j++) identity.g[j * r + j] = 1.0f;
+    const at::Tensor taps = transform_line_weight(w, identity);  // [r, Cin, Cout] panels
+    const float* tp = taps.data_ptr<float>();
+    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; i++) last_output(xp, tp, r, bp, relu, g, i, yp);
+    });
   }
   return y;
 }

@@ -112,7 +112,12 @@ function check(backend: Backend, c: ConvCase, seed: number): void {
   assert.ok(worst <= 1e-4 * scale, `${JSON.stringify(c)}: max difference ${worst} at ${scale}`);
 }
 
+// Lines of 4t + 1 outputs (9, 13, 17, 5) take their last output from a direct product on
+// torch-cpu: with and without padding under it.
 const LINE_CASES: ConvCase[] = [
+  { n: 2, cin: 16, cout: 24, h: 17, w: 3, kh: 7, kw: 1, padding: [3, 0], relu: true },
+  { n: 1, cin: 8, cout: 8, h: 2, w: 13, kh: 1, kw: 5, padding: [0, 0], relu: false },
+  { n: 1, cin: 8, cout: 16, h: 3, w: 5, kh: 1, kw: 7, padding: [0, 3], relu: false },
   { n: 2, cin: 16, cout: 8, h: 5, w: 11, kh: 1, kw: 7, padding: [0, 3], relu: true },
   { n: 1, cin: 8, cout: 24, h: 10, w: 3, kh: 7, kw: 1, padding: [3, 0], relu: false },
   { n: 2, cin: 24, cout: 16, h: 6, w: 9, kh: 1, kw: 3, padding: [0, 1], relu: true },
