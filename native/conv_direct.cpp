@@ -31,7 +31,7 @@ struct Geometry {
 
 // Output rows per block of work: the block's output and the input rows under it should stay in
 // the core's L2 while every column panel of the weights passes over them.
-int64_t block_rows(const Geometry& g) {
+int64_t rows_per_block(const Geometry& g) {
   constexpr int64_t kBudgetFloats = 32 * 1024;  // 128 KiB of the 512 KiB L2
   const int64_t out_row = g.out_w() * g.cout, in_rows = g.stride * g.w * g.cin;
   return std::max<int64_t>(1, std::min(g.out_h(), kBudgetFloats / (out_row + in_rows)));
@@ -85,7 +85,7 @@ DD_AVX2 void relu_inplace(float* out, int64_t count) {
 void run(const float* x, const float* packed, const float* bias, bool relu, const Geometry& g,
          float* y) {
   const int64_t oh = g.out_h(), ow = g.out_w(), k = g.row_k();
-  const int64_t rows = block_rows(g), blocks_per_image = (oh + rows - 1) / rows;
+  const int64_t rows = rows_per_block(g), blocks_per_image = (oh + rows - 1) / rows;
   at::parallel_for(0, g.n * blocks_per_image, 1, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; b++) {
       const int64_t n = b / blocks_per_image, oy0 = (b % blocks_per_image) * rows;
@@ -126,8 +126,8 @@ bool applies(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::T
   }
   // Three input channels (an RGB input layer) make products too short for the panel kernel:
   // oneDNN was faster there.
-  return !winograd::records_grad(x, w, b) && stride >= 2 && w.size(1) == x.size(1) && x.size(1) % kLanes == 0 &&
-         w.size(0) % kLanes == 0 &&
+  return !winograd::records_grad(x, w, b) && stride >= 2 && w.size(1) == x.size(1) &&
+         x.size(1) % kLanes == 0 && w.size(0) % kLanes == 0 &&
          pad_h >= 0 && pad_w >= 0 && x.size(0) > 0 && x.size(2) + 2 * pad_h >= w.size(2) &&
          x.size(3) + 2 * pad_w >= w.size(3);
 }

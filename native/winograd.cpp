@@ -109,13 +109,15 @@ DD_AVX2_INLINE void output_line(__m256 m0, __m256 m1, __m256 m2, __m256 m3, __m2
 
 // A^T of F(2, 5) applied to one line of six values: two outputs.
 DD_AVX2_INLINE void output_line(__m256 m0, __m256 m1, __m256 m2, __m256 m3, __m256 m4,
-                                __m256 m5, __m256* o, int64_t stride, std::integral_constant<int, 2>) {
+                                __m256 m5, __m256* o, int64_t stride,
+                                std::integral_constant<int, 2>) {
   o[0 * stride] = _mm256_add_ps(_mm256_add_ps(m0, m1), _mm256_add_ps(_mm256_add_ps(m2, m3), m4));
   o[1 * stride] = _mm256_add_ps(mul_add(2.0f, _mm256_sub_ps(m3, m4), _mm256_sub_ps(m1, m2)), m5);
 }
 
 DD_AVX2_INLINE void output_line(__m256 m0, __m256 m1, __m256 m2, __m256 m3, __m256 m4,
-                                __m256 m5, __m256* o, int64_t stride, std::integral_constant<int, 4>) {
+                                __m256 m5, __m256* o, int64_t stride,
+                                std::integral_constant<int, 4>) {
   output_line(m0, m1, m2, m3, m4, m5, o, stride);
 }
 

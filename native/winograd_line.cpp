@@ -259,7 +259,8 @@ void transform_line_panels(const float*, const LineTransform&, int64_t, int64_t,
 // winograd.cpp).
 at::Tensor transform_line_weight(const at::Tensor& w, const LineTransform& t) {
   const int64_t cout = w.size(0), cin = w.size(1);
-  const at::Tensor wt = w.reshape({cout, cin, t.r}).permute({1, 2, 0}).contiguous();  // [Cin, r, Cout]
+  // [Cout, Cin, r] -> [Cin, r, Cout]
+  const at::Tensor wt = w.reshape({cout, cin, t.r}).permute({1, 2, 0}).contiguous();
   at::Tensor u = at::empty({t.alpha, cin, cout}, w.options());
   const int64_t panels = (cout + dd::kPanel - 1) / dd::kPanel;
   at::parallel_for(0, panels, 1, [&](int64_t begin, int64_t end) {
