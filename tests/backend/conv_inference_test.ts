@@ -2,7 +2,7 @@
  * Convolutions as FID's Inception and diffusion sampling run them, without gradients, checked
  * against a direct float64 convolution written out here, with and without the fused ReLU. On
  * torch-cpu each group has its own kernel in the shim: 1xk and kx1 (k = 3, 5, 7) the
- * one-dimensional Winograd F(4, k) (native/winograd_line.cpp), 5x5 Winograd F(2x2, 5x5)
+ * one-dimensional Winograd F(4, k) or F(6, k) (native/winograd_line.cpp), 5x5 Winograd F(2x2, 5x5)
  * (native/winograd.cpp), stride 2 and more the implicit matrix product of native/conv_direct.cpp.
  *
  * @module
@@ -107,17 +107,22 @@ function check(backend: Backend, c: ConvCase, seed: number): void {
     scale = Math.max(scale, Math.abs(expected[i]));
     worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
   }
-  // F(4, 7) interpolates at points up to 2 and 1/4: float32 rounding stays near 1e-5 of the
-  // output's magnitude (measured ~3e-5 at 128 channels against oneDNN); F(2x2, 5x5) ~4e-6.
+  // F(6, 7) interpolates at points from 1/4 to 4: float32 rounding stays near 1e-5 of the
+  // output's magnitude (measured ~4e-5 at 192 channels); F(2x2, 5x5) ~4e-6.
   assert.ok(worst <= 1e-4 * scale, `${JSON.stringify(c)}: max difference ${worst} at ${scale}`);
 }
 
-// Lines of 4t + 1 outputs (9, 13, 17, 5) take their last output from a direct product on
-// torch-cpu: with and without padding under it.
+// The shim tiles each line by 4 or 6 outputs, whichever takes fewer products, and computes the
+// last output of a line of 4t + 1 (6t + 1) outputs directly: lengths 4..17 below cover F(4, k)
+// and F(6, k) for k = 3, 5, 7, partial last tiles and direct last outputs (with and without
+// padding under them).
 const LINE_CASES: ConvCase[] = [
   { n: 2, cin: 16, cout: 24, h: 17, w: 3, kh: 7, kw: 1, padding: [3, 0], relu: true },
   { n: 1, cin: 8, cout: 8, h: 2, w: 13, kh: 1, kw: 5, padding: [0, 0], relu: false },
+  { n: 1, cin: 8, cout: 8, h: 2, w: 13, kh: 1, kw: 5, padding: [0, 2], relu: true },
   { n: 1, cin: 8, cout: 16, h: 3, w: 5, kh: 1, kw: 7, padding: [0, 3], relu: false },
+  { n: 1, cin: 8, cout: 16, h: 2, w: 8, kh: 1, kw: 7, padding: [0, 3], relu: true },
+  { n: 2, cin: 8, cout: 8, h: 13, w: 3, kh: 7, kw: 1, padding: [3, 0], relu: false },
   { n: 2, cin: 16, cout: 8, h: 5, w: 11, kh: 1, kw: 7, padding: [0, 3], relu: true },
   { n: 1, cin: 8, cout: 24, h: 10, w: 3, kh: 7, kw: 1, padding: [3, 0], relu: false },
   { n: 2, cin: 24, cout: 16, h: 6, w: 9, kh: 1, kw: 3, padding: [0, 1], relu: true },
