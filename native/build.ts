@@ -20,8 +20,10 @@ const SOURCES = [
   "conv_direct.h",
   "conv_direct.cpp",
   "panel_gemm.h",
+  "toom_cook.h",
   "winograd.h",
   "winograd.cpp",
+  "winograd_f6.cpp",
   "winograd_line.cpp",
 ] as const;
 const TRANSLATION_UNITS = SOURCES.filter((f) => f.endsWith(".cpp"));

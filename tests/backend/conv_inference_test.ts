@@ -3,7 +3,8 @@
  * against a direct float64 convolution written out here, with and without the fused ReLU. On
  * torch-cpu each group has its own kernel in the shim: 1xk and kx1 (k = 3, 5, 7) the
  * one-dimensional Winograd F(4, k) or F(6, k) (native/winograd_line.cpp), 5x5 Winograd F(2x2, 5x5)
- * (native/winograd.cpp), stride 2 and more the implicit matrix product of native/conv_direct.cpp.
+ * (native/winograd.cpp), 3x3 with 64 channels or more F(6x6, 3x3) (native/winograd_f6.cpp),
+ * stride 2 and more the implicit matrix product of native/conv_direct.cpp.
  *
  * @module
  */
@@ -143,10 +144,17 @@ const FIVE_BY_FIVE_CASES: ConvCase[] = [
   { n: 2, cin: 16, cout: 8, h: 7, w: 6, kh: 5, kw: 5, padding: [2, 2], relu: true, slice: true },
 ];
 
-// Inception's 3x3 branches reading a slice of the heads (other 3x3 cases: conv3x3_test.ts).
-const SLICED_3X3_CASES: ConvCase[] = [
+// Inception's 3x3 branches reading a slice of the heads (other 3x3 cases: conv3x3_test.ts), and
+// 3x3 convolutions that torch-cpu runs as F(6x6, 3x3) (64 input channels or more, output sizes
+// where 6x6 tiles take fewer products: 5-6, 9-12, 14-18): partial tiles in both directions,
+// padding 0 to 2.
+const THREE_BY_THREE_CASES: ConvCase[] = [
   { n: 2, cin: 16, cout: 24, h: 9, w: 7, kh: 3, kw: 3, padding: [1, 1], relu: true, slice: true },
   { n: 1, cin: 8, cout: 8, h: 6, w: 5, kh: 3, kw: 3, padding: [0, 0], relu: false, slice: true },
+  { n: 2, cin: 64, cout: 16, h: 11, w: 9, kh: 3, kw: 3, padding: [1, 1], relu: true },
+  { n: 1, cin: 64, cout: 8, h: 12, w: 8, kh: 3, kw: 3, padding: [0, 0], relu: false },
+  { n: 1, cin: 72, cout: 24, h: 17, w: 17, kh: 3, kw: 3, padding: [2, 1], relu: true },
+  { n: 2, cin: 64, cout: 8, h: 6, w: 5, kh: 3, kw: 3, padding: [1, 1], relu: false, slice: true },
 ];
 
 // Inception's valid 3x3 stride-2 reductions, padded ones, stride 3, a 1x1, a 5x5 and the DCGAN
@@ -189,8 +197,8 @@ testEachBackend(
 );
 
 testEachBackend(
-  "conv2d 3x3 of a channel slice without gradients equals the direct definition",
-  (b) => SLICED_3X3_CASES.forEach((c, i) => check(b, c, 450 + i)),
+  "conv2d 3x3 without gradients (6x6 tiles, channel slices) equals the direct definition",
+  (b) => THREE_BY_THREE_CASES.forEach((c, i) => check(b, c, 450 + i)),
 );
 
 testEachBackend(
