@@ -602,8 +602,9 @@ int32_t dd_linear(dd_tensor x, dd_tensor w, dd_tensor b, dd_out* out) {
 
 namespace {
 
-// relu?(conv2d(x, w) + b): Winograd for stride-1 3x3 (and, without gradients, 1xk / kx1) CPU
-// convs, else ATen (oneDNN on CPU).
+// relu?(conv2d(x, w) + b): Winograd for stride-1 3x3 (and, without gradients, 5x5, 1xk and kx1)
+// CPU convs, without gradients an implicit matrix product for strided ones, else ATen (oneDNN on
+// CPU).
 at::Tensor conv2d_forward(const at::Tensor& x, const at::Tensor& w,
                           const c10::optional<at::Tensor>& b, int64_t stride, int64_t pad_h,
                           int64_t pad_w, bool relu) {

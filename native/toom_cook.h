@@ -61,7 +61,8 @@ inline void split_pairs(Transform& t) {
   const float* at_infinity = &t.bt[(alpha - 1) * alpha];
   for (int64_t k = 0; k < alpha; k++) {
     TORCH_CHECK(k % 2 == 0 || t.bt[k] == 0.0f, "toom_cook: B^T's row at 0 is not even");
-    TORCH_CHECK(k % 2 == 1 || at_infinity[k] == 0.0f, "toom_cook: B^T's row at infinity is not odd");
+    TORCH_CHECK(k % 2 == 1 || at_infinity[k] == 0.0f,
+                "toom_cook: B^T's row at infinity is not odd");
     if (k % 2 == 0) t.even[k / 2] = t.bt[k];
     if (k % 2 == 1) t.odd[pairs * half + k / 2] = at_infinity[k];
   }

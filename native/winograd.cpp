@@ -526,7 +526,9 @@ at::Tensor conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<
                   int64_t pad_h, int64_t pad_w, bool relu) {
   if (!records_grad(x, w, b)) {
     const int64_t out_h = x.size(2) + 2 * pad_h - 2, out_w = x.size(3) + 2 * pad_w - 2;
-    if (w.size(2) == 3 && prefers_f6(x.size(1), out_h, out_w)) return conv2d_f6(x, w, b, pad_h, pad_w, relu);
+    if (w.size(2) == 3 && prefers_f6(x.size(1), out_h, out_w)) {
+      return conv2d_f6(x, w, b, pad_h, pad_w, relu);
+    }
     return forward(x, w, b, pad_h, pad_w, relu);
   }
   // 1.13's custom functions reject undefined inputs: no bias travels as an empty tensor.
