@@ -24,6 +24,7 @@ const SOURCES = [
   "winograd.h",
   "winograd.cpp",
   "winograd_f6.cpp",
+  "winograd_tiles.h",
   "winograd_line.cpp",
 ] as const;
 const TRANSLATION_UNITS = SOURCES.filter((f) => f.endsWith(".cpp"));

@@ -28,6 +28,7 @@
 #include <mutex>
 
 #include "panel_gemm.h"
+#include "winograd_tiles.h"
 
 namespace winograd {
 namespace {
@@ -40,19 +41,6 @@ constexpr int64_t kTile = 4;    // output tile side m of F(4x4, 3x3)
 constexpr int64_t kTile5 = 2;   // output tile side m of F(2x2, 5x5)
 constexpr int64_t kAlpha = 6;   // input tile side m + r - 1, for both
 constexpr int64_t kPoints = 36; // kAlpha^2 tile positions, one matrix product each
-
-// A convolution laid out as tiles: input [N, H, W, Cin] (NHWC, consecutive pixels `pixel` floats
-// apart: Cin, or more for a channel slice) -> output [N, Ho, Wo, Cout].
-struct Geometry {
-  int64_t n, h, w, cin, cout, pad_h, pad_w;
-  int64_t tile = kTile, kernel = 3, pixel = 0;
-  int64_t x_pixel() const { return pixel ? pixel : cin; }
-  int64_t out_h() const { return h + 2 * pad_h - kernel + 1; }
-  int64_t out_w() const { return w + 2 * pad_w - kernel + 1; }
-  int64_t tiles_h() const { return (out_h() + tile - 1) / tile; }
-  int64_t tiles_w() const { return (out_w() + tile - 1) / tile; }
-  int64_t tiles() const { return n * tiles_h() * tiles_w(); }
-};
 
 // Tiles per block of work. Forward: a block's transformed input and output ([36, tiles, C] each)
 // should stay in the core's cache between the transform, the 36 products and the inverse
@@ -68,16 +56,6 @@ int64_t block_tiles(const Geometry& g, int64_t budget_floats) {
 constexpr int64_t kForwardBlockFloats = 48 * 1024;
 
 constexpr int64_t kWeightGradBlockFloats = 768 * 1024;  // 3 MiB
-
-struct TileOrigin {
-  int64_t n, y, x;  // batch index and top-left input coordinate (may be negative: padding)
-};
-
-TileOrigin tile_origin(const Geometry& g, int64_t t) {
-  const int64_t per_image = g.tiles_h() * g.tiles_w();
-  const int64_t n = t / per_image, r = t % per_image;
-  return {n, (r / g.tiles_w()) * g.tile - g.pad_h, (r % g.tiles_w()) * g.tile - g.pad_w};
-}
 
 #if DD_X86
 

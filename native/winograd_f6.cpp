@@ -10,6 +10,7 @@
 #include "panel_gemm.h"
 #include "toom_cook.h"
 #include "winograd.h"
+#include "winograd_tiles.h"
 
 namespace winograd {
 namespace {
@@ -31,26 +32,6 @@ int64_t block_tiles(int64_t cin, int64_t cout) {
   constexpr int64_t kBudgetFloats = 96 * 1024;
   const int64_t wanted = kBudgetFloats / (kPoints * (cin + cout));
   return std::max(dd::kTileRows, std::min<int64_t>(252, wanted) / dd::kTileRows * dd::kTileRows);
-}
-
-// Input [N, H, W, Cin] with consecutive pixels `pixel` floats apart -> output [N, Ho, Wo, Cout].
-struct Tiles {
-  int64_t n, h, w, cin, cout, pad_h, pad_w, pixel;
-  int64_t out_h() const { return h + 2 * pad_h - 2; }
-  int64_t out_w() const { return w + 2 * pad_w - 2; }
-  int64_t tiles_h() const { return (out_h() + kSide - 1) / kSide; }
-  int64_t tiles_w() const { return (out_w() + kSide - 1) / kSide; }
-  int64_t count() const { return n * tiles_h() * tiles_w(); }
-};
-
-struct Origin {
-  int64_t n, y, x;  // batch index and top-left input coordinate (negative in the padding)
-};
-
-Origin origin(const Tiles& g, int64_t t) {
-  const int64_t per_image = g.tiles_h() * g.tiles_w();
-  const int64_t n = t / per_image, r = t % per_image;
-  return {n, (r / g.tiles_w()) * kSide - g.pad_h, (r % g.tiles_w()) * kSide - g.pad_w};
 }
 
 #if DD_X86
@@ -95,17 +76,17 @@ DD_AVX2_INLINE void output_line(const __m256* m, int64_t in, __m256* o) {
 }
 
 // x NHWC -> v [64, count, Cin]: B^T d B for tiles [t0, t0 + count).
-DD_AVX2 void input_tiles(const float* x, const Tiles& g, const Transform& f, int64_t t0,
+DD_AVX2 void input_tiles(const float* x, const Geometry& g, const Transform& f, int64_t t0,
                          int64_t count, float* v) {
   const __m256 zero = _mm256_setzero_ps();
   const int64_t plane = count * g.cin;
   for (int64_t i = 0; i < count; i++) {
-    const Origin o = origin(g, t0 + i);
+    const TileOrigin o = tile_origin(g, t0 + i);
     const float* rows[kAlpha];  // input row of each tile row, null in the padding
     bool col_ok[kAlpha];
     for (int r = 0; r < kAlpha; r++) {
       const int64_t y = o.y + r;
-      rows[r] = y >= 0 && y < g.h ? x + (o.n * g.h + y) * g.w * g.pixel : nullptr;
+      rows[r] = y >= 0 && y < g.h ? x + (o.n * g.h + y) * g.w * g.x_pixel() : nullptr;
       col_ok[r] = o.x + r >= 0 && o.x + r < g.w;
     }
     for (int64_t c = 0; c < g.cin; c += kLanes) {
@@ -113,7 +94,7 @@ DD_AVX2 void input_tiles(const float* x, const Tiles& g, const Transform& f, int
       for (int r = 0; r < kAlpha; r++) {
         for (int s = 0; s < kAlpha; s++) {
           const bool inside = rows[r] && col_ok[s];
-          d[r][s] = inside ? _mm256_loadu_ps(rows[r] + (o.x + s) * g.pixel + c) : zero;
+          d[r][s] = inside ? _mm256_loadu_ps(rows[r] + (o.x + s) * g.x_pixel() + c) : zero;
         }
       }
       for (int s = 0; s < kAlpha; s++) input_line(&d[0][s], kAlpha, &t[0][s], kAlpha);  // B^T d
@@ -130,11 +111,11 @@ DD_AVX2 void input_tiles(const float* x, const Tiles& g, const Transform& f, int
 
 // m [64, count, Cout] -> y NHWC: relu?(A^T m A + bias) for tiles [t0, t0 + count).
 DD_AVX2 void output_tiles(const float* m, const Transform& f, const float* bias, bool relu,
-                          const Tiles& g, int64_t t0, int64_t count, float* y) {
+                          const Geometry& g, int64_t t0, int64_t count, float* y) {
   const int64_t oh = g.out_h(), ow = g.out_w(), plane = count * g.cout;
   const __m256 zero = _mm256_setzero_ps();
   for (int64_t i = 0; i < count; i++) {
-    const Origin o = origin(g, t0 + i);
+    const TileOrigin o = tile_origin(g, t0 + i);
     const int64_t y0 = o.y + g.pad_h, x0 = o.x + g.pad_w;  // output coordinates of the tile
     const int64_t rows = std::min<int64_t>(kSide, oh - y0);
     const int64_t cols = std::min<int64_t>(kSide, ow - x0);
@@ -189,8 +170,8 @@ DD_AVX2 void weight_panels(const float* wt, const Transform& f, int64_t cin, int
 
 #else
 
-void input_tiles(const float*, const Tiles&, const Transform&, int64_t, int64_t, float*) {}
-void output_tiles(const float*, const Transform&, const float*, bool, const Tiles&, int64_t,
+void input_tiles(const float*, const Geometry&, const Transform&, int64_t, int64_t, float*) {}
+void output_tiles(const float*, const Transform&, const float*, bool, const Geometry&, int64_t,
                   int64_t, float*) {}
 void weight_panels(const float*, const Transform&, int64_t, int64_t, int64_t, int64_t, float*) {}
 
@@ -209,7 +190,8 @@ bool prefers_f6(int64_t cin, int64_t out_h, int64_t out_w) {
 at::Tensor conv2d_f6(const at::Tensor& input, const at::Tensor& w,
                      const c10::optional<at::Tensor>& b, int64_t pad_h, int64_t pad_w, bool relu) {
   const at::Tensor x = pixel_major(input);
-  const Tiles g{x.size(0), x.size(2), x.size(3), x.size(1), w.size(0), pad_h, pad_w, x.stride(3)};
+  const Geometry g{x.size(0), x.size(2), x.size(3), x.size(1), w.size(0), pad_h, pad_w, kSide, 3,
+                   x.stride(3)};
   const Transform& f = toom_cook::transform(kSide, 3);
 
   const at::Tensor wt = w.permute({1, 2, 3, 0}).contiguous();  // [Cin, 3, 3, Cout]
@@ -226,12 +208,12 @@ at::Tensor conv2d_f6(const at::Tensor& input, const at::Tensor& w,
   const float *xp = x.data_ptr<float>(), *up = u.data_ptr<float>();
   float* yp = y.data_ptr<float>();
   const int64_t block = block_tiles(g.cin, g.cout);
-  const int64_t blocks = (g.count() + block - 1) / block;
+  const int64_t blocks = (g.tiles() + block - 1) / block;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
     float* v = dd::thread_scratch(kPoints * block * (g.cin + g.cout));  // [64, block, Cin]
     float* m = v + kPoints * block * g.cin;                              // [64, block, Cout]
     for (int64_t k = begin; k < end; k++) {
-      const int64_t t0 = k * block, count = std::min(block, g.count() - t0);
+      const int64_t t0 = k * block, count = std::min(block, g.tiles() - t0);
       input_tiles(xp, g, f, t0, count, v);
       for (int64_t p = 0; p < kPoints; p++) {
         gemm_panels(count, g.cout, g.cin, v + p * count * g.cin, g.cin, 1, up + p * g.cin * g.cout,
