@@ -1,7 +1,8 @@
 // One-dimensional Winograd / Toom-Cook transforms F(m, r) (Lavin & Gray 2016, eq. 6) for the
-// kernels with larger tiles: F(4, r) and F(6, r) along a line (winograd_line.cpp) and
-// F(6x6, 3x3) as the same F(6, 3) along both axes (winograd_f6.cpp). winograd.cpp keeps its
-// hand-written F(4x4, 3x3), which also serves the gradients.
+// kernels with larger tiles: F(4, r) and F(6, r) along a line (winograd_line.cpp), and the
+// kernel transform G of F(6x6, 3x3) (winograd_f6.cpp, whose 8-point data transforms are these
+// matrices written out with constant coefficients). winograd.cpp keeps its hand-written
+// F(4x4, 3x3), which also serves the gradients.
 //
 // m outputs of a correlation with r taps come from alpha = m + r - 1 inputs d as
 // y = A^T [(G g) . (B^T d)]: evaluate the kernel and the input at alpha - 1 points and at

@@ -76,8 +76,8 @@ DD_AVX2_INLINE void output_line(const __m256* m, int64_t in, __m256* o) {
 }
 
 // x NHWC -> v [64, count, Cin]: B^T d B for tiles [t0, t0 + count).
-DD_AVX2 void input_tiles(const float* x, const Geometry& g, const Transform& f, int64_t t0,
-                         int64_t count, float* v) {
+DD_AVX2 void input_tiles(const float* x, const Geometry& g, int64_t t0, int64_t count,
+                         float* v) {
   const __m256 zero = _mm256_setzero_ps();
   const int64_t plane = count * g.cin;
   for (int64_t i = 0; i < count; i++) {
@@ -110,8 +110,8 @@ DD_AVX2 void input_tiles(const float* x, const Geometry& g, const Transform& f, 
 }
 
 // m [64, count, Cout] -> y NHWC: relu?(A^T m A + bias) for tiles [t0, t0 + count).
-DD_AVX2 void output_tiles(const float* m, const Transform& f, const float* bias, bool relu,
-                          const Geometry& g, int64_t t0, int64_t count, float* y) {
+DD_AVX2 void output_tiles(const float* m, const float* bias, bool relu, const Geometry& g,
+                          int64_t t0, int64_t count, float* y) {
   const int64_t oh = g.out_h(), ow = g.out_w(), plane = count * g.cout;
   const __m256 zero = _mm256_setzero_ps();
   for (int64_t i = 0; i < count; i++) {
@@ -170,9 +170,8 @@ DD_AVX2 void weight_panels(const float* wt, const Transform& f, int64_t cin, int
 
 #else
 
-void input_tiles(const float*, const Geometry&, const Transform&, int64_t, int64_t, float*) {}
-void output_tiles(const float*, const Transform&, const float*, bool, const Geometry&, int64_t,
-                  int64_t, float*) {}
+void input_tiles(const float*, const Geometry&, int64_t, int64_t, float*) {}
+void output_tiles(const float*, const float*, bool, const Geometry&, int64_t, int64_t, float*) {}
 void weight_panels(const float*, const Transform&, int64_t, int64_t, int64_t, int64_t, float*) {}
 
 #endif
@@ -214,12 +213,12 @@ at::Tensor conv2d_f6(const at::Tensor& input, const at::Tensor& w,
     float* m = v + kPoints * block * g.cin;                              // [64, block, Cout]
     for (int64_t k = begin; k < end; k++) {
       const int64_t t0 = k * block, count = std::min(block, g.tiles() - t0);
-      input_tiles(xp, g, f, t0, count, v);
+      input_tiles(xp, g, t0, count, v);
       for (int64_t p = 0; p < kPoints; p++) {
         gemm_panels(count, g.cout, g.cin, v + p * count * g.cin, g.cin, 1, up + p * g.cin * g.cout,
                     m + p * count * g.cout, g.cout, false);
       }
-      output_tiles(m, f, bp, relu, g, t0, count, yp);
+      output_tiles(m, bp, relu, g, t0, count, yp);
     }
   });
   return y;
