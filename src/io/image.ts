@@ -1,13 +1,15 @@
 /**
- * Image decoding (PNG via pngjs, JPEG via jpeg-js) into 8-bit RGB, and listing of image
- * folders. Grayscale and alpha are converted to plain RGB the way PIL's `convert("RGB")` does
+ * Image decoding (PNG via pngjs, JPEG via ./jpeg.ts: libjpeg-turbo like PIL, or jpeg-js) into
+ * 8-bit RGB, and listing of image folders. Every reader checks the header's dimensions against a
+ * pixel cap (./limits.ts) before it allocates anything. Grayscale and alpha are converted to plain RGB the way PIL's `convert("RGB")` does
  * (gray replicated, alpha dropped), which is what pytorch-fid feeds its network.
  *
  * @module
  */
 import { Buffer } from "node:buffer";
 import { PNG } from "pngjs";
-import jpeg from "jpeg-js";
+import { decodeJpeg } from "./jpeg.ts";
+import { checkPixels, maxPixels } from "./limits.ts";
 
 /** An 8-bit RGB image, HWC row-major. */
 export interface DecodedImage {
@@ -39,66 +41,46 @@ function rgbaToRgb(rgba: Uint8Array, width: number, height: number): Uint8Array 
   return rgb;
 }
 
-/** What decodeJpeg needs to know from the headers: component count and Adobe APP14 marker. */
-function jpegLayout(bytes: Uint8Array): { components: number; adobe: boolean } {
-  let components = 0;
-  let adobe = false;
-  let p = 2;
-  while (p + 4 <= bytes.length && bytes[p] === 0xff) {
-    const marker = bytes[p + 1];
-    if (marker === 0xff) {
-      p++; // fill byte
-      continue;
-    }
-    if (marker === 0xda) break; // start of scan: all headers seen
-    const length = (bytes[p + 2] << 8) | bytes[p + 3];
-    const isStartOfFrame = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 &&
-      marker !== 0xc8 && marker !== 0xcc;
-    if (isStartOfFrame && p + 9 < bytes.length) components = bytes[p + 9];
-    if (marker === 0xee && String.fromCharCode(...bytes.subarray(p + 4, p + 9)) === "Adobe") {
-      adobe = true;
-    }
-    p += 2 + length;
-  }
-  return { components, adobe };
+/**
+ * PNG dimensions from the IHDR chunk, which the format requires first (bytes 16..23), or null
+ * when the file is too short or IHDR is not there.
+ */
+function pngSize(bytes: Uint8Array): { width: number; height: number } | null {
+  if (bytes.length < 24) return null;
+  const ihdr = String.fromCharCode(bytes[12], bytes[13], bytes[14], bytes[15]);
+  if (ihdr !== "IHDR") return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, 24);
+  return { width: view.getUint32(16), height: view.getUint32(20) };
 }
 
-/**
- * JPEG via jpeg-js. jpeg-js converts YCbCr to RGB by truncating into a Uint8Array, which
- * darkens every channel by 0.5 on average; for ordinary (JFIF, 3-component) files we take its
- * YCbCr output and convert with rounding as libjpeg does (JFIF 1.02 / ITU-T T.871 eq. 7).
- */
-function decodeJpeg(bytes: Uint8Array, source: string): DecodedImage {
-  const { components, adobe } = jpegLayout(bytes);
-  const ownColorTransform = components === 3 && !adobe;
-  let decoded: { width: number; height: number; data: Uint8Array };
+function decodePng(bytes: Uint8Array, source: string, limit: number): DecodedImage {
+  const size = pngSize(bytes);
+  if (size === null) {
+    throw new Error(`${source}: corrupt PNG (no IHDR header: truncated or damaged file)`);
+  }
+  checkPixels(size.width, size.height, source, "PNG", limit);
+  let png: { width: number; height: number; data: Uint8Array };
   try {
-    decoded = jpeg.decode(bytes, {
-      useTArray: true,
-      formatAsRGBA: true,
-      colorTransform: ownColorTransform ? false : undefined,
-    });
+    // pngjs expands palette/gray/16-bit to 8-bit RGBA.
+    png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (error) {
-    throw new Error(`${source}: corrupt JPEG (${(error as Error).message})`, { cause: error });
+    throw new Error(`${source}: corrupt PNG (${(error as Error).message})`, { cause: error });
   }
-  const { width, height, data } = decoded;
-  if (data.length !== width * height * 4) {
-    throw new Error(`${source}: corrupt JPEG (decoded size does not match its header)`);
-  }
-  if (!ownColorTransform) {
-    return { width, height, channels: 3, data: rgbaToRgb(data, width, height) };
-  }
-  const rgb = new Uint8Array(width * height * 3);
-  const clamp = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : Math.round(v));
-  for (let i = 0, j = 0; j < rgb.length; i += 4, j += 3) {
-    const y = data[i];
-    const cb = data[i + 1] - 128;
-    const cr = data[i + 2] - 128;
-    rgb[j] = clamp(y + 1.402 * cr);
-    rgb[j + 1] = clamp(y - 0.344136 * cb - 0.714136 * cr);
-    rgb[j + 2] = clamp(y + 1.772 * cb);
-  }
-  return { width, height, channels: 3, data: rgb };
+  return {
+    width: png.width,
+    height: png.height,
+    channels: 3,
+    data: rgbaToRgb(png.data, png.width, png.height),
+  };
+}
+
+/** Options of {@link decodeImage} and {@link decodeImageFile}. */
+export interface DecodeOptions {
+  /**
+   * Largest width x height accepted, checked on the header before decoding (default:
+   * `$DENO_DIFFUSION_MAX_PIXELS`, else 8192 x 8192; see ./limits.ts).
+   */
+  maxPixels?: number;
 }
 
 /**
@@ -112,23 +94,16 @@ function decodeJpeg(bytes: Uint8Array, source: string): DecodedImage {
  * console.log(img.width, img.height); // 32 32
  * ```
  */
-export function decodeImage(bytes: Uint8Array, source = "image"): DecodedImage {
-  if (isPng(bytes)) {
-    let png: { width: number; height: number; data: Uint8Array };
-    try {
-      // pngjs expands palette/gray/16-bit to 8-bit RGBA.
-      png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    } catch (error) {
-      throw new Error(`${source}: corrupt PNG (${(error as Error).message})`, { cause: error });
-    }
-    return {
-      width: png.width,
-      height: png.height,
-      channels: 3,
-      data: rgbaToRgb(png.data, png.width, png.height),
-    };
+export function decodeImage(
+  bytes: Uint8Array,
+  source = "image",
+  options: DecodeOptions = {},
+): DecodedImage {
+  const limit = maxPixels(options.maxPixels);
+  if (isPng(bytes)) return decodePng(bytes, source, limit);
+  if (isJpeg(bytes)) {
+    return { ...decodeJpeg(bytes, source, { maxPixels: limit }), channels: 3 };
   }
-  if (isJpeg(bytes)) return decodeJpeg(bytes, source);
   throw new Error(`${source}: not a PNG or JPEG file (unrecognised signature)`);
 }
 
@@ -141,14 +116,17 @@ export function decodeImage(bytes: Uint8Array, source = "image"): DecodedImage {
  * const img = await decodeImageFile("../shared/data/cifar10-jpg/test/cat/0000.jpg");
  * ```
  */
-export async function decodeImageFile(path: string): Promise<DecodedImage> {
+export async function decodeImageFile(
+  path: string,
+  options: DecodeOptions = {},
+): Promise<DecodedImage> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
   } catch (error) {
     throw new Error(`cannot read image ${path}: ${(error as Error).message}`, { cause: error });
   }
-  return decodeImage(bytes, path);
+  return decodeImage(bytes, path, options);
 }
 
 /**
