@@ -1,42 +1,33 @@
 /**
- * Animated GIFs (training progress: one frame per saved grid) with omggif. Frames are mapped
- * to one fixed 6x7x6 RGB colour cube (252 colours; green gets the extra level because the eye
- * is most sensitive to it), so every frame shares the global palette and the output is
- * deterministic.
+ * Animated GIFs (training progress: one frame per saved grid) with omggif. Each frame carries
+ * its own palette (a local colour table) of up to 256 colours built from its own pixels
+ * (./quantize.ts), so the GIF shows the colours of the PNG grids: frames with at most 256
+ * colours are exact, sample grids with gradients stay within ~1 level on average. 256 colours
+ * is GIF's limit per image: a grid of 64 unrelated photos keeps ~3.5 levels of mean error.
  *
  * @module
  */
 import { GifReader, GifWriter } from "omggif";
 import { writeFileAtomic } from "./atomic.ts";
 import type { DecodedImage } from "./image.ts";
+import { checkPixels, maxPixels } from "./limits.ts";
+import { quantize } from "./quantize.ts";
 
-const LEVELS = [6, 7, 6] as const;
+/** omggif throws strings as well as Errors. */
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
 
-/** The 256-entry global palette as 0xRRGGBB (the 4 unused entries are black). */
-const PALETTE: number[] = (() => {
-  const palette: number[] = [];
-  for (let r = 0; r < LEVELS[0]; r++) {
-    for (let g = 0; g < LEVELS[1]; g++) {
-      for (let b = 0; b < LEVELS[2]; b++) {
-        const level = (v: number, n: number) => Math.round((v * 255) / (n - 1));
-        palette.push((level(r, 6) << 16) | (level(g, 7) << 8) | level(b, 6));
-      }
-    }
+/** The palette as omggif takes it: 0xRRGGBB entries, padded with black to a power of two. */
+function gifPalette(palette: Uint8Array): number[] {
+  const entries: number[] = [];
+  for (let i = 0; i < palette.length; i += 3) {
+    entries.push((palette[i] << 16) | (palette[i + 1] << 8) | palette[i + 2]);
   }
-  while (palette.length < 256) palette.push(0);
-  return palette;
-})();
-
-/** Index of the nearest palette colour, channel by channel (the cube is separable). */
-function quantize(data: Uint8Array): Uint8Array {
-  const indices = new Uint8Array(data.length / 3);
-  for (let i = 0, p = 0; i < indices.length; i++, p += 3) {
-    const r = Math.round((data[p] * (LEVELS[0] - 1)) / 255);
-    const g = Math.round((data[p + 1] * (LEVELS[1] - 1)) / 255);
-    const b = Math.round((data[p + 2] * (LEVELS[2] - 1)) / 255);
-    indices[i] = (r * LEVELS[1] + g) * LEVELS[2] + b;
-  }
-  return indices;
+  let size = 2;
+  while (size < entries.length) size *= 2;
+  while (entries.length < size) entries.push(0);
+  return entries;
 }
 
 /**
@@ -55,7 +46,7 @@ export function encodeGif(frames: DecodedImage[], options: { delayMs: number }):
   if (width > 65535 || height > 65535) throw new TypeError("encodeGif: image too large for GIF");
   // LZW output of 8-bit indices stays below ~1.5 bytes per pixel even for noise.
   const buffer = new Uint8Array(2048 + frames.length * (width * height * 2 + 1024));
-  const writer = new GifWriter(buffer, width, height, { loop: 0, palette: PALETTE });
+  const writer = new GifWriter(buffer, width, height, { loop: 0 });
   const delay = Math.max(0, Math.round(options.delayMs / 10)); // GIF delays are centiseconds
   frames.forEach((frame, k) => {
     if (frame.width !== width || frame.height !== height) {
@@ -63,7 +54,8 @@ export function encodeGif(frames: DecodedImage[], options: { delayMs: number }):
         `encodeGif: frame ${k} is ${frame.width}x${frame.height}, expected ${width}x${height}`,
       );
     }
-    writer.addFrame(0, 0, width, height, quantize(frame.data), { delay });
+    const { palette, indices } = quantize(frame.data);
+    writer.addFrame(0, 0, width, height, indices, { delay, palette: gifPalette(palette) });
   });
   return buffer.slice(0, writer.end());
 }
@@ -89,7 +81,9 @@ export async function writeGif(
 
 /**
  * Decodes every frame of a GIF into full-size RGB images (frames are composited onto the
- * previous one, as a viewer shows them; transparency keeps the pixel below).
+ * previous one, as a viewer shows them; transparency keeps the pixel below). The logical screen
+ * and the frame count are checked against the pixel cap (./limits.ts; `options.maxPixels`) before
+ * anything is allocated: the cap bounds the screen and all decoded frames together.
  *
  * @example
  * ```ts
@@ -98,17 +92,46 @@ export async function writeGif(
  * console.log(frames.length);
  * ```
  */
-export function decodeGif(bytes: Uint8Array, source = "GIF data"): DecodedImage[] {
+export function decodeGif(
+  bytes: Uint8Array,
+  source = "GIF data",
+  options: { maxPixels?: number } = {},
+): DecodedImage[] {
+  const limit = maxPixels(options.maxPixels);
+  const ascii = String.fromCharCode(...bytes.subarray(0, 6));
+  if (bytes.length < 13 || (ascii !== "GIF89a" && ascii !== "GIF87a")) {
+    throw new Error(`${source}: not a valid GIF (no GIF87a/GIF89a header and logical screen)`);
+  }
+  // The logical screen (little-endian, bytes 6..9) sizes every frame buffer we allocate.
+  checkPixels(bytes[6] | (bytes[7] << 8), bytes[8] | (bytes[9] << 8), source, "GIF", limit);
   let reader: GifReader;
   try {
     reader = new GifReader(bytes);
   } catch (error) {
-    throw new Error(`${source}: not a valid GIF (${(error as Error).message})`, { cause: error });
+    throw new Error(`${source}: not a valid GIF (${messageOf(error)})`, { cause: error });
   }
   // omggif stops quietly at the end of the buffer, so check the structure it cannot.
   if (reader.numFrames() === 0) throw new Error(`${source}: GIF has no frames (truncated?)`);
   if (bytes[bytes.length - 1] !== 0x3b) {
     throw new Error(`${source}: GIF does not end with its trailer byte (truncated file?)`);
+  }
+  const total = reader.numFrames() * reader.width * reader.height;
+  if (total > limit) {
+    throw new Error(
+      `${source}: GIF has ${reader.numFrames()} frames of ${reader.width}x${reader.height} = ` +
+        `${total} pixels in all, above the cap of ${limit}; raise it with ` +
+        `DENO_DIFFUSION_MAX_PIXELS or the maxPixels option if the file is genuine`,
+    );
+  }
+  for (let k = 0; k < reader.numFrames(); k++) {
+    // omggif allocates width x height for a frame's indices before decoding it.
+    const { x, y, width, height } = reader.frameInfo(k);
+    if (x + width > reader.width || y + height > reader.height) {
+      throw new Error(
+        `${source}: corrupt GIF (frame ${k} at ${x},${y} of ${width}x${height} lies outside ` +
+          `the ${reader.width}x${reader.height} logical screen)`,
+      );
+    }
   }
   const { width, height } = reader;
   const canvas = new Uint8Array(width * height * 4);
@@ -117,7 +140,7 @@ export function decodeGif(bytes: Uint8Array, source = "GIF data"): DecodedImage[
     try {
       reader.decodeAndBlitFrameRGBA(k, canvas);
     } catch (error) {
-      throw new Error(`${source}: frame ${k} is corrupt (${(error as Error).message})`, {
+      throw new Error(`${source}: corrupt GIF (frame ${k}: ${messageOf(error)})`, {
         cause: error,
       });
     }
