@@ -79,8 +79,11 @@ function medianCut(colors: Uint32Array, counts: Float64Array, size: number): Flo
     const box = boxes[pick];
     const { weight, variances } = boxError(order, colors, counts, box);
     const axis = variances.indexOf(Math.max(...variances));
+    // Sort the box by the axis: value * 2^24 + index sorts natively (no comparator) and
+    // keeps the index (< 2^24 distinct colours) in the low bits.
     const part = order.subarray(box.start, box.end);
-    part.sort((a, b) => channel(colors[a], axis) - channel(colors[b], axis));
+    const keyed = Float64Array.from(part, (k) => channel(colors[k], axis) * 2 ** 24 + k).sort();
+    for (let i = 0; i < part.length; i++) part[i] = keyed[i] % 2 ** 24;
     // Split where the running weight passes half: both halves keep pixels, the larger box
     // is cut near its weighted median along its widest axis.
     let acc = 0;
