@@ -74,7 +74,7 @@ function decodePng(bytes: Uint8Array, source: string, limit: number): DecodedIma
   };
 }
 
-/** Options of {@link decodeImage} and {@link decodeImageFile}. */
+/** Options of {@link decodeImage} and {@link readImageFile}. */
 export interface DecodeOptions {
   /**
    * Largest width x height accepted, checked on the header before decoding (default:
@@ -108,7 +108,8 @@ export function decodeImage(
 }
 
 /**
- * Reads and decodes a PNG or JPEG file.
+ * Reads and decodes a PNG or JPEG file with the default pixel cap. Takes only the path, so it
+ * can be passed to `Array.map` directly; {@link readImageFile} takes options.
  *
  * @example
  * ```ts
@@ -116,7 +117,20 @@ export function decodeImage(
  * const img = await decodeImageFile("../shared/data/cifar10-jpg/test/cat/0000.jpg");
  * ```
  */
-export async function decodeImageFile(
+export function decodeImageFile(path: string): Promise<DecodedImage> {
+  return readImageFile(path);
+}
+
+/**
+ * Reads and decodes a PNG or JPEG file; `options.maxPixels` overrides the pixel cap.
+ *
+ * @example
+ * ```ts
+ * import { readImageFile } from "./image.ts";
+ * const img = await readImageFile("scan.png", { maxPixels: 20000 * 20000 });
+ * ```
+ */
+export async function readImageFile(
   path: string,
   options: DecodeOptions = {},
 ): Promise<DecodedImage> {

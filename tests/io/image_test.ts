@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decodeImage, decodeImageFile, listImageFiles } from "../../src/io/image.ts";
+import { decodeImage, decodeImageFile, listImageFiles, readImageFile } from "../../src/io/image.ts";
 import { jpegDecoder } from "../../src/io/jpeg.ts";
 import { readNpz } from "../../src/io/npy.ts";
 import { parseCifarBatch } from "../../src/data/cifar10.ts";
@@ -103,4 +103,15 @@ Deno.test("listImageFiles() sorts images, skips other files and rejects empty or
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("readImageFile() applies its pixel cap and names the path", async () => {
+  const path = fixture("rgb.png");
+  const img = await readImageFile(path);
+  const pixels = img.width * img.height;
+  assert.equal((await readImageFile(path, { maxPixels: pixels })).width, img.width);
+  await assert.rejects(
+    () => readImageFile(path, { maxPixels: pixels - 1 }),
+    new RegExp(`${path}: PNG header claims ${img.width}x${img.height}`),
+  );
 });
