@@ -7,6 +7,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { inflateSync } from "node:zlib";
 import { PNG } from "pngjs";
 import { decodeJpeg } from "./jpeg.ts";
 import { checkPixels, maxPixels } from "./limits.ts";
@@ -53,12 +54,67 @@ function pngSize(bytes: Uint8Array): { width: number; height: number } | null {
   return { width: view.getUint32(16), height: view.getUint32(20) };
 }
 
+/** Adam7's seven passes: first column and row, column and row step. */
+const ADAM7 = [
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
+] as const;
+
+/** Size of the filtered Adam7 data of an interlaced PNG: 7 sub-images, a filter byte per row. */
+function adam7Bytes(width: number, height: number, bitsPerPixel: number): number {
+  let total = 0;
+  for (const [x0, y0, dx, dy] of ADAM7) {
+    const columns = Math.max(0, Math.ceil((width - x0) / dx));
+    const rows = Math.max(0, Math.ceil((height - y0) / dy));
+    if (columns > 0) total += rows * (1 + Math.ceil((columns * bitsPerPixel) / 8));
+  }
+  return total;
+}
+
+/**
+ * pngjs bounds the inflated size of plain PNGs by what the header allows, but inflates
+ * interlaced ones without a bound: 50 KB of IDAT can then expand to gigabytes. For those we
+ * inflate once with that bound first (the cost of a second inflate, for a rare format).
+ */
+function checkInterlacedPng(bytes: Uint8Array, width: number, height: number, source: string) {
+  const [depth, colorType, interlace] = [bytes[24], bytes[25], bytes[28]];
+  if (interlace !== 1) return;
+  const channels = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[colorType] ?? 4;
+  const limit = adam7Bytes(width, height, channels * depth);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const parts: Uint8Array[] = [];
+  for (let p = 8; p + 8 <= bytes.length;) {
+    const length = view.getUint32(p);
+    if (String.fromCharCode(...bytes.subarray(p + 4, p + 8)) === "IDAT") {
+      parts.push(bytes.subarray(p + 8, Math.min(bytes.length, p + 8 + length)));
+    }
+    p += 12 + length;
+  }
+  try {
+    inflateSync(Buffer.concat(parts), { maxOutputLength: limit });
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw new Error(
+        `${source}: corrupt PNG (its image data inflates to more than the ${limit} bytes its ` +
+          `${width}x${height} header allows: a decompression bomb)`,
+      );
+    }
+    // Other damage is left to pngjs, which names it.
+  }
+}
+
 function decodePng(bytes: Uint8Array, source: string, limit: number): DecodedImage {
   const size = pngSize(bytes);
   if (size === null) {
     throw new Error(`${source}: corrupt PNG (no IHDR header: truncated or damaged file)`);
   }
   checkPixels(size.width, size.height, source, "PNG", limit);
+  checkInterlacedPng(bytes, size.width, size.height, source);
   let png: { width: number; height: number; data: Uint8Array };
   try {
     // pngjs expands palette/gray/16-bit to 8-bit RGBA.

@@ -40,6 +40,42 @@ function pngBomb(width: number, height: number): Uint8Array {
   return out;
 }
 
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
+  return out;
+}
+
+/** An Adam7-interlaced 8-bit RGB PNG of `rgb` [H, W, 3], or with `idat` as its image data. */
+function interlacedPng(width: number, height: number, rgb: Uint8Array, idat?: Uint8Array) {
+  const rows: number[] = [];
+  const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [
+    1,
+    0,
+    2,
+    2,
+  ], [0, 1, 1, 2]];
+  for (const [x0, y0, dx, dy] of passes) {
+    if (x0 >= width) continue;
+    for (let y = y0; y < height; y += dy) {
+      rows.push(0); // filter type None
+      for (let x = x0; x < width; x += dx) {
+        rows.push(...rgb.subarray((y * width + x) * 3, (y * width + x) * 3 + 3));
+      }
+    }
+  }
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, width);
+  new DataView(ihdr.buffer).setUint32(4, height);
+  ihdr.set([8, 2, 0, 0, 1], 8); // 8-bit RGB, Adam7
+  return concat([
+    new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", idat ?? new Uint8Array(deflateSync(new Uint8Array(rows)))),
+    chunk("IEND", new Uint8Array(0)),
+  ]);
+}
+
 /** A real JPEG whose SOF marker is rewritten to claim `width` x `height`. */
 async function jpegBomb(width: number, height: number): Promise<Uint8Array> {
   const bytes = (await Deno.readFile(fixture("jpeg/photo_420_base_q75.jpg"))).slice();
@@ -78,6 +114,24 @@ Deno.test("a 69-byte PNG claiming 50000x50000 is refused from its header, naming
     )
   );
   assert.ok(growth < 100, `RSS grew ${growth.toFixed(1)} MiB`);
+});
+
+Deno.test("an interlaced PNG decodes, and one whose data inflates past its header is refused", () => {
+  for (const [w, h] of [[13, 7], [1, 1], [9, 17]]) {
+    const rgb = new Uint8Array(w * h * 3).map((_, i) => (i * 29) % 256);
+    const img = decodeImage(interlacedPng(w, h, rgb), "adam7.png");
+    assert.deepEqual([img.width, img.height, [...img.data]], [w, h, [...rgb]]);
+  }
+  // 16x16 pixels, 49 KB of zlib that inflates to 50 MB (pngjs would inflate it all). Adam7
+  // at 16x16 RGB holds 2x2, 2x2, 4x2, 4x4, 8x4, 8x8 and 16x8 pixels: 798 bytes with filter bytes.
+  const bomb = interlacedPng(16, 16, new Uint8Array(0), deflateSync(new Uint8Array(50e6)));
+  const growth = rssGrowthMiB(() =>
+    assert.throws(
+      () => decodeImage(bomb, "zip.png"),
+      /zip.png: corrupt PNG \(its image data inflates to more than the 798 bytes its 16x16 header allows/,
+    )
+  );
+  assert.ok(growth < 30, `RSS grew ${growth.toFixed(1)} MiB`);
 });
 
 Deno.test("a JPEG whose SOF claims 65000x65000 is refused from its header", async () => {
