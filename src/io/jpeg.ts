@@ -116,7 +116,10 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader | null {
   let adobe = false;
   let p = 2;
   while (p + 4 <= bytes.length) {
-    if (bytes[p] !== 0xff) return null;
+    if (bytes[p] !== 0xff) {
+      p++; // stray bytes before a marker: libjpeg skips them with a warning, and so does PIL
+      continue;
+    }
     const marker = bytes[p + 1];
     if (marker === 0xff) {
       p++; // fill byte

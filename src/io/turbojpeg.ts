@@ -78,6 +78,13 @@ function open(path: string): TurboJpeg {
     const text = lib.symbols.tjGetErrorStr2(handle);
     return text === null ? "unknown error" : Deno.UnsafePointerView.getCString(text);
   };
+  // libjpeg warns and carries on for recoverable damage (e.g. extraneous bytes before a
+  // marker); PIL keeps those pixels too. A truncated file is an error in PIL, so here.
+  const failUnlessRecoverable = () => {
+    const text = message();
+    const warning = lib.symbols.tjGetErrorCode(handle) === TJERR_WARNING;
+    if (!warning || /premature end/i.test(text)) throw new Error(text);
+  };
   const header = new Int32Array(4); // width, height, subsampling, colorspace
   const field = (k: number) => new Uint8Array(header.buffer, k * 4, 4);
   return {
@@ -93,7 +100,7 @@ function open(path: string): TurboJpeg {
         field(2),
         field(3),
       );
-      if (status !== 0) throw new Error(message());
+      if (status !== 0) failUnlessRecoverable();
       const [width, height, , colorspace] = header;
       checkSize(width, height);
       if (colorspace === TJCS_CMYK || colorspace === TJCS_YCCK) return null;
@@ -110,14 +117,7 @@ function open(path: string): TurboJpeg {
         TJPF_RGB,
         flags,
       );
-      if (result !== 0) {
-        const text = message();
-        // libjpeg warns and carries on for recoverable damage (e.g. extraneous bytes before a
-        // marker); PIL keeps those pixels too. A truncated file is an error in PIL, so here.
-        const recoverable = lib.symbols.tjGetErrorCode(handle) === TJERR_WARNING &&
-          !/premature end/i.test(text);
-        if (!recoverable) throw new Error(text);
-      }
+      if (result !== 0) failUnlessRecoverable();
       return { width, height, data };
     },
   };

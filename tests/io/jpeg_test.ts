@@ -84,6 +84,18 @@ Deno.test("readJpegHeader() finds the frame header and returns null before one",
     [77, 53, 3, true],
   );
   assert.equal(readJpegHeader(bytes.subarray(0, 20)), null);
+  // Stray bytes between markers are skipped, as libjpeg (and PIL's parser) do: PIL decodes
+  // this file with a warning to the same pixels.
+  const at = 4 + ((bytes[4] << 8) | bytes[5]); // after APP0
+  const padded = new Uint8Array(bytes.length + 3);
+  padded.set(bytes.subarray(0, at));
+  padded.set([0x00, 0x13, 0x37], at);
+  padded.set(bytes.subarray(at), at + 3);
+  assert.equal(readJpegHeader(padded)?.width, 77);
+  if (hasTurbo) {
+    const want = decodeJpeg(bytes, "ramp.jpg", { decoder: "libjpeg-turbo" });
+    assert.deepEqual(decodeJpeg(padded, "padded.jpg", { decoder: "libjpeg-turbo" }), want);
+  }
   assert.equal(readJpegHeader(new Uint8Array([0xff, 0xd8, 0x00, 0x00, 0x00])), null);
 });
 
