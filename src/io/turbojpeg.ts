@@ -40,6 +40,13 @@ const TJFLAG_ACCURATEDCT = 4096;
  */
 const TJFLAG_LIMITSCANS = 32768;
 
+/**
+ * libjpeg's warning messages (jerror.h, the JWRN_* codes) except JWRN_JPEG_EOF ("Premature end
+ * of JPEG file"): the damage libjpeg recovers from, as PIL does.
+ */
+const RECOVERABLE =
+  /^(Corrupt JPEG data|Warning: unknown JFIF revision|Unknown Adobe color transform code|Inconsistent progression sequence|Invalid SOS parameters for sequential JPEG)/;
+
 /** Library names tried in order when no path is given. */
 const CANDIDATES: Record<string, string[]> = {
   linux: ["libturbojpeg.so.0", "libturbojpeg.so"],
@@ -51,7 +58,7 @@ const CANDIDATES: Record<string, string[]> = {
   windows: ["turbojpeg.dll"],
 };
 
-/** A loaded libturbojpeg with one decompressor handle, kept for the life of the process. */
+/** A loaded libturbojpeg. */
 export interface TurboJpeg {
   /** The library file that was opened. */
   path: string;
@@ -69,56 +76,67 @@ export interface TurboJpeg {
 
 function open(path: string): TurboJpeg {
   const lib = Deno.dlopen(path, SYMBOLS);
-  const handle = lib.symbols.tjInitDecompress();
-  if (handle === null) {
+  const probe = lib.symbols.tjInitDecompress();
+  if (probe === null) {
     lib.close();
     throw new Error(`${path}: tjInitDecompress failed`);
   }
-  const message = () => {
-    const text = lib.symbols.tjGetErrorStr2(handle);
-    return text === null ? "unknown error" : Deno.UnsafePointerView.getCString(text);
-  };
-  // libjpeg warns and carries on for recoverable damage (e.g. extraneous bytes before a
-  // marker); PIL keeps those pixels too. A truncated file is an error in PIL, so here.
-  const failUnlessRecoverable = () => {
-    const text = message();
-    const warning = lib.symbols.tjGetErrorCode(handle) === TJERR_WARNING;
-    if (!warning || /premature end/i.test(text)) throw new Error(text);
-  };
+  lib.symbols.tjDestroy(probe);
   const header = new Int32Array(4); // width, height, subsampling, colorspace
   const field = (k: number) => new Uint8Array(header.buffer, k * 4, 4);
   return {
     path,
     decodeRgb(bytes, checkSize) {
-      const size = BigInt(bytes.byteLength);
-      const status = lib.symbols.tjDecompressHeader3(
-        handle,
-        bytes,
-        size,
-        field(0),
-        field(1),
-        field(2),
-        field(3),
-      );
-      if (status !== 0) failUnlessRecoverable();
-      const [width, height, , colorspace] = header;
-      checkSize(width, height);
-      if (colorspace === TJCS_CMYK || colorspace === TJCS_YCCK) return null;
-      const data = new Uint8Array(width * height * 3);
-      const flags = TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS;
-      const result = lib.symbols.tjDecompress2(
-        handle,
-        bytes,
-        size,
-        data,
-        width,
-        width * 3,
-        height,
-        TJPF_RGB,
-        flags,
-      );
-      if (result !== 0) failUnlessRecoverable();
-      return { width, height, data };
+      // A fresh decompressor per file, as PIL uses: libjpeg keeps Huffman and quantization
+      // tables from one image to the next (for abbreviated streams), so a reused handle would
+      // decode a file missing its tables with the previous file's, where PIL refuses it.
+      const handle = lib.symbols.tjInitDecompress();
+      if (handle === null) throw new Error("tjInitDecompress failed (out of memory?)");
+      // libjpeg warns and carries on for recoverable damage (e.g. extraneous bytes before a
+      // marker); PIL keeps those pixels too. A truncated file is an error in PIL, so here.
+      // The error code alone cannot tell: TurboJPEG 2.1 reports TJERR_WARNING for a fatal
+      // error that followed a warning. The message is the last one libjpeg emitted.
+      const failUnlessRecoverable = () => {
+        const pointer = lib.symbols.tjGetErrorStr2(handle);
+        const text = pointer === null
+          ? "unknown error"
+          : Deno.UnsafePointerView.getCString(pointer);
+        const warning = lib.symbols.tjGetErrorCode(handle) === TJERR_WARNING;
+        if (!warning || !RECOVERABLE.test(text)) throw new Error(text);
+      };
+      try {
+        const size = BigInt(bytes.byteLength);
+        const status = lib.symbols.tjDecompressHeader3(
+          handle,
+          bytes,
+          size,
+          field(0),
+          field(1),
+          field(2),
+          field(3),
+        );
+        if (status !== 0) failUnlessRecoverable();
+        const [width, height, , colorspace] = header;
+        checkSize(width, height);
+        if (colorspace === TJCS_CMYK || colorspace === TJCS_YCCK) return null;
+        const data = new Uint8Array(width * height * 3);
+        const flags = TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS;
+        const result = lib.symbols.tjDecompress2(
+          handle,
+          bytes,
+          size,
+          data,
+          width,
+          width * 3,
+          height,
+          TJPF_RGB,
+          flags,
+        );
+        if (result !== 0) failUnlessRecoverable();
+        return { width, height, data };
+      } finally {
+        lib.symbols.tjDestroy(handle);
+      }
     },
   };
 }

@@ -17,6 +17,7 @@ const here = (path: string) => new URL(path, import.meta.url).pathname;
 const fixtures = JSON.parse(await Deno.readTextFile(here("../fixtures/jpeg/pil_hashes.json"))) as {
   cifar10: Entry[];
   generated: Entry[];
+  damaged: { path: string; flip?: number; cut?: number; pil: string }[];
 };
 // The shared data sits beside the repository (CI keeps a copy of shared/ next to the clone).
 const cifarDir = here("../../../shared/data/cifar10-jpg/");
@@ -58,6 +59,33 @@ Deno.test({
     assert.equal(modes.size, 8); // 4 samplings x baseline/progressive
     const root = here("../fixtures/jpeg/");
     assert.deepEqual(await mismatches(fixtures.generated, root, "libjpeg-turbo"), []);
+  },
+});
+
+Deno.test({
+  name: "decodeJpeg() with libjpeg-turbo refuses what PIL refuses and keeps what PIL keeps",
+  ignore: !hasTurbo,
+  fn: async () => {
+    const disagree: string[] = [];
+    for (const entry of fixtures.damaged) {
+      let bytes = await Deno.readFile(here(`../fixtures/jpeg/${entry.path}`));
+      if (entry.flip !== undefined) bytes[entry.flip >> 3] ^= 1 << (entry.flip & 7);
+      if (entry.cut !== undefined) bytes = bytes.subarray(0, entry.cut);
+      const what = `${entry.path} ${
+        entry.flip !== undefined ? `flip ${entry.flip}` : `cut ${entry.cut}`
+      }`;
+      let ours: string;
+      try {
+        ours = await sha256(decodeJpeg(bytes, "bad.jpg", { decoder: "libjpeg-turbo" }).data);
+      } catch (error) {
+        assert.match((error as Error).message, /^bad.jpg: corrupt JPEG/);
+        ours = "error";
+      }
+      if (ours !== entry.pil) {
+        disagree.push(`${what}: PIL ${entry.pil.slice(0, 8)}, ours ${ours.slice(0, 8)}`);
+      }
+    }
+    assert.deepEqual(disagree, []);
   },
 });
 
