@@ -38,7 +38,7 @@ export type {
   ValueAndGrad,
 } from "./src/backend/backend.ts";
 export { BackendError, BackendUnavailableError } from "./src/backend/backend.ts";
-export { Rng, type RngState } from "./src/backend/rng.ts";
+export { deriveSeed, Rng, type RngState } from "./src/core/rng.ts";
 export {
   type BackendInfo,
   type BackendName,
@@ -76,11 +76,13 @@ export { createDdpmTask, type DdpmConfig, DEFAULT_DDPM_CONFIG } from "./src/diff
 export { createGanTask, DEFAULT_GAN_CONFIG, type GanConfig } from "./src/gan/task.ts";
 
 // Training
-export { type Batch, type TrainTask } from "./src/train/task.ts";
-export { previewLabels, train, type TrainOptions, type TrainResult } from "./src/train/trainer.ts";
+export { type Batch } from "./src/data/batch.ts";
+export { type TrainTask } from "./src/task/task.ts";
+export { previewLabels } from "./src/task/preview.ts";
+export { train, type TrainOptions, type TrainResult } from "./src/train/trainer.ts";
 export { CheckpointError, loadCheckpoint, saveCheckpoint } from "./src/train/checkpoint.ts";
-export { createTask, openCheckpoint, type TaskKind } from "./src/train/registry.ts";
-export { Adam, clipGradNorm } from "./src/train/optimizer.ts";
+export { createTask, openCheckpoint, type TaskKind } from "./src/app/registry.ts";
+export { Adam, clipGradNorm } from "./src/task/optimizer.ts";
 
 // Data and files
 export { Dataset, type DatasetOptions, loadDataset } from "./src/data/dataset.ts";

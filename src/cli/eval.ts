@@ -6,8 +6,8 @@
  */
 import { selectBackend } from "../backend/select.ts";
 import { loadDataset } from "../data/dataset.ts";
-import { diffusionBitsPerDim } from "../study/evaluate.ts";
-import { openCheckpoint } from "../train/registry.ts";
+import { diffusionBitsPerDim } from "../app/evaluate.ts";
+import { openCheckpoint } from "../app/registry.ts";
 import {
   BACKEND_FLAG,
   backendFlag,

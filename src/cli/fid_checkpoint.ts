@@ -6,18 +6,18 @@
  *
  * @module
  */
-import { Rng } from "../backend/rng.ts";
+import { Rng } from "../core/rng.ts";
 import { selectBackend } from "../backend/select.ts";
 import { loadDataset, parseClassFilter } from "../data/dataset.ts";
 import { readNpy, writeNpy } from "../io/npy.ts";
 import { computeActivations } from "../metrics/features.ts";
-import { fidFromStatistics, statisticsOf } from "../metrics/fid.ts";
+import { backendEigvalsh, fidFromStatistics, statisticsOf } from "../metrics/fid.ts";
 import { isInceptionDims } from "../metrics/inception.ts";
 import { kernelInceptionDistance } from "../metrics/kid.ts";
 import { loadInception, resolveInceptionWeights } from "../metrics/weights.ts";
 import { defaultCacheDir } from "../io/cache.ts";
-import { datasetImages, generatedImages } from "../study/evaluate.ts";
-import { openCheckpoint } from "../train/registry.ts";
+import { datasetImages, generatedImages } from "../app/evaluate.ts";
+import { openCheckpoint } from "../app/registry.ts";
 import {
   BACKEND_FLAG,
   backendFlag,
@@ -31,8 +31,7 @@ import {
   str,
   UsageError,
 } from "./args.ts";
-import { backendEigvalsh } from "./fid.ts";
-import { sampleInChunks } from "./sample.ts";
+import { sampleInChunks } from "../app/sampling.ts";
 
 const SPEC: CommandSpec = {
   name: "fid --ckpt",

@@ -4,12 +4,13 @@
  *
  * @module
  */
-import { Rng } from "../backend/rng.ts";
+import { Rng } from "../core/rng.ts";
 import { selectBackend } from "../backend/select.ts";
 import { writeImageFolder, writeImageGrid } from "../io/png.ts";
-import { openCheckpoint } from "../train/registry.ts";
-import { previewLabels } from "../train/trainer.ts";
-import type { TrainTask } from "../train/task.ts";
+import { openCheckpoint } from "../app/registry.ts";
+import { sampleInChunks } from "../app/sampling.ts";
+import { previewLabels } from "../task/preview.ts";
+import type { TrainTask } from "../task/task.ts";
 import {
   BACKEND_FLAG,
   backendFlag,
@@ -121,28 +122,6 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   } finally {
     backend.dispose();
   }
-}
-
-/**
- * Samples `labels.length` images in chunks of at most 1,000 so progress can be shown and a
- * large --n does not hold every intermediate at once.
- */
-export function sampleInChunks(
-  task: TrainTask,
-  labels: Int32Array,
-  rng: Rng,
-  options: Record<string, unknown>,
-  progress: boolean,
-): Float32Array {
-  const per = task.imageShape[0] * task.imageShape[1] * task.imageShape[2];
-  const images = new Float32Array(labels.length * per);
-  const chunk = 1000;
-  for (let start = 0; start < labels.length; start += chunk) {
-    const part = labels.subarray(start, Math.min(labels.length, start + chunk));
-    images.set(task.sample(part, rng, options), start * per);
-    if (progress) console.error(`sampled ${start + part.length}/${labels.length}`);
-  }
-  return images;
 }
 
 function classNamesOf(train: Record<string, unknown>): string[] {

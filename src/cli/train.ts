@@ -11,7 +11,7 @@ import { DEFAULT_GAN_CONFIG, type GanConfig } from "../gan/task.ts";
 import { DENOISER_PRESETS } from "../models/denoiser.ts";
 import { DCGAN_PRESETS } from "../models/dcgan.ts";
 import { loadCheckpoint } from "../train/checkpoint.ts";
-import { createTask } from "../train/registry.ts";
+import { createTask } from "../app/registry.ts";
 import { train } from "../train/trainer.ts";
 import {
   BACKEND_FLAG,

@@ -17,8 +17,8 @@
  * @module
  */
 import { defaultCacheDir } from "../io/cache.ts";
-import { Rng } from "../backend/rng.ts";
-import type { Batch } from "../train/task.ts";
+import { deriveSeed, Rng } from "../core/rng.ts";
+import type { Batch } from "./batch.ts";
 import {
   CIFAR10_BATCHES_DIR,
   CIFAR10_CLASSES,
@@ -78,15 +78,7 @@ export interface BatchOptions {
  * ```
  */
 export function flipRng(seed: number, epoch: number, index: number): Rng {
-  return new Rng(mixSeed(mixSeed(seed, 0x5eed + epoch), index));
-}
-
-/** Combines a seed with a counter into a new 32-bit seed (murmur3 finalizer). */
-function mixSeed(seed: number, value: number): number {
-  let h = (seed ^ Math.imul(value + 1, 0x9e3779b1)) >>> 0;
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
+  return new Rng(deriveSeed(seed, 0x5eed + epoch, index));
 }
 
 /** In-memory images with labels, served as float batches. */
@@ -171,7 +163,7 @@ export class Dataset {
    */
   epochOrder(epoch: number, seed: number, shuffle = true): Int32Array {
     if (!shuffle) return Int32Array.from({ length: this.size }, (_, i) => i);
-    return new Rng(mixSeed(seed, epoch)).permutation(this.size);
+    return new Rng(deriveSeed(seed, epoch)).permutation(this.size);
   }
 
   /**
@@ -226,7 +218,7 @@ export class Dataset {
    *
    * @example
    * ```ts
-   * import { Rng } from "../backend/rng.ts";
+   * import { deriveSeed, Rng } from "../core/rng.ts";
    * for (const batch of dataset.batches(128, new Rng(0), { flip: true, dropLast: true })) {
    *   console.log(batch.shape); // [128, 3, 32, 32]
    * }

@@ -6,10 +6,11 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import type { Rng } from "../backend/rng.ts";
+import type { Rng } from "../core/rng.ts";
 import { ParamStore } from "../nn/params.ts";
-import { Adam, clipGradNorm } from "../train/optimizer.ts";
-import type { Batch, TrainTask } from "../train/task.ts";
+import { Adam, clipGradNorm } from "../task/optimizer.ts";
+import type { Batch } from "../data/batch.ts";
+import type { TrainTask } from "../task/task.ts";
 import {
   createDenoiser,
   type Denoiser,

@@ -14,7 +14,7 @@
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
-import type { Rng } from "../backend/rng.ts";
+import type { Rng } from "../core/rng.ts";
 import {
   DCGAN_IMAGE_SIZE,
   type DcganModelConfig,
@@ -27,11 +27,10 @@ import {
   validateDcganConfig,
 } from "../models/dcgan.ts";
 import { ParamStore } from "../nn/params.ts";
-import { Adam } from "../train/optimizer.ts";
-import type { Batch, TrainTask } from "../train/task.ts";
-import { previewLabels } from "../train/trainer.ts";
-
-export { previewLabels };
+import { Adam } from "../task/optimizer.ts";
+import type { Batch } from "../data/batch.ts";
+import { previewLabels } from "../task/preview.ts";
+import type { TrainTask } from "../task/task.ts";
 import {
   addInputNoise,
   discriminatorLoss,

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import { Rng } from "../backend/rng.ts";
+import { Rng } from "../core/rng.ts";
 import { multiplyABt } from "./linalg.ts";
 
 /** A set of feature vectors: `data` is [n, dims] row-major. */

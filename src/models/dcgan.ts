@@ -31,7 +31,7 @@
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
-import type { Rng } from "../backend/rng.ts";
+import type { Rng } from "../core/rng.ts";
 import { normalInit } from "../nn/init.ts";
 import {
   conv2d,

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
-import type { Rng } from "../backend/rng.ts";
+import type { Rng } from "../core/rng.ts";
 import { ParamStore } from "../nn/params.ts";
 import { type ConvNetConfig, convnetForward, defineConvNet } from "./convnet.ts";
 import {
@@ -116,7 +116,7 @@ export function timestepEmbeddingTable(timesteps: number, dim: number): Float32A
  * @example
  * ```ts
  * import { createBackend } from "../backend/select.ts";
- * import type { Rng } from "../backend/rng.ts";
+ * import type { Rng } from "../core/rng.ts";
  * import { createDenoiser } from "./denoiser.ts";
  * const backend = await createBackend("tfjs-cpu");
  * const model = createDenoiser(backend, new Rng(0), {

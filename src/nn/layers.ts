@@ -6,7 +6,7 @@
  * @module
  */
 import type { Backend, ConvOptions, Tensor } from "../backend/backend.ts";
-import type { Rng } from "../backend/rng.ts";
+import type { Rng } from "../core/rng.ts";
 import type { ParamStore } from "./params.ts";
 import {
   constantInit,

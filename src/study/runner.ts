@@ -8,7 +8,7 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import { Rng } from "../backend/rng.ts";
+import { deriveSeed, Rng } from "../core/rng.ts";
 import { type Dataset, loadDataset } from "../data/dataset.ts";
 import { DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
 import { DEFAULT_GAN_CONFIG } from "../gan/task.ts";
@@ -17,19 +17,14 @@ import { writeGif } from "../io/gif.ts";
 import { decodeImageFile, listImageFiles } from "../io/image.ts";
 import { writeImageFolder, writeImageGrid } from "../io/png.ts";
 import type { ImageLike } from "../metrics/features.ts";
-import { sampleInChunks } from "../cli/sample.ts";
 import { CHECKPOINT_FILE, loadCheckpoint } from "../train/checkpoint.ts";
-import { createTask } from "../train/registry.ts";
-import type { TrainTask } from "../train/task.ts";
-import { deriveSeed, train } from "../train/trainer.ts";
-import {
-  datasetImages,
-  diffusionBitsPerDim,
-  type Features,
-  type FidScorer,
-  type FidStatus,
-  openFidScorer,
-} from "./evaluate.ts";
+import { createTask } from "../app/registry.ts";
+import { datasetImages, diffusionBitsPerDim } from "../app/evaluate.ts";
+import { sampleInChunks } from "../app/sampling.ts";
+import { previewLabels } from "../task/preview.ts";
+import type { TrainTask } from "../task/task.ts";
+import { train } from "../train/trainer.ts";
+import { type Features, type FidScorer, type FidStatus, openFidScorer } from "./evaluate.ts";
 import { type ScaledEntry, scaleEntry, type StudyEntry, type StudyPlan } from "./plans.ts";
 
 /** FID/KID of one class group (or all classes) of an entry. */
@@ -550,12 +545,7 @@ function pad(n: number, width: number): string {
 
 /** Grid of the same 64 noise vectors (and class blocks) after every GAN training segment. */
 async function writeFixedNoiseGrid(task: TrainTask, path: string, seed: number): Promise<void> {
-  const labels = new Int32Array(GRID_IMAGES);
-  if (task.numClasses > 0) {
-    for (let i = 0; i < GRID_IMAGES; i++) {
-      labels[i] = Math.floor((i * task.numClasses) / GRID_IMAGES);
-    }
-  }
+  const labels = previewLabels(GRID_IMAGES, task.numClasses, 8);
   const images = task.sample(labels, new Rng(deriveSeed(seed, 0x9e71)), {});
   await writeImageGrid(path, images, [GRID_IMAGES, ...task.imageShape], { nrow: 8 });
 }

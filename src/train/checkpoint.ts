@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { RngState } from "../backend/rng.ts";
+import type { RngState } from "../core/rng.ts";
 import type { HostTensor } from "../nn/params.ts";
 import {
   readSafetensors,
@@ -17,7 +17,7 @@ import {
   writeSafetensors,
 } from "../io/safetensors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import type { TrainTask } from "./task.ts";
+import type { TrainTask } from "../task/task.ts";
 
 /** File names inside a run folder. */
 export const CHECKPOINT_FILE = "checkpoint.safetensors";

@@ -9,12 +9,13 @@
  *
  * @module
  */
-import { Rng } from "../backend/rng.ts";
+import { deriveSeed, Rng } from "../core/rng.ts";
 import { decodeImageFile, listImageFiles } from "../io/image.ts";
 import { writeGif } from "../io/gif.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import type { TrainTask } from "./task.ts";
+import { previewLabels } from "../task/preview.ts";
+import type { TrainTask } from "../task/task.ts";
 import { type Dataset, flipRng } from "../data/dataset.ts";
 import { loadCheckpoint, restoreTask, saveCheckpoint } from "./checkpoint.ts";
 
@@ -65,37 +66,6 @@ export interface TrainResult {
   imagesPerSecond: number;
   interrupted: boolean;
   metrics: Record<string, number>;
-}
-
-/** Mixes integers into one 32-bit seed (so each epoch/batch gets its own stream). */
-export function deriveSeed(...parts: number[]): number {
-  let h = 0x811c9dc5;
-  for (const p of parts) {
-    h = Math.imul(h ^ (p >>> 0), 0x01000193) >>> 0;
-    h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
-  }
-  return h >>> 0;
-}
-
-/**
- * Labels for a preview grid of `n` images with `columns` per row: zeros when unconditional;
- * otherwise row r of the ceil(n / columns) rows shows class floor(r * K / rows), so each class
- * gets one contiguous block of whole rows, in class order.
- *
- * @example
- * ```ts
- * import { previewLabels } from "./trainer.ts";
- * console.log([...previewLabels(8, 2, 2)]); // [0, 0, 0, 0, 1, 1, 1, 1]
- * ```
- */
-export function previewLabels(n: number, numClasses: number, columns = 8): Int32Array {
-  const labels = new Int32Array(n);
-  if (numClasses <= 0) return labels;
-  const rows = Math.ceil(n / columns);
-  for (let i = 0; i < n; i++) {
-    labels[i] = Math.floor((Math.floor(i / columns) * numClasses) / rows);
-  }
-  return labels;
 }
 
 /**

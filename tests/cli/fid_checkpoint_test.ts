@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { encodePng } from "../../src/io/png.ts";
 import { createBackend } from "../../src/backend/select.ts";
-import { createTask } from "../../src/train/registry.ts";
+import { createTask } from "../../src/app/registry.ts";
 import { train } from "../../src/train/trainer.ts";
 import { Dataset } from "../../src/data/dataset.ts";
 import { DEFAULT_GAN_CONFIG } from "../../src/gan/task.ts";

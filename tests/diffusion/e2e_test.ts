@@ -6,9 +6,9 @@
  */
 import { ok as assert } from "node:assert/strict";
 import type { Backend } from "../../src/backend/backend.ts";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 import { createDdpmTask, type DdpmConfig, DEFAULT_DDPM_CONFIG } from "../../src/diffusion/task.ts";
-import type { Batch } from "../../src/train/task.ts";
+import type { Batch } from "../../src/data/batch.ts";
 import { testEachBackend } from "../_backends.ts";
 
 const SIZE = 8;

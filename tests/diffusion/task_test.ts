@@ -1,6 +1,6 @@
 import { deepEqual, equal, notDeepEqual, ok as assert, throws } from "node:assert/strict";
 import type { Backend } from "../../src/backend/backend.ts";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 import {
   createDdpmTask,
   type DdpmConfig,
@@ -8,7 +8,7 @@ import {
   resolveDdpmConfig,
   sampleBatchSize,
 } from "../../src/diffusion/task.ts";
-import type { Batch } from "../../src/train/task.ts";
+import type { Batch } from "../../src/data/batch.ts";
 import { createBackend, listBackends } from "../../src/backend/select.ts";
 import { testEachBackend } from "../_backends.ts";
 

@@ -1,6 +1,6 @@
 import { deepEqual, ok, throws } from "node:assert/strict";
 import type { Backend } from "../../src/backend/backend.ts";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 import {
   DCGAN_PRESETS,
   type DcganModelConfig,

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { testEachBackend } from "../_backends.ts";
 import type { Backend } from "../../src/backend/backend.ts";
-import { createTask, openCheckpoint } from "../../src/train/registry.ts";
-import { previewLabels, train, type TrainOptions } from "../../src/train/trainer.ts";
+import { createTask, openCheckpoint } from "../../src/app/registry.ts";
+import { train, type TrainOptions } from "../../src/train/trainer.ts";
 import { Dataset } from "../../src/data/dataset.ts";
 import { CheckpointError, loadCheckpoint } from "../../src/train/checkpoint.ts";
 import { DEFAULT_GAN_CONFIG } from "../../src/gan/task.ts";
@@ -199,9 +199,3 @@ testEachBackend("a corrupt or mismatched checkpoint gives a clear error", async 
     await Deno.remove(root, { recursive: true });
   }
 }, { only: ["torch-cpu", "tfjs-cpu"] });
-
-Deno.test("previewLabels() gives each class one contiguous block of whole rows", () => {
-  assert.deepEqual([...previewLabels(8, 2, 2)], [0, 0, 0, 0, 1, 1, 1, 1]);
-  assert.deepEqual([...previewLabels(24, 3, 8)], [0, 1, 2].flatMap((c) => new Array(8).fill(c)));
-  assert.deepEqual([...previewLabels(4, 0)], [0, 0, 0, 0]);
-});

@@ -1,23 +1,14 @@
 /**
  * What the shared trainer needs from a model family. DDPM (`src/diffusion/task.ts`) and the
- * DCGAN (`src/gan/task.ts`) implement it; `trainer.ts` runs the loop, checkpoints, resumes,
+ * DCGAN (`src/gan/task.ts`) implement it; `train/trainer.ts` runs the loop, checkpoints, resumes,
  * logs and draws progress grids for any of them.
  *
  * @module
  */
-import type { Rng } from "../backend/rng.ts";
+import type { Rng } from "../core/rng.ts";
 import type { ParamStore } from "../nn/params.ts";
+import type { Batch } from "../data/batch.ts";
 import type { Adam } from "./optimizer.ts";
-
-/** A batch of images on the host: float32 NCHW in [-1, 1] and int32 labels. */
-export interface Batch {
-  /** [B, C, H, W] row-major. */
-  images: Float32Array;
-  /** [B] class ids (0 when the data set has no labels). */
-  labels: Int32Array;
-  /** [B, C, H, W]. */
-  shape: readonly [number, number, number, number];
-}
 
 /** A model family the trainer can train, checkpoint and sample. */
 export interface TrainTask {

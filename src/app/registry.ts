@@ -5,7 +5,7 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import { Rng } from "../backend/rng.ts";
+import { Rng } from "../core/rng.ts";
 import { createDdpmTask, type DdpmConfig } from "../diffusion/task.ts";
 import { createGanTask, type GanConfig } from "../gan/task.ts";
 import {
@@ -13,8 +13,8 @@ import {
   loadCheckpoint,
   type LoadedCheckpoint,
   restoreTask,
-} from "./checkpoint.ts";
-import type { TrainTask } from "./task.ts";
+} from "../train/checkpoint.ts";
+import type { TrainTask } from "../task/task.ts";
 
 /** Model families. */
 export type TaskKind = TrainTask["kind"];
