@@ -12,7 +12,7 @@
  * const images = new Uint8Array(8 * 3 * 16 * 16).map((_, i) => (i % 256 < 128 ? 30 : 220));
  * const data = new Dataset({ images, labels: new Int32Array(8), imageShape: [3, 16, 16], classNames: ["square"] });
  * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet", baseWidth: 8, timesteps: 50, imageSize: 16, ema: 0 };
- * const task = createTask(backend, "ddpm", config, 0);
+ * const task = createTask(backend, { kind: "ddpm", config }, 0);
  * const runDir = await Deno.makeTempDir();
  * await train(task, data, { runDir, batchSize: 4, epochs: 1, seed: 0, flip: false, previewEvery: 0, backendName: backend.name, report: () => {} });
  * const samples = task.sample(new Int32Array(2), new Rng(1), { sampler: "ddim", steps: 5 }); // [2, 3, 16, 16] in [-1, 1]
@@ -70,18 +70,47 @@ export { makeSchedule, type Schedule, type ScheduleKind } from "./src/diffusion/
 export { DiffusionProcess } from "./src/diffusion/process.ts";
 export { bitsPerDim, simpleLoss, vlbLoss } from "./src/diffusion/loss.ts";
 export { sampleImages, type SamplerOptions } from "./src/diffusion/sampler.ts";
-export { createDdpmTask, type DdpmConfig, DEFAULT_DDPM_CONFIG } from "./src/diffusion/task.ts";
+export {
+  createDdpmTask,
+  type DdpmConfig,
+  type DdpmSampleOptions,
+  type DdpmTask,
+  DEFAULT_DDPM_CONFIG,
+  parseDdpmSampleOptions,
+} from "./src/diffusion/task.ts";
 
 // GAN
-export { createGanTask, DEFAULT_GAN_CONFIG, type GanConfig } from "./src/gan/task.ts";
+export {
+  createGanTask,
+  DEFAULT_GAN_CONFIG,
+  type GanConfig,
+  type GanSampleOptions,
+  type GanTask,
+} from "./src/gan/task.ts";
 
 // Training
 export { type Batch } from "./src/data/batch.ts";
-export { type TrainTask } from "./src/task/task.ts";
+export { type SampleOptionsOf, type TrainTask } from "./src/task/task.ts";
 export { previewLabels } from "./src/task/preview.ts";
 export { train, type TrainOptions, type TrainResult } from "./src/train/trainer.ts";
-export { CheckpointError, loadCheckpoint, saveCheckpoint } from "./src/train/checkpoint.ts";
-export { createTask, openCheckpoint, type TaskKind } from "./src/app/registry.ts";
+export {
+  CheckpointError,
+  type CheckpointState,
+  type DataSourceRecord,
+  loadCheckpoint,
+  saveCheckpoint,
+  type TrainRecord,
+} from "./src/train/checkpoint.ts";
+export {
+  type AnyTask,
+  createTask,
+  type DdpmTaskConfig,
+  type GanTaskConfig,
+  openCheckpoint,
+  parseTaskConfig,
+  type TaskConfig,
+  type TaskKind,
+} from "./src/app/registry.ts";
 export { Adam, clipGradNorm } from "./src/task/optimizer.ts";
 
 // Data and files

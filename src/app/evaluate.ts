@@ -8,10 +8,9 @@ import { Rng } from "../core/rng.ts";
 import type { Batch } from "../data/batch.ts";
 import type { Dataset } from "../data/dataset.ts";
 import type { BitsPerDim } from "../diffusion/loss.ts";
-import type { DdpmTask } from "../diffusion/task.ts";
 import { toUint8Images } from "../io/png.ts";
 import type { ImageLike } from "../metrics/features.ts";
-import type { TrainTask } from "../task/task.ts";
+import type { AnyTask } from "./registry.ts";
 
 /**
  * Generated float32 NCHW images in [-1, 1] as 8-bit images, quantised exactly as the PNGs
@@ -74,12 +73,12 @@ export interface BitsPerDimEvalOptions {
  * ```
  */
 export function diffusionBitsPerDim(
-  task: TrainTask,
+  task: AnyTask,
   data: Dataset,
   options: BitsPerDimEvalOptions,
 ): BitsPerDim {
   if (task.kind !== "ddpm") throw new Error("bits/dim is defined for diffusion models only");
-  return (task as DdpmTask).bitsPerDim(
+  return task.bitsPerDim(
     testBatches(data, Math.min(options.images, data.size), options.batchSize),
     new Rng(options.seed),
     { timestepStride: options.timestepStride },

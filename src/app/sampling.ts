@@ -4,7 +4,7 @@
  * @module
  */
 import type { Rng } from "../core/rng.ts";
-import type { TrainTask } from "../task/task.ts";
+import type { SampleOptionsOf, TrainTask } from "../task/task.ts";
 
 /**
  * Samples `labels.length` images in chunks of at most 1,000 so progress can be shown and a
@@ -15,11 +15,11 @@ import type { TrainTask } from "../task/task.ts";
  * const images = sampleInChunks(task, new Int32Array(5000), new Rng(0), { sampler: "ddim", steps: 50 }, true);
  * ```
  */
-export function sampleInChunks(
-  task: TrainTask,
+export function sampleInChunks<T extends TrainTask>(
+  task: T,
   labels: Int32Array,
   rng: Rng,
-  options: Record<string, unknown>,
+  options: SampleOptionsOf<T>,
   progress: boolean,
 ): Float32Array {
   const per = task.imageShape[0] * task.imageShape[1] * task.imageShape[2];

@@ -68,9 +68,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   try {
     const { task, checkpoint } = await openCheckpoint(backend, ckpt, "ddpm");
     try {
-      const trained = checkpoint.state.train.source as
-        | { data?: string | null; classes?: string }
-        | undefined;
+      const trained = checkpoint.state.train.source;
       const data = await loadDataset({
         source: str(parsed, "data") ?? trained?.data ?? undefined,
         split,

@@ -12,6 +12,7 @@ import { loadDataset, parseClassFilter } from "../data/dataset.ts";
 import { readNpy, writeNpy } from "../io/npy.ts";
 import { computeActivations } from "../metrics/features.ts";
 import { backendEigvalsh, fidFromStatistics, statisticsOf } from "../metrics/fid.ts";
+import type { DdpmSampleOptions } from "../diffusion/task.ts";
 import { isInceptionDims } from "../metrics/inception.ts";
 import { kernelInceptionDistance } from "../metrics/kid.ts";
 import { loadInception, resolveInceptionWeights } from "../metrics/weights.ts";
@@ -118,7 +119,7 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
   }
   const batchSize = int(parsed, "batch-size", 1)!;
   const seed = int(parsed, "seed", 0, 2 ** 32 - 1)!;
-  const samplerOptions: Record<string, unknown> = {};
+  const samplerOptions: DdpmSampleOptions = {};
   if (bool(parsed, "no-clip")) samplerOptions.clipX0 = false;
   const sampler = choice(parsed, "sampler", ["ddpm", "ddim"] as const);
   if (sampler) samplerOptions.sampler = sampler;
@@ -174,8 +175,7 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
         }
         const labels = new Int32Array(n);
         if (task.numClasses > 0) {
-          const trainedOn =
-            (checkpoint.state.train.source as { classes?: string } | undefined)?.classes ?? "";
+          const trainedOn = checkpoint.state.train.source?.classes ?? "";
           const names = trainedOn.split(",").map((s) => s.trim());
           const wanted = classes
             ? parseClassFilter(classes, reference.classNames).map((id) => reference.classNames[id])

@@ -10,8 +10,8 @@ import { type DdpmConfig, DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
 import { DEFAULT_GAN_CONFIG, type GanConfig } from "../gan/task.ts";
 import { DENOISER_PRESETS } from "../models/denoiser.ts";
 import { DCGAN_PRESETS } from "../models/dcgan.ts";
-import { loadCheckpoint } from "../train/checkpoint.ts";
-import { createTask } from "../app/registry.ts";
+import { type DataSourceRecord, loadCheckpoint } from "../train/checkpoint.ts";
+import { type AnyTask, createTask, parseTaskConfig, type TaskConfig } from "../app/registry.ts";
 import { train } from "../train/trainer.ts";
 import {
   BACKEND_FLAG,
@@ -167,7 +167,7 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   const conditional = bool(parsed, "cond");
   // Every flag is read (and so checked) before the data set is loaded; the fields that depend
   // on the data (classes, image size, channels) keep their defaults until it is.
-  let config: Record<string, unknown>;
+  let spec: TaskConfig;
   let batchSize: number;
   if (model === "ddpm") {
     rejectFlags(parsed, ["smooth", "d-noise", "nz", "ngf", "ndf"], "--model gan");
@@ -201,7 +201,7 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
       emaStart: int(parsed, "ema-start", 0) ?? DEFAULT_DDPM_CONFIG.emaStart,
       gradClip: num(parsed, "grad-clip", 0) ?? DEFAULT_DDPM_CONFIG.gradClip,
     };
-    config = { ...ddpm };
+    spec = { kind: "ddpm", config: ddpm };
     batchSize = int(parsed, "batch-size", 1) ?? (onGpu ? 64 : 32);
   } else {
     rejectFlags(parsed, [
@@ -229,14 +229,16 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
       dNoise: num(parsed, "d-noise", 0) ?? 0,
       lr: num(parsed, "lr", 0, 1) ?? DEFAULT_GAN_CONFIG.lr,
     };
-    config = { ...gan };
+    spec = { kind: "gan", config: gan };
     batchSize = int(parsed, "batch-size", 1) ?? 128;
   }
   const seed = int(parsed, "seed", 0, 2 ** 32 - 1)!;
   const epochs = int(parsed, "epochs", 1) ?? (model === "gan" ? 25 : onGpu ? 500 : 10);
   trainingOptions(parsed);
   const runDir = str(parsed, "out") ??
-    `runs/${model}-${config.preset}-${classes.replaceAll(",", "+")}${conditional ? "-cond" : ""}`;
+    `runs/${model}-${spec.config.preset}-${classes.replaceAll(",", "+")}${
+      conditional ? "-cond" : ""
+    }`;
   await refuseToOverwrite(runDir);
 
   const data = await loadDataset({ source: str(parsed, "data"), split: "train", classes });
@@ -249,14 +251,14 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   if (dataHeight !== dataWidth) {
     throw new UsageError(`images must be square, got ${dataHeight}x${dataWidth}`);
   }
-  config.numClasses = conditional ? data.numClasses : 0;
-  config.imageSize = dataHeight;
-  config.channels = dataChannels;
+  spec.config.numClasses = conditional ? data.numClasses : 0;
+  spec.config.imageSize = dataHeight;
+  spec.config.channels = dataChannels;
   await Deno.mkdir(runDir, { recursive: true });
-  const task = createTask(backend, model, config, seed);
+  const task = createTask(backend, spec, seed);
   try {
     console.error(
-      `training ${model} ${config.preset} on ${data.size} ${classes} images ` +
+      `training ${model} ${spec.config.preset} on ${data.size} ${classes} images ` +
         `(${conditional ? `conditional, ${data.numClasses} classes` : "unconditional"}) ` +
         `on ${backend.name} (${backend.device}); run folder ${runDir}`,
     );
@@ -285,21 +287,18 @@ async function resumeRun(parsed: Parsed, backend: Backend): Promise<number> {
     );
   }
   const ckpt = await loadCheckpoint(runDir);
-  const trainRecord = ckpt.state.train as {
-    batchSize: number;
-    epochs: number;
-    maxSteps?: number | null;
-    seed: number;
-    flip: boolean;
-    source?: { data: string | null; classes: string };
-  };
+  const trainRecord = ckpt.state.train;
   const source = trainRecord.source ?? { data: null, classes: "cat" };
   const data = await loadDataset({
     source: source.data ?? undefined,
     split: "train",
     classes: source.classes,
   });
-  const task = createTask(backend, ckpt.state.kind, ckpt.state.config, trainRecord.seed);
+  const task = createTask(
+    backend,
+    parseTaskConfig(ckpt.state.kind, ckpt.state.config, ckpt.path),
+    trainRecord.seed,
+  );
   try {
     return await runTraining(task, data, parsed, backend, {
       runDir,
@@ -319,7 +318,7 @@ async function resumeRun(parsed: Parsed, backend: Backend): Promise<number> {
 }
 
 async function runTraining(
-  task: ReturnType<typeof createTask>,
+  task: AnyTask,
   data: Awaited<ReturnType<typeof loadDataset>>,
   parsed: Parsed,
   backend: Backend,
@@ -330,7 +329,7 @@ async function runTraining(
     maxSteps?: number;
     seed: number;
     flip?: boolean;
-    source: { data: string | null; classes: string };
+    source: DataSourceRecord;
     resume?: boolean;
   },
 ): Promise<number> {
@@ -360,7 +359,7 @@ async function runTraining(
       resume: run.resume,
       signal: controller.signal,
       backendName: backend.name,
-      extraRecord: { source: run.source },
+      source: run.source,
     });
     return result.interrupted ? 130 : 0;
   } finally {

@@ -85,10 +85,14 @@ export const DEFAULT_GAN_CONFIG: Readonly<GanConfig> = {
   channels: 3,
 };
 
+/** What {@link GanTask.sample} accepts. */
+export interface GanSampleOptions {
+  /** Images per generator pass (default 256); the images do not depend on it. */
+  batchSize?: number;
+}
+
 /** A {@link TrainTask} for a DCGAN, plus the labels for its progress grid. */
-export interface GanTask extends TrainTask {
-  readonly kind: "gan";
-  readonly config: Record<string, unknown> & GanConfig;
+export interface GanTask extends TrainTask<"gan", GanConfig, GanSampleOptions> {
   /** The generator/discriminator shape this task trains. */
   readonly model: DcganModelConfig;
   /**
@@ -256,7 +260,7 @@ export function createGanTask(
     });
   }
 
-  function sample(labels: Int32Array, sampleRng: Rng, options: Record<string, unknown> = {}) {
+  function sample(labels: Int32Array, sampleRng: Rng, options: GanSampleOptions = {}) {
     const n = labels.length;
     const chunk = typeof options.batchSize === "number" && options.batchSize > 0
       ? Math.floor(options.batchSize)
@@ -287,6 +291,8 @@ export function createGanTask(
     config: { ...resolved },
     model,
     stores: { generator, discriminator },
+    exportStore: "generator",
+    modelStores: ["generator", "discriminator"],
     optimizers,
     imageShape,
     numClasses: model.numClasses,

@@ -18,11 +18,10 @@ import { decodeImageFile, listImageFiles } from "../io/image.ts";
 import { writeImageFolder, writeImageGrid } from "../io/png.ts";
 import type { ImageLike } from "../metrics/features.ts";
 import { CHECKPOINT_FILE, loadCheckpoint } from "../train/checkpoint.ts";
-import { createTask } from "../app/registry.ts";
+import { type AnyTask, createTask, type TaskConfig } from "../app/registry.ts";
 import { datasetImages, diffusionBitsPerDim } from "../app/evaluate.ts";
 import { sampleInChunks } from "../app/sampling.ts";
 import { previewLabels } from "../task/preview.ts";
-import type { TrainTask } from "../task/task.ts";
 import { train } from "../train/trainer.ts";
 import { type Features, type FidScorer, type FidStatus, openFidScorer } from "./evaluate.ts";
 import { type ScaledEntry, scaleEntry, type StudyEntry, type StudyPlan } from "./plans.ts";
@@ -333,23 +332,19 @@ async function runEntry(
   }
   const [channels, height] = data.imageShape;
   const seed = entry.seed ?? 0;
-  const config = entry.kind === "ddpm"
+  const fromData = { numClasses: conditional ? data.numClasses : 0, imageSize: height, channels };
+  const spec: TaskConfig = entry.kind === "ddpm"
     ? {
-      ...DEFAULT_DDPM_CONFIG,
-      cfgDrop: conditional ? DEFAULT_DDPM_CONFIG.cfgDrop : 0,
-      ...entry.config,
-      numClasses: conditional ? data.numClasses : 0,
-      imageSize: height,
-      channels,
+      kind: "ddpm",
+      config: {
+        ...DEFAULT_DDPM_CONFIG,
+        cfgDrop: conditional ? DEFAULT_DDPM_CONFIG.cfgDrop : 0,
+        ...entry.config,
+        ...fromData,
+      },
     }
-    : {
-      ...DEFAULT_GAN_CONFIG,
-      ...entry.config,
-      numClasses: conditional ? data.numClasses : 0,
-      imageSize: height,
-      channels,
-    };
-  const task = createTask(options.backend, entry.kind, config, seed);
+    : { kind: "gan", config: { ...DEFAULT_GAN_CONFIG, ...entry.config, ...fromData } };
+  const task = createTask(options.backend, spec, seed);
   try {
     const trained = await trainEntry(task, data, entry, dir, context);
     if (!trained) return null;
@@ -370,9 +365,7 @@ async function runEntry(
     }
     const scores = await scoreGroups(entry, `${dir}/fid-samples`, context, data.classNames);
     const params = Object.fromEntries(
-      Object.entries(task.stores).filter(([name]) => name !== "ema").map((
-        [name, store],
-      ) => [name, store.count()]),
+      task.modelStores.map((name) => [name, task.stores[name].count()]),
     );
     return {
       ...base,
@@ -411,7 +404,7 @@ interface TrainProgress {
  * its progress; each segment continues exactly from the previous one's checkpoint.
  */
 async function trainEntry(
-  task: TrainTask,
+  task: AnyTask,
   data: Dataset,
   entry: ScaledEntry,
   dir: string,
@@ -432,12 +425,12 @@ async function trainEntry(
     : { seconds: 0, timedImages: 0, timedSeconds: 0, frames: 0 };
   // Input-noise annealing follows step / (the call's total steps): segments would restart
   // it, so a GAN with dNoise trains in one call and its GIF has the epoch previews only.
-  const annealed = Number(entry.config?.dNoise ?? 0) > 0;
+  const annealed = entry.kind === "gan" && (entry.config?.dNoise ?? 0) > 0;
   const framed = entry.kind === "gan" && !annealed;
   const segments = framed ? Math.min(GIF_FRAMES, totalSteps) : 1;
   const seed = entry.seed ?? 0;
   log(
-    `${entry.id}: training ${entry.kind} ${String(task.config.preset)} on ${data.size} ` +
+    `${entry.id}: training ${entry.kind} ${task.config.preset} on ${data.size} ` +
       `${entry.classes} images, ${totalSteps} step${totalSteps === 1 ? "" : "s"} of ${batchSize} ` +
       `(${(totalSteps * batchSize / data.size).toFixed(3)} epochs)`,
   );
@@ -464,14 +457,14 @@ async function trainEntry(
       checkpointEvery: 500,
       previewEvery: framed ? 0 : Math.max(1, Math.round(totalSteps / stepsPerEpoch / 16)),
       previewOptions: task.kind === "ddpm"
-        ? { sampler: "ddim", steps: Math.min(50, Number(task.config.timesteps)) }
+        ? { sampler: "ddim", steps: Math.min(50, task.config.timesteps) }
         : undefined,
       gif: !framed && task.kind === "gan",
       resume,
       signal: options.signal,
       report: segmentReport(options.trainerReport, segment > startSegment, segment < segments - 1),
       backendName: options.backend.name,
-      extraRecord: { source: { data: options.dataSource ?? null, classes: entry.classes } },
+      source: { data: options.dataSource ?? null, classes: entry.classes },
     });
     resume = true;
     progress.seconds += result.seconds;
@@ -544,7 +537,7 @@ function pad(n: number, width: number): string {
 }
 
 /** Grid of the same 64 noise vectors (and class blocks) after every GAN training segment. */
-async function writeFixedNoiseGrid(task: TrainTask, path: string, seed: number): Promise<void> {
+async function writeFixedNoiseGrid(task: AnyTask, path: string, seed: number): Promise<void> {
   const labels = previewLabels(GRID_IMAGES, task.numClasses, 8);
   const images = task.sample(labels, new Rng(deriveSeed(seed, 0x9e71)), {});
   await writeImageGrid(path, images, [GRID_IMAGES, ...task.imageShape], { nrow: 8 });
@@ -556,7 +549,7 @@ async function writeFixedNoiseGrid(task: TrainTask, path: string, seed: number):
  * conditional) and a 64-image grid (class blocks) into samples.png.
  */
 async function sampleEntry(
-  task: TrainTask,
+  task: AnyTask,
   data: Dataset,
   entry: ScaledEntry,
   dir: string,

@@ -10,18 +10,36 @@ import type { ParamStore } from "../nn/params.ts";
 import type { Batch } from "../data/batch.ts";
 import type { Adam } from "./optimizer.ts";
 
-/** A model family the trainer can train, checkpoint and sample. */
-export interface TrainTask {
-  /** "ddpm" or "gan": stored in checkpoints so a sampler refuses the wrong kind. */
-  readonly kind: "ddpm" | "gan";
+/**
+ * A model family the trainer can train, checkpoint and sample. `Kind` names the family,
+ * `Config` is the JSON that recreates it and `SampleOptions` what its `sample` accepts, so
+ * that a `DdpmTask` or `GanTask` carries its own types through the trainer, checkpoints and
+ * commands instead of untyped records.
+ */
+export interface TrainTask<
+  Kind extends string = string,
+  Config = unknown,
+  SampleOptions = unknown,
+> {
+  /** The family, e.g. "ddpm" or "gan": stored in checkpoints so a sampler refuses the wrong kind. */
+  readonly kind: Kind;
   /** JSON that recreates this task (preset, widths, schedule, classes, ...). */
-  readonly config: Record<string, unknown>;
+  readonly config: Config;
   /**
    * Parameter groups saved in checkpoints, e.g. `{ model, ema }` or
-   * `{ generator, discriminator }`. The first group is the one exported for PyTorch users
-   * (for DDPM: the EMA weights when EMA is on).
+   * `{ generator, discriminator }`.
    */
   readonly stores: Record<string, ParamStore>;
+  /**
+   * The group written to `model.safetensors` for PyTorch users: the weights one samples with
+   * (for DDPM the EMA weights when EMA is on, for the GAN the generator).
+   */
+  readonly exportStore: string;
+  /**
+   * Groups that are a model of their own, for parameter counts (`stores` minus copies such as
+   * an EMA of another group).
+   */
+  readonly modelStores: readonly string[];
   /** Optimizers by the group they update. */
   readonly optimizers: Record<string, Adam>;
   /**
@@ -33,7 +51,7 @@ export interface TrainTask {
    * Generates `labels.length` images (labels are ignored by unconditional models).
    * Returns float32 [n, C, H, W] in [-1, 1].
    */
-  sample(labels: Int32Array, rng: Rng, options?: Record<string, unknown>): Float32Array;
+  sample(labels: Int32Array, rng: Rng, options?: SampleOptions): Float32Array;
   /** Image shape [C, H, W] the model produces. */
   readonly imageShape: readonly [number, number, number];
   /** Number of classes for conditional models, 0 when unconditional. */
@@ -41,3 +59,6 @@ export interface TrainTask {
   /** Frees all tensors. */
   dispose(): void;
 }
+
+/** The sampling options of a task type (of each member, for a union of task types). */
+export type SampleOptionsOf<T> = T extends TrainTask<string, unknown, infer S> ? S : never;

@@ -15,12 +15,18 @@ import { writeGif } from "../io/gif.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { previewLabels } from "../task/preview.ts";
-import type { TrainTask } from "../task/task.ts";
+import type { SampleOptionsOf, TrainTask } from "../task/task.ts";
 import { type Dataset, flipRng } from "../data/dataset.ts";
-import { loadCheckpoint, restoreTask, saveCheckpoint } from "./checkpoint.ts";
+import {
+  type DataSourceRecord,
+  loadCheckpoint,
+  restoreTask,
+  saveCheckpoint,
+  type TrainRecord,
+} from "./checkpoint.ts";
 
-/** Options of {@link train}. */
-export interface TrainOptions {
+/** Options of {@link train}; `SampleOptions` are those of the task being trained. */
+export interface TrainOptions<SampleOptions = never> {
   /** Folder for checkpoints, logs and previews (created). */
   runDir: string;
   batchSize: number;
@@ -42,7 +48,7 @@ export interface TrainOptions {
   /** Images in a preview grid. Default 64. */
   previewCount?: number;
   /** Passed to task.sample() for previews (e.g. a fast DDIM sampler). */
-  previewOptions?: Record<string, unknown>;
+  previewOptions?: SampleOptions;
   /** Write progress.gif from the preview grids at the end. */
   gif?: boolean;
   /** Continue from runDir's checkpoint. */
@@ -53,8 +59,8 @@ export interface TrainOptions {
   report?: (line: string, final: boolean) => void;
   /** Name of the backend, recorded in checkpoints and logs. */
   backendName: string;
-  /** Extra JSON kept in the checkpoint's training record (e.g. where the data came from). */
-  extraRecord?: Record<string, unknown>;
+  /** Where the data came from, kept in the checkpoint's training record. */
+  source?: DataSourceRecord;
 }
 
 /** Summary of a {@link train} call. */
@@ -78,10 +84,10 @@ export interface TrainResult {
  * console.log(result.imagesPerSecond);
  * ```
  */
-export async function train(
-  task: TrainTask,
+export async function train<T extends TrainTask>(
+  task: T,
   data: Dataset,
-  options: TrainOptions,
+  options: TrainOptions<SampleOptionsOf<T>>,
 ): Promise<TrainResult> {
   const logEvery = options.logEvery ?? 10;
   const checkpointEvery = options.checkpointEvery ?? 500;
@@ -92,7 +98,7 @@ export async function train(
   const batchSize = Math.min(options.batchSize, data.size);
   const stepsPerEpoch = Math.max(1, Math.floor(data.size / batchSize));
   const totalSteps = options.maxSteps ?? options.epochs * stepsPerEpoch;
-  const trainRecord = {
+  const trainRecord: TrainRecord = {
     batchSize,
     epochs: options.epochs,
     maxSteps: options.maxSteps ?? null,
@@ -100,7 +106,7 @@ export async function train(
     flip: options.flip,
     stepsPerEpoch,
     totalSteps,
-    ...options.extraRecord,
+    ...(options.source ? { source: options.source } : {}),
   };
   await Deno.mkdir(`${options.runDir}/samples`, { recursive: true });
   const logPath = `${options.runDir}/log.jsonl`;
@@ -203,11 +209,11 @@ export async function train(
   return { step, epoch, totalSteps, seconds, imagesPerSecond, interrupted, metrics };
 }
 
-async function writePreview(
-  task: TrainTask,
+async function writePreview<T extends TrainTask>(
+  task: T,
   path: string,
   n: number,
-  options: TrainOptions,
+  options: TrainOptions<SampleOptionsOf<T>>,
 ): Promise<void> {
   const labels = previewLabels(n, task.numClasses);
   // Fixed noise for every preview, so the GIF shows the same samples evolving.

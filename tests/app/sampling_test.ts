@@ -9,6 +9,8 @@ function labelEcho(calls: number[]): TrainTask {
     kind: "gan",
     config: {},
     stores: {},
+    exportStore: "generator",
+    modelStores: [],
     optimizers: {},
     step: () => ({}),
     sample: (labels: Int32Array) => {

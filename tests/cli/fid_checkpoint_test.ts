@@ -38,7 +38,10 @@ Deno.test("fid --ckpt equals sample --out-dir + fid on folders, and caches the r
     }
     // A GAN checkpoint after two steps.
     const backend = await createBackend("torch-cpu");
-    const task = createTask(backend, "gan", { ...DEFAULT_GAN_CONFIG, nz: 8, ngf: 4, ndf: 4 }, 3);
+    const task = createTask(backend, {
+      kind: "gan",
+      config: { ...DEFAULT_GAN_CONFIG, nz: 8, ngf: 4, ndf: 4 },
+    }, 3);
     const images = new Uint8Array(4 * 3 * 32 * 32).fill(128);
     const data = new Dataset({
       images,
