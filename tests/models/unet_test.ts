@@ -125,6 +125,24 @@ testEachBackend(
   { only: ["torch-cpu", "tfjs-cpu"] },
 );
 
+testEachBackend(
+  "countParams() equals the allocated model's parameters for every preset, unconditional",
+  (b) => {
+    for (const preset of DENOISER_PRESETS) {
+      const model = createDenoiser(b, new Rng(0), {
+        preset,
+        numClasses: 0,
+        imageSize: 32,
+        channels: 3,
+      });
+      equal(countParams(preset, 0), model.paramCount(), preset);
+      equal(countParams(preset, 0), model.store.count(), preset);
+      model.dispose();
+    }
+  },
+  { only: ["tfjs-cpu"] },
+);
+
 Deno.test("countParams() rejects an unknown preset or a negative class count", () => {
   throws(() => countParams("unet-9x" as "unet-3x", 0), /unknown model preset "unet-9x"/);
   throws(
