@@ -11,7 +11,7 @@
  * // 8 images of 16x16: a bright square on a dark background.
  * const images = new Uint8Array(8 * 3 * 16 * 16).map((_, i) => (i % 256 < 128 ? 30 : 220));
  * const data = new Dataset({ images, labels: new Int32Array(8), imageShape: [3, 16, 16], classNames: ["square"] });
- * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet", baseWidth: 8, timesteps: 50, imageSize: 16, ema: 0 };
+ * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet" as const, baseWidth: 8, timesteps: 50, imageSize: 16, ema: 0 };
  * const task = createTask(backend, { kind: "ddpm", config }, 0);
  * const runDir = await Deno.makeTempDir();
  * await train(task, data, { runDir, batchSize: 4, epochs: 1, seed: 0, flip: false, previewEvery: 0, backendName: backend.name, report: () => {} });
@@ -114,7 +114,8 @@ export {
 export { Adam, clipGradNorm } from "./src/task/optimizer.ts";
 
 // Data and files
-export { Dataset, type DatasetOptions, loadDataset } from "./src/data/dataset.ts";
+export { Dataset } from "./src/data/dataset.ts";
+export { type DatasetOptions, loadDataset } from "./src/data/load.ts";
 export { type DecodedImage, decodeImageFile, listImageFiles } from "./src/io/image.ts";
 export { encodePng, toUint8Images, writeImageFolder, writeImageGrid } from "./src/io/png.ts";
 export { decodeGif, writeGif } from "./src/io/gif.ts";
@@ -129,6 +130,7 @@ export { fidFromStatistics, type FidStatistics, statisticsOf } from "./src/metri
 export { kernelInceptionDistance } from "./src/metrics/kid.ts";
 
 // The study
-export { runStudy, type StudyOptions, type StudyRun } from "./src/study/runner.ts";
+export { runStudy } from "./src/study/runner.ts";
+export { type StudyOptions, type StudyRun } from "./src/study/entry.ts";
 export { writeReport } from "./src/study/report.ts";
 export { resolvePlan, type StudyPlan, validatePlan } from "./src/study/plans.ts";

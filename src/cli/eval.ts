@@ -5,7 +5,7 @@
  * @module
  */
 import { selectBackend } from "../backend/select.ts";
-import { loadDataset } from "../data/dataset.ts";
+import { loadDataset } from "../data/load.ts";
 import { diffusionBitsPerDim } from "../app/evaluate.ts";
 import { openCheckpoint } from "../app/registry.ts";
 import {

@@ -8,7 +8,8 @@
  */
 import { Rng } from "../core/rng.ts";
 import { selectBackend } from "../backend/select.ts";
-import { loadDataset, parseClassFilter } from "../data/dataset.ts";
+import { loadDataset } from "../data/load.ts";
+import { parseClassFilter } from "../data/source.ts";
 import { readNpy, writeNpy } from "../io/npy.ts";
 import { computeActivations } from "../metrics/features.ts";
 import { backendEigvalsh, fidFromStatistics, statisticsOf } from "../metrics/fid.ts";

@@ -5,12 +5,13 @@
  */
 import { selectBackend } from "../backend/select.ts";
 import type { Backend } from "../backend/backend.ts";
-import { loadDataset } from "../data/dataset.ts";
+import { loadDataset } from "../data/load.ts";
 import { type DdpmConfig, DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
 import { DEFAULT_GAN_CONFIG, type GanConfig } from "../gan/task.ts";
 import { DENOISER_PRESETS } from "../models/denoiser.ts";
 import { DCGAN_PRESETS } from "../models/dcgan.ts";
 import { type DataSourceRecord, loadCheckpoint } from "../train/checkpoint.ts";
+import { previewOptions, runDefaults } from "../app/defaults.ts";
 import { type AnyTask, createTask, parseTaskConfig, type TaskConfig } from "../app/registry.ts";
 import { train } from "../train/trainer.ts";
 import {
@@ -162,13 +163,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
 
 async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   const model = choice(parsed, "model", ["ddpm", "gan"] as const) ?? "ddpm";
-  const onGpu = backend.name === "torch-cuda";
+  const defaults = runDefaults(model, backend.name);
   const classes = str(parsed, "classes")!;
   const conditional = bool(parsed, "cond");
   // Every flag is read (and so checked) before the data set is loaded; the fields that depend
   // on the data (classes, image size, channels) keep their defaults until it is.
   let spec: TaskConfig;
-  let batchSize: number;
   if (model === "ddpm") {
     rejectFlags(parsed, ["smooth", "d-noise", "nz", "ngf", "ndf"], "--model gan");
     const explicitPreset = str(parsed, "preset");
@@ -180,14 +180,8 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
         `--preset must be one of ${DENOISER_PRESETS.join(", ")} for ddpm, got '${explicitPreset}'`,
       );
     }
-    const preset =
-      (explicitPreset ?? (onGpu ? "unet-2xud" : "unet-2xud-half")) as DdpmConfig["preset"];
-    if (!onGpu && explicitPreset === undefined) {
-      console.error(
-        `no GPU (backend ${backend.name}): training the CPU-sized unet-2xud-half at batch 32 ` +
-          `instead of the study's unet-2xud; pass --preset unet-2xud to override`,
-      );
-    }
+    const preset = (explicitPreset ?? defaults.ddpmPreset) as DdpmConfig["preset"];
+    if (defaults.note && explicitPreset === undefined) console.error(defaults.note);
     const ddpm: DdpmConfig = {
       ...DEFAULT_DDPM_CONFIG,
       preset,
@@ -202,7 +196,6 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
       gradClip: num(parsed, "grad-clip", 0) ?? DEFAULT_DDPM_CONFIG.gradClip,
     };
     spec = { kind: "ddpm", config: ddpm };
-    batchSize = int(parsed, "batch-size", 1) ?? (onGpu ? 64 : 32);
   } else {
     rejectFlags(parsed, [
       "schedule",
@@ -230,10 +223,10 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
       lr: num(parsed, "lr", 0, 1) ?? DEFAULT_GAN_CONFIG.lr,
     };
     spec = { kind: "gan", config: gan };
-    batchSize = int(parsed, "batch-size", 1) ?? 128;
   }
   const seed = int(parsed, "seed", 0, 2 ** 32 - 1)!;
-  const epochs = int(parsed, "epochs", 1) ?? (model === "gan" ? 25 : onGpu ? 500 : 10);
+  const batchSize = int(parsed, "batch-size", 1) ?? defaults.batchSize;
+  const epochs = int(parsed, "epochs", 1) ?? defaults.epochs;
   trainingOptions(parsed);
   const runDir = str(parsed, "out") ??
     `runs/${model}-${spec.config.preset}-${classes.replaceAll(",", "+")}${
@@ -352,9 +345,7 @@ async function runTraining(
       epochs: run.epochs,
       seed: run.seed,
       flip: run.flip ?? !bool(parsed, "no-flip"),
-      previewOptions: task.kind === "ddpm"
-        ? { sampler: "ddim", steps: 50, clipX0: true }
-        : undefined,
+      previewOptions: previewOptions(task),
       gif: task.kind === "gan",
       resume: run.resume,
       signal: controller.signal,

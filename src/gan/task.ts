@@ -19,6 +19,7 @@ import {
   DCGAN_IMAGE_SIZE,
   type DcganModelConfig,
   type DcganPreset,
+  DEFAULT_DCGAN,
   defineDiscriminator,
   defineGenerator,
   defineGeneratorStatsSink,
@@ -71,10 +72,11 @@ export interface GanConfig {
 
 /** The tutorial's settings (unconditional, no smoothing, no input noise). */
 export const DEFAULT_GAN_CONFIG: Readonly<GanConfig> = {
-  preset: "dcgan",
-  nz: 100,
-  ngf: 64,
-  ndf: 64,
+  // The network's shape is the model's own default, written once in models/dcgan.ts.
+  preset: DEFAULT_DCGAN.preset,
+  nz: DEFAULT_DCGAN.nz,
+  ngf: DEFAULT_DCGAN.ngf,
+  ndf: DEFAULT_DCGAN.ndf,
   numClasses: 0,
   smooth: false,
   dNoise: 0,
@@ -82,7 +84,7 @@ export const DEFAULT_GAN_CONFIG: Readonly<GanConfig> = {
   beta1: 0.5,
   beta2: 0.999,
   imageSize: DCGAN_IMAGE_SIZE,
-  channels: 3,
+  channels: DEFAULT_DCGAN.channels,
 };
 
 /** What {@link GanTask.sample} accepts. */

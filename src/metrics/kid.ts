@@ -8,17 +8,11 @@
  */
 import type { Backend } from "../backend/backend.ts";
 import { Rng } from "../core/rng.ts";
+import type { Activations } from "./features.ts";
 import { multiplyABt } from "./linalg.ts";
 
-/** A set of feature vectors: `data` is [n, dims] row-major. */
-export interface FeatureSet {
-  /** [n, dims] row-major. */
-  data: Float32Array | Float64Array;
-  /** Number of feature vectors. */
-  n: number;
-  /** Length of each feature vector. */
-  dims: number;
-}
+/** A set of feature vectors in either precision. */
+type FeatureSet = Activations<Float32Array | Float64Array>;
 
 /** Options of {@link kernelInceptionDistance}. */
 export interface KidOptions {

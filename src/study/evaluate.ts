@@ -8,7 +8,7 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import { computeActivations, type ImageLike } from "../metrics/features.ts";
+import { type Activations, computeActivations, type ImageLike } from "../metrics/features.ts";
 import { fidFromStatistics, statisticsOf } from "../metrics/fid.ts";
 import type { InceptionNet } from "../metrics/inception.ts";
 import { kernelInceptionDistance } from "../metrics/kid.ts";
@@ -20,13 +20,6 @@ import {
 
 /** Whether FID numbers can be compared with pytorch-fid / the published ones. */
 export type FidStatus = "ok" | "not-comparable" | "unavailable";
-
-/** Inception features: [n, dims] row-major. */
-export interface Features {
-  data: Float32Array;
-  n: number;
-  dims: number;
-}
 
 /** FID and KID of one image set against another. */
 export interface Score {
@@ -41,9 +34,9 @@ export interface FidScorer {
   /** One sentence for the report: where the weights came from, or why there are none. */
   note: string;
   /** Features of 8-bit images (none when status is "unavailable"). */
-  features(images: readonly ImageLike[], label: string): Promise<Features>;
+  features(images: readonly ImageLike[], label: string): Promise<Activations>;
   /** FID and KID between two feature sets. */
-  score(a: Features, b: Features): Score;
+  score(a: Activations, b: Activations): Score;
   dispose(): void;
 }
 
@@ -140,7 +133,7 @@ function unavailableScorer(note: string): FidScorer {
  * console.log(scoreFeatures(a, a).fid); // ~0
  * ```
  */
-export function scoreFeatures(a: Features, b: Features, backend?: Backend): Score {
+export function scoreFeatures(a: Activations, b: Activations, backend?: Backend): Score {
   const fid = fidFromStatistics(
     statisticsOf(a.data, a.n, a.dims),
     statisticsOf(b.data, b.n, b.dims),

@@ -13,6 +13,7 @@ import {
   parseDdpmSampleOptions,
 } from "../diffusion/task.ts";
 import type { GanConfig } from "../gan/task.ts";
+import { DDPM_EPOCHS, DEFAULT_BATCH_SIZE } from "../app/defaults.ts";
 
 /** Model families an entry can train; "floor" trains nothing (train-vs-test FID). */
 export type EntryKind = StudyEntry["kind"];
@@ -31,7 +32,7 @@ export interface EntryBase {
   conditional?: boolean;
   /** Training budget: epochs, optionally capped by wall-clock seconds. */
   budget?: { epochs: number; seconds?: number };
-  /** Batch size (ddpm 64, gan 128 unless set). */
+  /** Batch size (default DEFAULT_BATCH_SIZE of app/defaults.ts: ddpm 64, gan 128). */
   batchSize?: number;
   /** Images sampled for FID (per class when conditional); floor: images per split. */
   samples: number;
@@ -102,7 +103,7 @@ export const MIN_SAMPLING_STEPS = 4;
 export const FULL_BPD_IMAGES = 1000;
 
 /** Diffusion budget of every built-in diffusion row (the reference code's default epochs). */
-const DIFFUSION_EPOCHS = 500;
+const DIFFUSION_EPOCHS = DDPM_EPOCHS;
 
 const DIFFUSION_NOTE = "Budgets: diffusion models train for " + DIFFUSION_EPOCHS +
   " epochs (the default of the reference implementation the original followed; the original " +
@@ -123,7 +124,7 @@ function ddpm(
     classes: "cat",
     config: { schedule: "linear", timesteps: 1000, ...config },
     budget: { epochs: DIFFUSION_EPOCHS },
-    batchSize: 64,
+    batchSize: DEFAULT_BATCH_SIZE.ddpm,
     samples: 1000,
     ...(published === undefined ? {} : { published }),
   };
@@ -144,7 +145,7 @@ function gan(
     classes: "cat",
     config,
     budget: { epochs },
-    batchSize: 128,
+    batchSize: DEFAULT_BATCH_SIZE.gan,
     samples: 1000,
     published,
   };
@@ -213,7 +214,7 @@ export const BUILT_IN_PLANS: Readonly<Record<string, StudyPlan>> = {
         conditional: true,
         config: { preset: "unet-2xud", schedule: "cosine", timesteps: 1000, cfgDrop: 0.1 },
         budget: { epochs: DIFFUSION_EPOCHS },
-        batchSize: 64,
+        batchSize: DEFAULT_BATCH_SIZE.ddpm,
         samples: 1000,
         published: { cat: 102.9, frog: 70.5 },
       },
@@ -226,7 +227,7 @@ export const BUILT_IN_PLANS: Readonly<Record<string, StudyPlan>> = {
         conditional: true,
         config: {},
         budget: { epochs: 512 },
-        batchSize: 128,
+        batchSize: DEFAULT_BATCH_SIZE.gan,
         samples: 1000,
         published: { cat: 231.7, frog: 181.7 },
       },

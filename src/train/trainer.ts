@@ -14,6 +14,7 @@ import { decodeImageFile, listImageFiles } from "../io/image.ts";
 import { writeGif } from "../io/gif.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
+import { statusLine } from "../io/progress.ts";
 import { previewLabels } from "../task/preview.ts";
 import type { SampleOptionsOf, TrainTask } from "../task/task.ts";
 import { type Dataset, flipRng } from "../data/dataset.ts";
@@ -93,7 +94,7 @@ export async function train<T extends TrainTask>(
   const checkpointEvery = options.checkpointEvery ?? 500;
   const previewEvery = options.previewEvery ?? 1;
   const previewCount = options.previewCount ?? 64;
-  const report = options.report ?? statusLine;
+  const report = options.report ?? statusLine();
   if (data.size === 0) throw new Error("the training data set is empty");
   const batchSize = Math.min(options.batchSize, data.size);
   const stepsPerEpoch = Math.max(1, Math.floor(data.size / batchSize));
@@ -279,16 +280,6 @@ function formatSeconds(s: number): string {
   const m = Math.floor((s % 3600) / 60);
   const sec = Math.floor(s % 60);
   return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : `${m}m${String(sec).padStart(2, "0")}s`;
-}
-
-const encoder = new TextEncoder();
-let lastStatus = 0;
-function statusLine(line: string, final: boolean): void {
-  const tty = Deno.stderr.isTerminal();
-  const now = performance.now();
-  if (!final && now - lastStatus < (tty ? 100 : 10_000)) return;
-  lastStatus = now;
-  Deno.stderr.writeSync(encoder.encode(tty ? `\r\x1b[2K${line}${final ? "\n" : ""}` : `${line}\n`));
 }
 
 function elapsed(startMs: number): number {

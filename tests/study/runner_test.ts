@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { runStudy, type StudyRun } from "../../src/study/runner.ts";
+import { runStudy } from "../../src/study/runner.ts";
+import type { StudyRun } from "../../src/study/entry.ts";
 import type { GanEntry } from "../../src/study/plans.ts";
 import { writeReport } from "../../src/study/report.ts";
 import { decodeGif } from "../../src/io/gif.ts";
