@@ -1,9 +1,9 @@
 /**
  * The defaults every front end shares, in one place: which preset, batch size and epoch
- * budget a run gets on the device it runs on and the one shape of preview-sampling options.
- * (Model configs have one default each: `DEFAULT_DDPM_CONFIG` and `DEFAULT_GAN_CONFIG`, whose
- * network shape is the DCGAN's `DEFAULT_DCGAN`.) `cli/train.ts` and the study both read them, so a changed default
- * changes both.
+ * budget a run gets on the device it runs on, and the one shape of preview-sampling options.
+ * `cli/train.ts` and the study both read them, so a changed default changes both. (Model
+ * configs have one default each: `DEFAULT_DDPM_CONFIG` and `DEFAULT_GAN_CONFIG`, whose network
+ * shape is the DCGAN's `DEFAULT_DCGAN`.)
  *
  * @module
  */

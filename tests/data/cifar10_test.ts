@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseCifarBatch, readCifarSplit } from "../../src/data/cifar10.ts";
 import { ensureCifar10 } from "../../src/data/cifar10_download.ts";
 import { downloadFile } from "../../src/io/download.ts";
-import { md5Hex } from "../../src/data/md5.ts";
+import { md5Hex } from "../../src/io/md5.ts";
 import { gzip, makeCifarRecords, makeTar } from "./_tar.ts";
 
 const shared = new URL("../../../shared/data/", import.meta.url).pathname;
