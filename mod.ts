@@ -11,8 +11,8 @@
  * // 8 images of 16x16: a bright square on a dark background.
  * const images = new Uint8Array(8 * 3 * 16 * 16).map((_, i) => (i % 256 < 128 ? 30 : 220));
  * const data = new Dataset({ images, labels: new Int32Array(8), imageShape: [3, 16, 16], classNames: ["square"] });
- * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet", baseWidth: 8, timesteps: 50, imageSize: 16, ema: 0 };
- * const task = createTask(backend, "ddpm", config, 0);
+ * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet" as const, baseWidth: 8, timesteps: 50, imageSize: 16, ema: 0 };
+ * const task = createTask(backend, { kind: "ddpm", config }, 0);
  * const runDir = await Deno.makeTempDir();
  * await train(task, data, { runDir, batchSize: 4, epochs: 1, seed: 0, flip: false, previewEvery: 0, backendName: backend.name, report: () => {} });
  * const samples = task.sample(new Int32Array(2), new Rng(1), { sampler: "ddim", steps: 5 }); // [2, 3, 16, 16] in [-1, 1]
@@ -38,7 +38,7 @@ export type {
   ValueAndGrad,
 } from "./src/backend/backend.ts";
 export { BackendError, BackendUnavailableError } from "./src/backend/backend.ts";
-export { Rng, type RngState } from "./src/backend/rng.ts";
+export { deriveSeed, Rng, type RngState } from "./src/core/rng.ts";
 export {
   type BackendInfo,
   type BackendName,
@@ -70,20 +70,52 @@ export { makeSchedule, type Schedule, type ScheduleKind } from "./src/diffusion/
 export { DiffusionProcess } from "./src/diffusion/process.ts";
 export { bitsPerDim, simpleLoss, vlbLoss } from "./src/diffusion/loss.ts";
 export { sampleImages, type SamplerOptions } from "./src/diffusion/sampler.ts";
-export { createDdpmTask, type DdpmConfig, DEFAULT_DDPM_CONFIG } from "./src/diffusion/task.ts";
+export {
+  createDdpmTask,
+  type DdpmConfig,
+  type DdpmSampleOptions,
+  type DdpmTask,
+  DEFAULT_DDPM_CONFIG,
+  parseDdpmSampleOptions,
+} from "./src/diffusion/task.ts";
 
 // GAN
-export { createGanTask, DEFAULT_GAN_CONFIG, type GanConfig } from "./src/gan/task.ts";
+export {
+  createGanTask,
+  DEFAULT_GAN_CONFIG,
+  type GanConfig,
+  type GanSampleOptions,
+  type GanTask,
+} from "./src/gan/task.ts";
 
 // Training
-export { type Batch, type TrainTask } from "./src/train/task.ts";
-export { previewLabels, train, type TrainOptions, type TrainResult } from "./src/train/trainer.ts";
-export { CheckpointError, loadCheckpoint, saveCheckpoint } from "./src/train/checkpoint.ts";
-export { createTask, openCheckpoint, type TaskKind } from "./src/train/registry.ts";
-export { Adam, clipGradNorm } from "./src/train/optimizer.ts";
+export { type Batch } from "./src/data/batch.ts";
+export { type SampleOptionsOf, type TrainTask } from "./src/task/task.ts";
+export { previewLabels } from "./src/task/preview.ts";
+export { train, type TrainOptions, type TrainResult } from "./src/train/trainer.ts";
+export {
+  CheckpointError,
+  type CheckpointState,
+  type DataSourceRecord,
+  loadCheckpoint,
+  saveCheckpoint,
+  type TrainRecord,
+} from "./src/train/checkpoint.ts";
+export {
+  type AnyTask,
+  createTask,
+  type DdpmTaskConfig,
+  type GanTaskConfig,
+  openCheckpoint,
+  parseTaskConfig,
+  type TaskConfig,
+  type TaskKind,
+} from "./src/app/registry.ts";
+export { Adam, clipGradNorm } from "./src/task/optimizer.ts";
 
 // Data and files
-export { Dataset, type DatasetOptions, loadDataset } from "./src/data/dataset.ts";
+export { Dataset } from "./src/data/dataset.ts";
+export { type DatasetOptions, loadDataset } from "./src/data/load.ts";
 export { type DecodedImage, decodeImageFile, listImageFiles } from "./src/io/image.ts";
 export { encodePng, toUint8Images, writeImageFolder, writeImageGrid } from "./src/io/png.ts";
 export { decodeGif, writeGif } from "./src/io/gif.ts";
@@ -98,6 +130,7 @@ export { fidFromStatistics, type FidStatistics, statisticsOf } from "./src/metri
 export { kernelInceptionDistance } from "./src/metrics/kid.ts";
 
 // The study
-export { runStudy, type StudyOptions, type StudyRun } from "./src/study/runner.ts";
+export { runStudy } from "./src/study/runner.ts";
+export { type StudyOptions, type StudyRun } from "./src/study/entry.ts";
 export { writeReport } from "./src/study/report.ts";
 export { resolvePlan, type StudyPlan, validatePlan } from "./src/study/plans.ts";

@@ -5,7 +5,7 @@
  * 1,000-record sample, so it measures parsing at the real size.
  */
 import { parseCifarBatch, readCifarSplit } from "../src/data/cifar10.ts";
-import { clearDatasetCache, loadDataset } from "../src/data/dataset.ts";
+import { clearDatasetCache, loadDataset } from "../src/data/load.ts";
 
 const shared = new URL("../../shared/data/", import.meta.url).pathname;
 

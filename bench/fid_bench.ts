@@ -15,7 +15,7 @@
  */
 import { parseArgs } from "node:util";
 import type { Backend } from "../src/backend/backend.ts";
-import { Rng } from "../src/backend/rng.ts";
+import { Rng } from "../src/core/rng.ts";
 import { type BackendName, createBackend, listBackends } from "../src/backend/select.ts";
 import { computeActivations, type ImageLike } from "../src/metrics/features.ts";
 import {

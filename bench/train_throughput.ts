@@ -9,7 +9,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { Rng } from "../src/backend/rng.ts";
+import { Rng } from "../src/core/rng.ts";
 import { type BackendName, createBackend } from "../src/backend/select.ts";
 import { createDdpmTask, DEFAULT_DDPM_CONFIG } from "../src/diffusion/task.ts";
 import { DENOISER_PRESETS } from "../src/models/denoiser.ts";

@@ -6,13 +6,17 @@
  * @module
  */
 import type { Backend } from "../src/backend/backend.ts";
-import { Rng } from "../src/backend/rng.ts";
-import { createDdpmTask, DEFAULT_DDPM_CONFIG } from "../src/diffusion/task.ts";
+import { Rng } from "../src/core/rng.ts";
+import {
+  createDdpmTask,
+  type DdpmSampleOptions,
+  DEFAULT_DDPM_CONFIG,
+} from "../src/diffusion/task.ts";
 import { createGanTask, resolveGanConfig } from "../src/gan/task.ts";
 import type { DenoiserPreset } from "../src/models/denoiser.ts";
 import { toInceptionInput } from "../src/metrics/features.ts";
 import { inceptionFromStateDict, inceptionStateDictShapes } from "../src/metrics/inception.ts";
-import type { Batch } from "../src/train/task.ts";
+import type { Batch } from "../src/data/batch.ts";
 
 /** Workload names shared with peer.py, with the letter of issue 7 that each answers. */
 export const WORKLOADS = {
@@ -103,7 +107,12 @@ export function createWorkload(backend: Backend, name: WorkloadName): Workload {
       rng.fork(),
     );
     const labels = new Int32Array(SIZES.sample);
-    const options = { sampler: "ddim", steps: SIZES.sampleSteps, eta: 0, batchSize: SIZES.sample };
+    const options: DdpmSampleOptions = {
+      sampler: "ddim",
+      steps: SIZES.sampleSteps,
+      eta: 0,
+      batchSize: SIZES.sample,
+    };
     return {
       name,
       images: SIZES.sample,

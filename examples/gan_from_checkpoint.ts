@@ -20,7 +20,11 @@ import {
 const data = await loadDataset({ source: Deno.args[0], split: "train", classes: "frog" });
 const backend = await selectBackend({ log: console.error });
 const runDir = "runs/example-gan";
-const fresh = createTask(backend, "gan", { ...DEFAULT_GAN_CONFIG, smooth: true }, 0);
+const fresh = createTask(
+  backend,
+  { kind: "gan", config: { ...DEFAULT_GAN_CONFIG, smooth: true } },
+  0,
+);
 try {
   await train(fresh, data, {
     runDir,

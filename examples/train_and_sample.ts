@@ -19,7 +19,7 @@ const data = await loadDataset({ source: Deno.args[0], split: "train", classes: 
 const backend = await selectBackend({ log: console.error });
 // The convnet preset at a quarter width: minutes on a CPU, not days (use "unet-2xud" on a GPU).
 const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet" as const, baseWidth: 16 };
-const task = createTask(backend, "ddpm", { ...config }, 0);
+const task = createTask(backend, { kind: "ddpm", config }, 0);
 try {
   const result = await train(task, data, {
     runDir: "runs/example-ddpm",

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { EntryResult } from "../../src/study/runner.ts";
+import type { EntryResult } from "../../src/study/entry.ts";
 import type { StudyEntry } from "../../src/study/plans.ts";
 import { formatSeconds } from "../../src/study/report.ts";
 

@@ -5,9 +5,9 @@
  * @module
  */
 import { selectBackend } from "../backend/select.ts";
-import { loadDataset } from "../data/dataset.ts";
-import { diffusionBitsPerDim } from "../study/evaluate.ts";
-import { openCheckpoint } from "../train/registry.ts";
+import { loadDataset } from "../data/load.ts";
+import { diffusionBitsPerDim } from "../app/evaluate.ts";
+import { openCheckpoint } from "../app/registry.ts";
 import {
   BACKEND_FLAG,
   backendFlag,
@@ -68,9 +68,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   try {
     const { task, checkpoint } = await openCheckpoint(backend, ckpt, "ddpm");
     try {
-      const trained = checkpoint.state.train.source as
-        | { data?: string | null; classes?: string }
-        | undefined;
+      const trained = checkpoint.state.train.source;
       const data = await loadDataset({
         source: str(parsed, "data") ?? trained?.data ?? undefined,
         split,

@@ -6,12 +6,16 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import type { Backend } from "../backend/backend.ts";
 import { type BackendName, isBackendName, selectBackend } from "../backend/select.ts";
 import { listImageFiles } from "../io/image.ts";
-import { readNpz, writeNpz } from "../io/npy.ts";
 import { computeActivations, decodeFiles } from "../metrics/features.ts";
-import { fidFromStatistics, type FidStatistics, statisticsOf } from "../metrics/fid.ts";
+import {
+  backendEigvalsh,
+  fidFromStatistics,
+  type FidStatistics,
+  statisticsOf,
+} from "../metrics/fid.ts";
+import { readStatistics, writeStatistics } from "../metrics/stats_io.ts";
 import { type InceptionDims, type InceptionNet, isInceptionDims } from "../metrics/inception.ts";
 import { kernelInceptionDistance } from "../metrics/kid.ts";
 import { loadInception } from "../metrics/weights.ts";
@@ -71,57 +75,6 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
 }
 
 /**
- * Reads pytorch-fid statistics (`mu` [d], `sigma` [d, d]) from an .npz, checking shapes.
- *
- * @example
- * ```ts
- * import { readStatistics } from "./fid.ts";
- * const { dims } = await readStatistics("fid_stats_cifar10_train.npz"); // 2048
- * ```
- */
-export async function readStatistics(path: string): Promise<FidStatistics> {
-  const arrays = await readNpz(path);
-  const mu = arrays.get("mu");
-  const sigma = arrays.get("sigma");
-  if (!mu || !sigma) {
-    throw new Error(
-      `${path} has no 'mu' and 'sigma' arrays (found ${
-        [...arrays.keys()].join(", ") || "none"
-      }): ` +
-        `expected FID statistics as written by --save-stats or pytorch-fid`,
-    );
-  }
-  const d = mu.shape[0];
-  if (mu.shape.length !== 1 || sigma.shape.length !== 2 || sigma.shape.some((s) => s !== d)) {
-    throw new Error(
-      `${path}: mu [${mu.shape}] and sigma [${sigma.shape}] do not fit (expected [d] and [d, d])`,
-    );
-  }
-  return { mu: Float64Array.from(mu.data), sigma: Float64Array.from(sigma.data), dims: d };
-}
-
-/**
- * Writes FID statistics as pytorch-fid's `.npz` (`mu` [d], `sigma` [d, d], float64), atomically.
- *
- * @example
- * ```ts
- * import { writeStatistics } from "./fid.ts";
- * import { statisticsOf } from "../metrics/fid.ts";
- * await writeStatistics("stats.npz", statisticsOf(new Float32Array([0, 1, 2, 4]), 2, 2));
- * ```
- */
-export async function writeStatistics(path: string, stats: FidStatistics): Promise<void> {
-  const { mu, sigma, dims } = stats;
-  await writeNpz(
-    path,
-    new Map([
-      ["mu", { dtype: "float64" as const, shape: [dims], data: mu }],
-      ["sigma", { dtype: "float64" as const, shape: [dims, dims], data: sigma }],
-    ]),
-  );
-}
-
-/**
  * Statistics of a folder of images (through the network) or of an .npz file.
  *
  * @example
@@ -162,23 +115,6 @@ export async function statisticsOfPath(
     features: activations.data,
     n: activations.n,
   };
-}
-
-/**
- * Float64 eigenvalues from the backend when it has them (torch), for the Fréchet distance.
- *
- * @example
- * ```ts
- * import { backendEigvalsh } from "./fid.ts";
- * import { createBackend } from "../backend/select.ts";
- * const eigvalsh = backendEigvalsh(await createBackend("torch-cpu")); // undefined on tfjs
- * ```
- */
-export function backendEigvalsh(
-  backend: Backend,
-): ((a: Float64Array, n: number) => Float64Array) | undefined {
-  const eigh = backend.eighFloat64?.bind(backend);
-  return eigh ? (a, n) => eigh(a, n).values : undefined;
 }
 
 /**

@@ -6,18 +6,20 @@
  *
  * @module
  */
-import { Rng } from "../backend/rng.ts";
+import { Rng } from "../core/rng.ts";
 import { selectBackend } from "../backend/select.ts";
-import { loadDataset, parseClassFilter } from "../data/dataset.ts";
+import { loadDataset } from "../data/load.ts";
+import { parseClassFilter } from "../data/source.ts";
 import { readNpy, writeNpy } from "../io/npy.ts";
 import { computeActivations } from "../metrics/features.ts";
-import { fidFromStatistics, statisticsOf } from "../metrics/fid.ts";
+import { backendEigvalsh, fidFromStatistics, statisticsOf } from "../metrics/fid.ts";
+import type { DdpmSampleOptions } from "../diffusion/task.ts";
 import { isInceptionDims } from "../metrics/inception.ts";
 import { kernelInceptionDistance } from "../metrics/kid.ts";
 import { loadInception, resolveInceptionWeights } from "../metrics/weights.ts";
 import { defaultCacheDir } from "../io/cache.ts";
-import { datasetImages, generatedImages } from "../study/evaluate.ts";
-import { openCheckpoint } from "../train/registry.ts";
+import { datasetImages, generatedImages } from "../app/evaluate.ts";
+import { openCheckpoint } from "../app/registry.ts";
 import {
   BACKEND_FLAG,
   backendFlag,
@@ -31,8 +33,7 @@ import {
   str,
   UsageError,
 } from "./args.ts";
-import { backendEigvalsh } from "./fid.ts";
-import { sampleInChunks } from "./sample.ts";
+import { sampleInChunks } from "../app/sampling.ts";
 
 const SPEC: CommandSpec = {
   name: "fid --ckpt",
@@ -119,7 +120,7 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
   }
   const batchSize = int(parsed, "batch-size", 1)!;
   const seed = int(parsed, "seed", 0, 2 ** 32 - 1)!;
-  const samplerOptions: Record<string, unknown> = {};
+  const samplerOptions: DdpmSampleOptions = {};
   if (bool(parsed, "no-clip")) samplerOptions.clipX0 = false;
   const sampler = choice(parsed, "sampler", ["ddpm", "ddim"] as const);
   if (sampler) samplerOptions.sampler = sampler;
@@ -175,8 +176,7 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
         }
         const labels = new Int32Array(n);
         if (task.numClasses > 0) {
-          const trainedOn =
-            (checkpoint.state.train.source as { classes?: string } | undefined)?.classes ?? "";
+          const trainedOn = checkpoint.state.train.source?.classes ?? "";
           const names = trainedOn.split(",").map((s) => s.trim());
           const wanted = classes
             ? parseClassFilter(classes, reference.classNames).map((id) => reference.classNames[id])

@@ -4,12 +4,14 @@
  *
  * @module
  */
-import { Rng } from "../backend/rng.ts";
+import { Rng } from "../core/rng.ts";
 import { selectBackend } from "../backend/select.ts";
 import { writeImageFolder, writeImageGrid } from "../io/png.ts";
-import { openCheckpoint } from "../train/registry.ts";
-import { previewLabels } from "../train/trainer.ts";
-import type { TrainTask } from "../train/task.ts";
+import { type AnyTask, openCheckpoint } from "../app/registry.ts";
+import { sampleInChunks } from "../app/sampling.ts";
+import { previewLabels } from "../task/preview.ts";
+import type { DdpmSampleOptions } from "../diffusion/task.ts";
+import type { TrainRecord } from "../train/checkpoint.ts";
 import {
   BACKEND_FLAG,
   backendFlag,
@@ -123,35 +125,13 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   }
 }
 
-/**
- * Samples `labels.length` images in chunks of at most 1,000 so progress can be shown and a
- * large --n does not hold every intermediate at once.
- */
-export function sampleInChunks(
-  task: TrainTask,
-  labels: Int32Array,
-  rng: Rng,
-  options: Record<string, unknown>,
-  progress: boolean,
-): Float32Array {
-  const per = task.imageShape[0] * task.imageShape[1] * task.imageShape[2];
-  const images = new Float32Array(labels.length * per);
-  const chunk = 1000;
-  for (let start = 0; start < labels.length; start += chunk) {
-    const part = labels.subarray(start, Math.min(labels.length, start + chunk));
-    images.set(task.sample(part, rng, options), start * per);
-    if (progress) console.error(`sampled ${start + part.length}/${labels.length}`);
-  }
-  return images;
-}
-
-function classNamesOf(train: Record<string, unknown>): string[] {
-  const source = train.source as { classes?: string; classNames?: string[] } | undefined;
+function classNamesOf(train: TrainRecord): string[] {
+  const source = train.source;
   if (source?.classNames) return source.classNames;
   return source?.classes ? source.classes.split(",").map((s) => s.trim()) : [];
 }
 
-function labelsFor(parsed: Parsed, task: TrainTask, n: number, classNames: string[]): Int32Array {
+function labelsFor(parsed: Parsed, task: AnyTask, n: number, classNames: string[]): Int32Array {
   const wanted = str(parsed, "class");
   if (task.numClasses === 0) {
     if (wanted !== undefined) {
@@ -169,7 +149,7 @@ function labelsFor(parsed: Parsed, task: TrainTask, n: number, classNames: strin
   return new Int32Array(n).fill(id);
 }
 
-function samplerOptions(parsed: Parsed, task: TrainTask): Record<string, unknown> {
+function samplerOptions(parsed: Parsed, task: AnyTask): DdpmSampleOptions {
   const diffusionFlags = ["sampler", "steps", "eta", "guidance", "no-clip"].filter((f) =>
     parsed.values[f] !== undefined
   );
@@ -185,7 +165,7 @@ function samplerOptions(parsed: Parsed, task: TrainTask): Record<string, unknown
   }
   // Clamping the predicted x0 (Ho et al.'s released sampler does) keeps early or short-trained
   // models from saturating; --no-clip gives Algorithm 2 exactly as printed.
-  const options: Record<string, unknown> = { clipX0: !bool(parsed, "no-clip") };
+  const options: DdpmSampleOptions = { clipX0: !bool(parsed, "no-clip") };
   const sampler = choice(parsed, "sampler", ["ddpm", "ddim"] as const);
   if (sampler) options.sampler = sampler;
   const steps = int(parsed, "steps", 1);

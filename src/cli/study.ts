@@ -5,6 +5,7 @@
  * @module
  */
 import { selectBackend } from "../backend/select.ts";
+import { statusLine } from "../io/progress.ts";
 import { PLAN_NAMES, resolvePlan } from "../study/plans.ts";
 import { writeReport } from "../study/report.ts";
 import { runStudy } from "../study/runner.ts";
@@ -111,7 +112,8 @@ export async function studyCommand(argv: string[]): Promise<number> {
       download: !bool(parsed, "no-download"),
       only,
       log: (m) => console.error(m),
-      trainerReport: trainerLine,
+      // The trainer's progress line: in place on a terminal, every 30 s in a log file.
+      trainerReport: statusLine({ logIntervalMs: 30_000 }),
       signal: controller.signal,
     });
     await writeReport(run, { outDir, planSource });
@@ -128,16 +130,4 @@ export async function studyCommand(argv: string[]): Promise<number> {
     Deno.removeSignalListener("SIGINT", onSigint);
     backend.dispose();
   }
-}
-
-const encoder = new TextEncoder();
-let lastLine = 0;
-
-/** The trainer's progress line: redrawn in place on a terminal, every 30 s otherwise. */
-function trainerLine(line: string, final: boolean): void {
-  const tty = Deno.stderr.isTerminal();
-  const now = performance.now();
-  if (!final && now - lastLine < (tty ? 100 : 30_000)) return;
-  lastLine = now;
-  Deno.stderr.writeSync(encoder.encode(tty ? `\r\x1b[2K${line}${final ? "\n" : ""}` : `${line}\n`));
 }

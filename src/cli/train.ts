@@ -5,13 +5,14 @@
  */
 import { selectBackend } from "../backend/select.ts";
 import type { Backend } from "../backend/backend.ts";
-import { loadDataset } from "../data/dataset.ts";
+import { loadDataset } from "../data/load.ts";
 import { type DdpmConfig, DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
 import { DEFAULT_GAN_CONFIG, type GanConfig } from "../gan/task.ts";
 import { DENOISER_PRESETS } from "../models/denoiser.ts";
 import { DCGAN_PRESETS } from "../models/dcgan.ts";
-import { loadCheckpoint } from "../train/checkpoint.ts";
-import { createTask } from "../train/registry.ts";
+import { type DataSourceRecord, loadCheckpoint } from "../train/checkpoint.ts";
+import { previewOptions, runDefaults } from "../app/defaults.ts";
+import { type AnyTask, createTask, parseTaskConfig, type TaskConfig } from "../app/registry.ts";
 import { train } from "../train/trainer.ts";
 import {
   BACKEND_FLAG,
@@ -162,13 +163,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
 
 async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   const model = choice(parsed, "model", ["ddpm", "gan"] as const) ?? "ddpm";
-  const onGpu = backend.name === "torch-cuda";
+  const defaults = runDefaults(model, backend.name);
   const classes = str(parsed, "classes")!;
   const conditional = bool(parsed, "cond");
   // Every flag is read (and so checked) before the data set is loaded; the fields that depend
   // on the data (classes, image size, channels) keep their defaults until it is.
-  let config: Record<string, unknown>;
-  let batchSize: number;
+  let spec: TaskConfig;
   if (model === "ddpm") {
     rejectFlags(parsed, ["smooth", "d-noise", "nz", "ngf", "ndf"], "--model gan");
     const explicitPreset = str(parsed, "preset");
@@ -180,14 +180,8 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
         `--preset must be one of ${DENOISER_PRESETS.join(", ")} for ddpm, got '${explicitPreset}'`,
       );
     }
-    const preset =
-      (explicitPreset ?? (onGpu ? "unet-2xud" : "unet-2xud-half")) as DdpmConfig["preset"];
-    if (!onGpu && explicitPreset === undefined) {
-      console.error(
-        `no GPU (backend ${backend.name}): training the CPU-sized unet-2xud-half at batch 32 ` +
-          `instead of the study's unet-2xud; pass --preset unet-2xud to override`,
-      );
-    }
+    const preset = (explicitPreset ?? defaults.ddpmPreset) as DdpmConfig["preset"];
+    if (defaults.note && explicitPreset === undefined) console.error(defaults.note);
     const ddpm: DdpmConfig = {
       ...DEFAULT_DDPM_CONFIG,
       preset,
@@ -201,8 +195,7 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
       emaStart: int(parsed, "ema-start", 0) ?? DEFAULT_DDPM_CONFIG.emaStart,
       gradClip: num(parsed, "grad-clip", 0) ?? DEFAULT_DDPM_CONFIG.gradClip,
     };
-    config = { ...ddpm };
-    batchSize = int(parsed, "batch-size", 1) ?? (onGpu ? 64 : 32);
+    spec = { kind: "ddpm", config: ddpm };
   } else {
     rejectFlags(parsed, [
       "schedule",
@@ -229,14 +222,16 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
       dNoise: num(parsed, "d-noise", 0) ?? 0,
       lr: num(parsed, "lr", 0, 1) ?? DEFAULT_GAN_CONFIG.lr,
     };
-    config = { ...gan };
-    batchSize = int(parsed, "batch-size", 1) ?? 128;
+    spec = { kind: "gan", config: gan };
   }
   const seed = int(parsed, "seed", 0, 2 ** 32 - 1)!;
-  const epochs = int(parsed, "epochs", 1) ?? (model === "gan" ? 25 : onGpu ? 500 : 10);
+  const batchSize = int(parsed, "batch-size", 1) ?? defaults.batchSize;
+  const epochs = int(parsed, "epochs", 1) ?? defaults.epochs;
   trainingOptions(parsed);
   const runDir = str(parsed, "out") ??
-    `runs/${model}-${config.preset}-${classes.replaceAll(",", "+")}${conditional ? "-cond" : ""}`;
+    `runs/${model}-${spec.config.preset}-${classes.replaceAll(",", "+")}${
+      conditional ? "-cond" : ""
+    }`;
   await refuseToOverwrite(runDir);
 
   const data = await loadDataset({ source: str(parsed, "data"), split: "train", classes });
@@ -249,14 +244,14 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   if (dataHeight !== dataWidth) {
     throw new UsageError(`images must be square, got ${dataHeight}x${dataWidth}`);
   }
-  config.numClasses = conditional ? data.numClasses : 0;
-  config.imageSize = dataHeight;
-  config.channels = dataChannels;
+  spec.config.numClasses = conditional ? data.numClasses : 0;
+  spec.config.imageSize = dataHeight;
+  spec.config.channels = dataChannels;
   await Deno.mkdir(runDir, { recursive: true });
-  const task = createTask(backend, model, config, seed);
+  const task = createTask(backend, spec, seed);
   try {
     console.error(
-      `training ${model} ${config.preset} on ${data.size} ${classes} images ` +
+      `training ${model} ${spec.config.preset} on ${data.size} ${classes} images ` +
         `(${conditional ? `conditional, ${data.numClasses} classes` : "unconditional"}) ` +
         `on ${backend.name} (${backend.device}); run folder ${runDir}`,
     );
@@ -285,21 +280,18 @@ async function resumeRun(parsed: Parsed, backend: Backend): Promise<number> {
     );
   }
   const ckpt = await loadCheckpoint(runDir);
-  const trainRecord = ckpt.state.train as {
-    batchSize: number;
-    epochs: number;
-    maxSteps?: number | null;
-    seed: number;
-    flip: boolean;
-    source?: { data: string | null; classes: string };
-  };
+  const trainRecord = ckpt.state.train;
   const source = trainRecord.source ?? { data: null, classes: "cat" };
   const data = await loadDataset({
     source: source.data ?? undefined,
     split: "train",
     classes: source.classes,
   });
-  const task = createTask(backend, ckpt.state.kind, ckpt.state.config, trainRecord.seed);
+  const task = createTask(
+    backend,
+    parseTaskConfig(ckpt.state.kind, ckpt.state.config, ckpt.path),
+    trainRecord.seed,
+  );
   try {
     return await runTraining(task, data, parsed, backend, {
       runDir,
@@ -319,7 +311,7 @@ async function resumeRun(parsed: Parsed, backend: Backend): Promise<number> {
 }
 
 async function runTraining(
-  task: ReturnType<typeof createTask>,
+  task: AnyTask,
   data: Awaited<ReturnType<typeof loadDataset>>,
   parsed: Parsed,
   backend: Backend,
@@ -330,7 +322,7 @@ async function runTraining(
     maxSteps?: number;
     seed: number;
     flip?: boolean;
-    source: { data: string | null; classes: string };
+    source: DataSourceRecord;
     resume?: boolean;
   },
 ): Promise<number> {
@@ -353,14 +345,12 @@ async function runTraining(
       epochs: run.epochs,
       seed: run.seed,
       flip: run.flip ?? !bool(parsed, "no-flip"),
-      previewOptions: task.kind === "ddpm"
-        ? { sampler: "ddim", steps: 50, clipX0: true }
-        : undefined,
+      previewOptions: previewOptions(task),
       gif: task.kind === "gan",
       resume: run.resume,
       signal: controller.signal,
       backendName: backend.name,
-      extraRecord: { source: run.source },
+      source: run.source,
     });
     return result.interrupted ? 130 : 0;
   } finally {

@@ -1,7 +1,7 @@
 /**
- * One Dataset API over CIFAR-10 (official binary batches) and image folders: split, class
- * filter, label remapping, seeded shuffling, float batches in [-1, 1] with optional
- * horizontal flips, and an in-memory cache.
+ * The in-memory data set: images with labels served as seeded, shuffled float batches in
+ * [-1, 1] with optional horizontal flips. Where data comes from is `source.ts`'s job, loading
+ * a split (CIFAR-10 or an image folder, class filter, cache) `load.ts`'s.
  *
  * Reproducible epochs (so a resumed run sees exactly the batches an uninterrupted run would):
  * the order of epoch `e` is a pure function of `(seed, e)` ({@link Dataset.epochOrder}), and
@@ -16,46 +16,8 @@
  *
  * @module
  */
-import { defaultCacheDir } from "../io/cache.ts";
-import { Rng } from "../backend/rng.ts";
-import type { Batch } from "../train/task.ts";
-import {
-  CIFAR10_BATCHES_DIR,
-  CIFAR10_CLASSES,
-  CIFAR10_URL,
-  ensureCifar10,
-  hasCifarBatches,
-  readCifarSplit,
-} from "./cifar10.ts";
-import { listClassFolders, loadImageFolder } from "./image_folder.ts";
-
-/** Where a data set is read from, as resolved from `--data` / env / cache. */
-export type DataSource =
-  | { kind: "cifar10-binary"; path: string }
-  | { kind: "image-folder"; path: string }
-  | { kind: "download"; cacheDir: string };
-
-/** Options of {@link loadDataset}. */
-export interface DatasetOptions {
-  /** `--data PATH` (a cifar-10-batches-bin folder or an image folder) or "cifar10". */
-  source?: string;
-  split: "train" | "test";
-  /** Class filter: names or ids, comma-separated ("cat", "cat,frog", "3,6"). Default: all. */
-  classes?: string;
-  /**
-   * Renumber the kept classes 0..k-1 in label order (default true). When false, labels keep
-   * their original ids and `classNames` is the full class list.
-   */
-  remapLabels?: boolean;
-  /** At most this many images, split evenly over the kept classes (first ones of each). */
-  limit?: number;
-  /** Cache folder (default `$XDG_CACHE_HOME/deno-diffusion` or `~/.cache/deno-diffusion`). */
-  cacheDir?: string;
-  /** Download address of the CIFAR-10 archive (tests point it at a local server). */
-  downloadUrl?: string;
-  /** Expected MD5 of the downloaded archive (default: the official one). */
-  downloadMd5?: string;
-}
+import { deriveSeed, Rng } from "../core/rng.ts";
+import type { Batch } from "./batch.ts";
 
 /** Options of {@link Dataset.batches}. */
 export interface BatchOptions {
@@ -78,15 +40,7 @@ export interface BatchOptions {
  * ```
  */
 export function flipRng(seed: number, epoch: number, index: number): Rng {
-  return new Rng(mixSeed(mixSeed(seed, 0x5eed + epoch), index));
-}
-
-/** Combines a seed with a counter into a new 32-bit seed (murmur3 finalizer). */
-function mixSeed(seed: number, value: number): number {
-  let h = (seed ^ Math.imul(value + 1, 0x9e3779b1)) >>> 0;
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
+  return new Rng(deriveSeed(seed, 0x5eed + epoch, index));
 }
 
 /** In-memory images with labels, served as float batches. */
@@ -171,7 +125,7 @@ export class Dataset {
    */
   epochOrder(epoch: number, seed: number, shuffle = true): Int32Array {
     if (!shuffle) return Int32Array.from({ length: this.size }, (_, i) => i);
-    return new Rng(mixSeed(seed, epoch)).permutation(this.size);
+    return new Rng(deriveSeed(seed, epoch)).permutation(this.size);
   }
 
   /**
@@ -226,7 +180,7 @@ export class Dataset {
    *
    * @example
    * ```ts
-   * import { Rng } from "../backend/rng.ts";
+   * import { deriveSeed, Rng } from "../core/rng.ts";
    * for (const batch of dataset.batches(128, new Rng(0), { flip: true, dropLast: true })) {
    *   console.log(batch.shape); // [128, 3, 32, 32]
    * }
@@ -256,227 +210,4 @@ function checkBatchSize(batchSize: number): void {
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
     throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
   }
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Resolves where data comes from: `source` (`--data`), else `$DENO_DIFFUSION_DATA`, else the
- * CIFAR-10 cache, else a download is needed.
- *
- * @example
- * ```ts
- * import { resolveDataSource } from "./dataset.ts";
- * await resolveDataSource("../shared/data/cifar10-jpg"); // { kind: "image-folder", path: ... }
- * ```
- */
-export async function resolveDataSource(
-  source?: string,
-  options: { cacheDir?: string } = {},
-): Promise<DataSource> {
-  const given = source ?? Deno.env.get("DENO_DIFFUSION_DATA");
-  if (given && given !== "cifar10") {
-    const flag = source ? `--data ${given}` : `DENO_DIFFUSION_DATA=${given}`;
-    try {
-      await Deno.stat(given);
-    } catch {
-      throw new Error(`${flag}: no such file or folder`);
-    }
-    const path = given.replace(/\/+$/, "") || "/";
-    if (await hasCifarBatches(path)) return { kind: "cifar10-binary", path };
-    if (await hasCifarBatches(`${path}/${CIFAR10_BATCHES_DIR}`)) {
-      return { kind: "cifar10-binary", path: `${path}/${CIFAR10_BATCHES_DIR}` };
-    }
-    if (await isDirectory(`${path}/train`) || await isDirectory(`${path}/test`)) {
-      return { kind: "image-folder", path };
-    }
-    throw new Error(
-      `${flag} is neither a CIFAR-10 binary folder (data_batch_1..5.bin, test_batch.bin) nor ` +
-        `an image folder (${path}/train/<class>/*.png|*.jpg)`,
-    );
-  }
-  const cacheDir = options.cacheDir ?? defaultCacheDir();
-  const cached = `${cacheDir}/${CIFAR10_BATCHES_DIR}`;
-  if (await hasCifarBatches(cached)) return { kind: "cifar10-binary", path: cached };
-  return { kind: "download", cacheDir };
-}
-
-/**
- * Turns a class filter ("cat", "cat,frog", "3,6") into sorted label ids of `classNames`.
- *
- * @example
- * ```ts
- * import { parseClassFilter } from "./dataset.ts";
- * parseClassFilter("frog,3", ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog"]); // [3, 6]
- * ```
- */
-export function parseClassFilter(filter: string | undefined, classNames: string[]): number[] {
-  if (filter === undefined || filter.trim() === "") return classNames.map((_, i) => i);
-  const ids = new Set<number>();
-  for (const raw of filter.split(",")) {
-    const token = raw.trim();
-    if (/^\d+$/.test(token)) {
-      const id = Number(token);
-      if (id >= classNames.length) {
-        throw new Error(
-          `--classes: class id ${id} does not exist (ids are 0..${classNames.length - 1})`,
-        );
-      }
-      ids.add(id);
-    } else {
-      const id = classNames.findIndex((name) => name.toLowerCase() === token.toLowerCase());
-      if (id < 0) {
-        throw new Error(
-          `--classes: unknown class "${token}"; known classes: ${classNames.join(", ")}`,
-        );
-      }
-      ids.add(id);
-    }
-  }
-  return [...ids].sort((a, b) => a - b);
-}
-
-/** Keeps the records of the kept classes; `limit` split evenly over them, first ones first. */
-function selectRecords(labels: Int32Array, keep: number[], limit?: number): Int32Array {
-  const quota = new Map<number, number>();
-  keep.forEach((id, k) => {
-    quota.set(
-      id,
-      limit === undefined
-        ? Infinity
-        : Math.floor(limit / keep.length) + (k < limit % keep.length ? 1 : 0),
-    );
-  });
-  const chosen: number[] = [];
-  for (let i = 0; i < labels.length; i++) {
-    const left = quota.get(labels[i]);
-    if (left !== undefined && left > 0) {
-      chosen.push(i);
-      quota.set(labels[i], left - 1);
-    }
-  }
-  return Int32Array.from(chosen);
-}
-
-const cache = new Map<string, Promise<Dataset>>();
-
-/**
- * Forgets every data set kept in memory by {@link loadDataset}.
- *
- * @example
- * ```ts
- * import { clearDatasetCache } from "./dataset.ts";
- * clearDatasetCache(); // the next loadDataset() reads from disk again
- * ```
- */
-export function clearDatasetCache(): void {
-  cache.clear();
-}
-
-/**
- * Loads a data set split (cached in memory by source, split, classes and limit).
- *
- * @example
- * ```ts
- * import { loadDataset } from "./dataset.ts";
- * const cats = await loadDataset({ source: "../shared/data/cifar10-jpg", split: "train", classes: "cat" });
- * console.log(cats.size, cats.classNames); // 5000 ["cat"]
- * ```
- */
-export async function loadDataset(options: DatasetOptions): Promise<Dataset> {
-  if (options.split !== "train" && options.split !== "test") {
-    throw new Error(`split must be "train" or "test", got ${JSON.stringify(options.split)}`);
-  }
-  if (options.limit !== undefined && !(Number.isInteger(options.limit) && options.limit > 0)) {
-    throw new Error(`limit must be a positive integer, got ${options.limit}`);
-  }
-  let source = await resolveDataSource(options.source, { cacheDir: options.cacheDir });
-  if (source.kind === "download") {
-    const url = options.downloadUrl ?? CIFAR10_URL;
-    const cacheDir = source.cacheDir;
-    try {
-      const path = await ensureCifar10({
-        cacheDir,
-        url,
-        md5: options.downloadMd5,
-      });
-      source = { kind: "cifar10-binary", path };
-    } catch (error) {
-      throw new Error(
-        `CIFAR-10 is not in the cache (${cacheDir}) and could not be downloaded from ` +
-          `${url}: ${(error as Error).message}. Pass --data PATH (a cifar-10-batches-bin ` +
-          `folder or an image folder such as ../shared/data/cifar10-jpg) or set ` +
-          `DENO_DIFFUSION_DATA.`,
-        { cause: error },
-      );
-    }
-  }
-  const allClasses = source.kind === "image-folder"
-    ? await listClassFolders(source.path, options.split)
-    : [...CIFAR10_CLASSES];
-  const keep = parseClassFilter(options.classes, allClasses);
-  const remap = options.remapLabels ?? true;
-  const key = JSON.stringify([source.path, options.split, keep, remap, options.limit ?? null]);
-  let pending = cache.get(key);
-  if (!pending) {
-    pending = load(source, options.split, allClasses, keep, remap, options.limit);
-    cache.set(key, pending);
-    pending.catch(() => cache.delete(key));
-  }
-  return await pending;
-}
-
-async function load(
-  source: { kind: "cifar10-binary" | "image-folder"; path: string },
-  split: "train" | "test",
-  allClasses: string[],
-  keep: number[],
-  remap: boolean,
-  limit: number | undefined,
-): Promise<Dataset> {
-  let images: Uint8Array;
-  let labels: Int32Array;
-  let imageShape: [3, number, number];
-  if (source.kind === "cifar10-binary") {
-    const all = await readCifarSplit(source.path, split);
-    const chosen = selectRecords(all.labels, keep, limit);
-    const imageSize = 3 * 32 * 32;
-    if (chosen.length === all.count) {
-      ({ images, labels } = all); // everything kept: no copy
-    } else {
-      images = new Uint8Array(chosen.length * imageSize);
-      labels = new Int32Array(chosen.length);
-      chosen.forEach((record, i) => {
-        images.set(
-          all.images.subarray(record * imageSize, (record + 1) * imageSize),
-          i * imageSize,
-        );
-        labels[i] = all.labels[record];
-      });
-    }
-    imageShape = [3, 32, 32];
-  } else {
-    const folder = await loadImageFolder(source.path, split, { keep, limit });
-    ({ images, labels, imageShape } = folder);
-  }
-  if (labels.length === 0) throw new Error(`no images of the selected classes in ${source.path}`);
-  if (remap) {
-    const newId = new Map(keep.map((id, k) => [id, k]));
-    labels = labels.map((label) => newId.get(label)!);
-  }
-  return new Dataset({
-    images,
-    labels,
-    imageShape,
-    classNames: remap ? keep.map((id) => allClasses[id]) : allClasses,
-    description: `${source.path} (${split}${
-      keep.length < allClasses.length ? `, classes ${keep.map((id) => allClasses[id])}` : ""
-    }${limit ? `, limit ${limit}` : ""})`,
-  });
 }

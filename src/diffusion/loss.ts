@@ -9,8 +9,8 @@
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
-import type { Rng } from "../backend/rng.ts";
-import type { Batch } from "../train/task.ts";
+import type { Rng } from "../core/rng.ts";
+import type { Batch } from "../data/batch.ts";
 import type { DiffusionProcess, VarianceType } from "./process.ts";
 
 /** A noise-prediction network: eps_theta(x_t, t[, labels]). x [B, C, H, W], t int32 [B]. */

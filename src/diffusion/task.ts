@@ -6,10 +6,11 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import type { Rng } from "../backend/rng.ts";
+import type { Rng } from "../core/rng.ts";
 import { ParamStore } from "../nn/params.ts";
-import { Adam, clipGradNorm } from "../train/optimizer.ts";
-import type { Batch, TrainTask } from "../train/task.ts";
+import { Adam, clipGradNorm } from "../task/optimizer.ts";
+import type { Batch } from "../data/batch.ts";
+import type { TrainTask } from "../task/task.ts";
 import {
   createDenoiser,
   type Denoiser,
@@ -124,9 +125,11 @@ export function resolveDdpmConfig(overrides: Partial<DdpmConfig> = {}): DdpmConf
   return config;
 }
 
+/** What {@link DdpmTask.sample} accepts: the sampler's options the user may choose. */
+export type DdpmSampleOptions = Omit<SamplerOptions, "nullClass">;
+
 /** The DDPM {@link TrainTask} plus the evaluation only a diffusion model has. */
-export interface DdpmTask extends TrainTask {
-  readonly kind: "ddpm";
+export interface DdpmTask extends TrainTask<"ddpm", DdpmConfig, DdpmSampleOptions> {
   /**
    * The variational bound in bits/dim (Ho et al. 2020 Table 2) of the sampling weights (EMA when
    * on) over a data split; `timestepStride` > 1 evaluates a subset of the T terms.
@@ -223,10 +226,11 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
   function sample(
     labels: Int32Array,
     rng: Rng,
-    options: Record<string, unknown> = {},
+    options: DdpmSampleOptions = {},
   ): Float32Array {
     const sampler = ema ?? model;
-    const samplerOptions = parseSampleOptions(options);
+    // Checked again at run time: options also come from JSON (study plans) and JavaScript.
+    const samplerOptions = parseDdpmSampleOptions(options as Record<string, unknown>);
     if (config.numClasses > 0) {
       for (const y of labels) {
         if (!(y >= 0 && y < config.numClasses)) {
@@ -253,6 +257,8 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
   const stores: Record<string, ParamStore> = ema
     ? { ema: ema.store, model: model.store }
     : { model: model.store };
+  // The weights one samples with are the ones exported; the EMA is a copy, not a model.
+  const exportStore = ema ? "ema" : "model";
   function evaluateBitsPerDim(
     batches: Iterable<Batch>,
     rng: Rng,
@@ -278,8 +284,10 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
   return {
     kind: "ddpm",
     bitsPerDim: evaluateBitsPerDim,
-    config: { ...config } as unknown as Record<string, unknown>,
+    config: { ...config },
     stores,
+    exportStore,
+    modelStores: ["model"],
     optimizers: { model: optimizer },
     step,
     sample,
@@ -341,8 +349,17 @@ function dropLabels(labels: Int32Array, config: DdpmConfig, rng: Rng): Int32Arra
   return out;
 }
 
-/** Typed sampling options from the trainer's/CLI's untyped record; rejects unknown keys. */
-function parseSampleOptions(options: Record<string, unknown>): SamplerOptions {
+/**
+ * DDPM sampling options from untyped input (JSON, JavaScript callers), checked: unknown keys
+ * and values of the wrong type or range are errors that name the option.
+ *
+ * @example
+ * ```ts
+ * import { parseDdpmSampleOptions } from "./task.ts";
+ * console.log(parseDdpmSampleOptions({ sampler: "ddim", steps: 50 })); // { sampler: "ddim", steps: 50 }
+ * ```
+ */
+export function parseDdpmSampleOptions(options: Record<string, unknown>): DdpmSampleOptions {
   const known = ["sampler", "steps", "eta", "guidance", "varianceType", "clipX0", "batchSize"];
   const unknown = Object.keys(options).filter((k) => !known.includes(k));
   if (unknown.length) {
@@ -350,7 +367,7 @@ function parseSampleOptions(options: Record<string, unknown>): SamplerOptions {
       `unknown sampling option(s) ${unknown.join(", ")}: use ${known.join(", ")}`,
     );
   }
-  const out: SamplerOptions = {};
+  const out: DdpmSampleOptions = {};
   const number = (key: string) => {
     const v = options[key];
     if (v === undefined) return undefined;
@@ -378,7 +395,7 @@ function parseSampleOptions(options: Record<string, unknown>): SamplerOptions {
   out.guidance = number("guidance");
   out.batchSize = number("batchSize");
   if (options.clipX0 !== undefined) out.clipX0 = Boolean(options.clipX0);
-  for (const key of Object.keys(out) as (keyof SamplerOptions)[]) {
+  for (const key of Object.keys(out) as (keyof DdpmSampleOptions)[]) {
     if (out[key] === undefined) delete out[key];
   }
   return out;

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
-import type { Rng } from "../backend/rng.ts";
+import type { Rng } from "../core/rng.ts";
 
 /** Target for real images when smoothing. */
 export const SMOOTH_REAL_TARGET = 0.9;

@@ -14,11 +14,12 @@
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
-import type { Rng } from "../backend/rng.ts";
+import type { Rng } from "../core/rng.ts";
 import {
   DCGAN_IMAGE_SIZE,
   type DcganModelConfig,
   type DcganPreset,
+  DEFAULT_DCGAN,
   defineDiscriminator,
   defineGenerator,
   defineGeneratorStatsSink,
@@ -27,11 +28,10 @@ import {
   validateDcganConfig,
 } from "../models/dcgan.ts";
 import { ParamStore } from "../nn/params.ts";
-import { Adam } from "../train/optimizer.ts";
-import type { Batch, TrainTask } from "../train/task.ts";
-import { previewLabels } from "../train/trainer.ts";
-
-export { previewLabels };
+import { Adam } from "../task/optimizer.ts";
+import type { Batch } from "../data/batch.ts";
+import { previewLabels } from "../task/preview.ts";
+import type { TrainTask } from "../task/task.ts";
 import {
   addInputNoise,
   discriminatorLoss,
@@ -72,10 +72,11 @@ export interface GanConfig {
 
 /** The tutorial's settings (unconditional, no smoothing, no input noise). */
 export const DEFAULT_GAN_CONFIG: Readonly<GanConfig> = {
-  preset: "dcgan",
-  nz: 100,
-  ngf: 64,
-  ndf: 64,
+  // The network's shape is the model's own default, written once in models/dcgan.ts.
+  preset: DEFAULT_DCGAN.preset,
+  nz: DEFAULT_DCGAN.nz,
+  ngf: DEFAULT_DCGAN.ngf,
+  ndf: DEFAULT_DCGAN.ndf,
   numClasses: 0,
   smooth: false,
   dNoise: 0,
@@ -83,13 +84,17 @@ export const DEFAULT_GAN_CONFIG: Readonly<GanConfig> = {
   beta1: 0.5,
   beta2: 0.999,
   imageSize: DCGAN_IMAGE_SIZE,
-  channels: 3,
+  channels: DEFAULT_DCGAN.channels,
 };
 
+/** What {@link GanTask.sample} accepts. */
+export interface GanSampleOptions {
+  /** Images per generator pass (default 256); the images do not depend on it. */
+  batchSize?: number;
+}
+
 /** A {@link TrainTask} for a DCGAN, plus the labels for its progress grid. */
-export interface GanTask extends TrainTask {
-  readonly kind: "gan";
-  readonly config: Record<string, unknown> & GanConfig;
+export interface GanTask extends TrainTask<"gan", GanConfig, GanSampleOptions> {
   /** The generator/discriminator shape this task trains. */
   readonly model: DcganModelConfig;
   /**
@@ -257,7 +262,7 @@ export function createGanTask(
     });
   }
 
-  function sample(labels: Int32Array, sampleRng: Rng, options: Record<string, unknown> = {}) {
+  function sample(labels: Int32Array, sampleRng: Rng, options: GanSampleOptions = {}) {
     const n = labels.length;
     const chunk = typeof options.batchSize === "number" && options.batchSize > 0
       ? Math.floor(options.batchSize)
@@ -288,6 +293,8 @@ export function createGanTask(
     config: { ...resolved },
     model,
     stores: { generator, discriminator },
+    exportStore: "generator",
+    modelStores: ["generator", "discriminator"],
     optimizers,
     imageShape,
     numClasses: model.numClasses,

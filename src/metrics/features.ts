@@ -7,6 +7,7 @@
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
 import { decodeImageFile } from "../io/image.ts";
+import { ProgressBar } from "../io/progress.ts";
 import type { InceptionNet } from "./inception.ts";
 
 /** An 8-bit image, HWC row-major; grayscale (1) and RGBA (4, alpha dropped) are accepted. */
@@ -93,65 +94,17 @@ export interface ActivationOptions {
   label?: string;
 }
 
-/** Features of a set of images: `data` [n, dims] row-major. */
-export interface Activations {
+/**
+ * Features of a set of images: `data` [n, dims] row-major. The project's one name for a
+ * feature matrix; `Data` is float32 as the network gives it, float64 where a caller has it.
+ */
+export interface Activations<Data extends Float32Array | Float64Array = Float32Array> {
   /** [n, dims] row-major. */
-  data: Float32Array;
+  data: Data;
   /** Number of images. */
   n: number;
   /** Feature size. */
   dims: number;
-}
-
-/** A one-line progress bar on stderr, redrawn in place. */
-export class ProgressBar {
-  readonly #start = performance.now();
-  readonly #encoder = new TextEncoder();
-  #lastDraw = 0;
-
-  /**
-   * A bar titled `label` counting up to `total` (unknown when undefined).
-   *
-   * @example
-   * ```ts
-   * import { ProgressBar } from "./features.ts";
-   * const bar = new ProgressBar("features", 100);
-   * bar.update(50);
-   * bar.finish(100);
-   * ```
-   */
-  constructor(label: string, total: number | undefined) {
-    this.label = label;
-    this.total = total;
-  }
-
-  /** Title shown before the bar. */
-  readonly label: string;
-  /** Number of images expected, when known. */
-  readonly total: number | undefined;
-
-  /** Redraws with `done` items finished (at most every 100 ms unless `force`). */
-  update(done: number, force = false): void {
-    const now = performance.now();
-    if (!force && now - this.#lastDraw < 100) return;
-    this.#lastDraw = now;
-    const seconds = (now - this.#start) / 1000;
-    const rate = done / Math.max(seconds, 1e-9);
-    const width = 30;
-    const fraction = this.total ? Math.min(done / this.total, 1) : 0;
-    const filled = Math.round(fraction * width);
-    const bar = this.total ? `[${"#".repeat(filled)}${".".repeat(width - filled)}] ` : "";
-    const count = this.total ? `${done}/${this.total}` : `${done}`;
-    const line = `\r${this.label} ${bar}${count} images, ${rate.toFixed(1)} img/s, ` +
-      `${seconds.toFixed(0)} s`;
-    Deno.stderr.writeSync(this.#encoder.encode(line));
-  }
-
-  /** Final redraw and newline. */
-  finish(done: number): void {
-    this.update(done, true);
-    Deno.stderr.writeSync(this.#encoder.encode("\n"));
-  }
 }
 
 /** Runs one batch (any mix of sizes) through the network; features appended to `out`. */

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Backend } from "../backend/backend.ts";
 import { multiplyABt, symmetricEigenvalues, traceSqrtProduct } from "./linalg.ts";
 
 /** Mean and covariance of a set of feature vectors (what pytorch-fid's .npz holds). */
@@ -166,4 +167,21 @@ export function fidFromStatistics(
   options: FrechetOptions = {},
 ): number {
   return frechetDistance(a.mu, a.sigma, b.mu, b.sigma, options);
+}
+
+/**
+ * Float64 eigenvalues from the backend when it has them (torch), for the Fréchet distance.
+ *
+ * @example
+ * ```ts
+ * import { backendEigvalsh } from "./fid.ts";
+ * import { createBackend } from "../backend/select.ts";
+ * const eigvalsh = backendEigvalsh(await createBackend("torch-cpu")); // undefined on tfjs
+ * ```
+ */
+export function backendEigvalsh(
+  backend: Backend,
+): ((a: Float64Array, n: number) => Float64Array) | undefined {
+  const eigh = backend.eighFloat64?.bind(backend);
+  return eigh ? (a, n) => eigh(a, n).values : undefined;
 }

@@ -9,6 +9,7 @@
  * @module
  */
 import { defaultCacheDir } from "../io/cache.ts";
+import { downloadFile } from "../io/download.ts";
 import type { Backend } from "../backend/backend.ts";
 import { readTorchStateDict } from "../io/torch_pickle.ts";
 import { type InceptionDims, inceptionFromStateDict, type InceptionNet } from "./inception.ts";
@@ -122,41 +123,19 @@ async function downloadWeights(
 ): Promise<void> {
   const dir = target.slice(0, Math.max(target.lastIndexOf("/"), 0)) || ".";
   await Deno.mkdir(dir, { recursive: true });
-  const temp = `${target}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   log(`downloading FID Inception weights from ${url} to ${target}`);
+  let lastReport = 0;
   try {
-    let response: Response;
-    try {
-      response = await fetch(url);
-    } catch (e) {
-      throw new Error(
-        `could not download the FID Inception weights (${(e as Error).message}); offline? ` +
-          howToGet(),
-      );
-    }
-    if (!response.ok || !response.body) {
-      await response.body?.cancel();
-      throw new Error(`downloading ${url} failed: HTTP ${response.status}. ${howToGet()}`);
-    }
-    const file = await Deno.open(temp, { write: true, createNew: true });
-    let received = 0;
-    let lastReport = 0;
-    try {
-      for await (const chunk of response.body) {
-        await file.write(chunk);
-        received += chunk.length;
-        if (received - lastReport > 10_000_000) {
-          lastReport = received;
-          log(`  ${(received / 1e6).toFixed(0)} / ${(FID_WEIGHTS_SIZE / 1e6).toFixed(0)} MB`);
-        }
-      }
-    } finally {
-      file.close();
-    }
-    await verifyInceptionWeights(temp);
-    await Deno.rename(temp, target);
-  } finally {
-    await Deno.remove(temp).catch(() => {});
+    await downloadFile(url, target, {
+      verify: verifyInceptionWeights,
+      onProgress: (received) => {
+        if (received - lastReport <= 10_000_000) return;
+        lastReport = received;
+        log(`  ${(received / 1e6).toFixed(0)} / ${(FID_WEIGHTS_SIZE / 1e6).toFixed(0)} MB`);
+      },
+    });
+  } catch (e) {
+    throw new Error(`${(e as Error).message}. ${howToGet()}`, { cause: e });
   }
 }
 

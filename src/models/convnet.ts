@@ -7,7 +7,7 @@
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
-import type { Rng } from "../backend/rng.ts";
+import type { Rng } from "../core/rng.ts";
 import type { ParamStore } from "../nn/params.ts";
 import {
   conv2d,

@@ -31,7 +31,7 @@
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
-import type { Rng } from "../backend/rng.ts";
+import { Rng } from "../core/rng.ts";
 import { normalInit } from "../nn/init.ts";
 import {
   conv2d,
@@ -42,7 +42,7 @@ import {
   defineEmbedding,
   embedding,
 } from "../nn/layers.ts";
-import type { ParamStore } from "../nn/params.ts";
+import { ParamStore } from "../nn/params.ts";
 
 /** Named architectures. */
 export type DcganPreset = "dcgan" | "dcgan-wide";
@@ -162,6 +162,7 @@ function labelChannels(config: DcganModelConfig): number {
 
 /** Redraws a weight from N(mean, 0.02), as the tutorial's `weights_init` does after construction. */
 function reinitNormal(store: ParamStore, rng: Rng, name: string, mean: number): void {
+  if (store.isShapeOnly) return; // only shapes are recorded: no values to redraw
   const variable = store.get(name);
   const values = normalInit(rng, variable.shape, mean, INIT_STD);
   store.backend.scope(() =>
@@ -369,7 +370,7 @@ export function defineGeneratorStatsSink(sink: ParamStore, config: DcganModelCon
   G_NORMS.forEach((name, i) => defineBatchNorm(sink, name, widths[i], undefined, false));
 }
 
-/** Trainable parameter counts of a pair, computed from the config alone (no backend). */
+/** Trainable parameter counts of a pair. */
 export interface DcganParamCounts {
   generator: number;
   discriminator: number;
@@ -377,7 +378,8 @@ export interface DcganParamCounts {
 }
 
 /**
- * Trainable parameters of a DCGAN pair without building it (for `params --model dcgan`).
+ * Trainable parameters of a DCGAN pair without building it (for `params --model dcgan`): the
+ * real `defineGenerator` / `defineDiscriminator` run on shape-only parameter stores.
  *
  * @example
  * ```ts
@@ -386,27 +388,11 @@ export interface DcganParamCounts {
  * ```
  */
 export function dcganParamCounts(config: DcganModelConfig): DcganParamCounts {
-  validateDcganConfig(config);
-  const k2 = KERNEL * KERNEL;
-  const labels = labelChannels(config);
-  const embed = config.numClasses > 0 ? config.numClasses * config.embedDim : 0;
-  const count = (cin: number, widths: readonly number[], normed: readonly boolean[]) => {
-    let n = 0;
-    widths.forEach((w, i) => {
-      n += cin * w * k2 + (normed[i] ? 2 * w : 0);
-      cin = w;
-    });
-    return n;
-  };
-  const generator = count(
-    config.nz + labels,
-    generatorWidths(config.preset, config.ngf, config.channels),
-    [true, true, true, false],
-  ) + embed;
-  const discriminator = count(
-    config.channels + labels,
-    discriminatorWidths(config.ndf),
-    [false, true, true, false],
-  ) + embed;
+  const g = ParamStore.shapeOnly();
+  const d = ParamStore.shapeOnly();
+  defineGenerator(g, new Rng(0), config);
+  defineDiscriminator(d, new Rng(0), config);
+  const generator = g.count();
+  const discriminator = d.count();
   return { generator, discriminator, total: generator + discriminator };
 }

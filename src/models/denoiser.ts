@@ -5,7 +5,7 @@
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
-import type { Rng } from "../backend/rng.ts";
+import { Rng } from "../core/rng.ts";
 import { ParamStore } from "../nn/params.ts";
 import { type ConvNetConfig, convnetForward, defineConvNet } from "./convnet.ts";
 import {
@@ -116,7 +116,7 @@ export function timestepEmbeddingTable(timesteps: number, dim: number): Float32A
  * @example
  * ```ts
  * import { createBackend } from "../backend/select.ts";
- * import type { Rng } from "../backend/rng.ts";
+ * import type { Rng } from "../core/rng.ts";
  * import { createDenoiser } from "./denoiser.ts";
  * const backend = await createBackend("tfjs-cpu");
  * const model = createDenoiser(backend, new Rng(0), {
@@ -179,8 +179,7 @@ export function denoiserOverStore(
       return run(x, temb);
     },
     // Every entry is a weight (no buffers), also in an EMA copy whose entries are not trainable.
-    paramCount: () =>
-      store.names().reduce((n, name) => n + store.get(name).shape.reduce((a, d) => a * d, 1), 0),
+    paramCount: () => store.countAll(),
     dispose() {
       store.dispose();
       table.dispose();
@@ -189,8 +188,8 @@ export function denoiserOverStore(
 }
 
 /**
- * Parameter count of a preset without creating it on a backend (closed-form sums of the
- * layer shapes; a test checks it against the allocated models and PyTorch).
+ * Parameter count of a preset without creating it on a backend: the model's own `define*`
+ * run on a shape-only parameter store, so the count cannot drift from the model.
  *
  * @example
  * ```ts
@@ -200,36 +199,9 @@ export function denoiserOverStore(
  */
 export function countParams(preset: DenoiserPreset, numClasses: number, channels = 3): number {
   const config = denoiserConfig({ preset, numClasses, channels, imageSize: 64 });
-  const labels = (timeDim: number) => (numClasses > 0 ? (numClasses + 1) * timeDim : 0);
-  if (config.family === "convnet") {
-    const { width: w, timeDim, channels: c } = config.convnet;
-    const convs = c * w * 9 + w + // inc
-      w * 2 * w * 16 + 2 * w + 2 * w * 4 * w * 16 + 4 * w + 4 * w * 4 * w * 9 + 4 * w + // encoder, mid
-      4 * w * 2 * w * 16 + 2 * w + 2 * w * w * 16 + w + // decoder
-      w * c * 9 + c; // outc
-    const blockOuts = [2 * w, 4 * w, 4 * w, 2 * w, w];
-    const normsAndEmb = blockOuts.reduce((s, o) => s + 2 * o + (timeDim + 1) * o, 0);
-    return convs + normsAndEmb + labels(timeDim);
-  }
-  const { widths, bottleneck, timeDim, channels: c } = config.unet;
-  const doubleConv = (cin: number, cout: number, mid = cout) =>
-    cin * mid * 9 + 2 * mid + mid * cout * 9 + 2 * cout;
-  const attention = (d: number) => 4 * d * d + 4 * d + 4 * d + 2 * (d * d + d);
-  const levels = widths.length - 1;
-  let total = doubleConv(c, widths[0]) + widths[0] * c + c + labels(timeDim);
-  for (let l = 1; l <= levels; l++) {
-    total += doubleConv(widths[l - 1], widths[l - 1]) + doubleConv(widths[l - 1], widths[l]) +
-      (timeDim + 1) * widths[l] + attention(widths[l]);
-  }
-  const bot = [widths[levels], ...bottleneck, widths[levels]];
-  for (let i = 1; i < bot.length; i++) total += doubleConv(bot[i - 1], bot[i]);
-  let below = widths[levels];
-  for (let k = 1; k <= levels; k++) {
-    const cin = below + widths[levels - k];
-    const cout = k < levels ? widths[levels - k - 1] : widths[0];
-    total += doubleConv(cin, cin) + doubleConv(cin, cout, Math.floor(cin / 2)) +
-      (timeDim + 1) * cout + attention(cout);
-    below = cout;
-  }
-  return total;
+  const shapes = ParamStore.shapeOnly();
+  // The generator is never drawn from: a shape-only store skips initial values.
+  if (config.family === "unet") defineUNet(shapes, new Rng(0), config.unet);
+  else defineConvNet(shapes, new Rng(0), config.convnet);
+  return shapes.countAll();
 }

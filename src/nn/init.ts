@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Rng } from "../backend/rng.ts";
+import type { Rng } from "../core/rng.ts";
 import { sizeOf } from "../backend/backend.ts";
 
 /**

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Backend, ConvOptions, Tensor } from "../backend/backend.ts";
-import type { Rng } from "../backend/rng.ts";
+import type { Rng } from "../core/rng.ts";
 import type { ParamStore } from "./params.ts";
 import {
   constantInit,
@@ -27,8 +27,8 @@ export function defineConv2d(
   bias = true,
 ): void {
   const shape = [cout, cin, k, k];
-  store.add(`${name}.weight`, shape, torchDefaultWeight(rng, shape));
-  if (bias) store.add(`${name}.bias`, [cout], torchDefaultBias(rng, shape, cout));
+  store.add(`${name}.weight`, shape, () => torchDefaultWeight(rng, shape));
+  if (bias) store.add(`${name}.bias`, [cout], () => torchDefaultBias(rng, shape, cout));
 }
 
 /** Runs a conv defined by {@link defineConv2d}. x [N, Cin, H, W] -> [N, Cout, H', W']. */
@@ -54,8 +54,8 @@ export function defineConvTranspose2d(
   bias = true,
 ): void {
   const shape = [cin, cout, k, k];
-  store.add(`${name}.weight`, shape, torchDefaultWeight(rng, shape));
-  if (bias) store.add(`${name}.bias`, [cout], torchDefaultBias(rng, shape, cout));
+  store.add(`${name}.weight`, shape, () => torchDefaultWeight(rng, shape));
+  if (bias) store.add(`${name}.bias`, [cout], () => torchDefaultBias(rng, shape, cout));
 }
 
 /** Runs a transposed conv defined by {@link defineConvTranspose2d}. */
@@ -80,8 +80,10 @@ export function defineLinear(
   bias = true,
 ): void {
   const shape = [outFeatures, inFeatures];
-  store.add(`${name}.weight`, shape, torchDefaultWeight(rng, shape));
-  if (bias) store.add(`${name}.bias`, [outFeatures], torchDefaultBias(rng, shape, outFeatures));
+  store.add(`${name}.weight`, shape, () => torchDefaultWeight(rng, shape));
+  if (bias) {
+    store.add(`${name}.bias`, [outFeatures], () => torchDefaultBias(rng, shape, outFeatures));
+  }
 }
 
 /** Runs a linear layer defined by {@link defineLinear}. x [..., in] -> [..., out]. */
@@ -92,8 +94,8 @@ export function linear(b: Backend, p: ParamStore, name: string, x: Tensor): Tens
 
 /** nn.GroupNorm / nn.LayerNorm affine parameters: weight 1, bias 0, both [c]. */
 export function defineNormAffine(store: ParamStore, name: string, c: number): void {
-  store.add(`${name}.weight`, [c], constantInit([c], 1));
-  store.add(`${name}.bias`, [c], constantInit([c], 0));
+  store.add(`${name}.weight`, [c], () => constantInit([c], 1));
+  store.add(`${name}.bias`, [c], () => constantInit([c], 0));
 }
 
 /** nn.GroupNorm(groups, C) over x [N, C, H, W]; PyTorch's eps 1e-5. */
@@ -125,10 +127,10 @@ export function defineBatchNorm(
 ): void {
   if (affine) {
     store.add(`${name}.weight`, [c], weight);
-    store.add(`${name}.bias`, [c], constantInit([c], 0));
+    store.add(`${name}.bias`, [c], () => constantInit([c], 0));
   }
-  store.add(`${name}.running_mean`, [c], constantInit([c], 0), false);
-  store.add(`${name}.running_var`, [c], constantInit([c], 1), false);
+  store.add(`${name}.running_mean`, [c], () => constantInit([c], 0), false);
+  store.add(`${name}.running_var`, [c], () => constantInit([c], 1), false);
 }
 
 /** Runs a BatchNorm defined by {@link defineBatchNorm}; `eps` 1e-5 as PyTorch unless given. */
@@ -160,7 +162,7 @@ export function defineEmbedding(
   dim: number,
   std = 1,
 ): void {
-  store.add(`${name}.weight`, [n, dim], normalInit(rng, [n, dim], 0, std));
+  store.add(`${name}.weight`, [n, dim], () => normalInit(rng, [n, dim], 0, std));
 }
 
 /** Looks up rows of an embedding. labels int32 [B] -> [B, dim]. */
@@ -178,10 +180,10 @@ export function defineMultiheadAttention(
   name: string,
   dim: number,
 ): void {
-  store.add(`${name}.in_proj_weight`, [3 * dim, dim], xavierUniform(rng, [3 * dim, dim]));
-  store.add(`${name}.in_proj_bias`, [3 * dim], constantInit([3 * dim], 0));
-  store.add(`${name}.out_proj.weight`, [dim, dim], torchDefaultWeight(rng, [dim, dim]));
-  store.add(`${name}.out_proj.bias`, [dim], constantInit([dim], 0));
+  store.add(`${name}.in_proj_weight`, [3 * dim, dim], () => xavierUniform(rng, [3 * dim, dim]));
+  store.add(`${name}.in_proj_bias`, [3 * dim], () => constantInit([3 * dim], 0));
+  store.add(`${name}.out_proj.weight`, [dim, dim], () => torchDefaultWeight(rng, [dim, dim]));
+  store.add(`${name}.out_proj.bias`, [dim], () => constantInit([dim], 0));
 }
 
 /** Multi-head self-attention. x [B, L, D] -> [B, L, D]. */

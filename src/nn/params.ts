@@ -22,9 +22,14 @@ export class WeightMismatchError extends Error {
 }
 
 interface Entry {
-  tensor: Tensor;
+  /** null in a shape-only store. */
+  tensor: Tensor | null;
+  shape: readonly number[];
   trainable: boolean;
 }
+
+/** Initial values of a parameter, or a function that computes them (skipped when only shapes are recorded). */
+export type InitialValues = Float32Array | (() => Float32Array);
 
 /**
  * The parameters (trainable) and buffers (e.g. BatchNorm running statistics) of one model.
@@ -42,20 +47,58 @@ interface Entry {
  */
 export class ParamStore {
   readonly #entries = new Map<string, Entry>();
+  readonly #backend: Backend | null;
 
-  constructor(readonly backend: Backend) {}
+  /** A store whose tensors live on `backend` (`null` only through {@link shapeOnly}). */
+  constructor(backend: Backend | null) {
+    this.#backend = backend;
+  }
 
-  /** Creates a variable named `name` from host data (copied). */
-  add(name: string, shape: readonly number[], data: Float32Array, trainable = true): Tensor {
+  /**
+   * A store that only records names, shapes and trainability: no tensors, no backend, and
+   * initial values given as functions are never computed. Running a model's `define*` on it
+   * counts the real model's parameters without building it.
+   *
+   * @example
+   * ```ts
+   * import { ParamStore } from "./params.ts";
+   * const shapes = ParamStore.shapeOnly();
+   * shapes.add("fc.weight", [1000, 1000], () => new Float32Array(1_000_000));
+   * console.log(shapes.count()); // 1000000
+   * ```
+   */
+  static shapeOnly(): ParamStore {
+    return new ParamStore(null);
+  }
+
+  /** True for a {@link shapeOnly} store. */
+  get isShapeOnly(): boolean {
+    return this.#backend === null;
+  }
+
+  /** The backend the tensors live on; a shape-only store has none. */
+  get backend(): Backend {
+    if (!this.#backend) throw new Error("a shape-only ParamStore has no backend and no tensors");
+    return this.#backend;
+  }
+
+  /**
+   * Creates a variable named `name` from host data (copied), or from the data `init` returns.
+   * A shape-only store records the shape without calling `init`.
+   */
+  add(name: string, shape: readonly number[], init: InitialValues, trainable = true): void {
     if (this.#entries.has(name)) throw new Error(`parameter ${name} is defined twice`);
+    if (!this.#backend) {
+      this.#entries.set(name, { tensor: null, shape: [...shape], trainable });
+      return;
+    }
+    const backend = this.#backend;
+    const data = typeof init === "function" ? init() : init;
     if (data.length !== sizeOf(shape)) {
       throw new Error(`parameter ${name}: ${data.length} values for shape ${shapeString(shape)}`);
     }
-    const tensor = this.backend.scope(() =>
-      this.backend.variable(this.backend.tensor(data, shape), trainable)
-    );
-    this.#entries.set(name, { tensor, trainable });
-    return tensor;
+    const tensor = backend.scope(() => backend.variable(backend.tensor(data, shape), trainable));
+    this.#entries.set(name, { tensor, shape: tensor.shape, trainable });
   }
 
   /** The variable named `name`; throws naming the closest existing names when absent. */
@@ -68,7 +111,15 @@ export class ParamStore {
         `no parameter named ${name}${near.length ? ` (have ${near.join(", ")})` : ""}`,
       );
     }
+    if (!entry.tensor) throw new Error(`${name}: a shape-only ParamStore holds no tensors`);
     return entry.tensor;
+  }
+
+  /** The shape of parameter `name` (also in a shape-only store). */
+  shape(name: string): readonly number[] {
+    const entry = this.#entries.get(name);
+    if (!entry) throw new Error(`no parameter named ${name}`);
+    return entry.shape;
   }
 
   has(name: string): boolean {
@@ -87,23 +138,31 @@ export class ParamStore {
 
   /** Trainable variables, in {@link trainableNames} order. */
   trainable(): Tensor[] {
-    return [...this.#entries.values()].filter((e) => e.trainable).map((e) => e.tensor);
+    return this.trainableNames().map((name) => this.get(name));
   }
 
   /** Number of trainable scalars (what PyTorch's `sum(p.numel() for p in parameters())` gives). */
   count(): number {
     let n = 0;
-    for (const e of this.#entries.values()) if (e.trainable) n += sizeOf(e.tensor.shape);
+    for (const e of this.#entries.values()) if (e.trainable) n += sizeOf(e.shape);
+    return n;
+  }
+
+  /** Number of scalars of every entry, trainable or not (parameters and buffers). */
+  countAll(): number {
+    let n = 0;
+    for (const e of this.#entries.values()) n += sizeOf(e.shape);
     return n;
   }
 
   /** Copies every parameter and buffer to the host. */
   toHost(): Map<string, HostTensor> {
     const out = new Map<string, HostTensor>();
-    for (const [name, e] of this.#entries) {
+    for (const name of this.names()) {
+      const tensor = this.get(name);
       out.set(name, {
-        shape: [...e.tensor.shape],
-        data: Float32Array.from(this.backend.read(e.tensor)),
+        shape: [...tensor.shape],
+        data: Float32Array.from(this.backend.read(tensor)),
       });
     }
     return out;
@@ -121,12 +180,9 @@ export class ParamStore {
         if (strict) problems.push(`missing ${name}`);
         continue;
       }
-      if (
-        src.shape.length !== e.tensor.shape.length ||
-        src.shape.some((d, i) => d !== e.tensor.shape[i])
-      ) {
+      if (src.shape.length !== e.shape.length || src.shape.some((d, i) => d !== e.shape[i])) {
         problems.push(
-          `${name}: file has ${shapeString(src.shape)}, model needs ${shapeString(e.tensor.shape)}`,
+          `${name}: file has ${shapeString(src.shape)}, model needs ${shapeString(e.shape)}`,
         );
       }
     }
@@ -140,18 +196,19 @@ export class ParamStore {
       const more = problems.length > 8 ? ` (and ${problems.length - 8} more)` : "";
       throw new WeightMismatchError(`weights do not fit the model: ${shown}${more}`);
     }
-    for (const [name, e] of this.#entries) {
+    for (const name of this.names()) {
       const src = named.get(name);
       if (!src) continue;
+      const tensor = this.get(name);
       this.backend.scope(() =>
-        this.backend.assign(e.tensor, this.backend.tensor(src.data, src.shape))
+        this.backend.assign(tensor, this.backend.tensor(src.data, src.shape))
       );
     }
   }
 
   /** Frees every variable. */
   dispose(): void {
-    for (const e of this.#entries.values()) e.tensor.dispose();
+    for (const e of this.#entries.values()) e.tensor?.dispose();
     this.#entries.clear();
   }
 

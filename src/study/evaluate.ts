@@ -1,18 +1,14 @@
 /**
  * The study's measurements: Inception features, FID and KID of generated images against a
- * data split (and the train-vs-test floor), and bits/dim of a diffusion model on a split.
+ * data split (and the train-vs-test floor). The general helpers (images of a split, bits/dim)
+ * live in `app/evaluate.ts`.
  * When pytorch-fid's Inception weights are absent, {@link openFidScorer} says so instead of
  * scoring; weights that are not the released file give numbers labelled as not comparable.
  *
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import { Rng } from "../backend/rng.ts";
-import type { Dataset } from "../data/dataset.ts";
-import type { BitsPerDim } from "../diffusion/loss.ts";
-import type { DdpmTask } from "../diffusion/task.ts";
-import { toUint8Images } from "../io/png.ts";
-import { computeActivations, type ImageLike } from "../metrics/features.ts";
+import { type Activations, computeActivations, type ImageLike } from "../metrics/features.ts";
 import { fidFromStatistics, statisticsOf } from "../metrics/fid.ts";
 import type { InceptionNet } from "../metrics/inception.ts";
 import { kernelInceptionDistance } from "../metrics/kid.ts";
@@ -21,17 +17,9 @@ import {
   resolveInceptionWeights,
   verifyInceptionWeights,
 } from "../metrics/weights.ts";
-import type { Batch, TrainTask } from "../train/task.ts";
 
 /** Whether FID numbers can be compared with pytorch-fid / the published ones. */
 export type FidStatus = "ok" | "not-comparable" | "unavailable";
-
-/** Inception features: [n, dims] row-major. */
-export interface Features {
-  data: Float32Array;
-  n: number;
-  dims: number;
-}
 
 /** FID and KID of one image set against another. */
 export interface Score {
@@ -46,9 +34,9 @@ export interface FidScorer {
   /** One sentence for the report: where the weights came from, or why there are none. */
   note: string;
   /** Features of 8-bit images (none when status is "unavailable"). */
-  features(images: readonly ImageLike[], label: string): Promise<Features>;
+  features(images: readonly ImageLike[], label: string): Promise<Activations>;
   /** FID and KID between two feature sets. */
-  score(a: Features, b: Features): Score;
+  score(a: Activations, b: Activations): Score;
   dispose(): void;
 }
 
@@ -145,107 +133,11 @@ function unavailableScorer(note: string): FidScorer {
  * console.log(scoreFeatures(a, a).fid); // ~0
  * ```
  */
-export function scoreFeatures(a: Features, b: Features, backend?: Backend): Score {
+export function scoreFeatures(a: Activations, b: Activations, backend?: Backend): Score {
   const fid = fidFromStatistics(
     statisticsOf(a.data, a.n, a.dims),
     statisticsOf(b.data, b.n, b.dims),
   );
   const kid = kernelInceptionDistance(a, b, { backend });
   return { fid, kid: kid.kid, kidStd: kid.std };
-}
-
-/**
- * Generated float32 NCHW images in [-1, 1] as 8-bit images, quantised exactly as the PNGs
- * written for pytorch-fid.
- */
-export function generatedImages(images: Float32Array, shape: readonly number[]): ImageLike[] {
-  return toUint8Images(images, shape);
-}
-
-/**
- * The images of `data` whose label is in `labels` (all when omitted), first `limit` of them,
- * as 8-bit HWC images for the Inception network.
- *
- * @example
- * ```ts
- * import { Dataset } from "../data/dataset.ts";
- * import { datasetImages } from "./evaluate.ts";
- * const data = new Dataset({ images: new Uint8Array(2 * 3 * 2 * 2), labels: new Int32Array([0, 1]),
- *   imageShape: [3, 2, 2], classNames: ["a", "b"] });
- * console.log(datasetImages(data, 5, [1]).length); // 1
- * ```
- */
-export function datasetImages(data: Dataset, limit: number, labels?: number[]): ImageLike[] {
-  const [c, h, w] = data.imageShape;
-  const plane = h * w;
-  const all = data.images();
-  const allLabels = data.labels();
-  const out: ImageLike[] = [];
-  for (let i = 0; i < data.size && out.length < limit; i++) {
-    if (labels && !labels.includes(allLabels[i])) continue;
-    const pixels = new Uint8Array(plane * c);
-    for (let ch = 0; ch < c; ch++) {
-      const from = (i * c + ch) * plane;
-      for (let p = 0; p < plane; p++) pixels[p * c + ch] = all[from + p];
-    }
-    out.push({ width: w, height: h, channels: c, data: pixels });
-  }
-  return out;
-}
-
-/** Options of {@link diffusionBitsPerDim}. */
-export interface BitsPerDimEvalOptions {
-  /** Test images to evaluate, spread evenly over the split. */
-  images: number;
-  /** Evaluate every k-th KL term (1 = the exact bound). */
-  timestepStride: number;
-  /** Images per forward pass. */
-  batchSize: number;
-  seed: number;
-}
-
-/**
- * Bits/dim (Ho et al. 2020 eq. 5, Table 2) of a trained DDPM task on `options.images` images
- * of `data` spread evenly over it (all of them when it has no more), using its EMA weights
- * when it has them (the weights it samples with).
- *
- * @example
- * ```ts ignore
- * const { total } = diffusionBitsPerDim(task, testCats, { images: 1000, timestepStride: 1, batchSize: 100, seed: 0 });
- * ```
- */
-export function diffusionBitsPerDim(
-  task: TrainTask,
-  data: Dataset,
-  options: BitsPerDimEvalOptions,
-): BitsPerDim {
-  if (task.kind !== "ddpm") throw new Error("bits/dim is defined for diffusion models only");
-  return (task as DdpmTask).bitsPerDim(
-    testBatches(data, Math.min(options.images, data.size), options.batchSize),
-    new Rng(options.seed),
-    { timestepStride: options.timestepStride },
-  );
-}
-
-/**
- * `count` images spread evenly over `data` (so every class of a multi-class split is in the
- * subset, not just the first), as float batches in [-1, 1] with their labels.
- */
-function* testBatches(data: Dataset, count: number, batchSize: number): Generator<Batch> {
-  const [c, h, w] = data.imageShape;
-  const per = c * h * w;
-  const images = data.images();
-  const labels = data.labels();
-  const pick = (k: number) => Math.floor((k * data.size) / count);
-  for (let start = 0; start < count; start += batchSize) {
-    const n = Math.min(batchSize, count - start);
-    const x = new Float32Array(n * per); // [n, C, H, W]
-    const y = new Int32Array(n);
-    for (let b = 0; b < n; b++) {
-      const from = pick(start + b) * per;
-      for (let i = 0; i < per; i++) x[b * per + i] = images[from + i] / 127.5 - 1;
-      y[b] = labels[pick(start + b)];
-    }
-    yield { images: x, labels: y, shape: [n, c, h, w] };
-  }
 }

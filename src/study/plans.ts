@@ -7,37 +7,64 @@
  * @module
  */
 
-/** Model families an entry can train; "floor" trains nothing (train-vs-test FID). */
-export type EntryKind = "ddpm" | "gan" | "floor";
+import {
+  type DdpmConfig,
+  type DdpmSampleOptions,
+  parseDdpmSampleOptions,
+} from "../diffusion/task.ts";
+import type { GanConfig } from "../gan/task.ts";
+import { DDPM_EPOCHS, DEFAULT_BATCH_SIZE } from "../app/defaults.ts";
 
-/** One row of the study. */
-export interface StudyEntry {
+/** Model families an entry can train; "floor" trains nothing (train-vs-test FID). */
+export type EntryKind = StudyEntry["kind"];
+
+/** What every row of the study has, whatever it trains. */
+export interface EntryBase {
   /** Folder name and `--only` key: lowercase letters, digits and dashes. */
   id: string;
   /** Row label as in the original report, e.g. "UNet 2xUD, cosine". */
   label: string;
   /** Heading of the table the row belongs to. */
   table: string;
-  kind: EntryKind;
   /** Training (and reference) classes: names or ids, e.g. "cat" or "cat,frog"; "all" = 10. */
   classes: string;
   /** Class-conditional model: sampled and scored per class. */
   conditional?: boolean;
-  /** Overrides of DEFAULT_DDPM_CONFIG / DEFAULT_GAN_CONFIG (e.g. preset, schedule, smooth). */
-  config?: Record<string, unknown>;
   /** Training budget: epochs, optionally capped by wall-clock seconds. */
   budget?: { epochs: number; seconds?: number };
-  /** Batch size (ddpm 64, gan 128 unless set). */
+  /** Batch size (default DEFAULT_BATCH_SIZE of app/defaults.ts: ddpm 64, gan 128). */
   batchSize?: number;
   /** Images sampled for FID (per class when conditional); floor: images per split. */
   samples: number;
-  /** Diffusion sampling options at full scale (default: ancestral DDPM, all T steps). */
-  sampler?: Record<string, unknown>;
   /** Published FID of the original study; per class name when conditional. */
   published?: number | Record<string, number>;
   /** Seed of weights, data order and noise (default 0). */
   seed?: number;
 }
+
+/** A diffusion row. */
+export interface DdpmEntry extends EntryBase {
+  kind: "ddpm";
+  /** Overrides of DEFAULT_DDPM_CONFIG (e.g. preset, schedule). */
+  config?: Partial<DdpmConfig>;
+  /** Sampling options at full scale (default: ancestral DDPM, all T steps). */
+  sampler?: DdpmSampleOptions;
+}
+
+/** A DCGAN row. */
+export interface GanEntry extends EntryBase {
+  kind: "gan";
+  /** Overrides of DEFAULT_GAN_CONFIG (e.g. smooth, dNoise). */
+  config?: Partial<GanConfig>;
+}
+
+/** A train-vs-test FID floor row: trains nothing. */
+export interface FloorEntry extends EntryBase {
+  kind: "floor";
+}
+
+/** One row of the study. */
+export type StudyEntry = DdpmEntry | GanEntry | FloorEntry;
 
 /** A named list of entries and the split FID is measured against. */
 export interface StudyPlan {
@@ -54,19 +81,19 @@ export interface StudyPlan {
  * An entry's budgets after `--scale`: what the runner actually does. Recorded in results so a
  * rerun can tell whether a finished entry still matches.
  */
-export interface ScaledEntry extends StudyEntry {
+export type ScaledEntry = StudyEntry & {
   scale: number;
   /** Images to train on (epochs x data set size x scale), at least one batch. */
   trainImages: (datasetSize: number) => number;
   /** Samples after scaling (per class when conditional). */
   scaledSamples: number;
   /** Sampling options actually used (DDIM with fewer steps when scaled below 1). */
-  scaledSampler: Record<string, unknown>;
+  scaledSampler: DdpmSampleOptions;
   /** Test images and KL timesteps for the bits/dim evaluation. */
   bitsPerDim: { images: number; timestepStride: number };
   /** Wall-clock cap after scaling, in seconds. */
   scaledSeconds?: number;
-}
+};
 
 /** Fewest samples a scaled entry draws: FID and KID need a few images to be defined at all. */
 export const MIN_SAMPLES = 8;
@@ -76,7 +103,7 @@ export const MIN_SAMPLING_STEPS = 4;
 export const FULL_BPD_IMAGES = 1000;
 
 /** Diffusion budget of every built-in diffusion row (the reference code's default epochs). */
-const DIFFUSION_EPOCHS = 500;
+const DIFFUSION_EPOCHS = DDPM_EPOCHS;
 
 const DIFFUSION_NOTE = "Budgets: diffusion models train for " + DIFFUSION_EPOCHS +
   " epochs (the default of the reference implementation the original followed; the original " +
@@ -85,10 +112,10 @@ const DIFFUSION_NOTE = "Budgets: diffusion models train for " + DIFFUSION_EPOCHS
 function ddpm(
   id: string,
   label: string,
-  config: Record<string, unknown>,
+  config: Partial<DdpmConfig>,
   published: number | undefined,
   table = "Unconditional diffusion models (CIFAR-10 cats)",
-): StudyEntry {
+): DdpmEntry {
   return {
     id,
     label,
@@ -97,7 +124,7 @@ function ddpm(
     classes: "cat",
     config: { schedule: "linear", timesteps: 1000, ...config },
     budget: { epochs: DIFFUSION_EPOCHS },
-    batchSize: 64,
+    batchSize: DEFAULT_BATCH_SIZE.ddpm,
     samples: 1000,
     ...(published === undefined ? {} : { published }),
   };
@@ -106,10 +133,10 @@ function ddpm(
 function gan(
   id: string,
   label: string,
-  config: Record<string, unknown>,
+  config: Partial<GanConfig>,
   epochs: number,
   published: number,
-): StudyEntry {
+): GanEntry {
   return {
     id,
     label,
@@ -118,13 +145,13 @@ function gan(
     classes: "cat",
     config,
     budget: { epochs },
-    batchSize: 128,
+    batchSize: DEFAULT_BATCH_SIZE.gan,
     samples: 1000,
     published,
   };
 }
 
-function floor(classes: string, samples: number, published?: number): StudyEntry {
+function floor(classes: string, samples: number, published?: number): FloorEntry {
   const what = classes === "all" ? "all classes" : classes;
   return {
     id: `floor-${classes}-${samples}`,
@@ -187,7 +214,7 @@ export const BUILT_IN_PLANS: Readonly<Record<string, StudyPlan>> = {
         conditional: true,
         config: { preset: "unet-2xud", schedule: "cosine", timesteps: 1000, cfgDrop: 0.1 },
         budget: { epochs: DIFFUSION_EPOCHS },
-        batchSize: 64,
+        batchSize: DEFAULT_BATCH_SIZE.ddpm,
         samples: 1000,
         published: { cat: 102.9, frog: 70.5 },
       },
@@ -200,7 +227,7 @@ export const BUILT_IN_PLANS: Readonly<Record<string, StudyPlan>> = {
         conditional: true,
         config: {},
         budget: { epochs: 512 },
-        batchSize: 128,
+        batchSize: DEFAULT_BATCH_SIZE.gan,
         samples: 1000,
         published: { cat: 231.7, frog: 181.7 },
       },
@@ -331,8 +358,13 @@ export function validatePlan(json: unknown, source = "plan"): StudyPlan {
       fail(`${at}.batchSize must be a positive integer`);
     }
     if (raw.config !== undefined && !isRecord(raw.config)) fail(`${at}.config must be an object`);
-    if (raw.sampler !== undefined && !isRecord(raw.sampler)) {
-      fail(`${at}.sampler must be an object`);
+    if (raw.sampler !== undefined) {
+      if (!isRecord(raw.sampler)) fail(`${at}.sampler must be an object`);
+      try {
+        parseDdpmSampleOptions(raw.sampler as Record<string, unknown>);
+      } catch (e) {
+        fail(`${at}.sampler: ${(e as Error).message}`);
+      }
     }
     const published = raw.published;
     if (
@@ -376,14 +408,12 @@ export function scaleEntry(
   samplesOverride?: number,
 ): ScaledEntry {
   if (!(scale > 0 && scale <= 1)) throw new RangeError(`scale must be in (0, 1], got ${scale}`);
-  const timesteps = Number(entry.config?.timesteps ?? 1000);
+  const timesteps = entry.kind === "ddpm" ? entry.config?.timesteps ?? 1000 : 1000;
   const scaledSamples = samplesOverride ??
     Math.max(MIN_SAMPLES, Math.round(entry.samples * scale));
-  let scaledSampler: Record<string, unknown> = { ...(entry.sampler ?? {}) };
+  let scaledSampler: DdpmSampleOptions = entry.kind === "ddpm" ? { ...(entry.sampler ?? {}) } : {};
   if (entry.kind === "ddpm" && scale < 1) {
-    const fullSteps = scaledSampler.sampler === "ddim"
-      ? Number(scaledSampler.steps ?? 50)
-      : timesteps;
+    const fullSteps = scaledSampler.sampler === "ddim" ? scaledSampler.steps ?? 50 : timesteps;
     const steps = Math.min(fullSteps, Math.max(MIN_SAMPLING_STEPS, Math.round(fullSteps * scale)));
     scaledSampler = { ...scaledSampler, sampler: "ddim", steps };
   }

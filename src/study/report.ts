@@ -7,7 +7,7 @@
  * @module
  */
 import { writeFileAtomic } from "../io/atomic.ts";
-import type { EntryResult, GroupScore, StudyRun } from "./runner.ts";
+import type { EntryResult, GroupScore, StudyRun } from "./entry.ts";
 
 /** Options of {@link renderReport} / {@link writeReport}. */
 export interface ReportOptions {

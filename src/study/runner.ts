@@ -7,135 +7,33 @@
  *
  * @module
  */
-import type { Backend } from "../backend/backend.ts";
-import { Rng } from "../backend/rng.ts";
-import { type Dataset, loadDataset } from "../data/dataset.ts";
+import { deriveSeed } from "../core/rng.ts";
 import { DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
 import { DEFAULT_GAN_CONFIG } from "../gan/task.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { writeGif } from "../io/gif.ts";
-import { decodeImageFile, listImageFiles } from "../io/image.ts";
-import { writeImageFolder, writeImageGrid } from "../io/png.ts";
-import type { ImageLike } from "../metrics/features.ts";
-import { sampleInChunks } from "../cli/sample.ts";
-import { CHECKPOINT_FILE, loadCheckpoint } from "../train/checkpoint.ts";
-import { createTask } from "../train/registry.ts";
-import type { TrainTask } from "../train/task.ts";
-import { deriveSeed, train } from "../train/trainer.ts";
+import { CHECKPOINT_FILE } from "../train/checkpoint.ts";
+import { createTask, type TaskConfig } from "../app/registry.ts";
+import { diffusionBitsPerDim } from "../app/evaluate.ts";
+import { type FidStatus, openFidScorer } from "./evaluate.ts";
+import { type ScaledEntry, scaleEntry, type StudyPlan } from "./plans.ts";
 import {
-  datasetImages,
-  diffusionBitsPerDim,
-  type Features,
-  type FidScorer,
-  type FidStatus,
-  openFidScorer,
-} from "./evaluate.ts";
-import { type ScaledEntry, scaleEntry, type StudyEntry, type StudyPlan } from "./plans.ts";
-
-/** FID/KID of one class group (or all classes) of an entry. */
-export interface GroupScore {
-  /** Class name for per-class scores of conditional models; null for the whole entry. */
-  className: string | null;
-  /** Generated (or, for floor rows, training) images scored. */
-  n: number;
-  /** Reference images they were compared with. */
-  referenceN: number;
-  fid: number | null;
-  kid: number | null;
-  kidStd: number | null;
-  /** Train-vs-test FID at the same N and classes. */
-  floor: number | null;
-  published: number | null;
-}
-
-/** Everything measured for one entry (its `result.json`). */
-export interface EntryResult {
-  id: string;
-  label: string;
-  table: string;
-  kind: StudyEntry["kind"];
-  classes: string;
-  conditional: boolean;
-  /** The entry and scaling it was run with; a rerun with other settings refuses the folder. */
-  fingerprint: string;
-  backend: string;
-  /** Trainable parameters: `model` (diffusion) or `generator` + `discriminator` (GAN). */
-  params: Record<string, number>;
-  train: {
-    steps: number;
-    batchSize: number;
-    images: number;
-    epochs: number;
-    seconds: number;
-    imagesPerSecond: number;
-  } | null;
-  sampling: { n: number; options: Record<string, unknown>; seconds: number } | null;
-  scores: GroupScore[];
-  fidStatus: FidStatus;
-  bitsPerDim: { total: number; prior: number; images: number; timestepStride: number } | null;
-  /** Paths relative to the run folder. */
-  files: { grid?: string; gif?: string; samples?: string; checkpoint?: string };
-  finishedAt: string;
-}
-
-/** Options of {@link runStudy}. */
-export interface StudyOptions {
-  backend: Backend;
-  /** Run folder (created); holds entries/, report.md, report.json. */
-  outDir: string;
-  /** Budget multiplier in (0, 1]. */
-  scale: number;
-  /** Samples per entry (per class when conditional), replacing the scaled plan value. */
-  samples?: number;
-  /** `--data`: CIFAR-10 binary folder or image folder (else env / cache / download). */
-  dataSource?: string;
-  /** `--inception-weights`. */
-  inceptionWeights?: string;
-  /** Allow downloading the Inception weights. */
-  download: boolean;
-  /** Run only these entry ids. */
-  only?: string[];
-  /** Progress messages (stderr in the CLI). */
-  log?: (message: string) => void;
-  /** Per-step progress line of the trainer. */
-  trainerReport?: (line: string, final: boolean) => void;
-  /** Stops training (with a checkpoint) between steps; the entry stays unfinished. */
-  signal?: AbortSignal;
-}
-
-/** Result of {@link runStudy}. */
-export interface StudyRun {
-  plan: StudyPlan;
-  results: EntryResult[];
-  /** Entry ids that were already finished and skipped. */
-  skipped: string[];
-  fid: { status: FidStatus; note: string };
-  backend: { name: string; device: string; version: string };
-  scale: number;
-  samples: number | null;
-  dataSource: string | null;
-  /** Entries still unfinished (interrupted). */
-  unfinished: string[];
-  /** Entries that threw, with the error; rerunning retries them. */
-  failed: { id: string; error: string }[];
-  seconds: number;
-}
-
-/** Folder of an entry inside the run folder. */
-export function entryDir(outDir: string, id: string): string {
-  return `${outDir}/entries/${id}`;
-}
+  type EntryContext,
+  entryDir,
+  type EntryResult,
+  fingerprintOf,
+  loadSplit,
+  readResult,
+  type StudyOptions,
+  type StudyRun,
+} from "./entry.ts";
+import { rescore, sampleEntry, scoreGroups } from "./score_entry.ts";
+import { trainEntry } from "./train_entry.ts";
 
 /**
  * Finished entries are re-scored from their saved samples when the FID network now available
  * is better than the one they were scored with (no weights < other weights < the real ones).
  */
 const FID_RANK: Record<FidStatus, number> = { "unavailable": 0, "not-comparable": 1, "ok": 2 };
-
-/** Images per grid in the report. */
-const GRID_IMAGES = 64;
-/** Frames of a GAN's progress GIF (at most; fewer when it trains fewer steps). */
-const GIF_FRAMES = 16;
 
 /**
  * Runs (or continues) `plan` in `options.outDir`.
@@ -245,58 +143,6 @@ export async function runStudy(plan: StudyPlan, options: StudyOptions): Promise<
   };
 }
 
-interface EntryContext {
-  options: StudyOptions;
-  plan: StudyPlan;
-  scorer: FidScorer;
-  log: (message: string) => void;
-  /** Reference/floor features by split, classes and count, shared by the entries. */
-  features: Map<string, Promise<Features>>;
-}
-
-function fingerprintOf(entry: ScaledEntry, options: StudyOptions): string {
-  const { scale: _s, trainImages: _t, ...rest } = entry;
-  return JSON.stringify({ entry: rest, scale: options.scale, data: options.dataSource ?? null });
-}
-
-async function readResult(dir: string): Promise<EntryResult | null> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(`${dir}/result.json`);
-  } catch {
-    return null;
-  }
-  try {
-    return JSON.parse(text) as EntryResult;
-  } catch (e) {
-    throw new Error(
-      `${dir}/result.json is corrupt (${(e as Error).message}): delete it to rerun the entry`,
-    );
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** `classes` as loadDataset's filter ("all" = every class). */
-function classFilter(classes: string): string | undefined {
-  return classes === "all" ? undefined : classes;
-}
-
-function loadSplit(context: EntryContext, split: "train" | "test", classes: string) {
-  return loadDataset({
-    source: context.options.dataSource,
-    split,
-    classes: classFilter(classes),
-  });
-}
-
 /** Trains, samples and scores one entry; null when interrupted before it finished. */
 async function runEntry(
   entry: ScaledEntry,
@@ -338,23 +184,19 @@ async function runEntry(
   }
   const [channels, height] = data.imageShape;
   const seed = entry.seed ?? 0;
-  const config = entry.kind === "ddpm"
+  const fromData = { numClasses: conditional ? data.numClasses : 0, imageSize: height, channels };
+  const spec: TaskConfig = entry.kind === "ddpm"
     ? {
-      ...DEFAULT_DDPM_CONFIG,
-      cfgDrop: conditional ? DEFAULT_DDPM_CONFIG.cfgDrop : 0,
-      ...entry.config,
-      numClasses: conditional ? data.numClasses : 0,
-      imageSize: height,
-      channels,
+      kind: "ddpm",
+      config: {
+        ...DEFAULT_DDPM_CONFIG,
+        cfgDrop: conditional ? DEFAULT_DDPM_CONFIG.cfgDrop : 0,
+        ...entry.config,
+        ...fromData,
+      },
     }
-    : {
-      ...DEFAULT_GAN_CONFIG,
-      ...entry.config,
-      numClasses: conditional ? data.numClasses : 0,
-      imageSize: height,
-      channels,
-    };
-  const task = createTask(options.backend, entry.kind, config, seed);
+    : { kind: "gan", config: { ...DEFAULT_GAN_CONFIG, ...entry.config, ...fromData } };
+  const task = createTask(options.backend, spec, seed);
   try {
     const trained = await trainEntry(task, data, entry, dir, context);
     if (!trained) return null;
@@ -375,9 +217,7 @@ async function runEntry(
     }
     const scores = await scoreGroups(entry, `${dir}/fid-samples`, context, data.classNames);
     const params = Object.fromEntries(
-      Object.entries(task.stores).filter(([name]) => name !== "ema").map((
-        [name, store],
-      ) => [name, store.count()]),
+      task.modelStores.map((name) => [name, task.stores[name].count()]),
     );
     return {
       ...base,
@@ -398,310 +238,4 @@ async function runEntry(
   } finally {
     task.dispose();
   }
-}
-
-interface TrainProgress {
-  /** Training seconds summed over every (resumed) attempt. */
-  seconds: number;
-  /** Images/s of each attempt, weighted by its images. */
-  timedImages: number;
-  timedSeconds: number;
-  frames: number;
-}
-
-/**
- * Trains to the entry's scaled budget, resuming a checkpoint left by an earlier attempt.
- * GANs train in up to {@link GIF_FRAMES} segments with a fixed-noise grid before training and
- * after each segment (the frames of progress.gif), so even a run shorter than an epoch shows
- * its progress; each segment continues exactly from the previous one's checkpoint.
- */
-async function trainEntry(
-  task: TrainTask,
-  data: Dataset,
-  entry: ScaledEntry,
-  dir: string,
-  context: EntryContext,
-): Promise<(NonNullable<EntryResult["train"]> & { gif: boolean }) | null> {
-  const { options, log } = context;
-  const images = entry.trainImages(data.size);
-  const batchSize = Math.min(
-    entry.batchSize ?? (entry.kind === "gan" ? 128 : 64),
-    images,
-    data.size,
-  );
-  const totalSteps = Math.max(1, Math.round(images / batchSize));
-  const stepsPerEpoch = Math.max(1, Math.floor(data.size / batchSize));
-  const progressPath = `${dir}/progress.json`;
-  const progress: TrainProgress = (await exists(progressPath))
-    ? JSON.parse(await Deno.readTextFile(progressPath))
-    : { seconds: 0, timedImages: 0, timedSeconds: 0, frames: 0 };
-  // Input-noise annealing follows step / (the call's total steps): segments would restart
-  // it, so a GAN with dNoise trains in one call and its GIF has the epoch previews only.
-  const annealed = Number(entry.config?.dNoise ?? 0) > 0;
-  const framed = entry.kind === "gan" && !annealed;
-  const segments = framed ? Math.min(GIF_FRAMES, totalSteps) : 1;
-  const seed = entry.seed ?? 0;
-  log(
-    `${entry.id}: training ${entry.kind} ${String(task.config.preset)} on ${data.size} ` +
-      `${entry.classes} images, ${totalSteps} step${totalSteps === 1 ? "" : "s"} of ${batchSize} ` +
-      `(${(totalSteps * batchSize / data.size).toFixed(3)} epochs)`,
-  );
-  let resume = await exists(`${dir}/${CHECKPOINT_FILE}`);
-  let stepBefore = resume ? await checkpointStep(dir) : 0;
-  if (framed && !resume) {
-    await Deno.mkdir(`${dir}/frames`, { recursive: true });
-    await writeFixedNoiseGrid(task, `${dir}/frames/step-${pad(0, 7)}.png`, seed);
-  }
-  const startSegment = progress.frames;
-  for (let segment = startSegment; segment < segments; segment++) {
-    const maxSteps = Math.round(((segment + 1) * totalSteps) / segments);
-    const remaining = entry.scaledSeconds === undefined
-      ? undefined
-      : Math.max(0, entry.scaledSeconds - progress.seconds);
-    const result = await train(task, data, {
-      runDir: dir,
-      batchSize,
-      epochs: Math.ceil(totalSteps / stepsPerEpoch),
-      maxSteps,
-      maxSeconds: remaining,
-      seed,
-      flip: true,
-      checkpointEvery: 500,
-      previewEvery: framed ? 0 : Math.max(1, Math.round(totalSteps / stepsPerEpoch / 16)),
-      previewOptions: task.kind === "ddpm"
-        ? { sampler: "ddim", steps: Math.min(50, Number(task.config.timesteps)) }
-        : undefined,
-      gif: !framed && task.kind === "gan",
-      resume,
-      signal: options.signal,
-      report: segmentReport(options.trainerReport, segment > startSegment, segment < segments - 1),
-      backendName: options.backend.name,
-      extraRecord: { source: { data: options.dataSource ?? null, classes: entry.classes } },
-    });
-    resume = true;
-    progress.seconds += result.seconds;
-    const imagesRun = (result.step - stepBefore) * batchSize;
-    if (result.imagesPerSecond > 0 && imagesRun > 0) {
-      progress.timedImages += imagesRun;
-      progress.timedSeconds += imagesRun / result.imagesPerSecond;
-    }
-    stepBefore = result.step;
-    if (result.interrupted) {
-      await writeFileAtomic(progressPath, JSON.stringify(progress));
-      log(`${entry.id}: interrupted at step ${result.step}; rerun the study to continue`);
-      return null;
-    }
-    if (framed) {
-      await writeFixedNoiseGrid(task, `${dir}/frames/step-${pad(result.step, 7)}.png`, seed);
-    }
-    progress.frames = segment + 1;
-    await writeFileAtomic(progressPath, JSON.stringify(progress));
-    if (remaining !== undefined && progress.seconds >= entry.scaledSeconds!) break;
-  }
-  let gif = false;
-  if (framed) {
-    const frames = (await listImageFiles(`${dir}/frames`)).sort();
-    await writeGif(`${dir}/progress.gif`, await Promise.all(frames.map(decodeImageFile)), {
-      delayMs: 400,
-    });
-    gif = true;
-  } else {
-    gif = await exists(`${dir}/progress.gif`);
-  }
-  const steps = await checkpointStep(dir);
-  return {
-    steps,
-    batchSize,
-    images: steps * batchSize,
-    epochs: (steps * batchSize) / data.size,
-    seconds: progress.seconds,
-    imagesPerSecond: progress.timedSeconds > 0 ? progress.timedImages / progress.timedSeconds : 0,
-    gif,
-  };
-}
-
-/**
- * The trainer's progress lines for one segment, without the "resumed" line of a segment that
- * continues the previous one and the "done" line of all but the last (the segments are only
- * there to draw GIF frames).
- */
-function segmentReport(
-  report: StudyOptions["trainerReport"],
-  continuesPrevious: boolean,
-  moreToCome: boolean,
-): (line: string, final: boolean) => void {
-  if (!report) return () => {};
-  return (line, final) => {
-    const hidden = (/^resumed /.test(line) && continuesPrevious) ||
-      (/^done: /.test(line) && moreToCome);
-    if (!(final && hidden)) report(line, final);
-  };
-}
-
-/** Optimisation steps recorded in an entry's checkpoint. */
-async function checkpointStep(dir: string): Promise<number> {
-  const checkpoint = await loadCheckpoint(dir);
-  return checkpoint.state.step;
-}
-
-function pad(n: number, width: number): string {
-  return String(n).padStart(width, "0");
-}
-
-/** Grid of the same 64 noise vectors (and class blocks) after every GAN training segment. */
-async function writeFixedNoiseGrid(task: TrainTask, path: string, seed: number): Promise<void> {
-  const labels = new Int32Array(GRID_IMAGES);
-  if (task.numClasses > 0) {
-    for (let i = 0; i < GRID_IMAGES; i++) {
-      labels[i] = Math.floor((i * task.numClasses) / GRID_IMAGES);
-    }
-  }
-  const images = task.sample(labels, new Rng(deriveSeed(seed, 0x9e71)), {});
-  await writeImageGrid(path, images, [GRID_IMAGES, ...task.imageShape], { nrow: 8 });
-}
-
-/**
- * Draws the FID samples (per class for conditional models, class after class) into
- * fid-samples/ (one PNG each, what pytorch-fid would read; fid-samples/<class>/ when
- * conditional) and a 64-image grid (class blocks) into samples.png.
- */
-async function sampleEntry(
-  task: TrainTask,
-  data: Dataset,
-  entry: ScaledEntry,
-  dir: string,
-  seed: number,
-): Promise<NonNullable<EntryResult["sampling"]>> {
-  const n = entry.scaledSamples;
-  const groups = task.numClasses > 0 ? task.numClasses : 1;
-  const labels = new Int32Array(n * groups);
-  for (let g = 0; g < groups; g++) labels.fill(g, g * n, (g + 1) * n);
-  const started = performance.now();
-  const images = sampleInChunks(
-    task,
-    labels,
-    new Rng(deriveSeed(seed, 0x5a3b)),
-    entry.scaledSampler,
-    false,
-  ); // [groups * n, C, H, W]
-  const seconds = (performance.now() - started) / 1000;
-  const per = task.imageShape[0] * task.imageShape[1] * task.imageShape[2];
-  const gridPerGroup = Math.min(n, Math.floor(GRID_IMAGES / groups));
-  const grid = new Float32Array(gridPerGroup * groups * per);
-  await Deno.remove(`${dir}/fid-samples`, { recursive: true }).catch(() => {});
-  for (let g = 0; g < groups; g++) {
-    const part = images.subarray(g * n * per, (g + 1) * n * per);
-    const folder = groups > 1 ? `${dir}/fid-samples/${data.classNames[g]}` : `${dir}/fid-samples`;
-    await writeImageFolder(folder, part, [n, ...task.imageShape]);
-    grid.set(part.subarray(0, gridPerGroup * per), g * gridPerGroup * per);
-  }
-  await writeImageGrid(`${dir}/samples.png`, grid, [gridPerGroup * groups, ...task.imageShape], {
-    nrow: 8,
-  });
-  return { n, options: entry.scaledSampler, seconds };
-}
-
-/**
- * Scores an entry's saved samples (or, for a floor row, training images) per class group
- * against the reference split, with the floor at the same N. Without Inception weights every
- * number is null.
- */
-async function scoreGroups(
-  entry: ScaledEntry,
-  samplesDir: string | null,
-  context: EntryContext,
-  classNames?: string[],
-): Promise<GroupScore[]> {
-  const conditional = (entry.conditional ?? false) && classNames !== undefined;
-  const groups: (string | null)[] = conditional ? classNames! : [null];
-  const scores: GroupScore[] = [];
-  for (const className of groups) {
-    const classes = className ?? entry.classes;
-    const published = typeof entry.published === "number"
-      ? entry.published
-      : className !== null
-      ? entry.published?.[className] ?? null
-      : null;
-    const n = entry.scaledSamples;
-    if (context.scorer.status === "unavailable") {
-      scores.push({
-        className,
-        n,
-        referenceN: n,
-        fid: null,
-        kid: null,
-        kidStd: null,
-        floor: null,
-        published,
-      });
-      continue;
-    }
-    const reference = await cachedFeatures(context, context.plan.referenceSplit, classes, n);
-    const trainSplit = context.plan.referenceSplit === "test" ? "train" : "test";
-    const floorFeatures = await cachedFeatures(context, trainSplit, classes, n);
-    const floor = context.scorer.score(floorFeatures, reference);
-    let own = floor;
-    let ownN = floorFeatures.n;
-    if (samplesDir !== null) {
-      const folder = className !== null ? `${samplesDir}/${className}` : samplesDir;
-      const generated = await context.scorer.features(await readImages(folder), `${entry.id}`);
-      own = context.scorer.score(generated, reference);
-      ownN = generated.n;
-    }
-    scores.push({
-      className,
-      n: ownN,
-      referenceN: reference.n,
-      fid: own.fid,
-      kid: own.kid,
-      kidStd: own.kidStd,
-      floor: floor.fid,
-      published,
-    });
-  }
-  return scores;
-}
-
-async function readImages(folder: string): Promise<ImageLike[]> {
-  const files = (await listImageFiles(folder)).sort();
-  return await Promise.all(files.map(decodeImageFile));
-}
-
-function cachedFeatures(
-  context: EntryContext,
-  split: "train" | "test",
-  classes: string,
-  n: number,
-): Promise<Features> {
-  const key = `${split}:${classes}:${n}`;
-  let pending = context.features.get(key);
-  if (!pending) {
-    pending = (async () => {
-      const data = await loadSplit(context, split, classes);
-      return await context.scorer.features(datasetImages(data, n), `${split} ${classes}`);
-    })();
-    context.features.set(key, pending);
-  }
-  return pending;
-}
-
-/** Re-scores a finished entry from its saved samples with a better FID network. */
-async function rescore(
-  previous: EntryResult,
-  entry: ScaledEntry,
-  dir: string,
-  context: EntryContext,
-): Promise<EntryResult> {
-  context.log(`${entry.id}: scoring the saved samples (FID was ${previous.fidStatus} when it ran)`);
-  let classNames: string[] | undefined;
-  if (entry.conditional) {
-    classNames = (await loadSplit(context, "train", entry.classes)).classNames;
-  }
-  const scores = await scoreGroups(
-    entry,
-    entry.kind === "floor" ? null : `${dir}/fid-samples`,
-    context,
-    classNames,
-  );
-  return { ...previous, scores, fidStatus: context.scorer.status };
 }

@@ -3,12 +3,12 @@
  * moments) and, in its `__metadata__`, the JSON state needed to resume exactly (config, step,
  * epoch, RNG state, optimizer steps). One file written atomically means a crash can never
  * leave a checkpoint whose parts disagree. A `model.safetensors` with plain PyTorch names
- * (the first parameter group: EMA weights for DDPM, the generator for the GAN) and a
+ * (the task's `exportStore`: EMA weights for DDPM, the generator for the GAN) and a
  * human-readable `checkpoint.json` are written beside it for users.
  *
  * @module
  */
-import type { RngState } from "../backend/rng.ts";
+import type { RngState } from "../core/rng.ts";
 import type { HostTensor } from "../nn/params.ts";
 import {
   readSafetensors,
@@ -17,7 +17,7 @@ import {
   writeSafetensors,
 } from "../io/safetensors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import type { TrainTask } from "./task.ts";
+import type { TrainTask } from "../task/task.ts";
 
 /** File names inside a run folder. */
 export const CHECKPOINT_FILE = "checkpoint.safetensors";
@@ -26,11 +26,38 @@ export const EXPORT_FILE = "model.safetensors";
 
 const FORMAT = "deno-diffusion-checkpoint/1";
 
-/** Everything besides tensors that a resume needs. */
+/** Where a run's training data came from, so commands can reload it. */
+export interface DataSourceRecord {
+  /** The --data source (folder, file), or null for the default CIFAR-10 download. */
+  data: string | null;
+  /** The class filter, e.g. "cat" or "cat,frog". */
+  classes: string;
+  /** Class names in label order, when known. */
+  classNames?: string[];
+}
+
+/** The training options a run was started with, as recorded in its checkpoint. */
+export interface TrainRecord {
+  batchSize: number;
+  epochs: number;
+  maxSteps: number | null;
+  seed: number;
+  flip: boolean;
+  stepsPerEpoch: number;
+  totalSteps: number;
+  /** Where the data came from (absent in runs made by library users without a source). */
+  source?: DataSourceRecord;
+}
+
+/**
+ * Everything besides tensors that a resume needs. `kind` and `config` are the task's own;
+ * read back from disk they are unchecked JSON until the task registry
+ * (`app/registry.ts`, `parseTaskConfig`) validates them against the family.
+ */
 export interface CheckpointState {
   format: typeof FORMAT;
-  kind: TrainTask["kind"];
-  config: Record<string, unknown>;
+  kind: string;
+  config: unknown;
   /** Optimisation steps done. */
   step: number;
   /** Epoch the next step belongs to. */
@@ -40,7 +67,7 @@ export interface CheckpointState {
   /** Adam step counts per optimizer group. */
   optimizerSteps: Record<string, number>;
   /** Training options the run was started with (batch size, seed, budget, ...). */
-  train: Record<string, unknown>;
+  train: TrainRecord;
   /** Backend that wrote it (informational; any backend can resume). */
   backend: string;
   savedAt: string;
@@ -93,7 +120,10 @@ export async function saveCheckpoint(
   await writeSafetensors(`${runDir}/${CHECKPOINT_FILE}`, tensors, {
     deno_diffusion: JSON.stringify(state),
   });
-  const [exportGroup] = groups[0];
+  const exportGroup = task.exportStore;
+  if (!(exportGroup in task.stores)) {
+    throw new Error(`${task.kind} task exports '${exportGroup}', which is not one of its stores`);
+  }
   const exported = new Map<string, SafeTensor>();
   for (const [name, t] of tensors) {
     if (name.startsWith(`${exportGroup}/`)) exported.set(name.slice(exportGroup.length + 1), t);

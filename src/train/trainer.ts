@@ -9,17 +9,25 @@
  *
  * @module
  */
-import { Rng } from "../backend/rng.ts";
+import { deriveSeed, Rng } from "../core/rng.ts";
 import { decodeImageFile, listImageFiles } from "../io/image.ts";
 import { writeGif } from "../io/gif.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import type { TrainTask } from "./task.ts";
+import { statusLine } from "../io/progress.ts";
+import { previewLabels } from "../task/preview.ts";
+import type { SampleOptionsOf, TrainTask } from "../task/task.ts";
 import { type Dataset, flipRng } from "../data/dataset.ts";
-import { loadCheckpoint, restoreTask, saveCheckpoint } from "./checkpoint.ts";
+import {
+  type DataSourceRecord,
+  loadCheckpoint,
+  restoreTask,
+  saveCheckpoint,
+  type TrainRecord,
+} from "./checkpoint.ts";
 
-/** Options of {@link train}. */
-export interface TrainOptions {
+/** Options of {@link train}; `SampleOptions` are those of the task being trained. */
+export interface TrainOptions<SampleOptions = never> {
   /** Folder for checkpoints, logs and previews (created). */
   runDir: string;
   batchSize: number;
@@ -41,7 +49,7 @@ export interface TrainOptions {
   /** Images in a preview grid. Default 64. */
   previewCount?: number;
   /** Passed to task.sample() for previews (e.g. a fast DDIM sampler). */
-  previewOptions?: Record<string, unknown>;
+  previewOptions?: SampleOptions;
   /** Write progress.gif from the preview grids at the end. */
   gif?: boolean;
   /** Continue from runDir's checkpoint. */
@@ -52,8 +60,8 @@ export interface TrainOptions {
   report?: (line: string, final: boolean) => void;
   /** Name of the backend, recorded in checkpoints and logs. */
   backendName: string;
-  /** Extra JSON kept in the checkpoint's training record (e.g. where the data came from). */
-  extraRecord?: Record<string, unknown>;
+  /** Where the data came from, kept in the checkpoint's training record. */
+  source?: DataSourceRecord;
 }
 
 /** Summary of a {@link train} call. */
@@ -67,37 +75,6 @@ export interface TrainResult {
   metrics: Record<string, number>;
 }
 
-/** Mixes integers into one 32-bit seed (so each epoch/batch gets its own stream). */
-export function deriveSeed(...parts: number[]): number {
-  let h = 0x811c9dc5;
-  for (const p of parts) {
-    h = Math.imul(h ^ (p >>> 0), 0x01000193) >>> 0;
-    h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
-  }
-  return h >>> 0;
-}
-
-/**
- * Labels for a preview grid of `n` images with `columns` per row: zeros when unconditional;
- * otherwise row r of the ceil(n / columns) rows shows class floor(r * K / rows), so each class
- * gets one contiguous block of whole rows, in class order.
- *
- * @example
- * ```ts
- * import { previewLabels } from "./trainer.ts";
- * console.log([...previewLabels(8, 2, 2)]); // [0, 0, 0, 0, 1, 1, 1, 1]
- * ```
- */
-export function previewLabels(n: number, numClasses: number, columns = 8): Int32Array {
-  const labels = new Int32Array(n);
-  if (numClasses <= 0) return labels;
-  const rows = Math.ceil(n / columns);
-  for (let i = 0; i < n; i++) {
-    labels[i] = Math.floor((Math.floor(i / columns) * numClasses) / rows);
-  }
-  return labels;
-}
-
 /**
  * Trains `task` on `data` until the budget is spent or `signal` aborts, checkpointing into
  * `options.runDir`. With `resume`, continues from the checkpoint there exactly.
@@ -108,21 +85,21 @@ export function previewLabels(n: number, numClasses: number, columns = 8): Int32
  * console.log(result.imagesPerSecond);
  * ```
  */
-export async function train(
-  task: TrainTask,
+export async function train<T extends TrainTask>(
+  task: T,
   data: Dataset,
-  options: TrainOptions,
+  options: TrainOptions<SampleOptionsOf<T>>,
 ): Promise<TrainResult> {
   const logEvery = options.logEvery ?? 10;
   const checkpointEvery = options.checkpointEvery ?? 500;
   const previewEvery = options.previewEvery ?? 1;
   const previewCount = options.previewCount ?? 64;
-  const report = options.report ?? statusLine;
+  const report = options.report ?? statusLine();
   if (data.size === 0) throw new Error("the training data set is empty");
   const batchSize = Math.min(options.batchSize, data.size);
   const stepsPerEpoch = Math.max(1, Math.floor(data.size / batchSize));
   const totalSteps = options.maxSteps ?? options.epochs * stepsPerEpoch;
-  const trainRecord = {
+  const trainRecord: TrainRecord = {
     batchSize,
     epochs: options.epochs,
     maxSteps: options.maxSteps ?? null,
@@ -130,7 +107,7 @@ export async function train(
     flip: options.flip,
     stepsPerEpoch,
     totalSteps,
-    ...options.extraRecord,
+    ...(options.source ? { source: options.source } : {}),
   };
   await Deno.mkdir(`${options.runDir}/samples`, { recursive: true });
   const logPath = `${options.runDir}/log.jsonl`;
@@ -233,11 +210,11 @@ export async function train(
   return { step, epoch, totalSteps, seconds, imagesPerSecond, interrupted, metrics };
 }
 
-async function writePreview(
-  task: TrainTask,
+async function writePreview<T extends TrainTask>(
+  task: T,
   path: string,
   n: number,
-  options: TrainOptions,
+  options: TrainOptions<SampleOptionsOf<T>>,
 ): Promise<void> {
   const labels = previewLabels(n, task.numClasses);
   // Fixed noise for every preview, so the GIF shows the same samples evolving.
@@ -303,16 +280,6 @@ function formatSeconds(s: number): string {
   const m = Math.floor((s % 3600) / 60);
   const sec = Math.floor(s % 60);
   return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : `${m}m${String(sec).padStart(2, "0")}s`;
-}
-
-const encoder = new TextEncoder();
-let lastStatus = 0;
-function statusLine(line: string, final: boolean): void {
-  const tty = Deno.stderr.isTerminal();
-  const now = performance.now();
-  if (!final && now - lastStatus < (tty ? 100 : 10_000)) return;
-  lastStatus = now;
-  Deno.stderr.writeSync(encoder.encode(tty ? `\r\x1b[2K${line}${final ? "\n" : ""}` : `${line}\n`));
 }
 
 function elapsed(startMs: number): number {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Backend, Tensor } from "../../src/backend/backend.ts";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 import { testEachBackend } from "../_backends.ts";
 
 /** softmax(q kᵀ / sqrt(d)) v from matmul and softmax: a path independent of attention(). */

@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import type { Backend, Tensor } from "../../src/backend/backend.ts";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 import { testEachBackend } from "../_backends.ts";
 
 interface ConvCase {

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { Backend } from "../../src/backend/backend.ts";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 import { createBackend, listBackends } from "../../src/backend/select.ts";
 
 function gradients(b: Backend, inChannels: number, permuted: boolean): Float32Array[] {

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { encodePng } from "../../src/io/png.ts";
 import { createBackend } from "../../src/backend/select.ts";
-import { createTask } from "../../src/train/registry.ts";
+import { createTask } from "../../src/app/registry.ts";
 import { train } from "../../src/train/trainer.ts";
 import { Dataset } from "../../src/data/dataset.ts";
 import { DEFAULT_GAN_CONFIG } from "../../src/gan/task.ts";
@@ -38,7 +38,10 @@ Deno.test("fid --ckpt equals sample --out-dir + fid on folders, and caches the r
     }
     // A GAN checkpoint after two steps.
     const backend = await createBackend("torch-cpu");
-    const task = createTask(backend, "gan", { ...DEFAULT_GAN_CONFIG, nz: 8, ngf: 4, ndf: 4 }, 3);
+    const task = createTask(backend, {
+      kind: "gan",
+      config: { ...DEFAULT_GAN_CONFIG, nz: 8, ngf: 4, ndf: 4 },
+    }, 3);
     const images = new Uint8Array(4 * 3 * 32 * 32).fill(128);
     const data = new Dataset({
       images,

@@ -1,12 +1,8 @@
 import assert from "node:assert/strict";
-import {
-  downloadFile,
-  ensureCifar10,
-  parseCifarBatch,
-  parseTar,
-  readCifarSplit,
-} from "../../src/data/cifar10.ts";
-import { md5Hex } from "../../src/data/md5.ts";
+import { parseCifarBatch, readCifarSplit } from "../../src/data/cifar10.ts";
+import { ensureCifar10 } from "../../src/data/cifar10_download.ts";
+import { downloadFile } from "../../src/io/download.ts";
+import { md5Hex } from "../../src/io/md5.ts";
 import { gzip, makeCifarRecords, makeTar } from "./_tar.ts";
 
 const shared = new URL("../../../shared/data/", import.meta.url).pathname;
@@ -40,24 +36,6 @@ Deno.test("parseCifarBatch() rejects truncated files and bad labels, naming the 
   const bad = records.slice();
   bad[3073] = 12;
   assert.throws(() => parseCifarBatch(bad, "c.bin"), /c.bin: record 1 has label 12/);
-});
-
-Deno.test("parseTar() reads ustar archives and rejects corrupt headers and truncation", () => {
-  const tar = makeTar([{ name: "d/a.bin", data: new Uint8Array([1, 2, 3]) }, {
-    name: "d/b.txt",
-    data: new Uint8Array(700),
-  }]);
-  const files = parseTar(tar, "t.tar");
-  assert.deepEqual(files.map((f) => [f.name, f.data.length]), [["d/a.bin", 3], ["d/b.txt", 700]]);
-  assert.deepEqual([...files[0].data], [1, 2, 3]);
-  const corrupt = tar.slice();
-  corrupt[10] ^= 1;
-  assert.throws(() => parseTar(corrupt, "t.tar"), /t.tar: corrupt tar header at byte 0 \(checksum/);
-  assert.throws(() => parseTar(tar.subarray(0, 1100), "t.tar"), /t.tar: truncated tar archive/);
-  assert.throws(
-    () => parseTar(tar.subarray(0, 1700), "t.tar"),
-    /t.tar: tar entry at byte 1024 runs past the end/,
-  );
 });
 
 /** Serves `body` on 127.0.0.1 (a free port) for the duration of `fn`. */
@@ -166,29 +144,5 @@ Deno.test("ensureCifar10() reports HTTP errors, corrupt archives and unreachable
     assert.deepEqual([...Deno.readDirSync(cacheDir)], []);
   } finally {
     await Deno.remove(cacheDir, { recursive: true });
-  }
-});
-
-Deno.test("downloadFile() gives up on a server that never answers and leaves nothing", async () => {
-  const dir = await Deno.makeTempDir();
-  const { promise: released, resolve: release } = Promise.withResolvers<void>();
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async () => {
-    await released;
-    return new Response("late");
-  });
-  try {
-    await assert.rejects(
-      () =>
-        downloadFile(`http://127.0.0.1:${server.addr.port}/slow`, `${dir}/f`, {
-          timeoutMs: 200,
-          onProgress: () => {},
-        }),
-      /cannot download .*\/slow: no answer \(timed out\)/,
-    );
-    assert.deepEqual([...Deno.readDirSync(dir)], []);
-  } finally {
-    release();
-    await server.shutdown();
-    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
-import { Rng } from "../../src/backend/rng.ts";
-import {
-  clearDatasetCache,
-  Dataset,
-  flipRng,
-  loadDataset,
-  parseClassFilter,
-  resolveDataSource,
-} from "../../src/data/dataset.ts";
+import { Rng } from "../../src/core/rng.ts";
+import { Dataset, flipRng } from "../../src/data/dataset.ts";
+import { clearDatasetCache, loadDataset } from "../../src/data/load.ts";
+import { parseClassFilter, resolveDataSource } from "../../src/data/source.ts";
 import { makeCifarRecords } from "./_tar.ts";
 
 const shared = new URL("../../../shared/data/", import.meta.url).pathname;

@@ -6,9 +6,14 @@
  */
 import { ok as assert } from "node:assert/strict";
 import type { Backend } from "../../src/backend/backend.ts";
-import { Rng } from "../../src/backend/rng.ts";
-import { createDdpmTask, type DdpmConfig, DEFAULT_DDPM_CONFIG } from "../../src/diffusion/task.ts";
-import type { Batch } from "../../src/train/task.ts";
+import { Rng } from "../../src/core/rng.ts";
+import {
+  createDdpmTask,
+  type DdpmConfig,
+  type DdpmSampleOptions,
+  DEFAULT_DDPM_CONFIG,
+} from "../../src/diffusion/task.ts";
+import type { Batch } from "../../src/data/batch.ts";
 import { testEachBackend } from "../_backends.ts";
 
 const SIZE = 8;
@@ -111,7 +116,10 @@ testEachBackend("a class-conditional DDPM draws the patterns of the requested la
   const { task } = train(b, 2, 800);
   const labels = Int32Array.from({ length: 64 }, (_, i) => i % 2);
   for (
-    const options of [{ sampler: "ddpm" }, { sampler: "ddim", steps: 20, eta: 0, guidance: 2 }]
+    const options of [
+      { sampler: "ddpm" },
+      { sampler: "ddim", steps: 20, eta: 0, guidance: 2 },
+    ] satisfies DdpmSampleOptions[]
   ) {
     const found = classify(task.sample(labels, new Rng(14), options));
     const right = found.filter((c, i) => c === labels[i]).length;

@@ -1,6 +1,6 @@
 import { equal, ok as assert } from "node:assert/strict";
 import type { Backend } from "../../src/backend/backend.ts";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 import {
   bitsPerDim,
   discretizedGaussianLogLikelihood,
@@ -11,7 +11,7 @@ import {
 } from "../../src/diffusion/loss.ts";
 import { DiffusionProcess } from "../../src/diffusion/process.ts";
 import { makeSchedule, type Schedule } from "../../src/diffusion/schedule.ts";
-import type { Batch } from "../../src/train/task.ts";
+import type { Batch } from "../../src/data/batch.ts";
 import { testEachBackend } from "../_backends.ts";
 
 // ---- slow Float64 references by numerical integration (Simpson's rule) ----

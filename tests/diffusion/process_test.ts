@@ -1,5 +1,5 @@
 import { ok as assert } from "node:assert/strict";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 import { DiffusionProcess } from "../../src/diffusion/process.ts";
 import { makeSchedule } from "../../src/diffusion/schedule.ts";
 import { testEachBackend } from "../_backends.ts";

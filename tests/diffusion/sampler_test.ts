@@ -1,6 +1,6 @@
 import { deepEqual, equal, notDeepEqual, ok as assert, throws } from "node:assert/strict";
 import type { Backend, Tensor } from "../../src/backend/backend.ts";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 import { DiffusionProcess } from "../../src/diffusion/process.ts";
 import { ddimTimesteps, sampleImages } from "../../src/diffusion/sampler.ts";
 import { makeSchedule } from "../../src/diffusion/schedule.ts";

@@ -1,14 +1,15 @@
 import { deepEqual, equal, notDeepEqual, ok as assert, throws } from "node:assert/strict";
 import type { Backend } from "../../src/backend/backend.ts";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 import {
   createDdpmTask,
   type DdpmConfig,
+  type DdpmSampleOptions,
   DEFAULT_DDPM_CONFIG,
   resolveDdpmConfig,
   sampleBatchSize,
 } from "../../src/diffusion/task.ts";
-import type { Batch } from "../../src/train/task.ts";
+import type { Batch } from "../../src/data/batch.ts";
 import { createBackend, listBackends } from "../../src/backend/select.ts";
 import { testEachBackend } from "../_backends.ts";
 
@@ -153,11 +154,22 @@ testEachBackend(
       /batch images are \[3, 8, 8\] but the model was built for \[1,4,4\]/,
     );
     throws(
-      () => task.sample(new Int32Array(1), new Rng(0), { sampler: "ddim", stepz: 3 }),
+      // What a JavaScript caller or a JSON file can pass despite the types.
+      () =>
+        task.sample(
+          new Int32Array(1),
+          new Rng(0),
+          { sampler: "ddim", stepz: 3 } as DdpmSampleOptions,
+        ),
       /unknown sampling option\(s\) stepz/,
     );
     throws(
-      () => task.sample(new Int32Array(1), new Rng(0), { sampler: "plms" }),
+      () =>
+        task.sample(
+          new Int32Array(1),
+          new Rng(0),
+          { sampler: "plms" } as unknown as DdpmSampleOptions,
+        ),
       /sampler must be "ddpm" or "ddim"/,
     );
     throws(

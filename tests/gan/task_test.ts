@@ -1,13 +1,12 @@
 import { deepEqual, ok, throws } from "node:assert/strict";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 import {
   createGanTask,
   type GanConfig,
   type GanTask,
-  previewLabels,
   resolveGanConfig,
 } from "../../src/gan/task.ts";
-import type { Batch } from "../../src/train/task.ts";
+import type { Batch } from "../../src/data/batch.ts";
 import { testEachBackend } from "../_backends.ts";
 import { decode, loadStepFixture, maxAbsDiff, toHostTensors } from "./_dcgan_fixture.ts";
 
@@ -84,16 +83,6 @@ Deno.test("resolveGanConfig() fills the tutorial's defaults and names what is wr
   throws(() => resolveGanConfig({ dNoise: -0.1 }), /dNoise must be a finite number >= 0/);
   throws(() => resolveGanConfig({ beta1: 1 }), /beta1 must be in \(0, 1\)/);
   throws(() => resolveGanConfig({ preset: "big" as "dcgan" }), /unknown DCGAN preset "big"/);
-});
-
-Deno.test("previewLabels() gives each class one contiguous block of rows, in class order", () => {
-  deepEqual([...previewLabels(16, 0, 8)], new Array(16).fill(0));
-  const two = previewLabels(64, 2, 8); // 8 rows: 4 per class
-  deepEqual([...two], [...new Array(32).fill(0), ...new Array(32).fill(1)]);
-  const ten = previewLabels(80, 10, 8); // one row per class
-  for (let i = 0; i < 80; i++) deepEqual(ten[i], Math.floor(i / 8));
-  const three = previewLabels(48, 3, 8); // 6 rows: 2 per class
-  deepEqual([...three].filter((l) => l === 1).length, 16);
 });
 
 testEachBackend(

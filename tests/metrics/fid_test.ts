@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { readNpy } from "../../src/io/npy.ts";
-import { fidFromStatistics, frechetDistance, statisticsOf } from "../../src/metrics/fid.ts";
-import { backendEigvalsh } from "../../src/cli/fid.ts";
+import {
+  backendEigvalsh,
+  fidFromStatistics,
+  frechetDistance,
+  statisticsOf,
+} from "../../src/metrics/fid.ts";
 import { testEachBackend } from "../_backends.ts";
 
 // Reference values: tests/fixtures/make_fid_fixtures.py stats — pytorch-fid's

@@ -29,7 +29,8 @@ import {
   resolveInceptionWeights,
   verifyInceptionWeights,
 } from "../../src/metrics/weights.ts";
-import { fidCommand, readStatistics } from "../../src/cli/fid.ts";
+import { fidCommand } from "../../src/cli/fid.ts";
+import { readStatistics } from "../../src/metrics/stats_io.ts";
 import { testEachBackend } from "../_backends.ts";
 import { makeInceptionFixture, TORCH_PYTHON } from "../_inception_weights.ts";
 

@@ -7,7 +7,7 @@ import {
   symmetricEigenvalues,
   traceSqrtProduct,
 } from "../../src/metrics/linalg.ts";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 
 // Reference: tests/fixtures/make_fid_fixtures.py stats (scipy.linalg.sqrtm).
 const fixtures = JSON.parse(

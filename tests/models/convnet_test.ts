@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok as assert } from "node:assert/strict";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 import { countParams, createDenoiser } from "../../src/models/denoiser.ts";
 import { testEachBackend } from "../_backends.ts";
 import { formulaInput, loadFormulaWeights, loadUNetFixture } from "./_reference_weights.ts";

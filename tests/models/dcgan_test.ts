@@ -1,6 +1,6 @@
 import { deepEqual, ok, throws } from "node:assert/strict";
 import type { Backend } from "../../src/backend/backend.ts";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 import {
   DCGAN_PRESETS,
   type DcganModelConfig,
@@ -75,6 +75,30 @@ Deno.test("dcganParamCounts() equals the hand count of the tutorial's layers", (
     }
   }
 });
+
+testEachBackend(
+  "dcganParamCounts() equals the trainable parameters of the allocated pair, every preset",
+  (b) => {
+    for (const preset of DCGAN_PRESETS) {
+      for (const classes of [0, 10]) {
+        const config = conditional({ ...DEFAULT_DCGAN, preset }, classes);
+        const g = new ParamStore(b);
+        const d = new ParamStore(b);
+        defineGenerator(g, new Rng(0), config);
+        defineDiscriminator(d, new Rng(0), config);
+        const counts = dcganParamCounts(config);
+        deepEqual(
+          [counts.generator, counts.discriminator],
+          [g.count(), d.count()],
+          `${preset}/${classes}`,
+        );
+        g.dispose();
+        d.dispose();
+      }
+    }
+  },
+  { only: ["tfjs-cpu"] },
+);
 
 Deno.test("generatorWidths() widens only the second block for dcgan-wide", () => {
   deepEqual(generatorWidths("dcgan", 64, 3), [256, 128, 64, 3]);

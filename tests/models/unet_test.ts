@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok as assert, throws } from "node:assert/strict";
-import { Rng } from "../../src/backend/rng.ts";
+import { Rng } from "../../src/core/rng.ts";
 import { countParams, createDenoiser, DENOISER_PRESETS } from "../../src/models/denoiser.ts";
 import { testEachBackend } from "../_backends.ts";
 import { formulaInput, loadFormulaWeights, loadUNetFixture } from "./_reference_weights.ts";
@@ -123,6 +123,24 @@ testEachBackend(
     large.dispose();
   },
   { only: ["torch-cpu", "tfjs-cpu"] },
+);
+
+testEachBackend(
+  "countParams() equals the allocated model's parameters for every preset, unconditional",
+  (b) => {
+    for (const preset of DENOISER_PRESETS) {
+      const model = createDenoiser(b, new Rng(0), {
+        preset,
+        numClasses: 0,
+        imageSize: 32,
+        channels: 3,
+      });
+      equal(countParams(preset, 0), model.paramCount(), preset);
+      equal(countParams(preset, 0), model.store.count(), preset);
+      model.dispose();
+    }
+  },
+  { only: ["tfjs-cpu"] },
 );
 
 Deno.test("countParams() rejects an unknown preset or a negative class count", () => {

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import {
   BUILT_IN_PLANS,
+  type DdpmEntry,
+  type GanEntry,
   MIN_SAMPLES,
   resolvePlan,
   scaleEntry,
@@ -25,9 +27,10 @@ Deno.test("BUILT_IN_PLANS.unconditional has the original's 8 rows and published 
     assert.equal(e.samples, 1000);
   }
   const byId = Object.fromEntries(plan.entries.map((e) => [e.id, e]));
-  assert.equal(byId["unet-3x-cosine"].config?.schedule, "cosine");
-  assert.equal(byId["unet-2xud"].config?.schedule, "linear");
-  assert.equal(byId["gan-smoothed-1024"].config?.smooth, true);
+  const ddpmConfig = (id: string) => (byId[id] as DdpmEntry).config;
+  assert.equal(ddpmConfig("unet-3x-cosine")?.schedule, "cosine");
+  assert.equal(ddpmConfig("unet-2xud")?.schedule, "linear");
+  assert.equal((byId["gan-smoothed-1024"] as GanEntry).config?.smooth, true);
   assert.equal(byId["gan-default-512"].budget?.epochs, 512);
 });
 
@@ -38,7 +41,7 @@ Deno.test("BUILT_IN_PLANS cover conditional, timesteps and floor as the original
     ["gan", "cat,frog", true, { cat: 231.7, frog: 181.7 }],
   ]);
   assert.deepEqual(
-    BUILT_IN_PLANS.timesteps.entries.map((e) => e.config?.timesteps),
+    BUILT_IN_PLANS.timesteps.entries.map((e) => (e as DdpmEntry).config?.timesteps),
     [500, 1000, 1500],
   );
   const floor = BUILT_IN_PLANS.floor.entries;

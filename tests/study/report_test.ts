@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { formatSeconds, renderReport, reportJson } from "../../src/study/report.ts";
-import type { EntryResult, StudyRun } from "../../src/study/runner.ts";
+import type { EntryResult, StudyRun } from "../../src/study/entry.ts";
 import { BUILT_IN_PLANS } from "../../src/study/plans.ts";
 
 function result(id: string, overrides: Partial<EntryResult> = {}): EntryResult {

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { runStudy, type StudyRun } from "../../src/study/runner.ts";
+import { runStudy } from "../../src/study/runner.ts";
+import type { StudyRun } from "../../src/study/entry.ts";
+import type { GanEntry } from "../../src/study/plans.ts";
 import { writeReport } from "../../src/study/report.ts";
 import { decodeGif } from "../../src/io/gif.ts";
 import { makeTinyData, studyBackend, tinyPlan } from "./_tiny.ts";
@@ -154,7 +156,8 @@ Deno.test({
   async fn() {
     const plan = tinyPlan();
     plan.entries = plan.entries.filter((e) => e.id === "gan-tiny" || e.id === "floor-cat-8");
-    plan.entries[0] = { ...plan.entries[0], config: { preset: "dcgan-huge" } };
+    const gan = plan.entries[0] as GanEntry;
+    plan.entries[0] = { ...gan, config: { preset: "dcgan-huge" as "dcgan" } };
     const broken = `${work}/broken`;
     const result = await runStudy(plan, options(broken));
     assert.deepEqual(result.results.map((r) => r.id), ["floor-cat-8"]);

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { testEachBackend } from "../_backends.ts";
 import type { Backend } from "../../src/backend/backend.ts";
-import { createTask, openCheckpoint } from "../../src/train/registry.ts";
-import { previewLabels, train, type TrainOptions } from "../../src/train/trainer.ts";
+import { createTask, openCheckpoint } from "../../src/app/registry.ts";
+import { train, type TrainOptions } from "../../src/train/trainer.ts";
 import { Dataset } from "../../src/data/dataset.ts";
 import { CheckpointError, loadCheckpoint } from "../../src/train/checkpoint.ts";
 import { DEFAULT_GAN_CONFIG } from "../../src/gan/task.ts";
-import { DEFAULT_DDPM_CONFIG } from "../../src/diffusion/task.ts";
+import { type DdpmConfig, DEFAULT_DDPM_CONFIG } from "../../src/diffusion/task.ts";
 import { decodeGif } from "../../src/io/gif.ts";
 
 /** 16 images of 32x32: class 0 solid dark red, class 1 solid light blue. */
@@ -58,7 +58,7 @@ testEachBackend(
     const root = await Deno.makeTempDir();
     try {
       const data = twoColours();
-      const straight = createTask(b, "gan", tinyGan, 1);
+      const straight = createTask(b, { kind: "gan", config: tinyGan }, 1);
       await train(straight, data, options(`${root}/straight`, b));
       const expected = straight.stores.generator.toHost();
       straight.dispose();
@@ -78,7 +78,7 @@ testEachBackend(
         imageShape: data.imageShape,
         classNames: data.classNames,
       });
-      const first = createTask(b, "gan", tinyGan, 1);
+      const first = createTask(b, { kind: "gan", config: tinyGan }, 1);
       const partial = await train(
         first,
         counting,
@@ -89,7 +89,7 @@ testEachBackend(
       assert.equal(partial.step, 6);
       assert.equal((await loadCheckpoint(`${root}/resumed`)).state.step, 6);
 
-      const second = createTask(b, "gan", tinyGan, 99); // different init: the checkpoint must overwrite it
+      const second = createTask(b, { kind: "gan", config: tinyGan }, 99); // different init: the checkpoint must overwrite it
       const done = await train(second, data, options(`${root}/resumed`, b, { resume: true }));
       assert.equal(done.step, 12);
       const actual = second.stores.generator.toHost();
@@ -126,7 +126,7 @@ testEachBackend(
     try {
       const data = twoColours();
       // EMA from step 2, so the checkpoint must carry both the weights and their average.
-      const config = {
+      const config: DdpmConfig = {
         ...DEFAULT_DDPM_CONFIG,
         preset: "convnet",
         baseWidth: 8,
@@ -136,15 +136,15 @@ testEachBackend(
       };
       const ddpmOptions = (runDir: string, extra: Partial<TrainOptions> = {}) =>
         options(runDir, b, { epochs: 2, previewEvery: 0, gif: false, ...extra });
-      const straight = createTask(b, "ddpm", config, 1);
+      const straight = createTask(b, { kind: "ddpm", config }, 1);
       await train(straight, data, ddpmOptions(`${root}/straight`));
       const expected = straight.stores.ema.toHost();
       straight.dispose();
 
-      const first = createTask(b, "ddpm", config, 1);
+      const first = createTask(b, { kind: "ddpm", config }, 1);
       await train(first, data, ddpmOptions(`${root}/resumed`, { maxSteps: 4 }));
       first.dispose();
-      const second = createTask(b, "ddpm", config, 5); // other init: the checkpoint must win
+      const second = createTask(b, { kind: "ddpm", config }, 5); // other init: the checkpoint must win
       const done = await train(second, data, ddpmOptions(`${root}/resumed`, { resume: true }));
       assert.equal(done.step, 8);
       const actual = second.stores.ema.toHost();
@@ -166,11 +166,11 @@ testEachBackend("a corrupt or mismatched checkpoint gives a clear error", async 
   const root = await Deno.makeTempDir();
   try {
     const data = twoColours();
-    const task = createTask(b, "gan", tinyGan, 1);
+    const task = createTask(b, { kind: "gan", config: tinyGan }, 1);
     await train(task, data, options(`${root}/run`, b, { epochs: 1, previewEvery: 0, gif: false }));
     task.dispose();
 
-    const wider = createTask(b, "gan", { ...tinyGan, ngf: 8 }, 1);
+    const wider = createTask(b, { kind: "gan", config: { ...tinyGan, ngf: 8 } }, 1);
     await assert.rejects(
       () => train(wider, data, options(`${root}/run`, b, { resume: true })),
       (e: Error) =>
@@ -199,9 +199,3 @@ testEachBackend("a corrupt or mismatched checkpoint gives a clear error", async 
     await Deno.remove(root, { recursive: true });
   }
 }, { only: ["torch-cpu", "tfjs-cpu"] });
-
-Deno.test("previewLabels() gives each class one contiguous block of whole rows", () => {
-  assert.deepEqual([...previewLabels(8, 2, 2)], [0, 0, 0, 0, 1, 1, 1, 1]);
-  assert.deepEqual([...previewLabels(24, 3, 8)], [0, 1, 2].flatMap((c) => new Array(8).fill(c)));
-  assert.deepEqual([...previewLabels(4, 0)], [0, 0, 0, 0]);
-});

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Md5, md5Hex } from "../../src/data/md5.ts";
+import { Md5, md5Hex } from "../../src/io/md5.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 

@@ -144,3 +144,24 @@ export class Rng {
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
+
+/**
+ * Mixes integers into one 32-bit seed, so that each (seed, epoch, batch, purpose) gets its own
+ * stream. The one seed-mixing hash of the project: data order, flips, training noise and
+ * preview noise all derive their seeds here.
+ *
+ * @example
+ * ```ts
+ * import { deriveSeed, Rng } from "./rng.ts";
+ * const epochRng = new Rng(deriveSeed(42, 3)); // same stream for (42, 3) on every run
+ * console.log(deriveSeed(42, 3) === deriveSeed(42, 3), deriveSeed(42, 3) !== deriveSeed(42, 4)); // true true
+ * ```
+ */
+export function deriveSeed(...parts: number[]): number {
+  let h = 0x811c9dc5;
+  for (const p of parts) {
+    h = Math.imul(h ^ (p >>> 0), 0x01000193) >>> 0;
+    h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
+  }
+  return h >>> 0;
+}

@@ -1,0 +1,159 @@
+/**
+ * Creates the right {@link TrainTask} for a kind and config, and reopens checkpoints, so the
+ * CLI, the study and library users never switch on the model family themselves.
+ *
+ * @module
+ */
+import type { Backend } from "../backend/backend.ts";
+import { Rng } from "../core/rng.ts";
+import {
+  createDdpmTask,
+  type DdpmConfig,
+  type DdpmSampleOptions,
+  type DdpmTask,
+  resolveDdpmConfig,
+} from "../diffusion/task.ts";
+import {
+  createGanTask,
+  type GanConfig,
+  type GanSampleOptions,
+  type GanTask,
+  resolveGanConfig,
+} from "../gan/task.ts";
+import {
+  CheckpointError,
+  loadCheckpoint,
+  type LoadedCheckpoint,
+  restoreTask,
+} from "../train/checkpoint.ts";
+
+/** A DDPM task's family and config. */
+export interface DdpmTaskConfig {
+  kind: "ddpm";
+  config: DdpmConfig;
+}
+
+/** A GAN task's family and config. */
+export interface GanTaskConfig {
+  kind: "gan";
+  config: GanConfig;
+}
+
+/** Everything that recreates a task: its family and that family's config. */
+export type TaskConfig = DdpmTaskConfig | GanTaskConfig;
+
+/** Model families. */
+export type TaskKind = TaskConfig["kind"];
+
+/** A task of any family; switch on `kind` to reach the family's own API. */
+export type AnyTask = DdpmTask | GanTask;
+
+/** Sampling options of each family. */
+export interface SampleOptionsByKind {
+  ddpm: DdpmSampleOptions;
+  gan: GanSampleOptions;
+}
+
+/**
+ * Builds a fresh task; weights are drawn from `seed`.
+ *
+ * @example
+ * ```ts
+ * import { createTask } from "./registry.ts";
+ * import { DEFAULT_GAN_CONFIG } from "../gan/task.ts";
+ * import { createBackend } from "../backend/select.ts";
+ * const backend = await createBackend("tfjs-cpu");
+ * const task = createTask(backend, { kind: "gan", config: { ...DEFAULT_GAN_CONFIG, ngf: 4, ndf: 4 } }, 0);
+ * console.log(task.kind, task.exportStore); // gan generator
+ * task.dispose();
+ * backend.dispose();
+ * ```
+ */
+export function createTask(backend: Backend, spec: DdpmTaskConfig, seed: number): DdpmTask;
+export function createTask(backend: Backend, spec: GanTaskConfig, seed: number): GanTask;
+export function createTask(backend: Backend, spec: TaskConfig, seed: number): AnyTask;
+export function createTask(backend: Backend, spec: TaskConfig, seed: number): AnyTask {
+  const rng = new Rng(seed);
+  switch (spec.kind) {
+    case "ddpm":
+      return createDdpmTask(backend, spec.config, rng);
+    case "gan":
+      return createGanTask(backend, spec.config, rng);
+  }
+}
+
+/**
+ * A task config from untyped JSON (a checkpoint's metadata), filled in with the family's
+ * defaults and validated; throws a {@link CheckpointError} naming `where` when it does not fit.
+ *
+ * @example
+ * ```ts
+ * import { parseTaskConfig } from "./registry.ts";
+ * const spec = parseTaskConfig("gan", { preset: "dcgan", nz: 16 }, "run/checkpoint.safetensors");
+ * if (spec.kind === "gan") console.log(spec.config.nz, spec.config.lr); // 16 0.0002
+ * ```
+ */
+export function parseTaskConfig(kind: unknown, config: unknown, where: string): TaskConfig {
+  if (typeof config !== "object" || config === null || Array.isArray(config)) {
+    throw new CheckpointError(`${where}: the model config is not a JSON object`);
+  }
+  try {
+    switch (kind) {
+      case "ddpm":
+        return { kind, config: resolveDdpmConfig(config as Partial<DdpmConfig>) };
+      case "gan":
+        return { kind, config: resolveGanConfig(config as Partial<GanConfig>) };
+    }
+  } catch (e) {
+    throw new CheckpointError(`${where}: bad ${kind} config: ${(e as Error).message}`);
+  }
+  throw new CheckpointError(`${where}: unknown model kind '${kind}': expected ddpm or gan`);
+}
+
+/**
+ * Opens a run folder or checkpoint file as a ready task with its trained weights.
+ *
+ * @example
+ * ```ts ignore
+ * const { task } = await openCheckpoint(backend, "runs/ddpm-cat");
+ * const images = task.sample(new Int32Array(16), new Rng(0), { sampler: "ddim", steps: 50 });
+ * ```
+ */
+export function openCheckpoint(
+  backend: Backend,
+  runOrFile: string,
+  expectKind: "ddpm",
+): Promise<{ task: DdpmTask; checkpoint: LoadedCheckpoint }>;
+export function openCheckpoint(
+  backend: Backend,
+  runOrFile: string,
+  expectKind: "gan",
+): Promise<{ task: GanTask; checkpoint: LoadedCheckpoint }>;
+export function openCheckpoint(
+  backend: Backend,
+  runOrFile: string,
+  expectKind?: TaskKind,
+): Promise<{ task: AnyTask; checkpoint: LoadedCheckpoint }>;
+export async function openCheckpoint(
+  backend: Backend,
+  runOrFile: string,
+  expectKind?: TaskKind,
+): Promise<{ task: AnyTask; checkpoint: LoadedCheckpoint }> {
+  const checkpoint = await loadCheckpoint(runOrFile);
+  const spec = parseTaskConfig(checkpoint.state.kind, checkpoint.state.config, checkpoint.path);
+  const kind = spec.kind;
+  if (expectKind && kind !== expectKind) {
+    throw new CheckpointError(
+      `${checkpoint.path} holds a ${kind === "gan" ? "GAN" : "diffusion"} model, ` +
+        `but this needs a ${expectKind === "gan" ? "GAN" : "diffusion"} checkpoint`,
+    );
+  }
+  const task = createTask(backend, spec, 0);
+  try {
+    restoreTask(task, checkpoint);
+  } catch (e) {
+    task.dispose();
+    throw e;
+  }
+  return { task, checkpoint };
+}

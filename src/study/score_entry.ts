@@ -1,0 +1,164 @@
+/**
+ * Sampling and scoring one study entry: FID samples per class, the report's grid, FID/KID per
+ * class group against the reference split with the train-vs-test floor, and re-scoring of
+ * finished entries when a better FID network appears.
+ *
+ * @module
+ */
+import { deriveSeed, Rng } from "../core/rng.ts";
+import type { Dataset } from "../data/dataset.ts";
+import { decodeImageFile, listImageFiles } from "../io/image.ts";
+import { writeImageFolder, writeImageGrid } from "../io/png.ts";
+import type { Activations, ImageLike } from "../metrics/features.ts";
+import type { AnyTask } from "../app/registry.ts";
+import { datasetImages } from "../app/evaluate.ts";
+import { sampleInChunks } from "../app/sampling.ts";
+import type { ScaledEntry } from "./plans.ts";
+import { type EntryContext, type EntryResult, type GroupScore, loadSplit } from "./entry.ts";
+import { GRID_IMAGES } from "./train_entry.ts";
+
+/**
+ * Draws the FID samples (per class for conditional models, class after class) into
+ * fid-samples/ (one PNG each, what pytorch-fid would read; fid-samples/<class>/ when
+ * conditional) and a 64-image grid (class blocks) into samples.png.
+ */
+export async function sampleEntry(
+  task: AnyTask,
+  data: Dataset,
+  entry: ScaledEntry,
+  dir: string,
+  seed: number,
+): Promise<NonNullable<EntryResult["sampling"]>> {
+  const n = entry.scaledSamples;
+  const groups = task.numClasses > 0 ? task.numClasses : 1;
+  const labels = new Int32Array(n * groups);
+  for (let g = 0; g < groups; g++) labels.fill(g, g * n, (g + 1) * n);
+  const started = performance.now();
+  const images = sampleInChunks(
+    task,
+    labels,
+    new Rng(deriveSeed(seed, 0x5a3b)),
+    entry.scaledSampler,
+    false,
+  ); // [groups * n, C, H, W]
+  const seconds = (performance.now() - started) / 1000;
+  const per = task.imageShape[0] * task.imageShape[1] * task.imageShape[2];
+  const gridPerGroup = Math.min(n, Math.floor(GRID_IMAGES / groups));
+  const grid = new Float32Array(gridPerGroup * groups * per);
+  await Deno.remove(`${dir}/fid-samples`, { recursive: true }).catch(() => {});
+  for (let g = 0; g < groups; g++) {
+    const part = images.subarray(g * n * per, (g + 1) * n * per);
+    const folder = groups > 1 ? `${dir}/fid-samples/${data.classNames[g]}` : `${dir}/fid-samples`;
+    await writeImageFolder(folder, part, [n, ...task.imageShape]);
+    grid.set(part.subarray(0, gridPerGroup * per), g * gridPerGroup * per);
+  }
+  await writeImageGrid(`${dir}/samples.png`, grid, [gridPerGroup * groups, ...task.imageShape], {
+    nrow: 8,
+  });
+  return { n, options: entry.scaledSampler, seconds };
+}
+
+/**
+ * Scores an entry's saved samples (or, for a floor row, training images) per class group
+ * against the reference split, with the floor at the same N. Without Inception weights every
+ * number is null.
+ */
+export async function scoreGroups(
+  entry: ScaledEntry,
+  samplesDir: string | null,
+  context: EntryContext,
+  classNames?: string[],
+): Promise<GroupScore[]> {
+  const conditional = (entry.conditional ?? false) && classNames !== undefined;
+  const groups: (string | null)[] = conditional ? classNames! : [null];
+  const scores: GroupScore[] = [];
+  for (const className of groups) {
+    const classes = className ?? entry.classes;
+    const published = typeof entry.published === "number"
+      ? entry.published
+      : className !== null
+      ? entry.published?.[className] ?? null
+      : null;
+    const n = entry.scaledSamples;
+    if (context.scorer.status === "unavailable") {
+      scores.push({
+        className,
+        n,
+        referenceN: n,
+        fid: null,
+        kid: null,
+        kidStd: null,
+        floor: null,
+        published,
+      });
+      continue;
+    }
+    const reference = await cachedFeatures(context, context.plan.referenceSplit, classes, n);
+    const trainSplit = context.plan.referenceSplit === "test" ? "train" : "test";
+    const floorFeatures = await cachedFeatures(context, trainSplit, classes, n);
+    const floor = context.scorer.score(floorFeatures, reference);
+    let own = floor;
+    let ownN = floorFeatures.n;
+    if (samplesDir !== null) {
+      const folder = className !== null ? `${samplesDir}/${className}` : samplesDir;
+      const generated = await context.scorer.features(await readImages(folder), `${entry.id}`);
+      own = context.scorer.score(generated, reference);
+      ownN = generated.n;
+    }
+    scores.push({
+      className,
+      n: ownN,
+      referenceN: reference.n,
+      fid: own.fid,
+      kid: own.kid,
+      kidStd: own.kidStd,
+      floor: floor.fid,
+      published,
+    });
+  }
+  return scores;
+}
+
+async function readImages(folder: string): Promise<ImageLike[]> {
+  const files = (await listImageFiles(folder)).sort();
+  return await Promise.all(files.map(decodeImageFile));
+}
+
+export function cachedFeatures(
+  context: EntryContext,
+  split: "train" | "test",
+  classes: string,
+  n: number,
+): Promise<Activations> {
+  const key = `${split}:${classes}:${n}`;
+  let pending = context.features.get(key);
+  if (!pending) {
+    pending = (async () => {
+      const data = await loadSplit(context, split, classes);
+      return await context.scorer.features(datasetImages(data, n), `${split} ${classes}`);
+    })();
+    context.features.set(key, pending);
+  }
+  return pending;
+}
+
+/** Re-scores a finished entry from its saved samples with a better FID network. */
+export async function rescore(
+  previous: EntryResult,
+  entry: ScaledEntry,
+  dir: string,
+  context: EntryContext,
+): Promise<EntryResult> {
+  context.log(`${entry.id}: scoring the saved samples (FID was ${previous.fidStatus} when it ran)`);
+  let classNames: string[] | undefined;
+  if (entry.conditional) {
+    classNames = (await loadSplit(context, "train", entry.classes)).classNames;
+  }
+  const scores = await scoreGroups(
+    entry,
+    entry.kind === "floor" ? null : `${dir}/fid-samples`,
+    context,
+    classNames,
+  );
+  return { ...previous, scores, fidStatus: context.scorer.status };
+}

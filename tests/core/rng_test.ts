@@ -1,0 +1,25 @@
+import assert from "node:assert/strict";
+import { deriveSeed, Rng } from "../../src/core/rng.ts";
+
+Deno.test("Rng gives the same stream for the same seed and resumes exactly from its state", () => {
+  const a = new Rng(7);
+  const b = new Rng(7);
+  assert.deepEqual([...a.normal(5)], [...b.normal(5)]);
+  const saved = a.state();
+  const next = [...a.normal(3)];
+  assert.deepEqual([...Rng.fromState(saved).normal(3)], next);
+});
+
+Deno.test("Rng.permutation() is a permutation of 0..n-1", () => {
+  const p = [...new Rng(3).permutation(50)].sort((x, y) => x - y);
+  assert.deepEqual(p, Array.from({ length: 50 }, (_, i) => i));
+});
+
+Deno.test("deriveSeed() is a pure 32-bit function that separates its parts and their order", () => {
+  assert.equal(deriveSeed(42, 3), deriveSeed(42, 3));
+  const seeds = new Set<number>();
+  for (let e = 0; e < 100; e++) for (let i = 0; i < 10; i++) seeds.add(deriveSeed(42, e, i));
+  assert.equal(seeds.size, 1000);
+  assert.notEqual(deriveSeed(1, 2), deriveSeed(2, 1));
+  for (const s of seeds) assert.ok(Number.isInteger(s) && s >= 0 && s < 2 ** 32);
+});
