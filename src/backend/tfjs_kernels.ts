@@ -304,9 +304,9 @@ function explicitPad(top: number, bottom: number, left: number, right: number) {
   ];
 }
 
-/** y = conv(x, w): x [N, H, W, Cin], w [Cout, Cin, k, k] -> [N, Ho, Wo, Cout]. */
+/** y = conv(x, w): x [N, H, W, Cin], w [Cout, Cin, kh, kw] -> [N, Ho, Wo, Cout]. */
 function convNHWC(x: Tf, w: Tf, s: number, p: number): Tf {
-  const filter = tf.transpose(w, [2, 3, 1, 0]); // [k, k, Cin, Cout]
+  const filter = tf.transpose(w, [2, 3, 1, 0]); // [kh, kw, Cin, Cout]
   return tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, s, explicitPad(p, p, p, p));
 }
 
@@ -333,14 +333,15 @@ function zeroStuff(x: Tf, s: number): Tf {
 /**
  * The transposed convolution (gradient of {@link convNHWC} w.r.t. its input) as a forward
  * conv: zero-stuff dy by the stride, pad by k-1-p, correlate with the flipped kernel.
- * dy [N, Ho, Wo, Cout], w [Cout, Cin, k, k] -> [N, outH, outW, Cin].
+ * dy [N, Ho, Wo, Cout], w [Cout, Cin, kh, kw] -> [N, outH, outW, Cin]. Each axis uses its own
+ * kernel size, so rectangular kernels (1x7, 7x1) work alike.
  */
 function convTransposeNHWC(dy: Tf, w: Tf, s: number, p: number, outH: number, outW: number): Tf {
-  const k = dims(w)[2];
-  const filter = tf.transpose(tf.reverse(w, [2, 3]), [2, 3, 0, 1]); // [k, k, Cout, Cin]
+  const [, , kh, kw] = dims(w);
+  const filter = tf.transpose(tf.reverse(w, [2, 3]), [2, 3, 0, 1]); // [kh, kw, Cout, Cin]
   let z = zeroStuff(dy, s);
   const pads: number[] = [];
-  for (const [axis, out] of [[1, outH], [2, outW]]) {
+  for (const [axis, out, k] of [[1, outH, kh], [2, outW, kw]]) {
     let before = k - 1 - p;
     let after = out - z.shape[axis] - before + k - 1;
     // Negative padding means cropping (padding > k - 1).
@@ -366,9 +367,9 @@ function convTransposeNHWC(dy: Tf, w: Tf, s: number, p: number, outH: number, ou
 /**
  * dW of y = conv(x, w) as a forward conv over the batch: x as [Cin, H, W, N] images, dy as a
  * [Ho, Wo, N, Cout] filter dilated by the stride. xCHWN [Cin, H, W, N], dyHWNC [Ho, Wo, N, Cout]
- * -> [Cout, Cin, k, k].
+ * -> [Cout, Cin, kh, kw].
  */
-function convWeightGrad(xCHWN: Tf, dyHWNC: Tf, s: number, p: number, k: number): Tf {
+function convWeightGrad(xCHWN: Tf, dyHWNC: Tf, s: number, p: number, kh: number, kw: number): Tf {
   const r = tf.conv2d(
     xCHWN as tf.Tensor4D,
     dyHWNC as tf.Tensor4D,
@@ -376,10 +377,10 @@ function convWeightGrad(xCHWN: Tf, dyHWNC: Tf, s: number, p: number, k: number):
     explicitPad(p, p, p, p),
     "NHWC",
     s,
-  ); // [Cin, >=k, >=k, Cout]
-  const cropped = r.shape[1] === k && r.shape[2] === k
+  ); // [Cin, >=kh, >=kw, Cout]
+  const cropped = r.shape[1] === kh && r.shape[2] === kw
     ? r
-    : tf.slice(r, [0, 0, 0, 0], [-1, k, k, -1]);
+    : tf.slice(r, [0, 0, 0, 0], [-1, kh, kw, -1]);
   return tf.transpose(cropped, [3, 0, 1, 2]);
 }
 
@@ -406,7 +407,7 @@ export function toCHWN(x: Tf): Tf {
 /**
  * One of the three convolutions of a conv layer's forward and backward pass ({@link CONV_OP}),
  * on whatever part of the batch it is given. `outShape` is the result's shape (it carries the
- * input size for the input gradient and k for the weight gradient). The main thread and the
+ * input size for the input gradient and (kh, kw) for the weight gradient). The main thread and the
  * conv worker both run exactly this.
  *
  * @example
@@ -434,7 +435,14 @@ export function convJob(
     case CONV_OP.inputGrad:
       return convTransposeNHWC(a, b, s, p, outShape[1], outShape[2]);
     case CONV_OP.weightGrad:
-      return convWeightGrad(toCHWN(a), tf.transpose(b, [1, 2, 0, 3]), s, p, outShape[2]);
+      return convWeightGrad(
+        toCHWN(a),
+        tf.transpose(b, [1, 2, 0, 3]),
+        s,
+        p,
+        outShape[2],
+        outShape[3],
+      );
     default:
       throw new Error(`unknown conv job ${op satisfies never}`);
   }
@@ -447,13 +455,13 @@ export function convJob(
  */
 export const convSplitOptions = { minFlops: 50e6 };
 
-/** Multiply-adds x2 of a {@link convJob}: each output value sums (channels in) * k * k terms. */
+/** Multiply-adds x2 of a {@link convJob}: each output value sums (channels in) * kh * kw terms. */
 function convJobFlops(op: ConvOp, a: Tf, b: Tf, outShape: readonly number[]): number {
   if (op === CONV_OP.weightGrad) {
     return 2 * sizeOf(outShape) * sizeOf(dims(b).slice(1, 3)) * a.shape[0];
   }
-  const [cOut, cIn, k] = dims(b);
-  return 2 * sizeOf(outShape) * (op === CONV_OP.forward ? cIn : cOut) * k * k;
+  const [cOut, cIn, kh, kw] = dims(b);
+  return 2 * sizeOf(outShape) * (op === CONV_OP.forward ? cIn : cOut) * kh * kw;
 }
 
 /**
@@ -546,7 +554,7 @@ function splitConvJob(
 }
 
 /**
- * conv2d on channels-last x [N, H, W, Cin], w [Cout, Cin, k, k] -> [N, Ho, Wo, Cout], with a
+ * conv2d on channels-last x [N, H, W, Cin], w [Cout, Cin, kh, kw] -> [N, Ho, Wo, Cout], with a
  * gradient made of forward convs. Only dW needs transposed copies of x and dy. Each of the
  * three convs may be split with the conv worker ({@link splitConvJob}).
  */
@@ -555,13 +563,14 @@ export function conv2dWithGrad(x: Tf, w: Tf, s: number, p: number): Tf {
     const [xt, wt] = [xv as Tf, wv as Tf];
     (save as tf.GradSaveFunc)([xt, wt]);
     const [n, h, wd] = dims(xt);
-    const [cOut, cIn, k] = dims(wt);
-    const [ho, wo] = [h, wd].map((size) => Math.floor((size + 2 * p - k) / s) + 1);
+    const [cOut, cIn, kh, kw] = dims(wt);
+    const ho = Math.floor((h + 2 * p - kh) / s) + 1;
+    const wo = Math.floor((wd + 2 * p - kw) / s) + 1;
     return {
       value: splitConvJob(CONV_OP.forward, xt, wt, s, p, [n, ho, wo, cOut]),
       gradFunc: (dy: Tf, [sx, sw]: Tf[]) => {
         const dx = splitConvJob(CONV_OP.inputGrad, dy, sw, s, p, [n, h, wd, cIn]);
-        const dw = splitConvJob(CONV_OP.weightGrad, sx, dy, s, p, [cOut, cIn, k, k]);
+        const dw = splitConvJob(CONV_OP.weightGrad, sx, dy, s, p, [cOut, cIn, kh, kw]);
         return [dx, dw];
       },
     };
@@ -590,6 +599,7 @@ export function convTranspose2dWithGrad(x: Tf, w: Tf, s: number, p: number, outP
           tf.transpose(sx, [1, 2, 0, 3]),
           s,
           p,
+          k,
           k,
         );
         return [dx, dw];
