@@ -10,7 +10,8 @@
  * without transposes.
  *
  * Gradients that wasm lacks, runs slowly or gets wrong (conv, matmul, gather, pooling,
- * resize, abs, BCE) are custom gradients built from fast forward kernels: see tfjs_kernels.ts.
+ * resize, abs, BCE) are custom gradients built from fast forward kernels: see tfjs_kernels.ts
+ * and tfjs_conv.ts.
  * wasm runs single-threaded: tfjs disables its threaded build outside browsers.
  *
  * tfjs has a single global engine. Each op switches it to this instance's kernel backend
@@ -42,8 +43,6 @@ import {
 import {
   absWithGrad,
   bceWithLogitsWithGrad,
-  conv2dWithGrad,
-  convTranspose2dWithGrad,
   gatherWithGrad,
   greaterMask,
   matmulWithGrad,
@@ -56,6 +55,20 @@ import {
   stopGradient,
   type Tf,
 } from "./tfjs_kernels.ts";
+import { conv2dWithGrad, convTranspose2dWithGrad } from "./tfjs_conv.ts";
+import {
+  axesOf,
+  collectTensors,
+  errorText,
+  nchw,
+  nhwc,
+  NHWC_AXIS,
+  normAxis,
+  type Out,
+  sameLayout,
+  TfjsTensor,
+  toChannelsLast,
+} from "./tfjs_tensor.ts";
 import * as V from "./validate.ts";
 import { groupedAttention, needsGrouping } from "./tfjs_attention.ts";
 
@@ -64,60 +77,6 @@ export type TfjsKind = "wasm" | "cpu";
 
 // tfjs prints a "install tfjs-node" banner and debug warnings unless in production mode.
 tf.enableProdMode();
-
-/** Permutations between NCHW and channels-last NHWC, and where each NCHW axis lives in NHWC. */
-const TO_NHWC = [0, 2, 3, 1];
-const TO_NCHW = [0, 3, 1, 2];
-const NHWC_AXIS = [0, 3, 1, 2];
-
-/**
- * A {@link Tensor} handle over one tfjs tensor (or tf.Variable). When `channelsLast`, the tfjs
- * tensor holds the logical [N, C, H, W] tensor as [N, H, W, C]; `shape` is always NCHW.
- */
-class TfjsTensor implements Tensor {
-  constructor(readonly owner: TfjsBackend, readonly tf: Tf, readonly channelsLast = false) {}
-  get shape(): readonly number[] {
-    const s = this.tf.shape;
-    return this.channelsLast ? [s[0], s[3], s[1], s[2]] as number[] : s;
-  }
-  get dtype(): DType {
-    return this.tf.dtype as DType;
-  }
-  get backend(): string {
-    return this.owner.name;
-  }
-  get disposed(): boolean {
-    return this.tf.isDisposed;
-  }
-  dispose(): void {
-    if (!this.tf.isDisposed) this.tf.dispose();
-  }
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
-}
-
-/** What an op body returns: a tfjs tensor and whether it is a channels-last view. */
-interface Out {
-  t: Tf;
-  channelsLast: boolean;
-}
-
-/** The tensor in NCHW order (a transpose when channels-last). Call inside a tidy. */
-function nchw(h: TfjsTensor): Tf {
-  return h.channelsLast ? tf.transpose(h.tf, TO_NCHW) : h.tf;
-}
-
-/** The rank-4 tensor in NHWC order (a transpose unless channels-last). Call inside a tidy. */
-function nhwc(h: TfjsTensor): Tf {
-  return h.channelsLast ? h.tf : tf.transpose(h.tf, TO_NHWC);
-}
-
-/** Brings an NCHW-broadcastable operand (rank <= 4) into NHWC order for a channels-last peer. */
-function toChannelsLast(t: Tf): Tf {
-  const rank4 = tf.reshape(t, [...Array(4 - t.rank).fill(1), ...t.shape]);
-  return tf.transpose(rank4, TO_NHWC);
-}
 
 /**
  * Creates a TensorFlow.js backend. Throws {@link BackendUnavailableError} when the kernel
@@ -782,34 +741,5 @@ class TfjsBackend implements Backend {
 
   [Symbol.dispose](): void {
     this.dispose();
-  }
-}
-
-// ---- helpers ----
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-function normAxis(axis: number, rank: number): number {
-  const a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= rank) throw new Error(`axis ${axis} out of range for rank ${rank}`);
-  return a;
-}
-
-function axesOf(axes: readonly number[] | undefined, rank: number): number[] | undefined {
-  return axes?.map((a) => normAxis(a, rank));
-}
-
-/** Both operands in one layout: their own when they agree, else NCHW. */
-function sameLayout(a: TfjsTensor, b: TfjsTensor): [Tf, Tf] {
-  return a.channelsLast === b.channelsLast ? [a.tf, b.tf] : [nchw(a), nchw(b)];
-}
-
-function collectTensors(value: unknown, out: Tf[]): void {
-  if (value instanceof TfjsTensor) out.push(value.tf);
-  else if (Array.isArray(value)) { for (const v of value) collectTensors(v, out); }
-  else if (value !== null && typeof value === "object") {
-    for (const v of Object.values(value)) collectTensors(v, out);
   }
 }

@@ -35,61 +35,8 @@ import {
   REDUCE,
   UNARY,
 } from "./torch_ffi.ts";
+import { collectTensors, shapesOf, type Slot, TorchTensor } from "./torch_tensor.ts";
 import * as V from "./validate.ts";
-
-// ---- tensors ----
-
-interface Slot {
-  ptr: Deno.PointerObject;
-  addr: bigint;
-  bytes: number;
-}
-
-/** A libtorch tensor handle. */
-class TorchTensor implements Tensor {
-  constructor(
-    readonly owner: TorchBackend,
-    readonly id: number,
-    readonly shape: readonly number[],
-    readonly dtype: DType,
-    readonly isVariable: boolean,
-    readonly trainable: boolean,
-  ) {}
-
-  get backend(): string {
-    return this.owner.name;
-  }
-
-  get disposed(): boolean {
-    return !this.owner.holds(this.id);
-  }
-
-  dispose(): void {
-    this.owner.release(this);
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
-}
-
-function shapesOf(xs: readonly (Tensor | number | undefined)[]): number[][] {
-  return xs.filter((x): x is Tensor => typeof x === "object" && x !== null).map((t) => [
-    ...t.shape,
-  ]);
-}
-
-/** Collects the tensors inside a scope's result (arrays and plain objects, recursively). */
-function collectTensors(value: Keepable, into: Set<Tensor>): void {
-  if (value === null || typeof value !== "object") return;
-  if (value instanceof TorchTensor) {
-    into.add(value);
-  } else if (Array.isArray(value)) {
-    for (const v of value) collectTensors(v, into);
-  } else {
-    for (const v of Object.values(value as Record<string, Keepable>)) collectTensors(v, into);
-  }
-}
 
 /** libtorch through the shim. Create with {@link createTorchBackend}. */
 class TorchBackend implements Backend {
