@@ -289,7 +289,7 @@ export interface Backend {
   ): Tensor;
   /** Bilinear resize of x [N, C, H, W] to [N, C, size[0], size[1]]. */
   interpolateBilinear(x: Tensor, size: readonly [number, number], alignCorners: boolean): Tensor;
-  /** softmax(q kᵀ / sqrt(d)) v for q [..., Lq, d], k and v [..., Lk, d] (e.g. [B, heads, L, d]). */
+  /** softmax(q kᵀ / sqrt(d)) v for q [B, heads, Lq, d], k [B, heads, L, d], v [B, heads, L, dv]. */
   attention(q: Tensor, k: Tensor, v: Tensor): Tensor;
 
   // ---- losses (mean reduction) ----
