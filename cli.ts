@@ -47,6 +47,32 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   },
 };
 
+/** Commands that select a tensor backend (and so may load the native shim). */
+const USES_BACKEND = new Set(["train", "sample", "fid", "eval", "study", "backends"]);
+
+/** The value of `--backend X` / `--backend=X` in argv, if any. */
+function backendArg(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--backend") return argv[i + 1];
+    if (argv[i].startsWith("--backend=")) return argv[i].slice("--backend=".length);
+  }
+  return undefined;
+}
+
+/**
+ * What the CLI does for its own process before a command selects a backend (the library never
+ * does either): OpenMP workers wait passively (libgomp reads OMP_WAIT_POLICY once, when
+ * libtorch loads; spinning workers make small ops 10-50x slower on shared cores), and a
+ * missing or stale native shim is built when libtorch is installed, saying so on stderr.
+ */
+async function prepareBackends(argv: string[]): Promise<void> {
+  if (Deno.env.get("OMP_WAIT_POLICY") === undefined) Deno.env.set("OMP_WAIT_POLICY", "PASSIVE");
+  const wanted = backendArg(argv) ?? Deno.env.get("DENO_DIFFUSION_BACKEND") ?? "auto";
+  if (wanted.startsWith("tfjs") || argv.includes("--help") || argv.includes("-h")) return;
+  const { prepareNativeShim } = await import("./native/build.ts");
+  await prepareNativeShim({ log: (m) => console.error(`[native] ${m}`) });
+}
+
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length)) + 2;
   return [
@@ -72,6 +98,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
+    if (USES_BACKEND.has(name)) await prepareBackends(rest);
     return await (await command.load())(rest);
   } catch (e) {
     if (e instanceof UsageError) {

@@ -162,7 +162,9 @@ export async function compare(options: CompareOptions): Promise<CompareRow[]> {
       const backend = await createBackend(backendName);
       try {
         if (options.autocast === "bfloat16") {
-          if (!backend.setAutocast) throw new Error(`${backendName} has no bfloat16 autocast`);
+          if (!backend.capabilities.autocast) {
+            throw new Error(`${backendName} has no bfloat16 autocast`);
+          }
           backend.setAutocast("bfloat16");
         }
         for (const name of options.workloads) {

@@ -1,75 +1,30 @@
 /**
- * Builds the native shim (native/shim.cpp) against libtorch into native/build/.
+ * Builds the native shim (native/abi, ops and kernels; see native/kernels/README.md) against
+ * libtorch into native/build/. Only this script and the CLI (through {@link prepareNativeShim})
+ * ever compile; the library's loader only checks the stamp (shim_stamp.ts).
  *
  * libtorch is looked for in this order: `$LIBTORCH` (an unpacked libtorch zip), the libtorch
  * inside a PyTorch install (`python3 -c "import torch"`), the system one (Debian `libtorch-dev`).
- * A stamp file (hash of the sources, flags and libtorch location) tells whether the library is
- * stale. Run `deno task build:native` (add `--force` to rebuild anyway).
+ * A stamp file (hash of the sources with their paths relative to native/, the flags and the
+ * libtorch identity) tells whether the library is stale. Run `deno task build:native` (add `--force` to rebuild anyway).
  *
  * @module
  */
 
-const NATIVE_DIR = new URL(".", import.meta.url);
-const BUILD_DIR = new URL("build/", NATIVE_DIR);
-const SOURCES = [
-  "shim.h",
-  "shim.cpp",
-  "blas.h",
-  "cpu_allocator.h",
-  "cpu_allocator.cpp",
-  "conv_direct.h",
-  "conv_direct.cpp",
-  "panel_gemm.h",
-  "toom_cook.h",
-  "winograd.h",
-  "winograd.cpp",
-  "winograd_f6.cpp",
-  "winograd_tiles.h",
-  "winograd_line.cpp",
-] as const;
-const TRANSLATION_UNITS = SOURCES.filter((f) => f.endsWith(".cpp"));
+import {
+  COMPILE_FLAGS,
+  type LibtorchLocation,
+  listSources,
+  NATIVE_DIR,
+  nativeLibraryPath,
+  shimStatus,
+  sourceHash,
+  stampPath,
+} from "./shim_stamp.ts";
 
-/** Where a libtorch was found and how to compile against it. */
-export interface LibtorchLocation {
-  /** "$LIBTORCH", "python" or "system". */
-  source: string;
-  includeDirs: string[];
-  libDir: string;
-  /** Value for -D_GLIBCXX_USE_CXX11_ABI (must match the libtorch build). */
-  cxx11Abi: 0 | 1;
-  /** libtorch_cuda is present (link it so the CUDA hooks register). */
-  cuda: boolean;
-}
+export { type LibtorchLocation, nativeLibraryName, nativeLibraryPath } from "./shim_stamp.ts";
 
-/**
- * File name of the shared library for this OS.
- *
- * @example
- * ```ts
- * import { nativeLibraryName } from "./build.ts";
- * console.log(nativeLibraryName()); // "libdd_shim.so" on Linux
- * ```
- */
-export function nativeLibraryName(): string {
-  return Deno.build.os === "darwin" ? "libdd_shim.dylib" : "libdd_shim.so";
-}
-
-/**
- * Absolute path of the built shim inside native/build/.
- *
- * @example
- * ```ts
- * import { nativeLibraryPath } from "./build.ts";
- * console.log(nativeLibraryPath()); // .../native/build/libdd_shim.so
- * ```
- */
-export function nativeLibraryPath(): string {
-  return decodeURIComponent(new URL(nativeLibraryName(), BUILD_DIR).pathname);
-}
-
-function stampPath(): string {
-  return decodeURIComponent(new URL("stamp.json", BUILD_DIR).pathname);
-}
+const BUILD_DIR = `${NATIVE_DIR}/build`;
 
 function exists(path: string): boolean {
   try {
@@ -184,16 +139,10 @@ export async function findLibtorch(tried: string[] = []): Promise<LibtorchLocati
  * ```
  */
 export function compileArgs(where: LibtorchLocation, output: string): string[] {
-  const sources = TRANSLATION_UNITS.map((f) => decodeURIComponent(new URL(f, NATIVE_DIR).pathname));
+  const sources = listSources().filter((f) => f.endsWith(".cpp")).map((f) => `${NATIVE_DIR}/${f}`);
   const cudaLibs = where.cuda ? ["-ltorch_cuda", "-lc10_cuda"] : [];
   return [
-    "-O2",
-    // at::parallel_for is a header template whose `#pragma omp parallel` compiles into our own
-    // code: without -fopenmp every parallel_for in the shim runs on one thread.
-    "-fopenmp",
-    "-std=c++17",
-    "-fPIC",
-    "-shared",
+    ...COMPILE_FLAGS,
     `-D_GLIBCXX_USE_CXX11_ABI=${where.cxx11Abi}`,
     ...where.includeDirs.map((d) => `-I${d}`),
     ...sources,
@@ -209,14 +158,6 @@ export function compileArgs(where: LibtorchLocation, output: string): string[] {
     "-lc10",
     "-Wl,--as-needed",
   ];
-}
-
-async function sourceHash(where: LibtorchLocation): Promise<string> {
-  const parts: string[] = [];
-  for (const f of SOURCES) parts.push(await Deno.readTextFile(new URL(f, NATIVE_DIR)));
-  parts.push(JSON.stringify(compileArgs(where, "")));
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\0")));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**
@@ -287,26 +228,6 @@ export async function buildNativeLibrary(
 }
 
 /**
- * Cheap check used on every load: the stamp's own libtorch location still exists, `$LIBTORCH`
- * (if set) is that location, and the sources and flags hash to the stamp's hash. Avoids
- * spawning python just to find libtorch again.
- */
-async function freshFromStamp(): Promise<boolean> {
-  if (!exists(nativeLibraryPath())) return false;
-  let stamp: { hash?: string; where?: LibtorchLocation };
-  try {
-    stamp = JSON.parse(await Deno.readTextFile(stampPath()));
-  } catch {
-    return false;
-  }
-  const where = stamp.where;
-  if (!where || !exists(where.libDir)) return false;
-  const envRoot = Deno.env.get("LIBTORCH");
-  if (envRoot && (where.source !== "$LIBTORCH" || where.libDir !== `${envRoot}/lib`)) return false;
-  return stamp.hash === await sourceHash(where);
-}
-
-/**
  * Returns the path of an up-to-date shim, building it first when it is missing or stale.
  * Concurrent callers (parallel test files) wait on a lock file, so only one compiles.
  * Throws when no libtorch can be found (the message lists the places tried).
@@ -322,12 +243,12 @@ export async function ensureNativeLibrary(
   opts: { force?: boolean; log?: (msg: string) => void } = {},
 ): Promise<string> {
   const log = opts.log ?? console.error;
-  if (!opts.force && await freshFromStamp()) return nativeLibraryPath();
+  if (!opts.force && (await shimStatus()).fresh) return nativeLibraryPath();
   const tried: string[] = [];
   const where = await findLibtorch(tried);
   if (!where) throw new Error(`libtorch not found; tried: ${tried.join("; ")}`);
   await Deno.mkdir(BUILD_DIR, { recursive: true });
-  const lockPath = decodeURIComponent(new URL(".build.lock", BUILD_DIR).pathname);
+  const lockPath = `${BUILD_DIR}/.build.lock`;
   using lock = await Deno.open(lockPath, { create: true, write: true });
   await lock.lock(true);
   try {
@@ -340,6 +261,36 @@ export async function ensureNativeLibrary(
     return await buildNativeLibrary(where, log);
   } finally {
     await lock.unlock();
+  }
+}
+
+/**
+ * For the CLI (never the library): when the shim in native/build/ is missing or stale and a
+ * libtorch is installed, builds it, saying so through `log` first. Does nothing when
+ * `$DENO_DIFFUSION_NATIVE` names a prebuilt shim, when the shim is fresh, or when no libtorch is
+ * found (the torch backends then report themselves unavailable). A failed build is logged, not
+ * thrown: the backend selection that follows explains what is missing.
+ *
+ * @example
+ * ```ts
+ * import { prepareNativeShim } from "./build.ts";
+ * await prepareNativeShim({ log: (m) => console.error(m) });
+ * ```
+ */
+export async function prepareNativeShim(
+  opts: { log?: (msg: string) => void } = {},
+): Promise<void> {
+  const log = opts.log ?? console.error;
+  if (Deno.env.get("DENO_DIFFUSION_NATIVE")) return;
+  const status = await shimStatus();
+  if (status.fresh) return;
+  const where = await findLibtorch();
+  if (!where) return;
+  log(`native shim: ${status.reason}; building it now (what \`deno task build:native\` does)`);
+  try {
+    await ensureNativeLibrary({ log });
+  } catch (e) {
+    log(`native shim build failed: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 

@@ -79,6 +79,28 @@ export interface Conv2dOptions extends Omit<ConvOptions, "padding" | "outputPadd
   activation?: "relu";
 }
 
+/**
+ * What a backend supports beyond the ops every backend implements alike. Declared by the
+ * backend, never found out by trying a call: callers branch on these fields.
+ */
+export interface BackendCapabilities {
+  /**
+   * {@link Backend.eighFloat64} runs (LAPACK in float64). Where false it throws
+   * {@link BackendError}; callers use their own solver (metrics/fid.ts has one).
+   */
+  readonly eighFloat64: boolean;
+  /**
+   * {@link Backend.setAutocast} with "bfloat16" switches conv/matmul/attention to bfloat16.
+   * Where false only "float32" (off) is accepted.
+   */
+  readonly autocast: boolean;
+  /**
+   * `conv2d(..., { activation: "relu" })` runs as one fused kernel rather than conv then relu
+   * (the result is the same either way; this only tells where folding layers saves time).
+   */
+  readonly fusedConvActivation: boolean;
+}
+
 /** Options of {@link Backend.batchNorm}. */
 export interface BatchNormOptions {
   /** Use batch statistics and update the running statistics in place. */
@@ -134,7 +156,10 @@ export type Keepable =
  * in every backend at once, with a conformance test.
  *
  * Broadcasting follows NumPy rules. Binary ops accept a number for the second operand.
- * All ops are differentiable unless noted.
+ * All ops are differentiable unless noted. Every backend checks its arguments with the same
+ * code (validate.ts) before running an op, so a bad call fails with the same
+ * {@link BackendError} message on every backend; the constraints listed here are those checks.
+ * Tensors have rank at most 8.
  */
 export interface Backend {
   /** "torch-cuda", "torch-cpu", "tfjs-wasm" or "tfjs-cpu". */
@@ -143,6 +168,8 @@ export interface Backend {
   readonly device: string;
   /** Version of the library underneath (libtorch / tfjs). */
   readonly version: string;
+  /** What this backend supports beyond the common ops; see {@link BackendCapabilities}. */
+  readonly capabilities: BackendCapabilities;
 
   // ---- creation and reading ----
   /** Copies host data into a new tensor. `data.length` must equal the product of `shape`. */
@@ -208,7 +235,10 @@ export interface Backend {
   max(a: Tensor, axes?: readonly number[], keepDims?: boolean): Tensor;
   reshape(a: Tensor, shape: readonly number[]): Tensor;
   permute(a: Tensor, dims: readonly number[]): Tensor;
-  /** `size[i] = -1` means "to the end". */
+  /**
+   * `begin` and `size` have one entry per axis; `size[i] = -1` means "to the end". The slice
+   * must lie inside the tensor (0 <= begin, begin + size <= dim), else a BackendError.
+   */
   slice(a: Tensor, begin: readonly number[], size: readonly number[]): Tensor;
   cat(xs: readonly Tensor[], axis: number): Tensor;
   /** Rows of `a` along `axis` picked by the int32 `indices` (embedding lookup, schedule[t]). */
@@ -219,11 +249,19 @@ export interface Backend {
   matmul(a: Tensor, b: Tensor): Tensor;
   /** x [..., in] · w[out, in]ᵀ + b[out]. */
   linear(x: Tensor, w: Tensor, b?: Tensor): Tensor;
-  /** x [N, Cin, H, W], w [Cout, Cin, k, k], b [Cout]. */
+  /**
+   * Cross-correlation as in PyTorch: x [N, Cin, H, W], w [Cout, Cin, kh, kw] with any kernel
+   * height and width (square 3x3, 1x7, 7x1, ...), b [Cout] -> [N, Cout, Ho, Wo],
+   * Ho = floor((H + 2 ph - kh) / stride) + 1 (likewise Wo). Stride >= 1 on both axes alike;
+   * padding >= 0, one value or [rows, cols]; the kernel must fit the padded input.
+   */
   conv2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts?: Conv2dOptions): Tensor;
-  /** x [N, Cin, H, W], w [Cin, Cout, k, k] (PyTorch layout), b [Cout]. */
+  /**
+   * x [N, Cin, H, W], w [Cin, Cout, k, k] (PyTorch layout; square kernels only), b [Cout] ->
+   * Ho = (H - 1) stride - 2 padding + k + outputPadding; 0 <= outputPadding < stride.
+   */
   convTranspose2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts?: ConvOptions): Tensor;
-  /** x [N, C, ...], weight/bias [C]. */
+  /** x [N, C, ...] with C divisible by `groups`, weight/bias [C]. */
   groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tensor, eps?: number): Tensor;
   /** Normalises over the last dim; weight/bias [D]. */
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps?: number): Tensor;
@@ -239,7 +277,9 @@ export interface Backend {
     runningVar: Tensor,
     opts: BatchNormOptions,
   ): Tensor;
+  /** x [N, C, H, W]; square kernel and stride >= 1, 0 <= padding <= kernel / 2. */
   maxPool2d(x: Tensor, kernel: number, stride: number, padding?: number): Tensor;
+  /** x [N, C, H, W]; as {@link maxPool2d}; `countIncludePad` as in PyTorch (default true). */
   avgPool2d(
     x: Tensor,
     kernel: number,
@@ -249,7 +289,7 @@ export interface Backend {
   ): Tensor;
   /** Bilinear resize of x [N, C, H, W] to [N, C, size[0], size[1]]. */
   interpolateBilinear(x: Tensor, size: readonly [number, number], alignCorners: boolean): Tensor;
-  /** softmax(q kᵀ / sqrt(d)) v for q, k, v [B, heads, L, d]. */
+  /** softmax(q kᵀ / sqrt(d)) v for q [B, heads, Lq, d], k [B, heads, L, d], v [B, heads, L, dv]. */
   attention(q: Tensor, k: Tensor, v: Tensor): Tensor;
 
   // ---- losses (mean reduction) ----
@@ -276,14 +316,18 @@ export interface Backend {
   /** target <- decay * target + (1 - decay) * source, in place, for each pair (EMA of weights). */
   emaUpdate(targets: readonly Tensor[], sources: readonly Tensor[], decay: number): void;
 
-  // ---- optional, used when present ----
+  // ---- capability-dependent (see {@link capabilities}) ----
   /**
    * Symmetric eigendecomposition in float64 on the host's data (FID's matrix square root);
    * `a` is n x n row-major. Values ascending; `vectors` holds eigenvectors as columns.
+   * Throws {@link BackendError} unless `capabilities.eighFloat64`.
    */
-  eighFloat64?(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array };
-  /** CUDA only: run conv/matmul/attention in bfloat16 under autocast ("float32" turns it off). */
-  setAutocast?(dtype: "bfloat16" | "float32"): void;
+  eighFloat64(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array };
+  /**
+   * Runs conv/matmul/attention in bfloat16 under autocast; "float32" turns it off (accepted
+   * everywhere). "bfloat16" throws {@link BackendError} unless `capabilities.autocast`.
+   */
+  setAutocast(dtype: "bfloat16" | "float32"): void;
 
   /** Frees everything the backend holds. Idempotent. */
   dispose(): void;

@@ -10,7 +10,8 @@
  * without transposes.
  *
  * Gradients that wasm lacks, runs slowly or gets wrong (conv, matmul, gather, pooling,
- * resize, abs, BCE) are custom gradients built from fast forward kernels: see tfjs_kernels.ts.
+ * resize, abs, BCE) are custom gradients built from fast forward kernels: see tfjs_kernels.ts
+ * and tfjs_conv.ts.
  * wasm runs single-threaded: tfjs disables its threaded build outside browsers.
  *
  * tfjs has a single global engine. Each op switches it to this instance's kernel backend
@@ -28,6 +29,7 @@ import {
   type AdamOptions,
   type AdamState,
   type Backend,
+  type BackendCapabilities,
   BackendError,
   BackendUnavailableError,
   type BatchNormOptions,
@@ -35,16 +37,12 @@ import {
   type ConvOptions,
   type DType,
   type Keepable,
-  shapeString,
-  sizeOf,
   type Tensor,
   type ValueAndGrad,
 } from "./backend.ts";
 import {
   absWithGrad,
   bceWithLogitsWithGrad,
-  conv2dWithGrad,
-  convTranspose2dWithGrad,
   gatherWithGrad,
   greaterMask,
   matmulWithGrad,
@@ -57,6 +55,21 @@ import {
   stopGradient,
   type Tf,
 } from "./tfjs_kernels.ts";
+import { conv2dWithGrad, convTranspose2dWithGrad } from "./tfjs_conv.ts";
+import {
+  axesOf,
+  collectTensors,
+  errorText,
+  nchw,
+  nhwc,
+  NHWC_AXIS,
+  normAxis,
+  type Out,
+  sameLayout,
+  TfjsTensor,
+  toChannelsLast,
+} from "./tfjs_tensor.ts";
+import * as V from "./validate.ts";
 import { groupedAttention, needsGrouping } from "./tfjs_attention.ts";
 
 /** Which tfjs kernel backend an instance runs on. */
@@ -64,60 +77,6 @@ export type TfjsKind = "wasm" | "cpu";
 
 // tfjs prints a "install tfjs-node" banner and debug warnings unless in production mode.
 tf.enableProdMode();
-
-/** Permutations between NCHW and channels-last NHWC, and where each NCHW axis lives in NHWC. */
-const TO_NHWC = [0, 2, 3, 1];
-const TO_NCHW = [0, 3, 1, 2];
-const NHWC_AXIS = [0, 3, 1, 2];
-
-/**
- * A {@link Tensor} handle over one tfjs tensor (or tf.Variable). When `channelsLast`, the tfjs
- * tensor holds the logical [N, C, H, W] tensor as [N, H, W, C]; `shape` is always NCHW.
- */
-class TfjsTensor implements Tensor {
-  constructor(readonly owner: TfjsBackend, readonly tf: Tf, readonly channelsLast = false) {}
-  get shape(): readonly number[] {
-    const s = this.tf.shape;
-    return this.channelsLast ? [s[0], s[3], s[1], s[2]] as number[] : s;
-  }
-  get dtype(): DType {
-    return this.tf.dtype as DType;
-  }
-  get backend(): string {
-    return this.owner.name;
-  }
-  get disposed(): boolean {
-    return this.tf.isDisposed;
-  }
-  dispose(): void {
-    if (!this.tf.isDisposed) this.tf.dispose();
-  }
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
-}
-
-/** What an op body returns: a tfjs tensor and whether it is a channels-last view. */
-interface Out {
-  t: Tf;
-  channelsLast: boolean;
-}
-
-/** The tensor in NCHW order (a transpose when channels-last). Call inside a tidy. */
-function nchw(h: TfjsTensor): Tf {
-  return h.channelsLast ? tf.transpose(h.tf, TO_NCHW) : h.tf;
-}
-
-/** The rank-4 tensor in NHWC order (a transpose unless channels-last). Call inside a tidy. */
-function nhwc(h: TfjsTensor): Tf {
-  return h.channelsLast ? h.tf : tf.transpose(h.tf, TO_NHWC);
-}
-
-/** Brings an NCHW-broadcastable operand (rank <= 4) into NHWC order for a channels-last peer. */
-function toChannelsLast(t: Tf): Tf {
-  const rank4 = tf.reshape(t, [...Array(4 - t.rank).fill(1), ...t.shape]);
-  return tf.transpose(rank4, TO_NHWC);
-}
 
 /**
  * Creates a TensorFlow.js backend. Throws {@link BackendUnavailableError} when the kernel
@@ -148,6 +107,11 @@ export async function createTfjsBackend(kind: TfjsKind): Promise<Backend> {
 class TfjsBackend implements Backend {
   readonly name: string;
   readonly version: string = tf.version.tfjs;
+  readonly capabilities: BackendCapabilities = {
+    eighFloat64: false,
+    autocast: false,
+    fusedConvActivation: false,
+  };
   readonly #kind: TfjsKind;
   /** Computes half of each large conv on a second core (tfjs_worker.ts); wasm only. */
   #convWorker: ConvWorker | undefined;
@@ -240,7 +204,7 @@ class TfjsBackend implements Backend {
     if (typeof b === "number") {
       return this.#unary(op, a, (x) => f(x, tf.scalar(b, x.dtype)));
     }
-    this.#check(op, [a, b], a.dtype === b.dtype, `dtypes differ: ${a.dtype} and ${b.dtype}`);
+    V.checkBinary(op, a, b);
     return this.#run(op, [a, b], (x, y) => {
       if (x.channelsLast === y.channelsLast) {
         return { t: f(x.tf, y.tf), channelsLast: x.channelsLast };
@@ -260,6 +224,7 @@ class TfjsBackend implements Backend {
     keepDims: boolean,
     f: (x: Tf, axes: number[] | undefined, keepDims: boolean) => Tf,
   ): Tensor {
+    V.checkAxes(op, a, axes);
     return this.#run(op, [a], (h) => {
       if (!h.channelsLast) {
         return { t: f(h.tf, axesOf(axes, h.tf.rank), keepDims), channelsLast: false };
@@ -280,23 +245,19 @@ class TfjsBackend implements Backend {
 
   tensor(data: Float32Array | Int32Array | number[], shape: readonly number[], dtype?: DType) {
     const type: DType = dtype ?? (data instanceof Int32Array ? "int32" : "float32");
-    if (data.length !== sizeOf(shape)) {
-      throw new BackendError(
-        "tensor",
-        [shape],
-        `${data.length} values do not fill shape ${shapeString(shape)}`,
-      );
-    }
+    V.checkTensorData(data.length, shape, type);
     // Always copy: the cpu kernels would otherwise keep the caller's array as storage.
     const copy = type === "int32" ? Int32Array.from(data) : Float32Array.from(data);
     return this.#op("tensor", [], () => tf.tensor(copy, [...shape], type));
   }
 
   zeros(shape: readonly number[]): Tensor {
+    V.checkShape("zeros", shape);
     return this.#op("zeros", [], () => tf.zeros([...shape]));
   }
 
   full(shape: readonly number[], value: number): Tensor {
+    V.checkShape("full", shape);
     return this.#op("full", [], () => tf.fill([...shape], value));
   }
 
@@ -318,12 +279,11 @@ class TfjsBackend implements Backend {
   }
 
   assign(variable: Tensor, value: Tensor): void {
+    V.checkAssign(variable, value);
     const v = this.#handle("assign", variable, [variable, value]).tf;
     const x = this.#handle("assign", value, [variable, value]);
     const ok = v instanceof tf.Variable;
-    this.#check("assign", [variable, value], ok, "the target is not a variable");
-    const same = shapeString(variable.shape) === shapeString(value.shape) && v.dtype === x.dtype;
-    this.#check("assign", [variable, value], same, "shape or dtype differs from the variable's");
+    this.#check("assign", [variable, value], ok, "target is not a variable");
     this.#activate("assign");
     tf.tidy(() => (v as tf.Variable).assign(nchw(x)));
   }
@@ -389,12 +349,14 @@ class TfjsBackend implements Backend {
     return this.#binary("greater", a, b, greaterMask);
   }
   where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
+    V.checkWhere(cond, a, b);
     return this.#op("where", [cond, a, b], (c, x, y) => tf.where(tf.notEqual(c, 0), x, y));
   }
   detach(a: Tensor): Tensor {
     return this.#unary("detach", a, stopGradient);
   }
   cast(a: Tensor, dtype: DType): Tensor {
+    V.checkDType("cast", [a.shape], dtype);
     return this.#unary("cast", a, (x) => tf.cast(x, dtype));
   }
 
@@ -424,6 +386,7 @@ class TfjsBackend implements Backend {
     return this.#unary("sigmoid", a, tf.sigmoid);
   }
   softmax(a: Tensor, axis: number): Tensor {
+    V.checkAxis("softmax", a, axis);
     return this.#op("softmax", [a], (x) => {
       const ax = normAxis(axis, x.rank);
       if (ax === x.rank - 1) return tf.softmax(x);
@@ -447,19 +410,20 @@ class TfjsBackend implements Backend {
     return this.#reduce("max", a, axes, keepDims, tf.max);
   }
   reshape(a: Tensor, shape: readonly number[]): Tensor {
+    V.checkReshape(a, shape);
     return this.#op("reshape", [a], (x) => tf.reshape(x, [...shape]));
   }
   permute(a: Tensor, dims: readonly number[]): Tensor {
-    const ok = dims.length === a.shape.length &&
-      [...dims].map((d) => normAxis(d, dims.length)).sort((p, q) => p - q).every((d, i) => d === i);
-    this.#check("permute", [a], ok, `dims [${dims}] are not a permutation of the axes`);
+    V.checkPermute(a, dims);
     return this.#op("permute", [a], (x) => tf.transpose(x, dims.map((d) => normAxis(d, x.rank))));
   }
   slice(a: Tensor, begin: readonly number[], size: readonly number[]): Tensor {
+    // tfjs-wasm reads past the end without complaint: the shared check rejects it first.
+    V.checkSlice(a, begin, size);
     return this.#op("slice", [a], (x) => tf.slice(x, [...begin], [...size]));
   }
   cat(xs: readonly Tensor[], axis: number): Tensor {
-    this.#check("cat", xs, xs.length > 0, "needs at least one tensor");
+    V.checkCat(xs, axis);
     return this.#run("cat", xs, (...hs) => {
       if (hs[0].tf.rank === 4 && hs.some((h) => h.channelsLast)) {
         return { t: tf.concat(hs.map(nhwc), NHWC_AXIS[normAxis(axis, 4)]), channelsLast: true };
@@ -468,34 +432,21 @@ class TfjsBackend implements Backend {
     });
   }
   gather(a: Tensor, indices: Tensor, axis: number): Tensor {
-    this.#check("gather", [a, indices], indices.dtype === "int32", "indices must be int32");
-    const ax = normAxis(axis, a.shape.length);
-    const dim = a.shape[ax];
+    const ax = V.checkGather(a, indices, axis);
     // Out-of-range indices would read garbage on wasm; PyTorch raises, and so do we.
-    const idx = this.read(indices);
-    for (const i of idx) {
-      this.#check(
-        "gather",
-        [a, indices],
-        i >= 0 && i < dim,
-        `index ${i} out of range 0..${dim - 1}`,
-      );
-    }
+    V.checkGatherIndices(a, indices, ax, this.read(indices));
     return this.#op("gather", [a, indices], (x, ind) => gatherWithGrad(x, ind, ax));
   }
 
   // ---- linear algebra and layers ----
 
   matmul(a: Tensor, b: Tensor): Tensor {
-    const ok = a.shape.length >= 2 && b.shape.length >= 2 && a.shape.at(-1) === b.shape.at(-2);
-    this.#check("matmul", [a, b], ok, "expects [..., n, k] x [..., k, m]");
+    V.checkMatmul(a, b);
     return this.#op("matmul", [a, b], matmulWithGrad);
   }
   linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
     const inputs = b ? [x, w, b] : [x, w];
-    const ok = w.shape.length === 2 && x.shape.at(-1) === w.shape[1] &&
-      (!b || shapeString(b.shape) === shapeString([w.shape[0]]));
-    this.#check("linear", inputs, ok, "expects x [..., in], w [out, in], b [out]");
+    V.checkLinear(x, w, b);
     return this.#op("linear", inputs, (xt, wt, bt) => {
       const flat = tf.reshape(xt, [-1, w.shape[1]]); // [M, in]
       let y = matmulWithGrad(flat, tf.transpose(wt)); // [M, out]
@@ -506,25 +457,9 @@ class TfjsBackend implements Backend {
   conv2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts: Conv2dOptions = {}): Tensor {
     const inputs = b ? [x, w, b] : [x, w];
     const { stride = 1, padding = 0, activation } = opts;
-    const ok = x.shape.length === 4 && w.shape.length === 4 && x.shape[1] === w.shape[1] &&
-      w.shape[2] === w.shape[3] && (!b || shapeString(b.shape) === shapeString([w.shape[0]]));
-    this.#check("conv2d", inputs, ok, "expects x [N, Cin, H, W], w [Cout, Cin, k, k], b [Cout]");
-    this.#check(
-      "conv2d",
-      inputs,
-      activation === undefined || activation === "relu",
-      `unknown activation "${activation}" (only "relu")`,
-    );
     const [ph, pw] = typeof padding === "number" ? [padding, padding] : padding;
-    const [k, s] = [w.shape[2], stride];
-    const outOk = x.shape[2] + 2 * ph >= k && x.shape[3] + 2 * pw >= k && s >= 1 && ph >= 0 &&
-      pw >= 0;
-    this.#check(
-      "conv2d",
-      inputs,
-      outOk,
-      `kernel ${k} larger than padded input (padding ${ph}, ${pw})`,
-    );
+    V.checkConv2d(x, w, b, { stride, padding: [ph, pw], activation });
+    const s = stride;
     return this.#run("conv2d", inputs, (xh, wh, bh) => {
       // The conv kernel pads alike on both axes; other padding is added explicitly first.
       const square = ph === pw;
@@ -537,27 +472,16 @@ class TfjsBackend implements Backend {
   convTranspose2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts: ConvOptions = {}): Tensor {
     const inputs = b ? [x, w, b] : [x, w];
     const { stride = 1, padding = 0, outputPadding = 0 } = opts;
-    const ok = x.shape.length === 4 && w.shape.length === 4 && x.shape[1] === w.shape[0] &&
-      w.shape[2] === w.shape[3] && (!b || shapeString(b.shape) === shapeString([w.shape[1]]));
-    this.#check(
-      "convTranspose2d",
-      inputs,
-      ok,
-      "expects x [N, Cin, H, W], w [Cin, Cout, k, k], b [Cout]",
-    );
-    const [k, s, p, op] = [w.shape[2], stride, padding, outputPadding];
-    const optsOk = s >= 1 && p >= 0 && op >= 0 && op < s && (x.shape[2] - 1) * s - 2 * p + k > 0;
-    this.#check("convTranspose2d", inputs, optsOk, `bad stride ${s} / padding ${p} / ${op}`);
+    V.checkConvTranspose2d(x, w, b, stride, padding, outputPadding);
+    const [s, p, op] = [stride, padding, outputPadding];
     return this.#run("convTranspose2d", inputs, (xh, wh, bh) => {
       const y = convTranspose2dWithGrad(nhwc(xh), nchw(wh), s, p, op); // [N, Ho, Wo, Cout]
       return { t: bh ? tf.add(y, bh.tf) : y, channelsLast: true };
     });
   }
   groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+    V.checkGroupNorm(x, groups, weight, bias);
     const c = x.shape[1];
-    const ok = x.shape.length >= 2 && c % groups === 0 && weight.shape.join() === `${c}` &&
-      bias.shape.join() === `${c}`;
-    this.#check("groupNorm", [x, weight, bias], ok, `${groups} groups for x [N, C, ...], w/b [C]`);
     return this.#run("groupNorm", [x, weight, bias], (xh, wh, bh) => {
       const xt = xh.tf;
       const n = xt.shape[0];
@@ -578,9 +502,7 @@ class TfjsBackend implements Backend {
     });
   }
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
-    const d = `${x.shape.at(-1)}`;
-    const ok = weight.shape.join() === d && bias.shape.join() === d;
-    this.#check("layerNorm", [x, weight, bias], ok, "weight and bias must be [D] for x [..., D]");
+    V.checkLayerNorm(x, weight, bias);
     return this.#op("layerNorm", [x, weight, bias], (xt, wt, bt) => {
       return tf.add(tf.mul(normalizeOver(xt, [-1], eps), wt), bt);
     });
@@ -601,19 +523,9 @@ class TfjsBackend implements Backend {
       ...(weight ? [weight] : []),
       ...(bias ? [bias] : []),
     ];
+    V.checkBatchNorm(x, weight, bias, runningMean, runningVar, training);
     const c = x.shape[1];
-    const statsOk = [runningMean, runningVar, weight, bias].every((t) =>
-      !t || t.shape.join() === `${c}`
-    );
-    const shapesOk = x.shape.length === 4 && statsOk;
-    this.#check("batchNorm", inputs, shapesOk, "expects x [N, C, H, W] and [C] statistics");
     const count = x.shape[0] * x.shape[2] * x.shape[3];
-    this.#check(
-      "batchNorm",
-      inputs,
-      !training || count > 1,
-      "training needs more than 1 value per channel",
-    );
     const rm = this.#handle("batchNorm", runningMean, inputs).tf;
     const rv = this.#handle("batchNorm", runningVar, inputs).tf;
     this.#check(
@@ -650,7 +562,7 @@ class TfjsBackend implements Backend {
     });
   }
   maxPool2d(x: Tensor, kernel: number, stride: number, padding = 0): Tensor {
-    this.#checkPool("maxPool2d", x, kernel, stride, padding);
+    V.checkPool("maxPool2d", x, kernel, stride, padding);
     // Pad with -inf ourselves so padded cells never win, as in PyTorch.
     const pool = (v: Tf) => maxPoolWithGrad(padHW(v, padding, -Infinity), kernel, stride);
     return this.#run("maxPool2d", [x], (h) => ({
@@ -659,7 +571,7 @@ class TfjsBackend implements Backend {
     }));
   }
   avgPool2d(x: Tensor, kernel: number, stride: number, padding = 0, countIncludePad = true) {
-    this.#checkPool("avgPool2d", x, kernel, stride, padding);
+    V.checkPool("avgPool2d", x, kernel, stride, padding);
     const pool = (v: Tf) => {
       const sumAvg = tf.avgPool(padHW(v, padding, 0), kernel, stride, "valid");
       if (countIncludePad || padding === 0) return sumAvg;
@@ -674,15 +586,8 @@ class TfjsBackend implements Backend {
       channelsLast: h.channelsLast,
     }));
   }
-  #checkPool(op: string, x: Tensor, kernel: number, stride: number, padding: number): void {
-    const ok = x.shape.length === 4 && kernel >= 1 && stride >= 1 && padding >= 0 &&
-      2 * padding <= kernel && x.shape[2] + 2 * padding >= kernel &&
-      x.shape[3] + 2 * padding >= kernel;
-    this.#check(op, [x], ok, `kernel ${kernel}, stride ${stride}, padding ${padding} for x`);
-  }
   interpolateBilinear(x: Tensor, size: readonly [number, number], alignCorners: boolean) {
-    const ok = x.shape.length === 4 && size[0] >= 1 && size[1] >= 1;
-    this.#check("interpolateBilinear", [x], ok, `x [N, C, H, W] to size [${size}]`);
+    V.checkInterpolate(x, size);
     // tfjs halfPixelCenters is PyTorch's align_corners=False (source = (i + 0.5) * scale - 0.5,
     // clamped at 0); alignCorners is the same in both.
     const resize = (v: Tf) => resizeBilinearWithGrad(v, size[0], size[1], alignCorners);
@@ -692,17 +597,8 @@ class TfjsBackend implements Backend {
     }));
   }
   attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
-    const [qs, ks, vs] = [q.shape, k.shape, v.shape];
-    const ok = qs.length === 4 && ks.length === 4 && vs.length === 4 &&
-      qs[0] === ks[0] && qs[1] === ks[1] && qs[3] === ks[3] && ks.slice(0, 3).join() ===
-        vs.slice(0, 3).join() &&
-      vs[0] === qs[0];
-    this.#check(
-      "attention",
-      [q, k, v],
-      ok,
-      "expects q [B, h, Lq, d], k [B, h, L, d], v [B, h, L, dv]",
-    );
+    const [qs, ks] = [q.shape, k.shape];
+    V.checkAttention(q, k, v);
     return this.#op("attention", [q, k, v], (qt, kt, vt) => {
       // Long sequences: the scores of all slices at once would not fit the wasm heap.
       if (needsGrouping(qs[0] * qs[1], qs[2], ks[2])) return groupedAttention(qt, kt, vt);
@@ -718,16 +614,14 @@ class TfjsBackend implements Backend {
   // ---- losses ----
 
   mseLoss(pred: Tensor, target: Tensor): Tensor {
-    const ok = pred.shape.join() === target.shape.join();
-    this.#check("mseLoss", [pred, target], ok, "pred and target shapes differ");
+    V.checkSameShape("mseLoss", pred, target);
     return this.#run("mseLoss", [pred, target], (p, t) => {
       const [x, y] = sameLayout(p, t);
       return { t: tf.mean(tf.square(tf.sub(x, y))), channelsLast: false };
     });
   }
   bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
-    const ok = logits.shape.join() === targets.shape.join();
-    this.#check("bceWithLogits", [logits, targets], ok, "logits and targets shapes differ");
+    V.checkSameShape("bceWithLogits", logits, targets);
     return this.#run("bceWithLogits", [logits, targets], (l, t) => {
       return { t: bceWithLogitsWithGrad(...sameLayout(l, t)), channelsLast: false };
     });
@@ -788,12 +682,8 @@ class TfjsBackend implements Backend {
     opts: AdamOptions,
   ): void {
     const all = [...params, ...grads, ...state.m, ...state.v];
+    V.checkAdam(params, grads, state.m, state.v);
     const n = params.length;
-    const ok = grads.length === n && state.m.length === n && state.v.length === n &&
-      params.every((p, i) =>
-        [grads[i], state.m[i], state.v[i]].every((t) => t.shape.join() === p.shape.join())
-      );
-    this.#check("adamStep", all, ok, "params, grads and moments must match one to one");
     const hs = all.map((t) => this.#handle("adamStep", t, all));
     this.#activate("adamStep");
     const { lr, beta1, beta2, eps, weightDecay } = opts;
@@ -820,9 +710,7 @@ class TfjsBackend implements Backend {
 
   emaUpdate(targets: readonly Tensor[], sources: readonly Tensor[], decay: number): void {
     const all = [...targets, ...sources];
-    const ok = targets.length === sources.length &&
-      targets.every((t, i) => t.shape.join() === sources[i].shape.join());
-    this.#check("emaUpdate", all, ok, "targets and sources must match one to one");
+    V.checkPairs("emaUpdate", targets, sources, ["targets", "sources"]);
     const hs = all.map((t) => this.#handle("emaUpdate", t, all));
     this.#activate("emaUpdate");
     tf.tidy(() => {
@@ -832,6 +720,15 @@ class TfjsBackend implements Backend {
         target.assign(tf.add(tf.mul(target, decay), tf.mul(source, 1 - decay)));
       });
     });
+  }
+
+  eighFloat64(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
+    V.checkEigh(this.capabilities, a.length, n);
+    throw new BackendError("eighFloat64", [[a.length]], "unreachable: declared unsupported");
+  }
+
+  setAutocast(dtype: "bfloat16" | "float32"): void {
+    V.checkAutocast(this.capabilities, dtype); // "float32" is the only mode and stays on
   }
 
   dispose(): void {
@@ -844,34 +741,5 @@ class TfjsBackend implements Backend {
 
   [Symbol.dispose](): void {
     this.dispose();
-  }
-}
-
-// ---- helpers ----
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-function normAxis(axis: number, rank: number): number {
-  const a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= rank) throw new Error(`axis ${axis} out of range for rank ${rank}`);
-  return a;
-}
-
-function axesOf(axes: readonly number[] | undefined, rank: number): number[] | undefined {
-  return axes?.map((a) => normAxis(a, rank));
-}
-
-/** Both operands in one layout: their own when they agree, else NCHW. */
-function sameLayout(a: TfjsTensor, b: TfjsTensor): [Tf, Tf] {
-  return a.channelsLast === b.channelsLast ? [a.tf, b.tf] : [nchw(a), nchw(b)];
-}
-
-function collectTensors(value: unknown, out: Tf[]): void {
-  if (value instanceof TfjsTensor) out.push(value.tf);
-  else if (Array.isArray(value)) { for (const v of value) collectTensors(v, out); }
-  else if (value !== null && typeof value === "object") {
-    for (const v of Object.values(value)) collectTensors(v, out);
   }
 }

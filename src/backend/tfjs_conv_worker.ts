@@ -1,7 +1,7 @@
 /**
  * The worker side of the conv worker (see tfjs_worker.ts): its own tfjs-wasm instance that
  * runs one convolution job at a time from shared buffers, with the same kernel code as the
- * main thread (`convJob` in tfjs_kernels.ts). Once tfjs has loaded, it sleeps in
+ * main thread (`convJob` in tfjs_conv.ts). Once tfjs has loaded, it sleeps in
  * `Atomics.wait` between jobs and never returns to its event loop. Imported anywhere but in
  * the worker thread that tfjs_worker.ts starts, it does nothing.
  *
@@ -11,7 +11,7 @@ import { isMainThread, workerData } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs";
 // A bare side-effect import registers the "wasm" kernel backend (see tfjs.ts).
 import "@tensorflow/tfjs-backend-wasm";
-import { convJob, wasmHeapView } from "./tfjs_kernels.ts";
+import { convJob, wasmHeapView } from "./tfjs_conv.ts";
 import { type ConvOp, type ConvWorkerData, ERROR_TEXT_AT, SLOT, STATE } from "./tfjs_worker.ts";
 
 /** Publishes a final state (idle, done or failed) and wakes the main thread. */

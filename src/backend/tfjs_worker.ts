@@ -8,7 +8,7 @@
  * computes its own half, then blocks in `Atomics.wait` until the worker has written its result
  * into the same buffer. No messages are exchanged: the worker sleeps in `Atomics.wait` too, so
  * neither side depends on the other's event loop. The worker runs the very same kernel code
- * (tfjs_kernels.ts), so per sample the numbers are identical to a single-thread run.
+ * (tfjs_conv.ts), so per sample the numbers are identical to a single-thread run.
  *
  * The worker starts lazily, at the first convolution large enough to split, and that
  * convolution still runs on one thread while the worker loads (~0.6 s): small models and the
@@ -32,7 +32,7 @@ import { Worker } from "node:worker_threads";
 /** Whether a tfjs-wasm backend uses the conv worker when the environment does not say. */
 export const CONV_WORKER_DEFAULT = true;
 
-/** Jobs the worker runs; see `convJob` in tfjs_kernels.ts for their meaning. */
+/** Jobs the worker runs; see `convJob` in tfjs_conv.ts for their meaning. */
 export const CONV_OP = {
   /** a = x [n, H, W, Cin], b = w [Cout, Cin, k, k] -> y [n, Ho, Wo, Cout]. */
   forward: 1,

@@ -2,8 +2,8 @@
  * The libtorch backend: Deno FFI over the C shim in native/ (torch-cuda, torch-cpu).
  *
  * The shim is found at `$DENO_DIFFUSION_NATIVE` (the library file or its folder), else in
- * native/build/ next to this module; when libtorch is installed but the shim is missing or stale
- * it is built first (reported on stderr). Gradients are recorded only inside
+ * native/build/ next to this module; a missing or stale shim makes the backend unavailable with
+ * a message saying to run `deno task build:native` (nothing is built here). Gradients are recorded only inside
  * {@link Backend.valueAndGrad}.
  *
  * @module
@@ -12,6 +12,7 @@ import {
   type AdamOptions,
   type AdamState,
   type Backend,
+  type BackendCapabilities,
   BackendError,
   BackendUnavailableError,
   type BatchNormOptions,
@@ -34,66 +35,15 @@ import {
   REDUCE,
   UNARY,
 } from "./torch_ffi.ts";
-
-// ---- tensors ----
-
-interface Slot {
-  ptr: Deno.PointerObject;
-  addr: bigint;
-  bytes: number;
-}
-
-/** A libtorch tensor handle. */
-class TorchTensor implements Tensor {
-  constructor(
-    readonly owner: TorchBackend,
-    readonly id: number,
-    readonly shape: readonly number[],
-    readonly dtype: DType,
-    readonly isVariable: boolean,
-    readonly trainable: boolean,
-  ) {}
-
-  get backend(): string {
-    return this.owner.name;
-  }
-
-  get disposed(): boolean {
-    return !this.owner.holds(this.id);
-  }
-
-  dispose(): void {
-    this.owner.release(this);
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
-}
-
-function shapesOf(xs: readonly (Tensor | number | undefined)[]): number[][] {
-  return xs.filter((x): x is Tensor => typeof x === "object" && x !== null).map((t) => [
-    ...t.shape,
-  ]);
-}
-
-/** Collects the tensors inside a scope's result (arrays and plain objects, recursively). */
-function collectTensors(value: Keepable, into: Set<Tensor>): void {
-  if (value === null || typeof value !== "object") return;
-  if (value instanceof TorchTensor) {
-    into.add(value);
-  } else if (Array.isArray(value)) {
-    for (const v of value) collectTensors(v, into);
-  } else {
-    for (const v of Object.values(value as Record<string, Keepable>)) collectTensors(v, into);
-  }
-}
+import { collectTensors, shapesOf, type Slot, TorchTensor } from "./torch_tensor.ts";
+import * as V from "./validate.ts";
 
 /** libtorch through the shim. Create with {@link createTorchBackend}. */
 class TorchBackend implements Backend {
   readonly name: string;
   readonly device: string;
   readonly version: string;
+  readonly capabilities: BackendCapabilities;
   readonly #lib: Lib;
   readonly #cuda: number;
   readonly #out = new BigInt64Array(3 + MAX_RANK);
@@ -110,6 +60,7 @@ class TorchBackend implements Backend {
     this.name = cuda ? "torch-cuda" : "torch-cpu";
     this.device = cString(lib.dd_device_name(this.#cuda));
     this.version = `libtorch ${cString(lib.dd_version())}`;
+    this.capabilities = { eighFloat64: true, autocast: cuda, fusedConvActivation: true };
     // Safety net only: a handle dropped without dispose() is freed when collected.
     this.#finalizer = new FinalizationRegistry((id) => this.#free(id));
   }
@@ -221,20 +172,7 @@ class TorchBackend implements Backend {
   ): Tensor {
     this.#checkOpen("tensor");
     const type: DType = dtype ?? (data instanceof Int32Array ? "int32" : "float32");
-    if (type !== "float32" && type !== "int32") {
-      throw new BackendError("tensor", [shape], `unsupported dtype "${type}" (float32 or int32)`);
-    }
-    if (shape.length > MAX_RANK) {
-      throw new BackendError("tensor", [shape], `rank ${shape.length} exceeds ${MAX_RANK}`);
-    }
-    const n = sizeOf(shape);
-    if (data.length !== n || shape.some((d) => !Number.isInteger(d) || d < 0)) {
-      throw new BackendError(
-        "tensor",
-        [shape],
-        `data has ${data.length} elements but the shape needs ${n}`,
-      );
-    }
+    V.checkTensorData(data.length, shape, type);
     const host = type === "int32"
       ? (data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>))
       : (data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>));
@@ -250,10 +188,12 @@ class TorchBackend implements Backend {
   }
 
   zeros(shape: readonly number[]): Tensor {
+    V.checkShape("zeros", shape);
     return this.full(shape, 0);
   }
 
   full(shape: readonly number[], value: number): Tensor {
+    V.checkShape("full", shape);
     this.#checkOpen("full");
     const dims = this.#ints(shape, "full");
     return this.#result(
@@ -280,12 +220,10 @@ class TorchBackend implements Backend {
   }
 
   assign(variable: Tensor, value: Tensor): void {
+    V.checkAssign(variable, value);
     const dst = this.#h(variable, "assign");
     if (!(variable as TorchTensor).isVariable) {
       throw new BackendError("assign", shapesOf([variable, value]), "target is not a variable");
-    }
-    if (variable.shape.join() !== value.shape.join()) {
-      throw new BackendError("assign", shapesOf([variable, value]), "shapes differ");
     }
     if (this.#lib.dd_assign(dst, this.#h(value, "assign")) !== 0) {
       throw this.#error("assign", [variable, value]);
@@ -336,6 +274,7 @@ class TorchBackend implements Backend {
   }
 
   #binary(op: keyof typeof BINARY, a: Tensor, b: Tensor | number): Tensor {
+    V.checkBinary(op, a, b);
     const ha = this.#h(a, op);
     const status = typeof b === "number"
       ? this.#lib.dd_binary_scalar(BINARY[op], ha, b, this.#out)
@@ -405,6 +344,7 @@ class TorchBackend implements Backend {
   }
 
   where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
+    V.checkWhere(cond, a, b);
     const status = this.#lib.dd_where(
       this.#h(cond, "where"),
       this.#h(a, "where"),
@@ -415,14 +355,13 @@ class TorchBackend implements Backend {
   }
 
   cast(a: Tensor, dtype: DType): Tensor {
-    if (dtype !== "float32" && dtype !== "int32") {
-      throw new BackendError("cast", [a.shape], `unsupported dtype "${dtype}" (float32 or int32)`);
-    }
+    V.checkDType("cast", [a.shape], dtype);
     const code = dtype === "int32" ? 1 : 0;
     return this.#result(this.#lib.dd_cast(this.#h(a, "cast"), code, this.#out), "cast", [a]);
   }
 
   softmax(a: Tensor, axis: number): Tensor {
+    V.checkAxis("softmax", a, axis);
     const h = this.#h(a, "softmax");
     return this.#result(this.#lib.dd_softmax(h, axis, this.#out), "softmax", [a]);
   }
@@ -430,6 +369,7 @@ class TorchBackend implements Backend {
   // ---- reductions and shape ----
 
   #reduce(op: keyof typeof REDUCE, a: Tensor, axes?: readonly number[], keepDims = false): Tensor {
+    V.checkAxes(op, a, axes);
     const h = this.#h(a, op);
     const dims = this.#ints(axes ?? a.shape.map((_, i) => i), op, [a]);
     const status = this.#lib.dd_reduce(
@@ -454,6 +394,7 @@ class TorchBackend implements Backend {
   }
 
   reshape(a: Tensor, shape: readonly number[]): Tensor {
+    V.checkReshape(a, shape);
     const h = this.#h(a, "reshape");
     const dims = this.#ints(shape, "reshape", [a]);
     const status = this.#lib.dd_reshape(h, dims, dims.length, this.#out);
@@ -461,35 +402,30 @@ class TorchBackend implements Backend {
   }
 
   permute(a: Tensor, dims: readonly number[]): Tensor {
+    V.checkPermute(a, dims);
     const h = this.#h(a, "permute");
     const d = this.#ints(dims, "permute", [a]);
     return this.#result(this.#lib.dd_permute(h, d, d.length, this.#out), "permute", [a]);
   }
 
   slice(a: Tensor, begin: readonly number[], size: readonly number[]): Tensor {
+    V.checkSlice(a, begin, size);
     const h = this.#h(a, "slice");
-    if (begin.length !== a.shape.length || size.length !== a.shape.length) {
-      throw new BackendError(
-        "slice",
-        [a.shape],
-        `begin [${begin}] and size [${size}] must both have ${a.shape.length} entries`,
-      );
-    }
     const b = this.#ints(begin, "slice", [a]);
     const s = this.#ints(size, "slice", [a]);
     return this.#result(this.#lib.dd_slice(h, b, s, b.length, this.#out), "slice", [a]);
   }
 
   cat(xs: readonly Tensor[], axis: number): Tensor {
-    if (xs.length === 0) throw new BackendError("cat", [], "needs at least one tensor");
+    V.checkCat(xs, axis);
     const handles = this.#addrs(xs, "cat");
     return this.#result(this.#lib.dd_cat(handles, xs.length, axis, this.#out), "cat", xs);
   }
 
   gather(a: Tensor, indices: Tensor, axis: number): Tensor {
-    if (indices.dtype !== "int32") {
-      throw new BackendError("gather", shapesOf([a, indices]), "indices must be int32");
-    }
+    V.checkGather(a, indices, axis);
+    // libtorch's own out-of-range message differs from the other backends': check here.
+    V.checkGatherIndices(a, indices, axis, this.read(indices));
     const status = this.#lib.dd_gather(
       this.#h(a, "gather"),
       this.#h(indices, "gather"),
@@ -502,11 +438,13 @@ class TorchBackend implements Backend {
   // ---- linear algebra and layers ----
 
   matmul(a: Tensor, b: Tensor): Tensor {
+    V.checkMatmul(a, b);
     const status = this.#lib.dd_matmul(this.#h(a, "matmul"), this.#h(b, "matmul"), this.#out);
     return this.#result(status, "matmul", [a, b]);
   }
 
   linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
+    V.checkLinear(x, w, b);
     const status = this.#lib.dd_linear(
       this.#h(x, "linear"),
       this.#h(w, "linear"),
@@ -519,9 +457,7 @@ class TorchBackend implements Backend {
   conv2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts: Conv2dOptions = {}): Tensor {
     const { padding = 0, activation } = opts;
     const [padRows, padCols] = typeof padding === "number" ? [padding, padding] : padding;
-    if (activation !== undefined && !Object.hasOwn(CONV_ACTIVATION, activation)) {
-      throw new BackendError("conv2d", shapesOf([x, w, b]), `unknown activation "${activation}"`);
-    }
+    V.checkConv2d(x, w, b, { stride: opts.stride ?? 1, padding: [padRows, padCols], activation });
     const status = this.#lib.dd_conv2d(
       this.#h(x, "conv2d"),
       this.#h(w, "conv2d"),
@@ -537,6 +473,7 @@ class TorchBackend implements Backend {
 
   convTranspose2d(x: Tensor, w: Tensor, b: Tensor | undefined, opts: ConvOptions = {}): Tensor {
     const op = "convTranspose2d";
+    V.checkConvTranspose2d(x, w, b, opts.stride ?? 1, opts.padding ?? 0, opts.outputPadding ?? 0);
     const status = this.#lib.dd_conv_transpose2d(
       this.#h(x, op),
       this.#h(w, op),
@@ -551,6 +488,7 @@ class TorchBackend implements Backend {
 
   groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
     const op = "groupNorm";
+    V.checkGroupNorm(x, groups, weight, bias);
     const status = this.#lib.dd_group_norm(
       this.#h(x, op),
       groups,
@@ -564,6 +502,7 @@ class TorchBackend implements Backend {
 
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
     const op = "layerNorm";
+    V.checkLayerNorm(x, weight, bias);
     const status = this.#lib.dd_layer_norm(
       this.#h(x, op),
       this.#h(weight, op),
@@ -583,6 +522,7 @@ class TorchBackend implements Backend {
     opts: BatchNormOptions,
   ): Tensor {
     const op = "batchNorm";
+    V.checkBatchNorm(x, weight, bias, runningMean, runningVar, opts.training);
     for (const stat of [runningMean, runningVar]) {
       if (!(stat instanceof TorchTensor && stat.isVariable)) {
         throw new BackendError(
@@ -607,6 +547,7 @@ class TorchBackend implements Backend {
   }
 
   maxPool2d(x: Tensor, kernel: number, stride: number, padding = 0): Tensor {
+    V.checkPool("maxPool2d", x, kernel, stride, padding);
     const h = this.#h(x, "maxPool2d");
     const status = this.#lib.dd_max_pool2d(h, kernel, stride, padding, this.#out);
     return this.#result(status, "maxPool2d", [x]);
@@ -619,6 +560,7 @@ class TorchBackend implements Backend {
     padding = 0,
     countIncludePad = true,
   ): Tensor {
+    V.checkPool("avgPool2d", x, kernel, stride, padding);
     const h = this.#h(x, "avgPool2d");
     const include = countIncludePad ? 1 : 0;
     const status = this.#lib.dd_avg_pool2d(h, kernel, stride, padding, include, this.#out);
@@ -627,6 +569,7 @@ class TorchBackend implements Backend {
 
   interpolateBilinear(x: Tensor, size: readonly [number, number], alignCorners: boolean): Tensor {
     const op = "interpolateBilinear";
+    V.checkInterpolate(x, size);
     const h = this.#h(x, op);
     const status = this.#lib.dd_interpolate_bilinear(
       h,
@@ -640,6 +583,7 @@ class TorchBackend implements Backend {
 
   attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
     const op = "attention";
+    V.checkAttention(q, k, v);
     const status = this.#lib.dd_attention(
       this.#h(q, op),
       this.#h(k, op),
@@ -653,12 +597,14 @@ class TorchBackend implements Backend {
 
   mseLoss(pred: Tensor, target: Tensor): Tensor {
     const op = "mseLoss";
+    V.checkSameShape(op, pred, target);
     const status = this.#lib.dd_mse_loss(this.#h(pred, op), this.#h(target, op), this.#out);
     return this.#result(status, op, [pred, target]);
   }
 
   bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
     const op = "bceWithLogits";
+    V.checkSameShape(op, logits, targets);
     const status = this.#lib.dd_bce_with_logits(
       this.#h(logits, op),
       this.#h(targets, op),
@@ -714,27 +660,8 @@ class TorchBackend implements Backend {
     opts: AdamOptions,
   ): void {
     const op = "adamStep";
+    V.checkAdam(params, grads, state.m, state.v);
     const n = params.length;
-    if (grads.length !== n || state.m.length !== n || state.v.length !== n) {
-      throw new BackendError(
-        op,
-        [],
-        `${n} params, ${grads.length} grads, ${state.m.length} m, ${state.v.length} v: all must match`,
-      );
-    }
-    for (let i = 0; i < n; i++) {
-      const s = params[i].shape.join();
-      if (
-        grads[i].shape.join() !== s || state.m[i].shape.join() !== s ||
-        state.v[i].shape.join() !== s
-      ) {
-        throw new BackendError(
-          op,
-          shapesOf([params[i], grads[i], state.m[i], state.v[i]]),
-          `parameter ${i}: param, grad, m and v shapes differ`,
-        );
-      }
-    }
     const step = state.step + 1;
     const status = this.#lib.dd_adam_step(
       this.#addrs(params, op),
@@ -755,14 +682,7 @@ class TorchBackend implements Backend {
 
   emaUpdate(targets: readonly Tensor[], sources: readonly Tensor[], decay: number): void {
     const op = "emaUpdate";
-    if (targets.length !== sources.length) {
-      throw new BackendError(op, [], `${targets.length} targets but ${sources.length} sources`);
-    }
-    targets.forEach((t, i) => {
-      if (t.shape.join() !== sources[i].shape.join()) {
-        throw new BackendError(op, shapesOf([t, sources[i]]), `pair ${i}: shapes differ`);
-      }
-    });
+    V.checkPairs(op, targets, sources, ["targets", "sources"]);
     const status = this.#lib.dd_ema_update(
       this.#addrs(targets, op),
       this.#addrs(sources, op),
@@ -773,9 +693,7 @@ class TorchBackend implements Backend {
   }
 
   eighFloat64(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
-    if (a.length !== n * n) {
-      throw new BackendError("eighFloat64", [[a.length]], `expected ${n}x${n} = ${n * n} values`);
-    }
+    V.checkEigh(this.capabilities, a.length, n);
     const values = new Float64Array(n);
     const vectors = new Float64Array(n * n);
     if (this.#lib.dd_eigh_f64(a, n, values, vectors) !== 0) {
@@ -785,6 +703,7 @@ class TorchBackend implements Backend {
   }
 
   setAutocast(dtype: "bfloat16" | "float32"): void {
+    V.checkAutocast(this.capabilities, dtype);
     if (this.#lib.dd_set_autocast(dtype === "bfloat16" ? 1 : 0) !== 0) {
       throw this.#error("setAutocast", []);
     }
@@ -802,10 +721,10 @@ class TorchBackend implements Backend {
 }
 
 /**
- * Loads the shim (building it when libtorch is installed but the shim is missing or stale) and
- * returns a libtorch backend on the given device. CPU ops use every core unless
- * `DENO_DIFFUSION_TORCH_THREADS` says otherwise (1 is faster for tiny tensors on a busy machine). Throws {@link BackendUnavailableError} with
- * the paths tried or the reason the device cannot be used.
+ * Loads the shim (never building it) and returns a libtorch backend on the given device. CPU
+ * ops use every core unless `DENO_DIFFUSION_TORCH_THREADS` says otherwise (1 is faster for tiny
+ * tensors on a busy machine). Throws {@link BackendUnavailableError} with the paths tried or the
+ * reason the device cannot be used.
  *
  * @example
  * ```ts
@@ -820,9 +739,14 @@ export async function createTorchBackend(device: "cuda" | "cpu"): Promise<Backen
   const name = device === "cuda" ? "torch-cuda" : "torch-cpu";
   let lib: Lib;
   try {
-    lib = await loadLibrary();
+    lib = await loadLibrary(name);
   } catch (e) {
-    throw new BackendUnavailableError(name, e instanceof Error ? e.message : String(e));
+    const why = e instanceof BackendUnavailableError
+      ? e.reason
+      : e instanceof Error
+      ? e.message
+      : String(e);
+    throw new BackendUnavailableError(name, why);
   }
   const cuda = device === "cuda" ? 1 : 0;
   const threadsEnv = Deno.env.get("DENO_DIFFUSION_TORCH_THREADS");

@@ -1,15 +1,18 @@
 /**
- * The C ABI of the native shim (native/shim.h) as a Deno FFI symbol table, and the loader that
- * finds (or builds) the shim: `$DENO_DIFFUSION_NATIVE` > native/build/ beside this module.
+ * The C ABI of the native shim (native/abi/shim.h) as a Deno FFI symbol table, and the loader
+ * that finds and opens the shim: `$DENO_DIFFUSION_NATIVE` > native/build/ beside this module.
+ * The loader never builds: `deno task build:native` (or the CLI, which offers it) does.
  * Used by torch.ts only.
  *
  * @module
  */
 
+import { BackendUnavailableError } from "./backend.ts";
+
 const H = "pointer"; // a tensor handle
 const OUT = "buffer"; // dd_out: handle, dtype, rank, sizes[8]
 
-/** The shim's C ABI (native/shim.h). */
+/** The shim's C ABI (native/abi/shim.h). */
 export const SYMBOLS = {
   dd_last_error: { parameters: [], result: "pointer" },
   dd_init: { parameters: ["i32", "i32"], result: "i32" },
@@ -74,7 +77,7 @@ export const SYMBOLS = {
 
 export type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-// Op codes from native/shim.h.
+// Op codes from native/abi/shim.h.
 export const UNARY = {
   neg: 0,
   exp: 1,
@@ -107,40 +110,47 @@ function isFile(path: string): boolean {
   }
 }
 
-async function locateLibrary(): Promise<string> {
-  const { nativeLibraryName, nativeLibraryPath, ensureNativeLibrary } = await import(
-    "../../native/build.ts"
-  );
-  const tried: string[] = [];
+const BUILD_HINT = "run `deno task build:native` (needs libtorch and g++)";
+
+/**
+ * Finds the shim: `$DENO_DIFFUSION_NATIVE` (a library file or its folder, used as is) or
+ * native/build/ beside this module, which must be fresh (native/shim_stamp.ts). Never builds:
+ * a missing or stale shim is a {@link BackendUnavailableError} that says how to build it.
+ */
+async function locateLibrary(backendName: string): Promise<string> {
+  const { nativeLibraryName, shimStatus } = await import("../../native/shim_stamp.ts");
+  const unavailable = (why: string, tried: string[]) =>
+    new BackendUnavailableError(backendName, `${why}; ${BUILD_HINT}. Tried: ${tried.join("; ")}`);
   const fromEnv = Deno.env.get("DENO_DIFFUSION_NATIVE");
   if (fromEnv) {
     const candidate = isFile(fromEnv) ? fromEnv : `${fromEnv}/${nativeLibraryName()}`;
     if (isFile(candidate)) return candidate;
-    throw new Error(
+    throw new BackendUnavailableError(
+      backendName,
       `$DENO_DIFFUSION_NATIVE=${fromEnv} does not name the shim library; tried ${fromEnv} and ` +
-        `${candidate}. Unset it to use native/build/, or build with \`deno task build:native\`.`,
+        `${candidate}. Unset it to use native/build/, or ${BUILD_HINT}`,
     );
   }
-  tried.push("$DENO_DIFFUSION_NATIVE (unset)");
+  const tried = ["$DENO_DIFFUSION_NATIVE (unset)"];
   if (!import.meta.url.startsWith("file:")) {
-    throw new Error(
-      `${tried.join("; ")}; this module is not on the local disk (${import.meta.url}), so there ` +
-        "is no native/build/ beside it: set DENO_DIFFUSION_NATIVE to a built libdd_shim",
+    throw unavailable(
+      `this module is not on the local disk (${import.meta.url}), so there is no native/build/ ` +
+        "beside it: set DENO_DIFFUSION_NATIVE to a built libdd_shim, or",
+      tried,
     );
   }
-  const built = nativeLibraryPath();
-  tried.push(built);
-  try {
-    // Builds when libtorch is present but the shim is missing or stale; says so on stderr.
-    return await ensureNativeLibrary({ log: (msg: string) => console.error(`[torch] ${msg}`) });
-  } catch (e) {
-    const why = e instanceof Error ? e.message : String(e);
-    throw new Error(`no usable shim library; tried ${tried.join("; ")}: ${why}`);
-  }
+  const status = await shimStatus();
+  tried.push(status.path);
+  if (!status.fresh) throw unavailable(`the native shim is not usable: ${status.reason}`, tried);
+  return status.path;
 }
 
 /**
- * Loads (once per process) the shim library, building it first if needed.
+ * Loads (once per process) the shim library. Only locates and opens it: it never compiles and
+ * never changes the environment. libgomp reads `OMP_WAIT_POLICY` once, when libtorch loads,
+ * and offers no call to change it later, so the shim cannot set it itself: processes that share
+ * their cores (the CLI, `deno task test`) set `OMP_WAIT_POLICY=PASSIVE` before loading, as
+ * spinning OpenMP workers make small ops 10-50x slower on busy cores.
  *
  * @example
  * ```ts
@@ -149,19 +159,22 @@ async function locateLibrary(): Promise<string> {
  * console.log(cString(lib.dd_version())); // "1.13.0"
  * ```
  */
-export function loadLibrary(): Promise<Lib> {
+export function loadLibrary(backendName = "torch-cpu"): Promise<Lib> {
   loaded ??= (async () => {
-    const path = await locateLibrary();
-    // libgomp reads this when libtorch loads. Spinning OpenMP workers (the default) make small
-    // ops 10-50x slower whenever the cores are shared with other processes (measured here: a
-    // [4,3,8,8] conv took 58 ms spinning, 1.2 ms passive, same speed for large convs).
-    if (Deno.env.get("OMP_WAIT_POLICY") === undefined) Deno.env.set("OMP_WAIT_POLICY", "PASSIVE");
+    const path = await locateLibrary(backendName);
     try {
       return Deno.dlopen(path, SYMBOLS).symbols;
     } catch (e) {
-      throw new Error(`could not load ${path}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new BackendUnavailableError(
+        backendName,
+        `could not load ${path}: ${e instanceof Error ? e.message : String(e)}; ${BUILD_HINT}`,
+      );
     }
   })();
+  // A failed load is not cached: the next call looks again (e.g. after a build).
+  loaded.catch(() => {
+    loaded = undefined;
+  });
   return loaded;
 }
 

@@ -182,6 +182,6 @@ export function fidFromStatistics(
 export function backendEigvalsh(
   backend: Backend,
 ): ((a: Float64Array, n: number) => Float64Array) | undefined {
-  const eigh = backend.eighFloat64?.bind(backend);
-  return eigh ? (a, n) => eigh(a, n).values : undefined;
+  if (!backend.capabilities.eighFloat64) return undefined;
+  return (a, n) => backend.eighFloat64(a, n).values;
 }

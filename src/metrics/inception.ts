@@ -17,7 +17,6 @@
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
-import { BackendError } from "../backend/backend.ts";
 import { ParamStore, WeightMismatchError } from "../nn/params.ts";
 
 /** Feature sizes pytorch-fid offers, and the block each is read from. */
@@ -220,22 +219,6 @@ function isIgnoredName(name: string): boolean {
   return name.endsWith(".num_batches_tracked") || name === "fc.weight" || name === "fc.bias";
 }
 
-/** How a backend runs 1xk / kx1 convolutions (the Backend contract only promises k x k). */
-export type RectConvMode = "native" | "shifted";
-
-function probeRectConv(backend: Backend): RectConvMode {
-  try {
-    const shape = backend.scope(() => {
-      const y = backend.conv2d(backend.zeros([1, 1, 1, 3]), backend.zeros([1, 1, 1, 3]), undefined);
-      return [...y.shape];
-    });
-    return shape.join() === "1,1,1,1" ? "native" : "shifted";
-  } catch (e) {
-    if (e instanceof BackendError) return "shifted";
-    throw e;
-  }
-}
-
 /** A loaded FID Inception network on one backend. */
 export interface InceptionNet {
   /** The backend holding the weights. */
@@ -244,8 +227,6 @@ export interface InceptionNet {
   readonly params: ParamStore;
   /** Feature size of {@link InceptionNet.features}. */
   readonly dims: InceptionDims;
-  /** How rectangular kernels run on this backend. */
-  readonly rectConv: RectConvMode;
   /**
    * Globally average-pooled outputs of blocks 0..`lastBlock` for x [N, 3, 299, 299] already
    * scaled to [-1, 1]: [N, 64], [N, 192], [N, 768], [N, 2048].
@@ -296,7 +277,6 @@ export function inceptionFromStateDict(
       }${more}. Use pt_inception-2015-12-05-6726825d.pth from pytorch-fid's release.`,
     );
   }
-  const rectConv = probeRectConv(backend);
   const params = new ParamStore(backend);
   const layers = inceptionLayers();
   const heads = inceptionHeads();
@@ -338,27 +318,10 @@ export function inceptionFromStateDict(
   for (const [name, s] of layers) {
     if (stacked.has(name)) continue;
     const { weight, bias } = folded.get(name)!;
-    const perOut = s.cin * s.kh * s.kw;
-    const rectangular = s.kh !== s.kw;
-    if (rectangular && rectConv === "shifted") {
-      // [cout, cin, 1, k] or [cout, cin, k, 1] -> [cout, k * cin, 1, 1], tap-major, to match
-      // the channel order of the shifted copies the forward pass concatenates.
-      const k = Math.max(s.kh, s.kw);
-      const shifted = new Float32Array(weight.length);
-      for (let o = 0; o < s.cout; o++) {
-        for (let c = 0; c < s.cin; c++) {
-          for (let t = 0; t < k; t++) {
-            shifted[o * perOut + t * s.cin + c] = weight[o * perOut + c * k + t];
-          }
-        }
-      }
-      params.add(`${name}.weight`, [s.cout, k * s.cin, 1, 1], shifted, false);
-    } else {
-      params.add(`${name}.weight`, [s.cout, s.cin, s.kh, s.kw], weight, false);
-    }
+    params.add(`${name}.weight`, [s.cout, s.cin, s.kh, s.kw], weight, false);
     params.add(`${name}.bias`, [s.cout], bias, false);
   }
-  return new FidInception(backend, params, dims, rectConv, layers, heads);
+  return new FidInception(backend, params, dims, layers, heads);
 }
 
 function concat(arrays: Float32Array[]): Float32Array {
@@ -376,19 +339,9 @@ class FidInception implements InceptionNet {
     readonly backend: Backend,
     readonly params: ParamStore,
     readonly dims: InceptionDims,
-    readonly rectConv: RectConvMode,
     readonly layers: Map<string, ConvSpec>,
     readonly heads: Map<string, string[]>,
   ) {}
-
-  /** Zero-pads x [N, C, H, W] by `pad` on both sides of `axis` (2 = H, 3 = W). */
-  #pad(x: Tensor, axis: 2 | 3, pad: number): Tensor {
-    const b = this.backend;
-    const zeroShape = [...x.shape];
-    zeroShape[axis] = pad;
-    const zeros = b.zeros(zeroShape);
-    return b.cat([zeros, x, zeros], axis);
-  }
 
   /** BasicConv2d with BatchNorm folded in: relu(conv(x) + bias). */
   #basic(name: string, x: Tensor): Tensor {
@@ -396,21 +349,8 @@ class FidInception implements InceptionNet {
     const s = this.layers.get(name)!;
     const w = this.params.get(`${name}.weight`);
     const bias = this.params.get(`${name}.bias`);
-    if (s.kh === s.kw || this.rectConv === "native") {
-      return b.conv2d(x, w, bias, { stride: s.stride, padding: [s.ph, s.pw], activation: "relu" });
-    }
-    const axis = s.kh === 1 ? 3 : 2;
-    const k = Math.max(s.kh, s.kw);
-    const padded = this.#pad(x, axis, (k - 1) / 2); // [N, C, H(+k-1), W(+k-1)]
-    // conv with a 1xk kernel = 1x1 conv over the k shifted copies stacked on channels.
-    const [n, c, h, wd] = x.shape;
-    const taps: Tensor[] = [];
-    for (let t = 0; t < k; t++) {
-      const begin = axis === 3 ? [0, 0, 0, t] : [0, 0, t, 0];
-      taps.push(b.slice(padded, begin, [n, c, h, wd]));
-    }
-    // [N, k*C, H, W] -> [N, Cout, H, W]
-    return b.conv2d(b.cat(taps, 1), w, bias, { activation: "relu" });
+    // Rectangular kernels (1x7, 7x1) run as they are: the Backend contract covers them.
+    return b.conv2d(x, w, bias, { stride: s.stride, padding: [s.ph, s.pw], activation: "relu" });
   }
 
   #seq(names: string[], x: Tensor): Tensor {

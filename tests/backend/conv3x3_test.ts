@@ -1,6 +1,6 @@
 /**
  * 3x3 stride-1 convolutions with channel counts that are multiples of 8: on torch-cpu these run
- * through the shim's Winograd F(4x4, 3x3) kernels (native/winograd.cpp) in forward, input-gradient
+ * through the shim's Winograd F(4x4, 3x3) kernels (native/kernels/winograd.cpp) in forward, input-gradient
  * and weight-gradient. Every backend is checked against a direct float64 convolution written out
  * here (the definition, no tiling), on sizes whose outputs are not multiples of the 4x4 tile and
  * with padding 0, 1 and 2, so edge tiles and every padding branch are exercised.

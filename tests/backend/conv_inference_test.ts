@@ -2,9 +2,9 @@
  * Convolutions as FID's Inception and diffusion sampling run them, without gradients, checked
  * against a direct float64 convolution written out here, with and without the fused ReLU. On
  * torch-cpu each group has its own kernel in the shim: 1xk and kx1 (k = 3, 5, 7) the
- * one-dimensional Winograd F(4, k) or F(6, k) (native/winograd_line.cpp), 5x5 Winograd F(2x2, 5x5)
- * (native/winograd.cpp), 3x3 with 64 channels or more F(6x6, 3x3) (native/winograd_f6.cpp),
- * stride 2 and more the implicit matrix product of native/conv_direct.cpp.
+ * one-dimensional Winograd F(4, k) or F(6, k) (native/kernels/winograd_line.cpp), 5x5 Winograd F(2x2, 5x5)
+ * (native/kernels/winograd.cpp), 3x3 with 64 channels or more F(6x6, 3x3) (native/kernels/winograd_f6.cpp),
+ * stride 2 and more the implicit matrix product of native/kernels/conv_direct.cpp.
  *
  * @module
  */

@@ -15,12 +15,8 @@ import assert from "node:assert/strict";
 import { type Backend, BackendError, type Tensor } from "../../src/backend/backend.ts";
 import { createTfjsBackend, type TfjsKind } from "../../src/backend/tfjs.ts";
 import { Rng } from "../../src/core/rng.ts";
-import {
-  batchMatMul,
-  convSplitOptions,
-  toCHWN,
-  wasmHeapView,
-} from "../../src/backend/tfjs_kernels.ts";
+import { batchMatMul } from "../../src/backend/tfjs_kernels.ts";
+import { convSplitOptions, toCHWN, wasmHeapView } from "../../src/backend/tfjs_conv.ts";
 import {
   CONV_OP,
   type ConvOp,

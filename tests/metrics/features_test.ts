@@ -81,7 +81,6 @@ function centrePixelNet(backend: Backend): InceptionNet {
   return {
     backend,
     dims: 3 as unknown as 64,
-    rectConv: "native",
     params: undefined as never,
     blocks: (x: Tensor) => [centre(x)],
     features: centre,
