@@ -56,8 +56,10 @@ export interface TrainTask<
   readonly imageShape: readonly [number, number, number];
   /** Number of classes for conditional models, 0 when unconditional. */
   readonly numClasses: number;
-  /** Frees all tensors. */
+  /** Frees all tensors; calling it again does nothing. */
   dispose(): void;
+  /** {@link TrainTask.dispose}, for `using task = createTask(...)`. */
+  [Symbol.dispose](): void;
 }
 
 /** The sampling options of a task type (of each member, for a union of task types). */

@@ -22,6 +22,7 @@ function labelEcho(calls: number[]): TrainTask {
     imageShape: [3, 1, 1],
     numClasses: 0,
     dispose: () => {},
+    [Symbol.dispose]: () => {},
   };
 }
 
