@@ -56,8 +56,10 @@ export interface Denoiser {
   forward(x: Tensor, t: Tensor, labels?: Tensor): Tensor;
   /** Number of weights (scalars), as PyTorch's `sum(p.numel() for p in model.parameters())`. */
   paramCount(): number;
-  /** Frees the parameters and the embedding table. */
+  /** Frees the parameters and the embedding table; calling it again does nothing. */
   dispose(): void;
+  /** {@link Denoiser.dispose}, for `using denoiser = createDenoiser(...)`. */
+  [Symbol.dispose](): void;
 }
 
 /** The architecture a set of options describes. Throws on an unknown preset or bad size. */
@@ -116,7 +118,7 @@ export function timestepEmbeddingTable(timesteps: number, dim: number): Float32A
  * @example
  * ```ts
  * import { createBackend } from "../backend/select.ts";
- * import type { Rng } from "../core/rng.ts";
+ * import { Rng } from "../core/rng.ts";
  * import { createDenoiser } from "./denoiser.ts";
  * const backend = await createBackend("tfjs-cpu");
  * const model = createDenoiser(backend, new Rng(0), {
@@ -153,6 +155,10 @@ export function denoiserOverStore(
       false,
     )
   );
+  const dispose = () => {
+    store.dispose();
+    table.dispose(); // idempotent, as ParamStore.dispose is
+  };
   const run = config.family === "unet"
     ? (x: Tensor, temb: Tensor) => unetForward(backend, store, config.unet, x, temb)
     : (x: Tensor, temb: Tensor) => convnetForward(backend, store, config.convnet, x, temb);
@@ -180,10 +186,8 @@ export function denoiserOverStore(
     },
     // Every entry is a weight (no buffers), also in an EMA copy whose entries are not trainable.
     paramCount: () => store.countAll(),
-    dispose() {
-      store.dispose();
-      table.dispose();
-    },
+    dispose,
+    [Symbol.dispose]: dispose,
   };
 }
 
