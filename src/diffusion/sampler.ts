@@ -48,8 +48,20 @@ export interface SamplerOptions {
  *
  * @example
  * ```ts
- * // const images = sampleImages(backend, process, (x, t, y) => denoiser.forward(x, t, y),
- * //   [3, 32, 32], { count: 16 }, rng, { sampler: "ddim", steps: 50, eta: 0 });
+ * import { createBackend } from "../backend/select.ts";
+ * import { Rng } from "../core/rng.ts";
+ * import { createDenoiser } from "../models/denoiser.ts";
+ * import { DiffusionProcess } from "./process.ts";
+ * import { makeSchedule } from "./schedule.ts";
+ * import { sampleImages } from "./sampler.ts";
+ * using b = await createBackend("tfjs-cpu");
+ * using process = new DiffusionProcess(b, makeSchedule({ kind: "cosine", timesteps: 50 }));
+ * using denoiser = createDenoiser(b, new Rng(0), {
+ *   preset: "convnet", numClasses: 0, imageSize: 8, channels: 3, baseWidth: 8, timesteps: 50,
+ * });
+ * const images = sampleImages(b, process, (x, t, y) => denoiser.forward(x, t, y), [3, 8, 8],
+ *   { count: 2 }, new Rng(1), { sampler: "ddim", steps: 5, eta: 0 }); // [2, 3, 8, 8]
+ * console.log(images.length, images.every((v) => v >= -1 && v <= 1)); // 384 true
  * ```
  */
 export function sampleImages(

@@ -143,9 +143,16 @@ export interface DdpmTask extends TrainTask<"ddpm", DdpmConfig, DdpmSampleOption
  *
  * @example
  * ```ts
- * // const task = createDdpmTask(backend, { ...DEFAULT_DDPM_CONFIG, preset: "convnet" }, new Rng(0));
- * // const { loss } = task.step(batch, rng, 0);
- * // const images = task.sample(new Int32Array(16), rng, { sampler: "ddim", steps: 50 });
+ * import { createBackend } from "../backend/select.ts";
+ * import { Rng } from "../core/rng.ts";
+ * import { createDdpmTask, resolveDdpmConfig } from "./task.ts";
+ * using backend = await createBackend("tfjs-cpu");
+ * const config = resolveDdpmConfig({ preset: "convnet", baseWidth: 8, imageSize: 8, timesteps: 50 });
+ * using task = createDdpmTask(backend, config, new Rng(0));
+ * const batch = { images: new Float32Array(4 * 3 * 8 * 8), labels: new Int32Array(4), shape: [4, 3, 8, 8] } as const;
+ * const { loss } = task.step(batch, new Rng(1), 0); // one AdamW step on L_simple
+ * const images = task.sample(new Int32Array(2), new Rng(2), { sampler: "ddim", steps: 5 });
+ * console.log(Number.isFinite(loss), images.length); // true 384
  * ```
  */
 export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): DdpmTask {
@@ -281,6 +288,13 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
     );
   }
 
+  // Each part's dispose is idempotent, so the task's is too.
+  const dispose = () => {
+    optimizer.dispose();
+    ema?.dispose();
+    model.dispose();
+    process.dispose();
+  };
   return {
     kind: "ddpm",
     bitsPerDim: evaluateBitsPerDim,
@@ -293,12 +307,8 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
     sample,
     imageShape,
     numClasses: config.numClasses,
-    dispose() {
-      optimizer.dispose();
-      ema?.dispose();
-      model.dispose();
-      process.dispose();
-    },
+    dispose,
+    [Symbol.dispose]: dispose,
   };
 }
 
