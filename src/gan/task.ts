@@ -154,11 +154,15 @@ function modelConfigOf(config: GanConfig): DcganModelConfig {
  *
  * @example
  * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { Rng } from "../core/rng.ts";
  * import { createGanTask, resolveGanConfig } from "./task.ts";
- * // const task = createGanTask(backend, resolveGanConfig({ ngf: 8, ndf: 8 }), new Rng(0));
- * // const metrics = task.step(batch, rng, 0); // { lossD, lossG, dReal, dFake }
- * // const images = task.sample(new Int32Array(16), new Rng(1)); // [16, 3, 32, 32] in [-1, 1]
- * // task.dispose();
+ * using backend = await createBackend("tfjs-cpu");
+ * using task = createGanTask(backend, resolveGanConfig({ nz: 8, ngf: 4, ndf: 4 }), new Rng(0));
+ * const batch = { images: new Float32Array(2 * 3 * 32 * 32), labels: new Int32Array(2), shape: [2, 3, 32, 32] } as const;
+ * const metrics = task.step(batch, new Rng(1), 0); // { lossD, lossG, dReal, dFake }
+ * const images = task.sample(new Int32Array(2), new Rng(2)); // [2, 3, 32, 32] in [-1, 1]
+ * console.log(Object.keys(metrics), images.length); // ["lossD", "lossG", "dReal", "dFake"] 6144
  * ```
  */
 export function createGanTask(
@@ -288,6 +292,14 @@ export function createGanTask(
     return out;
   }
 
+  // Each part's dispose is idempotent, so the task's is too.
+  const dispose = () => {
+    optimizers.generator.dispose();
+    optimizers.discriminator.dispose();
+    generator.dispose();
+    discriminator.dispose();
+    generatorStatsSink.dispose();
+  };
   return {
     kind: "gan",
     config: { ...resolved },
@@ -301,12 +313,7 @@ export function createGanTask(
     step,
     sample,
     previewLabels: (n: number, columns = 8) => previewLabels(n, model.numClasses, columns),
-    dispose() {
-      optimizers.generator.dispose();
-      optimizers.discriminator.dispose();
-      generator.dispose();
-      discriminator.dispose();
-      generatorStatsSink.dispose();
-    },
+    dispose,
+    [Symbol.dispose]: dispose,
   };
 }
