@@ -234,8 +234,10 @@ export interface InceptionNet {
   blocks(x: Tensor, lastBlock?: number): Tensor[];
   /** Features of size `dims` for x [N, 3, 299, 299] in [-1, 1]: [N, dims]. */
   features(x: Tensor): Tensor;
-  /** Frees the weights. */
+  /** Frees the weights; calling it again does nothing. */
   dispose(): void;
+  /** {@link InceptionNet.dispose}, for `using net = await loadInception(...)`. */
+  [Symbol.dispose](): void;
 }
 
 /**
@@ -493,5 +495,9 @@ class FidInception implements InceptionNet {
 
   dispose(): void {
     this.params.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
