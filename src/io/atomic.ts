@@ -26,7 +26,9 @@ function toBytes(data: Uint8Array | string): Uint8Array {
  * @example
  * ```ts
  * import { writeFileAtomic } from "./atomic.ts";
- * await writeFileAtomic("/tmp/run/config.json", JSON.stringify({ lr: 2e-4 }));
+ * const dir = await Deno.makeTempDir();
+ * await writeFileAtomic(`${dir}/config.json`, JSON.stringify({ lr: 2e-4 })); // the folder must exist
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
@@ -46,7 +48,9 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
  * @example
  * ```ts
  * import { writeFileAtomicSync } from "./atomic.ts";
- * writeFileAtomicSync("/tmp/log.txt", "done\n");
+ * const dir = Deno.makeTempDirSync();
+ * writeFileAtomicSync(`${dir}/log.txt`, "done\n");
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function writeFileAtomicSync(path: string, data: Uint8Array | string): void {

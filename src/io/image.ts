@@ -146,7 +146,9 @@ export interface DecodeOptions {
  * @example
  * ```ts
  * import { decodeImage } from "./image.ts";
- * const img = decodeImage(await Deno.readFile("cat.png"), "cat.png");
+ * import { encodePng } from "./png.ts";
+ * const png = encodePng({ width: 32, height: 32, channels: 3, data: new Uint8Array(32 * 32 * 3) });
+ * const img = decodeImage(png, "cat.png");
  * console.log(img.width, img.height); // 32 32
  * ```
  */
@@ -183,7 +185,12 @@ export function decodeImageFile(path: string): Promise<DecodedImage> {
  * @example
  * ```ts
  * import { readImageFile } from "./image.ts";
- * const img = await readImageFile("scan.png", { maxPixels: 20000 * 20000 });
+ * import { encodePng } from "./png.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeFile(`${dir}/scan.png`, encodePng({ width: 2, height: 1, channels: 3, data: new Uint8Array(6) }));
+ * const img = await readImageFile(`${dir}/scan.png`, { maxPixels: 20000 * 20000 }); // a raised cap
+ * console.log(img.width, img.height); // 2 1
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readImageFile(
@@ -206,7 +213,12 @@ export async function readImageFile(
  * @example
  * ```ts
  * import { listImageFiles } from "./image.ts";
- * const files = await listImageFiles("samples/"); // ["samples/00000.png", ...]
+ * import { writeImageFolder } from "./png.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeImageFolder(dir, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+ * const files = await listImageFiles(dir); // [".../00000.png", ".../00001.png"]
+ * console.log(files.length); // 2
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function listImageFiles(dir: string): Promise<string[]> {

@@ -16,7 +16,8 @@ import type { DecodedImage } from "./image.ts";
  * ```ts
  * import { encodePng } from "./png.ts";
  * const red = { width: 1, height: 1, channels: 3 as const, data: new Uint8Array([255, 0, 0]) };
- * await Deno.writeFile("/tmp/red.png", encodePng(red));
+ * const png = encodePng(red);
+ * console.log(png.subarray(1, 4)); // "PNG" in ASCII: [80, 78, 71]
  * ```
  */
 export function encodePng(img: DecodedImage): Uint8Array {
@@ -131,9 +132,11 @@ export function makeGrid(images: DecodedImage[], options: GridOptions = {}): Dec
  * @example
  * ```ts
  * import { writeImageGrid } from "./png.ts";
- * await writeImageGrid("/tmp/samples.png", new Float32Array(16 * 3 * 32 * 32), [16, 3, 32, 32], {
+ * const dir = await Deno.makeTempDir();
+ * await writeImageGrid(`${dir}/samples.png`, new Float32Array(16 * 3 * 8 * 8), [16, 3, 8, 8], {
  *   nrow: 4,
  * });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeImageGrid(
@@ -152,8 +155,10 @@ export async function writeImageGrid(
  * @example
  * ```ts
  * import { writeImageFolder } from "./png.ts";
- * const paths = await writeImageFolder("/tmp/fid-samples", new Float32Array(2 * 3 * 4 * 4),
+ * const dir = await Deno.makeTempDir();
+ * const paths = await writeImageFolder(`${dir}/samples`, new Float32Array(2 * 3 * 4 * 4),
  *   [2, 3, 4, 4], { startIndex: 100 }); // [".../00100.png", ".../00101.png"]
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeImageFolder(

@@ -90,9 +90,13 @@ function tarOctal(block: Uint8Array, start: number, length: number, source: stri
  * The decompressed bytes of a gzip file.
  *
  * @example
- * ```ts ignore
- * import { gunzipFile, parseTar } from "./tar.ts";
- * const files = parseTar(await gunzipFile("a.tar.gz"), "a.tar.gz");
+ * ```ts
+ * import { gunzipFile } from "./tar.ts";
+ * const gzip = new Blob(["hello"]).stream().pipeThrough(new CompressionStream("gzip"));
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeFile(`${dir}/a.gz`, new Uint8Array(await new Response(gzip).arrayBuffer()));
+ * console.log(new TextDecoder().decode(await gunzipFile(`${dir}/a.gz`))); // hello
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function gunzipFile(path: string): Promise<Uint8Array> {
