@@ -50,9 +50,12 @@ export interface CifarImages {
  *
  * @example
  * ```ts
- * import { parseCifarBatch } from "./cifar10.ts";
- * const { images, labels } = parseCifarBatch(await Deno.readFile("test_batch.bin"));
- * console.log(labels[0]); // 3 (cat)
+ * import { CIFAR10_CLASSES, parseCifarBatch } from "./cifar10.ts";
+ * // Each record: one label byte, then 32x32 red, green and blue planes.
+ * const record = new Uint8Array(1 + 3 * 32 * 32);
+ * record[0] = 3;
+ * const { images, labels } = parseCifarBatch(record);
+ * console.log(labels[0], CIFAR10_CLASSES[labels[0]], images.length); // 3 cat 3072
  * ```
  */
 export function parseCifarBatch(bytes: Uint8Array, source = "CIFAR-10 batch"): CifarImages {
@@ -99,7 +102,11 @@ function decodeRecords(
  * @example
  * ```ts
  * import { readCifarSplit } from "./cifar10.ts";
- * const test = await readCifarSplit("/data/cifar-10-batches-bin", "test"); // 10,000 images
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeFile(`${dir}/test_batch.bin`, new Uint8Array(2 * (1 + 3 * 32 * 32))); // two records
+ * const test = await readCifarSplit(dir, "test"); // the real test_batch.bin holds 10,000
+ * console.log(test.count); // 2
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readCifarSplit(dir: string, split: "train" | "test"): Promise<CifarImages> {

@@ -147,8 +147,13 @@ export async function loadImageFolder(
  *
  * @example
  * ```ts
+ * import { writeImageFolder } from "../io/png.ts";
  * import { loadFlatImageFolder } from "./image_folder.ts";
- * const { images, count } = await loadFlatImageFolder("runs/a/samples");
+ * const dir = await Deno.makeTempDir();
+ * await writeImageFolder(dir, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]); // 00000.png, 00001.png
+ * const { images, count, imageShape } = await loadFlatImageFolder(dir);
+ * console.log(count, imageShape, images.length); // 2 [3, 4, 4] 96
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadFlatImageFolder(
