@@ -144,12 +144,12 @@ function runBatch(
  * features of every block are globally average-pooled).
  *
  * @example
- * ```ts
+ * ```ts ignore needs-weights
  * import { createBackend } from "../backend/select.ts";
  * import { computeActivations } from "./features.ts";
  * import { loadInception } from "./weights.ts";
- * const backend = await createBackend("torch-cpu");
- * const net = await loadInception(backend);
+ * using backend = await createBackend("torch-cpu");
+ * using net = await loadInception(backend);
  * const img = { width: 32, height: 32, channels: 3, data: new Uint8Array(32 * 32 * 3) };
  * const { data, n, dims } = await computeActivations(backend, net, [img, img]);
  * ```
@@ -197,8 +197,12 @@ export async function computeActivations(
  * @example
  * ```ts
  * import { listImageFiles } from "../io/image.ts";
+ * import { writeImageFolder } from "../io/png.ts";
  * import { decodeFiles } from "./features.ts";
- * for await (const img of decodeFiles(await listImageFiles("samples"))) console.log(img.width);
+ * const dir = await Deno.makeTempDir();
+ * await writeImageFolder(dir, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+ * for await (const img of decodeFiles(await listImageFiles(dir))) console.log(img.width); // 4, twice
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function* decodeFiles(files: readonly string[]): AsyncGenerator<ImageLike> {

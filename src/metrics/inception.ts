@@ -245,12 +245,12 @@ export interface InceptionNet {
  * strictly; `num_batches_tracked` and `fc.*` ignored), folding each BatchNorm into its conv.
  *
  * @example
- * ```ts
+ * ```ts ignore needs-weights
  * import { createBackend } from "../backend/select.ts";
  * import { readTorchStateDict } from "../io/torch_pickle.ts";
  * import { inceptionFromStateDict } from "./inception.ts";
- * const backend = await createBackend("torch-cpu");
- * const net = inceptionFromStateDict(backend, await readTorchStateDict("pt_inception.pth"), 2048);
+ * using backend = await createBackend("torch-cpu");
+ * using net = inceptionFromStateDict(backend, await readTorchStateDict("pt_inception.pth"), 2048);
  * ```
  */
 export function inceptionFromStateDict(

@@ -12,8 +12,13 @@ import type { FidStatistics } from "./fid.ts";
  *
  * @example
  * ```ts
- * import { readStatistics } from "./stats_io.ts";
- * const { dims } = await readStatistics("fid_stats_cifar10_train.npz"); // 2048
+ * import { statisticsOf } from "./fid.ts";
+ * import { readStatistics, writeStatistics } from "./stats_io.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeStatistics(`${dir}/stats.npz`, statisticsOf(new Float32Array([0, 1, 2, 4]), 2, 2));
+ * const { dims, mu } = await readStatistics(`${dir}/stats.npz`); // pytorch-fid's files: dims 2048
+ * console.log(dims, mu); // 2 Float64Array(2) [1, 2.5]
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readStatistics(path: string): Promise<FidStatistics> {
@@ -44,7 +49,9 @@ export async function readStatistics(path: string): Promise<FidStatistics> {
  * ```ts
  * import { writeStatistics } from "./stats_io.ts";
  * import { statisticsOf } from "./fid.ts";
- * await writeStatistics("stats.npz", statisticsOf(new Float32Array([0, 1, 2, 4]), 2, 2));
+ * const dir = await Deno.makeTempDir();
+ * await writeStatistics(`${dir}/stats.npz`, statisticsOf(new Float32Array([0, 1, 2, 4]), 2, 2));
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeStatistics(path: string, stats: FidStatistics): Promise<void> {
