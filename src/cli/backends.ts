@@ -22,7 +22,8 @@ options:
  * @example
  * ```ts
  * import { backendsCommand } from "./backends.ts";
- * Deno.exit(await backendsCommand(["--json"]));
+ * const status = await backendsCommand(["--json"]); // prints [{"name":"torch-cpu","available":...}, ...]
+ * console.log(status); // 0
  * ```
  */
 export async function backendsCommand(argv: string[]): Promise<number> {

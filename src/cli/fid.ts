@@ -79,8 +79,18 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
  *
  * @example
  * ```ts
+ * import { statisticsOf } from "../metrics/fid.ts";
+ * import { writeStatistics } from "../metrics/stats_io.ts";
  * import { statisticsOfPath } from "./fid.ts";
- * const { stats } = await statisticsOfPath("stats.npz", { dims: 2048, network: () => { throw 0; } });
+ * const dir = await Deno.makeTempDir();
+ * await writeStatistics(`${dir}/stats.npz`, statisticsOf(new Float32Array([0, 1, 2, 4]), 2, 2));
+ * // An .npz is read as it is: the network is never asked for.
+ * const { stats } = await statisticsOfPath(`${dir}/stats.npz`, {
+ *   dims: 64, // the feature size a folder would use; an .npz brings its own
+ *   network: () => Promise.reject(new Error("not needed for an .npz")),
+ * });
+ * console.log(stats.dims); // 2
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function statisticsOfPath(
@@ -121,7 +131,7 @@ export async function statisticsOfPath(
  * Runs the `fid` command; returns the exit status (usage mistakes throw {@link UsageError}).
  *
  * @example
- * ```ts
+ * ```ts ignore needs-data
  * import { fidCommand } from "./fid.ts";
  * Deno.exit(await fidCommand(["samples/", "cifar10_test_stats.npz", "--json"]));
  * ```
