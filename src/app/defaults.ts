@@ -82,8 +82,16 @@ export const PREVIEW_DDIM_STEPS = 50;
  * GAN.
  *
  * @example
- * ```ts ignore
- * await train(task, data, { ...options, previewOptions: previewOptions(task) });
+ * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
+ * import { previewOptions } from "./defaults.ts";
+ * import { createTask } from "./registry.ts";
+ * using backend = await createBackend("tfjs-cpu");
+ * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet" as const, baseWidth: 8, imageSize: 8, timesteps: 20, ema: 0 };
+ * using task = createTask(backend, { kind: "ddpm", config }, 0);
+ * console.log(previewOptions(task)); // { sampler: "ddim", steps: 20, clipX0: true }: at most T steps
+ * // then: train(task, data, { ...options, previewOptions: previewOptions(task) })
  * ```
  */
 export function previewOptions(task: AnyTask): SampleOptionsOf<AnyTask> | undefined {

@@ -68,8 +68,21 @@ export interface BitsPerDimEvalOptions {
  * when it has them (the weights it samples with).
  *
  * @example
- * ```ts ignore
- * const { total } = diffusionBitsPerDim(task, testCats, { images: 1000, timestepStride: 1, batchSize: 100, seed: 0 });
+ * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { Dataset } from "../data/dataset.ts";
+ * import { DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
+ * import { diffusionBitsPerDim } from "./evaluate.ts";
+ * import { createTask } from "./registry.ts";
+ * using backend = await createBackend("tfjs-cpu");
+ * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet" as const, baseWidth: 8, imageSize: 8, timesteps: 20, ema: 0 };
+ * using task = createTask(backend, { kind: "ddpm", config }, 0);
+ * const data = new Dataset({
+ *   images: new Uint8Array(4 * 3 * 8 * 8), labels: new Int32Array(4), imageShape: [3, 8, 8], classNames: ["a"],
+ * });
+ * // The study: { images: 1000, timestepStride: 1, batchSize: 100, seed: 0 } on the test split.
+ * const { total, images } = diffusionBitsPerDim(task, data, { images: 2, timestepStride: 5, batchSize: 2, seed: 0 });
+ * console.log(images, total > 0); // 2 true
  * ```
  */
 export function diffusionBitsPerDim(

@@ -114,9 +114,29 @@ export function parseTaskConfig(kind: unknown, config: unknown, where: string): 
  * Opens a run folder or checkpoint file as a ready task with its trained weights.
  *
  * @example
- * ```ts ignore
- * const { task } = await openCheckpoint(backend, "runs/ddpm-cat");
- * const images = task.sample(new Int32Array(16), new Rng(0), { sampler: "ddim", steps: 50 });
+ * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { Rng } from "../core/rng.ts";
+ * import { Dataset } from "../data/dataset.ts";
+ * import { DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
+ * import { train } from "../train/trainer.ts";
+ * import { createTask, openCheckpoint } from "./registry.ts";
+ * using backend = await createBackend("tfjs-cpu");
+ * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet" as const, baseWidth: 8, imageSize: 8, timesteps: 20, ema: 0 };
+ * using task = createTask(backend, { kind: "ddpm", config }, 0);
+ * const data = new Dataset({
+ *   images: new Uint8Array(4 * 3 * 8 * 8), labels: new Int32Array(4), imageShape: [3, 8, 8], classNames: ["a"],
+ * });
+ * const dir = await Deno.makeTempDir();
+ * await train(task, data, {
+ *   runDir: dir, batchSize: 2, epochs: 1, seed: 0, flip: false, previewEvery: 0, backendName: backend.name,
+ *   report: () => {},
+ * });
+ * const { task: trained, checkpoint } = await openCheckpoint(backend, dir, "ddpm"); // a DdpmTask
+ * using _trained = trained;
+ * const images = trained.sample(new Int32Array(2), new Rng(0), { sampler: "ddim", steps: 5 });
+ * console.log(checkpoint.state.step, images.length); // 2 384
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function openCheckpoint(

@@ -11,8 +11,18 @@ import type { SampleOptionsOf, TrainTask } from "../task/task.ts";
  * large --n does not hold every intermediate at once.
  *
  * @example
- * ```ts ignore
- * const images = sampleInChunks(task, new Int32Array(5000), new Rng(0), { sampler: "ddim", steps: 50 }, true);
+ * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { Rng } from "../core/rng.ts";
+ * import { DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
+ * import { createTask } from "./registry.ts";
+ * import { sampleInChunks } from "./sampling.ts";
+ * using backend = await createBackend("tfjs-cpu");
+ * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet" as const, baseWidth: 8, imageSize: 8, timesteps: 20, ema: 0 };
+ * using task = createTask(backend, { kind: "ddpm", config }, 0);
+ * // The CLI: 5,000 labels in five chunks, with a progress bar (last argument true).
+ * const images = sampleInChunks(task, new Int32Array(3), new Rng(0), { sampler: "ddim", steps: 2 }, false);
+ * console.log(images.length); // 576: [3, 3, 8, 8]
  * ```
  */
 export function sampleInChunks<T extends TrainTask>(
