@@ -80,9 +80,25 @@ export interface TrainResult {
  * `options.runDir`. With `resume`, continues from the checkpoint there exactly.
  *
  * @example
- * ```ts ignore
- * const result = await train(task, dataset, { runDir: "runs/cats", batchSize: 64, epochs: 10, seed: 0, flip: true, backendName: backend.name });
- * console.log(result.imagesPerSecond);
+ * ```ts
+ * import { createTask } from "../app/registry.ts";
+ * import { createBackend } from "../backend/select.ts";
+ * import { Dataset } from "../data/dataset.ts";
+ * import { DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
+ * import { train } from "./trainer.ts";
+ * using backend = await createBackend("tfjs-cpu");
+ * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet" as const, baseWidth: 8, imageSize: 8, timesteps: 20, ema: 0 };
+ * using task = createTask(backend, { kind: "ddpm", config }, 0);
+ * const data = new Dataset({
+ *   images: new Uint8Array(4 * 3 * 8 * 8), labels: new Int32Array(4), imageShape: [3, 8, 8], classNames: ["a"],
+ * });
+ * const dir = await Deno.makeTempDir();
+ * const result = await train(task, data, {
+ *   runDir: dir, batchSize: 2, epochs: 1, seed: 0, flip: true, previewEvery: 0, backendName: backend.name,
+ *   report: () => {}, // progress lines go to stderr by default
+ * });
+ * console.log(result.step); // 2: one epoch of 4 images in batches of 2
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function train<T extends TrainTask>(
