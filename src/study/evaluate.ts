@@ -59,9 +59,12 @@ export interface FidScorerOptions {
  * test made) is used but marked "not-comparable"; no file gives status "unavailable".
  *
  * @example
- * ```ts ignore
- * const scorer = await openFidScorer(backend, { download: false });
- * if (scorer.status === "unavailable") console.log(scorer.note);
+ * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { openFidScorer } from "./evaluate.ts";
+ * using backend = await createBackend("tfjs-cpu");
+ * const scorer = await openFidScorer(backend, { download: false, weightsPath: "/nonexistent.pth" });
+ * if (scorer.status === "unavailable") console.log(scorer.note); // "the Inception weights file ... does not exist"
  * ```
  */
 export async function openFidScorer(

@@ -29,8 +29,19 @@ const NA = "n/a";
  * The markdown report of `run`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { StudyRun } from "./entry.ts";
+ * import { resolvePlan } from "./plans.ts";
+ * import { renderReport } from "./report.ts";
+ * // A run that has not finished any entry yet (runStudy returns the real ones).
+ * const run: StudyRun = {
+ *   plan: await resolvePlan("unconditional"), results: [], skipped: [], unfinished: [], failed: [],
+ *   fid: { status: "unavailable", note: "no Inception weights" },
+ *   backend: { name: "tfjs-cpu", device: "cpu", version: "4.22.0" },
+ *   scale: 1, samples: null, dataSource: null, seconds: 0,
+ * };
  * const markdown = renderReport(run, { outDir: "runs/study", planSource: "unconditional" });
+ * console.log(markdown.startsWith("#")); // true
  * ```
  */
 export function renderReport(run: StudyRun, options: ReportOptions): string {
@@ -279,8 +290,20 @@ export function reportJson(run: StudyRun, options: ReportOptions): Record<string
  * Writes report.md and report.json into the run folder (atomically).
  *
  * @example
- * ```ts ignore
- * await writeReport(run, { outDir: "runs/study", planSource: "unconditional" });
+ * ```ts
+ * import type { StudyRun } from "./entry.ts";
+ * import { resolvePlan } from "./plans.ts";
+ * import { writeReport } from "./report.ts";
+ * const run: StudyRun = {
+ *   plan: await resolvePlan("unconditional"), results: [], skipped: [], unfinished: [], failed: [],
+ *   fid: { status: "unavailable", note: "no Inception weights" },
+ *   backend: { name: "tfjs-cpu", device: "cpu", version: "4.22.0" },
+ *   scale: 1, samples: null, dataSource: null, seconds: 0,
+ * };
+ * const dir = await Deno.makeTempDir();
+ * await writeReport(run, { outDir: dir, planSource: "unconditional" });
+ * console.log([...Deno.readDirSync(dir)].map((e) => e.name).sort()); // ["report.json", "report.md"]
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeReport(run: StudyRun, options: ReportOptions): Promise<void> {
