@@ -11,7 +11,9 @@ export type BackendName = "torch-cuda" | "torch-cpu" | "tfjs-wasm" | "tfjs-cpu";
 
 /** What {@link listBackends} reports for one backend. */
 export interface BackendInfo {
+  /** The backend's name. */
   name: BackendName;
+  /** Whether it loaded on this machine. */
   available: boolean;
   /** Device description when available, else "". */
   device: string;
