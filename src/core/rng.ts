@@ -11,6 +11,7 @@
 
 /** Serialisable state of an {@link Rng}. */
 export interface RngState {
+  /** The four 32-bit words of xoshiro128** state. */
   s: [number, number, number, number];
   /** The second Box-Muller output waiting to be used, or null. */
   spareNormal: number | null;
@@ -33,6 +34,7 @@ export class Rng {
   #s: Uint32Array = new Uint32Array(4);
   #spare: number | null = null;
 
+  /** A generator seeded from one number (expanded with splitmix32). */
   constructor(seed: number) {
     let x = (seed >>> 0) ^ 0x9e3779b9;
     for (let i = 0; i < 4; i++) {
