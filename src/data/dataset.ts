@@ -54,10 +54,13 @@ export function flipRng(seed: number, epoch: number, index: number): Rng {
 
 /** In-memory images with labels, served as float batches. */
 export class Dataset {
+  /** Number of images. */
   readonly size: number;
+  /** [C, H, W] of every image. */
   readonly imageShape: [3, number, number];
   /** Name of each label id (index = label). */
   readonly classNames: string[];
+  /** Number of classes (`classNames.length`). */
   readonly numClasses: number;
   /** Where the images came from, for logs. */
   readonly description: string;

@@ -15,6 +15,7 @@ import { parseClassFilter, resolveDataSource } from "./source.ts";
 export interface DatasetOptions {
   /** `--data PATH` (a cifar-10-batches-bin folder or an image folder) or "cifar10". */
   source?: string;
+  /** Which split to load. */
   split: "train" | "test";
   /** Class filter: names or ids, comma-separated ("cat", "cat,frog", "3,6"). Default: all. */
   classes?: string;
