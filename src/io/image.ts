@@ -14,8 +14,11 @@ import { checkPixels, maxPixels } from "./limits.ts";
 
 /** An 8-bit RGB image, HWC row-major. */
 export interface DecodedImage {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
+  /** Always 3 (RGB). */
   channels: 3;
   /** [H, W, 3] */
   data: Uint8Array;

@@ -14,8 +14,11 @@ import { encodeZip, looksLikeZip, readZipDirectory, readZipEntry } from "./zip.t
 
 /** A dense C-order array. */
 export interface NdArray {
+  /** Element type. */
   dtype: "float32" | "float64";
+  /** Dimensions (C order). */
   shape: number[];
+  /** The elements, row-major. */
   data: Float32Array | Float64Array;
 }
 

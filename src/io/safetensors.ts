@@ -15,8 +15,11 @@ export type SafeDtype = "F32" | "F64" | "I32" | "I64" | "F16" | "BF16";
 
 /** One tensor of a safetensors file. F16/BF16 tensors are decoded into a Float32Array. */
 export interface SafeTensor {
+  /** Element type as stored. */
   dtype: SafeDtype;
+  /** Dimensions. */
   shape: number[];
+  /** The elements, row-major (F16/BF16 widened to float32). */
   data: Float32Array | Float64Array | Int32Array | BigInt64Array;
 }
 

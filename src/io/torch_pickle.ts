@@ -20,7 +20,9 @@ import { looksLikeZip, readZipDirectory, readZipEntry, type ZipEntry } from "./z
 
 /** One tensor of a state_dict, converted to float32 and made contiguous (C order). */
 export interface TorchTensor {
+  /** Dimensions. */
   shape: number[];
+  /** The elements, row-major, as float32. */
   data: Float32Array;
 }
 
