@@ -52,6 +52,7 @@ export const DCGAN_PRESETS: readonly DcganPreset[] = ["dcgan", "dcgan-wide"];
 
 /** Shape of a DCGAN pair. */
 export interface DcganModelConfig {
+  /** "dcgan" or "dcgan-wide". */
   preset: DcganPreset;
   /** Length of the noise vector z (tutorial: 100; the study also used 128). */
   nz: number;
@@ -401,8 +402,11 @@ export function defineGeneratorStatsSink(sink: ParamStore, config: DcganModelCon
 
 /** Trainable parameter counts of a pair. */
 export interface DcganParamCounts {
+  /** Generator weights. */
   generator: number;
+  /** Discriminator weights. */
   discriminator: number;
+  /** Both together. */
   total: number;
 }
 

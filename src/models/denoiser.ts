@@ -25,6 +25,7 @@ export type DenoiserPreset = (typeof DENOISER_PRESETS)[number];
 
 /** Options of {@link createDenoiser}. */
 export interface DenoiserOptions {
+  /** Which architecture. */
   preset: DenoiserPreset;
   /** Classes for conditioning; 0 = unconditional. Label `numClasses` means "no label". */
   numClasses: number;
@@ -45,9 +46,13 @@ export type DenoiserConfig =
 
 /** A noise-prediction network with its parameters. */
 export interface Denoiser {
+  /** The preset it was built from. */
   readonly preset: DenoiserPreset;
+  /** The options it was built with. */
   readonly options: Readonly<DenoiserOptions>;
+  /** The architecture those options describe. */
   readonly config: DenoiserConfig;
+  /** Its parameters (PyTorch state_dict names). */
   readonly store: ParamStore;
   /**
    * eps_theta(x_t, t[, labels]): x [B, C, H, W], t int32 [B] (0-based), labels int32 [B]
