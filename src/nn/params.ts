@@ -9,12 +9,15 @@ import { shapeString, sizeOf } from "../backend/backend.ts";
 
 /** Host copy of one named tensor. */
 export interface HostTensor {
+  /** Dimensions. */
   shape: number[];
+  /** The elements, row-major. */
   data: Float32Array;
 }
 
 /** Raised when loaded weights do not fit the model (missing, unexpected, wrong shape). */
 export class WeightMismatchError extends Error {
+  /** `message` names the parameter and what did not match. */
   constructor(message: string) {
     super(message);
     this.name = "WeightMismatchError";
@@ -122,6 +125,7 @@ export class ParamStore {
     return entry.shape;
   }
 
+  /** Whether a parameter or buffer called `name` exists. */
   has(name: string): boolean {
     return this.#entries.has(name);
   }
@@ -212,6 +216,7 @@ export class ParamStore {
     this.#entries.clear();
   }
 
+  /** {@link ParamStore.dispose}, for `using store = new ParamStore(backend)`. */
   [Symbol.dispose](): void {
     this.dispose();
   }
