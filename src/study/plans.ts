@@ -44,6 +44,7 @@ export interface EntryBase {
 
 /** A diffusion row. */
 export interface DdpmEntry extends EntryBase {
+  /** Diffusion. */
   kind: "ddpm";
   /** Overrides of DEFAULT_DDPM_CONFIG (e.g. preset, schedule). */
   config?: Partial<DdpmConfig>;
@@ -53,6 +54,7 @@ export interface DdpmEntry extends EntryBase {
 
 /** A DCGAN row. */
 export interface GanEntry extends EntryBase {
+  /** DCGAN. */
   kind: "gan";
   /** Overrides of DEFAULT_GAN_CONFIG (e.g. smooth, dNoise). */
   config?: Partial<GanConfig>;
@@ -60,6 +62,7 @@ export interface GanEntry extends EntryBase {
 
 /** A train-vs-test FID floor row: trains nothing. */
 export interface FloorEntry extends EntryBase {
+  /** Train-vs-test floor. */
   kind: "floor";
 }
 
@@ -68,12 +71,15 @@ export type StudyEntry = DdpmEntry | GanEntry | FloorEntry;
 
 /** A named list of entries and the split FID is measured against. */
 export interface StudyPlan {
+  /** The plan's name (a built-in name or the file's). */
   name: string;
+  /** The report's title. */
   title: string;
   /** Markdown paragraph for the report. */
   description: string;
   /** The split the generated images (and the floor's train images) are compared with. */
   referenceSplit: "test" | "train";
+  /** The rows, run in order. */
   entries: StudyEntry[];
 }
 
