@@ -27,11 +27,13 @@ import type { HostTensor, ParamStore } from "../nn/params.ts";
  * ```
  */
 export class Adam {
+  /** Step count and moments (checkpointed). */
   readonly state: AdamState;
   readonly #params: Tensor[];
   readonly #names: string[];
   readonly #backend: Backend;
 
+  /** Zero moments for every trainable parameter of `store`. */
   constructor(readonly store: ParamStore, public options: AdamOptions) {
     this.#backend = store.backend;
     this.#params = store.trainable();
@@ -95,10 +97,12 @@ export class Adam {
     this.state.step = step;
   }
 
+  /** Frees the moments; calling it again does nothing. */
   dispose(): void {
     for (const t of [...this.state.m, ...this.state.v]) t.dispose();
   }
 
+  /** {@link Adam.dispose}, for `using`. */
   [Symbol.dispose](): void {
     this.dispose();
   }
