@@ -24,7 +24,9 @@ export const CHECKPOINT_FILE = "checkpoint.safetensors";
 export const CHECKPOINT_JSON = "checkpoint.json";
 export const EXPORT_FILE = "model.safetensors";
 
-const FORMAT = "deno-diffusion-checkpoint/1";
+/** The format tag of `checkpoint.json`; a reader refuses any other. */
+export type CheckpointFormat = "deno-diffusion-checkpoint/1";
+const FORMAT: CheckpointFormat = "deno-diffusion-checkpoint/1";
 
 /** Where a run's training data came from, so commands can reload it. */
 export interface DataSourceRecord {
@@ -38,12 +40,19 @@ export interface DataSourceRecord {
 
 /** The training options a run was started with, as recorded in its checkpoint. */
 export interface TrainRecord {
+  /** Images per step. */
   batchSize: number;
+  /** Budget in epochs. */
   epochs: number;
+  /** Budget in steps, or null when epochs set it. */
   maxSteps: number | null;
+  /** Seed of data order and flips. */
   seed: number;
+  /** Random horizontal flips. */
   flip: boolean;
+  /** Optimisation steps per epoch. */
   stepsPerEpoch: number;
+  /** Steps the whole budget takes. */
   totalSteps: number;
   /** Where the data came from (absent in runs made by library users without a source). */
   source?: DataSourceRecord;
@@ -55,8 +64,11 @@ export interface TrainRecord {
  * (`app/registry.ts`, `parseTaskConfig`) validates them against the family.
  */
 export interface CheckpointState {
-  format: typeof FORMAT;
+  /** Always {@link CheckpointFormat}. */
+  format: CheckpointFormat;
+  /** The task's kind (`TrainTask.kind`). */
   kind: string;
+  /** The task's config; validated by the task registry when read back. */
   config: unknown;
   /** Optimisation steps done. */
   step: number;
@@ -70,11 +82,13 @@ export interface CheckpointState {
   train: TrainRecord;
   /** Backend that wrote it (informational; any backend can resume). */
   backend: string;
+  /** ISO time of the save. */
   savedAt: string;
 }
 
 /** Raised when a checkpoint is missing, corrupt, or does not fit the model or sampler. */
 export class CheckpointError extends Error {
+  /** `message` says what is wrong and what to do. */
   constructor(message: string) {
     super(message);
     this.name = "CheckpointError";
@@ -151,9 +165,11 @@ export async function saveCheckpoint(
 
 /** A checkpoint read from disk. */
 export interface LoadedCheckpoint {
+  /** Everything besides tensors. */
   state: CheckpointState;
   /** Tensors by full name (`group/param`, `optim.group/param.exp_avg`). */
   tensors: Map<string, HostTensor>;
+  /** The checkpoint file read. */
   path: string;
 }
 

@@ -30,6 +30,7 @@ import {
 export interface TrainOptions<SampleOptions = never> {
   /** Folder for checkpoints, logs and previews (created). */
   runDir: string;
+  /** Images per optimisation step. */
   batchSize: number;
   /** Budget in epochs (ignored when maxSteps is set). */
   epochs: number;
@@ -37,6 +38,7 @@ export interface TrainOptions<SampleOptions = never> {
   maxSteps?: number;
   /** Stop (with a checkpoint) once this many seconds of training have passed. */
   maxSeconds?: number;
+  /** Seed of data order, flips, the training noise and the preview noise. */
   seed: number;
   /** Random horizontal flips. */
   flip: boolean;
@@ -66,12 +68,19 @@ export interface TrainOptions<SampleOptions = never> {
 
 /** Summary of a {@link train} call. */
 export interface TrainResult {
+  /** Optimisation steps done (in total, across resumes). */
   step: number;
+  /** Epoch the next step belongs to. */
   epoch: number;
+  /** Steps the whole budget takes. */
   totalSteps: number;
+  /** Wall time of this call, in seconds. */
   seconds: number;
+  /** Training throughput of this call. */
   imagesPerSecond: number;
+  /** Whether `signal` aborted it before the budget was spent. */
   interrupted: boolean;
+  /** The last step's metrics (e.g. loss). */
   metrics: Record<string, number>;
 }
 
