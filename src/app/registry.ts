@@ -29,13 +29,17 @@ import {
 
 /** A DDPM task's family and config. */
 export interface DdpmTaskConfig {
+  /** Diffusion. */
   kind: "ddpm";
+  /** The DDPM run's settings. */
   config: DdpmConfig;
 }
 
 /** A GAN task's family and config. */
 export interface GanTaskConfig {
+  /** DCGAN. */
   kind: "gan";
+  /** The GAN run's settings. */
   config: GanConfig;
 }
 
@@ -70,7 +74,9 @@ export interface SampleOptionsByKind {
  * ```
  */
 export function createTask(backend: Backend, spec: DdpmTaskConfig, seed: number): DdpmTask;
+/** {@link createTask} for a GAN config: the result is typed as a {@link GanTask}. */
 export function createTask(backend: Backend, spec: GanTaskConfig, seed: number): GanTask;
+/** {@link createTask} for a config whose kind is known only at run time. */
 export function createTask(backend: Backend, spec: TaskConfig, seed: number): AnyTask;
 export function createTask(backend: Backend, spec: TaskConfig, seed: number): AnyTask {
   const rng = new Rng(seed);
@@ -144,11 +150,13 @@ export function openCheckpoint(
   runOrFile: string,
   expectKind: "ddpm",
 ): Promise<{ task: DdpmTask; checkpoint: LoadedCheckpoint }>;
+/** {@link openCheckpoint} that refuses anything but a GAN checkpoint. */
 export function openCheckpoint(
   backend: Backend,
   runOrFile: string,
   expectKind: "gan",
 ): Promise<{ task: GanTask; checkpoint: LoadedCheckpoint }>;
+/** {@link openCheckpoint} of either kind, or of `expectKind` when given. */
 export function openCheckpoint(
   backend: Backend,
   runOrFile: string,
