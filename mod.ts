@@ -30,7 +30,9 @@ export type {
   AdamOptions,
   AdamState,
   Backend,
+  BackendCapabilities,
   BatchNormOptions,
+  Conv2dOptions,
   ConvOptions,
   DType,
   Keepable,
@@ -48,7 +50,12 @@ export {
 } from "./src/backend/select.ts";
 
 // Layers and parameters
-export { type HostTensor, ParamStore, WeightMismatchError } from "./src/nn/params.ts";
+export {
+  type HostTensor,
+  type InitialValues,
+  ParamStore,
+  WeightMismatchError,
+} from "./src/nn/params.ts";
 
 // Models
 export {
@@ -56,19 +63,43 @@ export {
   createDenoiser,
   type Denoiser,
   DENOISER_PRESETS,
+  type DenoiserConfig,
+  type DenoiserOptions,
   type DenoiserPreset,
 } from "./src/models/denoiser.ts";
 export {
   DCGAN_PRESETS,
   type DcganModelConfig,
+  type DcganParamCounts,
   dcganParamCounts,
   type DcganPreset,
 } from "./src/models/dcgan.ts";
 
+export { type ConvNetConfig } from "./src/models/convnet.ts";
+export { type UNetConfig } from "./src/models/unet.ts";
+
 // Diffusion
-export { makeSchedule, type Schedule, type ScheduleKind } from "./src/diffusion/schedule.ts";
-export { DiffusionProcess } from "./src/diffusion/process.ts";
-export { bitsPerDim, simpleLoss, vlbLoss } from "./src/diffusion/loss.ts";
+export {
+  makeSchedule,
+  type Schedule,
+  type ScheduleKind,
+  type ScheduleOptions,
+} from "./src/diffusion/schedule.ts";
+export {
+  DiffusionProcess,
+  type Gaussian,
+  type ScheduleConstant,
+  type VarianceType,
+} from "./src/diffusion/process.ts";
+export {
+  type BitsPerDim,
+  bitsPerDim,
+  type BitsPerDimOptions,
+  type EpsilonModel,
+  simpleLoss,
+  vlbLoss,
+  type VlbOptions,
+} from "./src/diffusion/loss.ts";
 export { sampleImages, type SamplerOptions } from "./src/diffusion/sampler.ts";
 export {
   createDdpmTask,
@@ -95,9 +126,11 @@ export { previewLabels } from "./src/task/preview.ts";
 export { train, type TrainOptions, type TrainResult } from "./src/train/trainer.ts";
 export {
   CheckpointError,
+  type CheckpointFormat,
   type CheckpointState,
   type DataSourceRecord,
   loadCheckpoint,
+  type LoadedCheckpoint,
   saveCheckpoint,
   type TrainRecord,
 } from "./src/train/checkpoint.ts";
@@ -114,23 +147,69 @@ export {
 export { Adam, clipGradNorm } from "./src/task/optimizer.ts";
 
 // Data and files
-export { Dataset } from "./src/data/dataset.ts";
+export { type BatchOptions, Dataset } from "./src/data/dataset.ts";
 export { type DatasetOptions, loadDataset } from "./src/data/load.ts";
 export { type DecodedImage, decodeImageFile, listImageFiles } from "./src/io/image.ts";
-export { encodePng, toUint8Images, writeImageFolder, writeImageGrid } from "./src/io/png.ts";
+export {
+  encodePng,
+  type GridOptions,
+  toUint8Images,
+  writeImageFolder,
+  writeImageGrid,
+} from "./src/io/png.ts";
 export { decodeGif, writeGif } from "./src/io/gif.ts";
-export { readSafetensors, type SafeTensor, writeSafetensors } from "./src/io/safetensors.ts";
-export { readTorchStateDict } from "./src/io/torch_pickle.ts";
+export {
+  readSafetensors,
+  type SafeDtype,
+  type SafeTensor,
+  writeSafetensors,
+} from "./src/io/safetensors.ts";
+export { readTorchStateDict, type TorchTensor } from "./src/io/torch_pickle.ts";
 export { type NdArray, readNpz, writeNpz } from "./src/io/npy.ts";
 
 // Metrics
-export { loadInception } from "./src/metrics/weights.ts";
-export { computeActivations, decodeFiles, type ImageLike } from "./src/metrics/features.ts";
-export { fidFromStatistics, type FidStatistics, statisticsOf } from "./src/metrics/fid.ts";
-export { kernelInceptionDistance } from "./src/metrics/kid.ts";
+export {
+  loadInception,
+  type LoadInceptionOptions,
+  type ResolveOptions,
+} from "./src/metrics/weights.ts";
+export {
+  BLOCK_INDEX_BY_DIM,
+  type InceptionDims,
+  type InceptionNet,
+} from "./src/metrics/inception.ts";
+export {
+  type ActivationOptions,
+  type Activations,
+  computeActivations,
+  decodeFiles,
+  type ImageLike,
+} from "./src/metrics/features.ts";
+export {
+  fidFromStatistics,
+  type FidStatistics,
+  type FrechetOptions,
+  statisticsOf,
+} from "./src/metrics/fid.ts";
+export { kernelInceptionDistance, type KidOptions, type KidResult } from "./src/metrics/kid.ts";
 
 // The study
 export { runStudy } from "./src/study/runner.ts";
-export { type StudyOptions, type StudyRun } from "./src/study/entry.ts";
-export { writeReport } from "./src/study/report.ts";
-export { resolvePlan, type StudyPlan, validatePlan } from "./src/study/plans.ts";
+export {
+  type EntryResult,
+  type GroupScore,
+  type StudyOptions,
+  type StudyRun,
+} from "./src/study/entry.ts";
+export { type ReportOptions, writeReport } from "./src/study/report.ts";
+export {
+  type DdpmEntry,
+  type EntryBase,
+  type FloorEntry,
+  type GanEntry,
+  resolvePlan,
+  type StudyEntry,
+  type StudyPlan,
+  validatePlan,
+} from "./src/study/plans.ts";
+export { type FidStatus } from "./src/study/evaluate.ts";
