@@ -64,46 +64,39 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const stride = int(parsed, "stride", 1)!;
   const batchSize = int(parsed, "batch-size", 1)!;
   const seed = int(parsed, "seed", 0, 2 ** 32 - 1)!;
-  const backend = await selectBackend({ name: backendFlag(parsed), log: (m) => console.error(m) });
-  try {
-    const { task, checkpoint } = await openCheckpoint(backend, ckpt, "ddpm");
-    try {
-      const trained = checkpoint.state.train.source;
-      const data = await loadDataset({
-        source: str(parsed, "data") ?? trained?.data ?? undefined,
-        split,
-        classes: str(parsed, "classes") ?? trained?.classes,
-      });
-      const started = performance.now();
-      const result = diffusionBitsPerDim(task, data, {
-        images,
-        timestepStride: stride,
-        batchSize,
-        seed,
-      });
-      const seconds = (performance.now() - started) / 1000;
-      if (bool(parsed, "json")) {
-        console.log(JSON.stringify({
-          bits_per_dim: result.total,
-          prior_bits_per_dim: result.prior,
-          images: result.images,
-          split,
-          stride,
-          seconds: Math.round(seconds * 100) / 100,
-        }));
-      } else {
-        console.log(
-          `${result.total.toFixed(4)} bits/dim on ${result.images} ${split} images ` +
-            `(prior term ${result.prior.toFixed(5)}${
-              stride > 1 ? `, every ${stride}th timestep` : ", exact bound"
-            })`,
-        );
-      }
-      return 0;
-    } finally {
-      task.dispose();
-    }
-  } finally {
-    backend.dispose();
+  using backend = await selectBackend({ name: backendFlag(parsed), log: (m) => console.error(m) });
+  const { task: opened, checkpoint } = await openCheckpoint(backend, ckpt, "ddpm");
+  using task = opened;
+  const trained = checkpoint.state.train.source;
+  const data = await loadDataset({
+    source: str(parsed, "data") ?? trained?.data ?? undefined,
+    split,
+    classes: str(parsed, "classes") ?? trained?.classes,
+  });
+  const started = performance.now();
+  const result = diffusionBitsPerDim(task, data, {
+    images,
+    timestepStride: stride,
+    batchSize,
+    seed,
+  });
+  const seconds = (performance.now() - started) / 1000;
+  if (bool(parsed, "json")) {
+    console.log(JSON.stringify({
+      bits_per_dim: result.total,
+      prior_bits_per_dim: result.prior,
+      images: result.images,
+      split,
+      stride,
+      seconds: Math.round(seconds * 100) / 100,
+    }));
+  } else {
+    console.log(
+      `${result.total.toFixed(4)} bits/dim on ${result.images} ${split} images ` +
+        `(prior term ${result.prior.toFixed(5)}${
+          stride > 1 ? `, every ${stride}th timestep` : ", exact bound"
+        })`,
+    );
   }
+  return 0;
 }
