@@ -87,42 +87,35 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   const outDir = str(parsed, "out-dir");
   if (!out && !outDir) throw new UsageError("say where to write: --out grid.png or --out-dir DIR");
   const n = int(parsed, "n", 1, 1_000_000)!;
-  const backend = await selectBackend({
+  using backend = await selectBackend({
     name: backendFlag(parsed),
     log: bool(parsed, "quiet") ? undefined : (m) => console.error(m),
   });
-  try {
-    const { task, checkpoint } = await openCheckpoint(backend, ckpt);
-    try {
-      const classNames = classNamesOf(checkpoint.state.train);
-      const labels = labelsFor(parsed, task, n, classNames);
-      const options = samplerOptions(parsed, task);
-      const started = performance.now();
-      const images = sampleInChunks(
-        task,
-        labels,
-        new Rng(int(parsed, "seed", 0, 2 ** 32 - 1)!),
-        options,
-        !bool(parsed, "quiet"),
-      );
-      const shape = [n, ...task.imageShape] as [number, number, number, number];
-      if (out) await writeImageGrid(out, images, shape, { nrow: Math.min(8, n) });
-      if (outDir) await writeImageFolder(outDir, images, shape);
-      const seconds = (performance.now() - started) / 1000;
-      if (!bool(parsed, "quiet")) {
-        console.error(
-          `wrote ${n} images to ${[out, outDir].filter(Boolean).join(" and ")} in ${
-            seconds.toFixed(1)
-          } s`,
-        );
-      }
-      return 0;
-    } finally {
-      task.dispose();
-    }
-  } finally {
-    backend.dispose();
+  const { task: opened, checkpoint } = await openCheckpoint(backend, ckpt);
+  using task = opened;
+  const classNames = classNamesOf(checkpoint.state.train);
+  const labels = labelsFor(parsed, task, n, classNames);
+  const options = samplerOptions(parsed, task);
+  const started = performance.now();
+  const images = sampleInChunks(
+    task,
+    labels,
+    new Rng(int(parsed, "seed", 0, 2 ** 32 - 1)!),
+    options,
+    !bool(parsed, "quiet"),
+  );
+  const shape = [n, ...task.imageShape] as [number, number, number, number];
+  if (out) await writeImageGrid(out, images, shape, { nrow: Math.min(8, n) });
+  if (outDir) await writeImageFolder(outDir, images, shape);
+  const seconds = (performance.now() - started) / 1000;
+  if (!bool(parsed, "quiet")) {
+    console.error(
+      `wrote ${n} images to ${[out, outDir].filter(Boolean).join(" and ")} in ${
+        seconds.toFixed(1)
+      } s`,
+    );
   }
+  return 0;
 }
 
 function classNamesOf(train: TrainRecord): string[] {
