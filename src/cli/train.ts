@@ -153,12 +153,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     console.log(helpText(SPEC));
     return 0;
   }
-  const backend = await selectBackend({ name: backendFlag(parsed), log: (m) => console.error(m) });
-  try {
-    return await (bool(parsed, "resume") ? resumeRun(parsed, backend) : newRun(parsed, backend));
-  } finally {
-    backend.dispose();
-  }
+  using backend = await selectBackend({ name: backendFlag(parsed), log: (m) => console.error(m) });
+  return await (bool(parsed, "resume") ? resumeRun(parsed, backend) : newRun(parsed, backend));
 }
 
 async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
@@ -248,24 +244,20 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   spec.config.imageSize = dataHeight;
   spec.config.channels = dataChannels;
   await Deno.mkdir(runDir, { recursive: true });
-  const task = createTask(backend, spec, seed);
-  try {
-    console.error(
-      `training ${model} ${spec.config.preset} on ${data.size} ${classes} images ` +
-        `(${conditional ? `conditional, ${data.numClasses} classes` : "unconditional"}) ` +
-        `on ${backend.name} (${backend.device}); run folder ${runDir}`,
-    );
-    const result = await runTraining(task, data, parsed, backend, {
-      runDir,
-      batchSize,
-      epochs,
-      seed,
-      source: { data: str(parsed, "data") ?? null, classes },
-    });
-    return result;
-  } finally {
-    task.dispose();
-  }
+  using task = createTask(backend, spec, seed);
+  console.error(
+    `training ${model} ${spec.config.preset} on ${data.size} ${classes} images ` +
+      `(${conditional ? `conditional, ${data.numClasses} classes` : "unconditional"}) ` +
+      `on ${backend.name} (${backend.device}); run folder ${runDir}`,
+  );
+  const result = await runTraining(task, data, parsed, backend, {
+    runDir,
+    batchSize,
+    epochs,
+    seed,
+    source: { data: str(parsed, "data") ?? null, classes },
+  });
+  return result;
 }
 
 async function resumeRun(parsed: Parsed, backend: Backend): Promise<number> {
@@ -287,27 +279,23 @@ async function resumeRun(parsed: Parsed, backend: Backend): Promise<number> {
     split: "train",
     classes: source.classes,
   });
-  const task = createTask(
+  using task = createTask(
     backend,
     parseTaskConfig(ckpt.state.kind, ckpt.state.config, ckpt.path),
     trainRecord.seed,
   );
-  try {
-    return await runTraining(task, data, parsed, backend, {
-      runDir,
-      batchSize: trainRecord.batchSize,
-      epochs: int(parsed, "epochs", 1) ?? trainRecord.epochs,
-      // The same budget as the interrupted run unless a new one is given, so schedules that
-      // depend on progress (the GAN's input-noise annealing) continue unchanged.
-      maxSteps: trainRecord.maxSteps ?? undefined,
-      seed: trainRecord.seed,
-      flip: trainRecord.flip,
-      source,
-      resume: true,
-    });
-  } finally {
-    task.dispose();
-  }
+  return await runTraining(task, data, parsed, backend, {
+    runDir,
+    batchSize: trainRecord.batchSize,
+    epochs: int(parsed, "epochs", 1) ?? trainRecord.epochs,
+    // The same budget as the interrupted run unless a new one is given, so schedules that
+    // depend on progress (the GAN's input-noise annealing) continue unchanged.
+    maxSteps: trainRecord.maxSteps ?? undefined,
+    seed: trainRecord.seed,
+    flip: trainRecord.flip,
+    source,
+    resume: true,
+  });
 }
 
 async function runTraining(
