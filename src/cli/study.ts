@@ -88,7 +88,7 @@ export async function studyCommand(argv: string[]): Promise<number> {
   const outDir = str(parsed, "out") ??
     `runs/study-${plan.name}${scale === 1 ? "" : `-scale-${scale}`}`;
   const samples = int(parsed, "n", 2);
-  const backend = await selectBackend({
+  using backend = await selectBackend({
     name: backendFlag(parsed),
     log: (m) => console.error(m),
   });
@@ -128,6 +128,5 @@ export async function studyCommand(argv: string[]): Promise<number> {
     return run.unfinished.length ? 130 : 0;
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
-    backend.dispose();
   }
 }
