@@ -22,8 +22,15 @@ export interface FolderImages {
  *
  * @example
  * ```ts
+ * import { writeImageFolder } from "../io/png.ts";
  * import { listClassFolders } from "./image_folder.ts";
- * await listClassFolders("../shared/data/cifar10-jpg", "train"); // ["airplane", ..., "truck"]
+ * // The layout of an image-folder data set: ROOT/<split>/<class>/*.png|*.jpg
+ * const root = await Deno.makeTempDir();
+ * for (const name of ["cat", "dog"]) {
+ *   await writeImageFolder(`${root}/train/${name}`, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+ * }
+ * console.log(await listClassFolders(root, "train")); // ["cat", "dog"]: label ids 0 and 1
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function listClassFolders(root: string, split: "train" | "test"): Promise<string[]> {
@@ -107,9 +114,16 @@ async function decodeAll(
  *
  * @example
  * ```ts
+ * import { writeImageFolder } from "../io/png.ts";
  * import { loadImageFolder } from "./image_folder.ts";
- * const cats = await loadImageFolder("../shared/data/cifar10-jpg", "test", { keep: [3] });
- * console.log(cats.count, cats.imageShape); // 1000 [3, 32, 32]
+ * // The layout of an image-folder data set: ROOT/<split>/<class>/*.png|*.jpg
+ * const root = await Deno.makeTempDir();
+ * for (const name of ["cat", "dog"]) {
+ *   await writeImageFolder(`${root}/test/${name}`, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+ * }
+ * const dogs = await loadImageFolder(root, "test", { keep: [1] }); // CIFAR-10's cats: keep [3]
+ * console.log(dogs.count, dogs.imageShape); // 2 [3, 4, 4]
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function loadImageFolder(

@@ -54,9 +54,16 @@ export function clearDatasetCache(): void {
  *
  * @example
  * ```ts
+ * import { writeImageFolder } from "../io/png.ts";
  * import { loadDataset } from "./load.ts";
- * const cats = await loadDataset({ source: "../shared/data/cifar10-jpg", split: "train", classes: "cat" });
- * console.log(cats.size, cats.classNames); // 5000 ["cat"]
+ * // The layout of an image-folder data set: ROOT/<split>/<class>/*.png|*.jpg
+ * const root = await Deno.makeTempDir();
+ * for (const name of ["cat", "dog"]) {
+ *   await writeImageFolder(`${root}/train/${name}`, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+ * }
+ * const cats = await loadDataset({ source: root, split: "train", classes: "cat" });
+ * console.log(cats.size, cats.classNames); // 2 ["cat"] (CIFAR-10's train split: 5000)
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function loadDataset(options: DatasetOptions): Promise<Dataset> {

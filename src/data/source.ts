@@ -27,8 +27,15 @@ async function isDirectory(path: string): Promise<boolean> {
  *
  * @example
  * ```ts
+ * import { writeImageFolder } from "../io/png.ts";
  * import { resolveDataSource } from "./source.ts";
- * await resolveDataSource("../shared/data/cifar10-jpg"); // { kind: "image-folder", path: ... }
+ * // The layout of an image-folder data set: ROOT/<split>/<class>/*.png|*.jpg
+ * const root = await Deno.makeTempDir();
+ * for (const name of ["cat", "dog"]) {
+ *   await writeImageFolder(`${root}/train/${name}`, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+ * }
+ * console.log((await resolveDataSource(root)).kind); // "image-folder"
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function resolveDataSource(
