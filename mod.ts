@@ -7,18 +7,16 @@
  * ```ts
  * import { Dataset, createTask, DEFAULT_DDPM_CONFIG, Rng, selectBackend, train } from "./mod.ts";
  *
- * const backend = await selectBackend({ name: "tfjs-cpu" });
+ * using backend = await selectBackend({ name: "tfjs-cpu" });
  * // 8 images of 16x16: a bright square on a dark background.
  * const images = new Uint8Array(8 * 3 * 16 * 16).map((_, i) => (i % 256 < 128 ? 30 : 220));
  * const data = new Dataset({ images, labels: new Int32Array(8), imageShape: [3, 16, 16], classNames: ["square"] });
  * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet" as const, baseWidth: 8, timesteps: 50, imageSize: 16, ema: 0 };
- * const task = createTask(backend, { kind: "ddpm", config }, 0);
+ * using task = createTask(backend, { kind: "ddpm", config }, 0);
  * const runDir = await Deno.makeTempDir();
  * await train(task, data, { runDir, batchSize: 4, epochs: 1, seed: 0, flip: false, previewEvery: 0, backendName: backend.name, report: () => {} });
  * const samples = task.sample(new Int32Array(2), new Rng(1), { sampler: "ddim", steps: 5 }); // [2, 3, 16, 16] in [-1, 1]
  * console.log(samples.length); // 1536
- * task.dispose();
- * backend.dispose();
  * await Deno.remove(runDir, { recursive: true });
  * ```
  *
