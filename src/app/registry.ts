@@ -66,11 +66,9 @@ export interface SampleOptionsByKind {
  * import { createTask } from "./registry.ts";
  * import { DEFAULT_GAN_CONFIG } from "../gan/task.ts";
  * import { createBackend } from "../backend/select.ts";
- * const backend = await createBackend("tfjs-cpu");
- * const task = createTask(backend, { kind: "gan", config: { ...DEFAULT_GAN_CONFIG, ngf: 4, ndf: 4 } }, 0);
+ * using backend = await createBackend("tfjs-cpu");
+ * using task = createTask(backend, { kind: "gan", config: { ...DEFAULT_GAN_CONFIG, ngf: 4, ndf: 4 } }, 0);
  * console.log(task.kind, task.exportStore); // gan generator
- * task.dispose();
- * backend.dispose();
  * ```
  */
 export function createTask(backend: Backend, spec: DdpmTaskConfig, seed: number): DdpmTask;
