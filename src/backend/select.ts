@@ -54,9 +54,8 @@ function message(e: unknown): string {
  * @example
  * ```ts
  * import { createBackend } from "./select.ts";
- * const backend = await createBackend("torch-cpu");
+ * using backend = await createBackend("torch-cpu");
  * console.log(backend.device); // "cpu (2 threads)"
- * backend.dispose();
  * ```
  */
 export async function createBackend(name: BackendName): Promise<Backend> {
@@ -122,9 +121,8 @@ export async function listBackends(): Promise<BackendInfo[]> {
  * @example
  * ```ts
  * import { selectBackend } from "./select.ts";
- * const backend = await selectBackend({ log: console.error });
+ * using backend = await selectBackend({ log: console.error });
  * // logs e.g. "backend torch-cpu (libtorch 1.13.0, cpu (2 threads)): first available; ..."
- * backend.dispose();
  * ```
  */
 export async function selectBackend(
