@@ -59,12 +59,11 @@ type ScheduleTensors = Record<ScheduleConstant, Tensor>;
  * import { createBackend } from "../backend/select.ts";
  * import { makeSchedule } from "./schedule.ts";
  * import { DiffusionProcess } from "./process.ts";
- * const backend = await createBackend("tfjs-cpu");
- * const process = new DiffusionProcess(backend, makeSchedule({ kind: "linear", timesteps: 1000 }));
+ * using backend = await createBackend("tfjs-cpu");
+ * using process = new DiffusionProcess(backend, makeSchedule({ kind: "linear", timesteps: 1000 }));
  * const x0 = backend.zeros([2, 3, 8, 8]);
  * const t = backend.tensor([0, 999], [2], "int32");
  * const xt = process.qSample(x0, t, backend.full([2, 3, 8, 8], 1)); // [2, 3, 8, 8]
- * process.dispose();
  * ```
  */
 export class DiffusionProcess {
