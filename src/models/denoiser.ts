@@ -125,13 +125,12 @@ export function timestepEmbeddingTable(timesteps: number, dim: number): Float32A
  * import { createBackend } from "../backend/select.ts";
  * import { Rng } from "../core/rng.ts";
  * import { createDenoiser } from "./denoiser.ts";
- * const backend = await createBackend("tfjs-cpu");
- * const model = createDenoiser(backend, new Rng(0), {
+ * using backend = await createBackend("tfjs-cpu");
+ * using model = createDenoiser(backend, new Rng(0), {
  *   preset: "convnet", numClasses: 0, imageSize: 8, channels: 3, baseWidth: 8,
  * });
  * const eps = model.forward(backend.zeros([2, 3, 8, 8]), backend.tensor([0, 5], [2], "int32"));
  * console.log(eps.shape); // [2, 3, 8, 8]
- * model.dispose();
  * ```
  */
 export function createDenoiser(backend: Backend, rng: Rng, options: DenoiserOptions): Denoiser {
