@@ -41,11 +41,10 @@ export type InitialValues = Float32Array | (() => Float32Array);
  * ```ts
  * import { ParamStore } from "./params.ts";
  * import { selectBackend } from "../backend/select.ts";
- * const backend = await selectBackend({ name: "tfjs-cpu" });
- * const store = new ParamStore(backend);
+ * using backend = await selectBackend({ name: "tfjs-cpu" });
+ * using store = new ParamStore(backend); // freed at the end of the scope
  * store.add("fc.weight", [2, 3], new Float32Array(6));
  * console.log(store.count()); // 6
- * store.dispose();
  * ```
  */
 export class ParamStore {
