@@ -93,11 +93,42 @@ export { readSafetensors, type SafeTensor, writeSafetensors } from "./src/io/saf
 export { readTorchStateDict } from "./src/io/torch_pickle.ts";
 export { type NdArray, readNpz, writeNpz } from "./src/io/npy.ts";
 
-// Metrics
-export { loadInception } from "./src/metrics/weights.ts";
-export { computeActivations, decodeFiles, type ImageLike } from "./src/metrics/features.ts";
-export { fidFromStatistics, type FidStatistics, statisticsOf } from "./src/metrics/fid.ts";
-export { kernelInceptionDistance } from "./src/metrics/kid.ts";
+// Metrics: one FID/KID scorer, the common jobs in one call, pytorch-fid's .npz statistics
+export { FID_WEIGHTS_FILE, loadInception } from "./src/metrics/weights.ts";
+export {
+  computeActivations,
+  decodeFiles,
+  type FeatureMatrix,
+  type ImageLike,
+} from "./src/metrics/features.ts";
+export {
+  checkStatistics,
+  fidFromStatistics,
+  type FidStatistics,
+  frechetDistance,
+  statisticsOf,
+} from "./src/metrics/fid.ts";
+export { kernelInceptionDistance, type KidResult } from "./src/metrics/kid.ts";
+export {
+  type FeatureOptions,
+  FidScorer,
+  type FidScorerOptions,
+  type FidSource,
+  openFidSource,
+  type Score,
+} from "./src/metrics/scorer.ts";
+export {
+  type CompareOptions,
+  type CompareResult,
+  fidBetweenFolders,
+} from "./src/metrics/compare.ts";
+export { readStatistics, writeStatistics } from "./src/metrics/stats_io.ts";
+export {
+  type CheckpointFidOptions,
+  type CheckpointFidResult,
+  fidOfCheckpoint,
+  type ReferenceSpec,
+} from "./src/app/evaluate.ts";
 
 // The study
 export { runStudy, type StudyOptions, type StudyRun } from "./src/study/runner.ts";

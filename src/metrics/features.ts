@@ -93,8 +93,11 @@ export interface ActivationOptions {
   label?: string;
 }
 
-/** Features of a set of images: `data` [n, dims] row-major. */
-export interface Activations {
+/**
+ * Inception features of a set of images: `data` [n, dims] row-major (the one feature-matrix
+ * type of `metrics/`: statistics, FID, KID and the feature cache all take it).
+ */
+export interface FeatureMatrix {
   /** [n, dims] row-major. */
   data: Float32Array;
   /** Number of images. */
@@ -206,7 +209,7 @@ export async function computeActivations(
   net: InceptionNet,
   images: Iterable<ImageLike> | AsyncIterable<ImageLike>,
   options: ActivationOptions = {},
-): Promise<Activations> {
+): Promise<FeatureMatrix> {
   const batchSize = options.batchSize ?? 50;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new Error(`batch size must be a positive integer, got ${batchSize}`);
