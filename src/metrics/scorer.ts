@@ -145,7 +145,7 @@ export class FidScorer implements Disposable {
     const path = `${this.#options.cacheDir}/${await this.#cacheName(options.cacheKey)}.npy`;
     const cached = await readNpy(path).catch(() => null);
     if (cached?.dtype === "float32" && cached.shape.length === 2 && cached.shape[1] === this.dims) {
-      this.#options.log?.(`${options.label ?? "features"} from the cache: ${path}`);
+      this.#options.log?.(`${options.label ?? "image"} features from the cache: ${path}`);
       return { data: cached.data as Float32Array, n: cached.shape[0], dims: cached.shape[1] };
     }
     const features = await compute();
