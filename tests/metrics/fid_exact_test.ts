@@ -59,8 +59,11 @@ function checkAgainstReferences(c: ExactCase, eigvalsh?: EigvalshFn): void {
     `${c.name}: ${fid} vs scipy ${c.fid_scipy} (${scipyError} > scipy's ${c.scipy_rel_error})`,
   );
   if (c.fid_eigh !== null) {
+    // The eigh route takes sqrt(S1) of a rank-deficient S1, whose rounding-level eigenvalues add
+    // their square roots: it is off the exact value by its own error, and we are no further.
+    const ownError = Math.abs(c.fid_eigh - c.fid_exact) / c.fid_exact;
     const eighError = Math.abs(fid - c.fid_eigh) / c.fid_exact;
-    assert.ok(eighError <= 1e-9, `${c.name}: ${fid} vs eigh route ${c.fid_eigh}`);
+    assert.ok(eighError <= ownError + 1e-9, `${c.name}: ${fid} vs eigh route ${c.fid_eigh}`);
   }
 }
 
