@@ -165,8 +165,9 @@ export {
 export { readTorchStateDict, type TorchTensor } from "./src/io/torch_pickle.ts";
 export { type NdArray, readNpz, writeNpz } from "./src/io/npy.ts";
 
-// Metrics
+// Metrics: one FID/KID scorer, the common jobs in one call, pytorch-fid's .npz statistics
 export {
+  FID_WEIGHTS_FILE,
   loadInception,
   type LoadInceptionOptions,
   type ResolveOptions,
@@ -178,18 +179,40 @@ export {
 } from "./src/metrics/inception.ts";
 export {
   type ActivationOptions,
-  type Activations,
   computeActivations,
   decodeFiles,
+  type FeatureMatrix,
   type ImageLike,
 } from "./src/metrics/features.ts";
 export {
+  checkStatistics,
   fidFromStatistics,
   type FidStatistics,
+  frechetDistance,
   type FrechetOptions,
   statisticsOf,
 } from "./src/metrics/fid.ts";
 export { kernelInceptionDistance, type KidOptions, type KidResult } from "./src/metrics/kid.ts";
+export {
+  type FeatureOptions,
+  FidScorer,
+  type FidScorerOptions,
+  type FidSource,
+  openFidSource,
+  type Score,
+} from "./src/metrics/scorer.ts";
+export {
+  type CompareOptions,
+  type CompareResult,
+  fidBetweenFolders,
+} from "./src/metrics/compare.ts";
+export { readStatistics, writeStatistics } from "./src/metrics/stats_io.ts";
+export {
+  type CheckpointFidOptions,
+  type CheckpointFidResult,
+  fidOfCheckpoint,
+  type ReferenceSpec,
+} from "./src/app/evaluate.ts";
 
 // The study
 export { runStudy } from "./src/study/runner.ts";

@@ -7,18 +7,10 @@
  */
 import { parseArgs } from "node:util";
 import { type BackendName, isBackendName, selectBackend } from "../backend/select.ts";
-import { listImageFiles } from "../io/image.ts";
-import { computeActivations, decodeFiles } from "../metrics/features.ts";
-import {
-  backendEigvalsh,
-  fidFromStatistics,
-  type FidStatistics,
-  statisticsOf,
-} from "../metrics/fid.ts";
-import { readStatistics, writeStatistics } from "../metrics/stats_io.ts";
-import { type InceptionDims, type InceptionNet, isInceptionDims } from "../metrics/inception.ts";
-import { kernelInceptionDistance } from "../metrics/kid.ts";
-import { loadInception } from "../metrics/weights.ts";
+import { fidBetweenFolders } from "../metrics/compare.ts";
+import { isInceptionDims } from "../metrics/inception.ts";
+import { FidScorer, openFidSource } from "../metrics/scorer.ts";
+import { writeStatistics } from "../metrics/stats_io.ts";
 import { UsageError } from "./args.ts";
 
 const USAGE = `usage: deno task fid PATH_A PATH_B [flags]
@@ -32,7 +24,8 @@ options:
   --batch-size N             images per forward pass (default 50)
   --num-samples N            use only the first N images of each folder (sorted by name)
   --kid                      also report KID (needs two image folders)
-  --json                     print {"fid","kid"?,"kid_std"?,"n_a","n_b","dims","backend","seconds"}
+  --json                     print {"fid","kid"?,"kid_std"?,"n_a","n_b","dims","backend","seconds"};
+                             n_a/n_b are null for .npz statistics that do not record a count
   --save-stats               write the statistics of IMAGE_DIR to OUT.npz (must not exist)
   --inception-weights PATH   pt_inception-2015-12-05-6726825d.pth (else DENO_DIFFUSION_INCEPTION,
                              the cache, or a download from pytorch-fid's release)
@@ -40,30 +33,6 @@ options:
                              same layout; FID values are then not comparable to papers)
   --backend NAME             torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu or auto (default auto)
   --help                     show this help`;
-
-/** Statistics of one side plus its features when computed from images (for KID). */
-export interface SourceStatistics {
-  /** Mean and covariance. */
-  stats: FidStatistics;
-  /** [n, dims] when the source was a folder. */
-  features?: Float32Array;
-  /** Number of images (0 for .npz statistics, which do not record it). */
-  n: number;
-}
-
-/** Options of {@link statisticsOfPath}. */
-export interface PathStatisticsOptions {
-  /** Feature size for folders. */
-  dims: InceptionDims;
-  /** Images per forward pass (default 50). */
-  batchSize?: number;
-  /** Use only the first N images (sorted by name). */
-  numSamples?: number;
-  /** Loads the network on first use (only folders need it). */
-  network: () => Promise<InceptionNet>;
-  /** Progress bar on stderr (default: when stderr is a terminal). */
-  progress?: boolean;
-}
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -75,63 +44,10 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
 }
 
 /**
- * Statistics of a folder of images (through the network) or of an .npz file.
- *
- * @example
- * ```ts
- * import { statisticsOf } from "../metrics/fid.ts";
- * import { writeStatistics } from "../metrics/stats_io.ts";
- * import { statisticsOfPath } from "./fid.ts";
- * const dir = await Deno.makeTempDir();
- * await writeStatistics(`${dir}/stats.npz`, statisticsOf(new Float32Array([0, 1, 2, 4]), 2, 2));
- * // An .npz is read as it is: the network is never asked for.
- * const { stats } = await statisticsOfPath(`${dir}/stats.npz`, {
- *   dims: 64, // the feature size a folder would use; an .npz brings its own
- *   network: () => Promise.reject(new Error("not needed for an .npz")),
- * });
- * console.log(stats.dims); // 2
- * await Deno.remove(dir, { recursive: true });
- * ```
- */
-export async function statisticsOfPath(
-  path: string,
-  options: PathStatisticsOptions,
-): Promise<SourceStatistics> {
-  if (path.toLowerCase().endsWith(".npz")) {
-    const stats = await readStatistics(path);
-    return { stats, n: stats.count ?? 0 };
-  }
-  let files = await listImageFiles(path);
-  if (options.numSamples !== undefined) {
-    if (files.length < options.numSamples) {
-      throw new Error(
-        `${path} holds ${files.length} images, fewer than --num-samples ${options.numSamples}`,
-      );
-    }
-    files = files.slice(0, options.numSamples);
-  }
-  if (files.length < 2) {
-    throw new Error(`${path} holds ${files.length} image; FID needs at least 2 per side`);
-  }
-  const net = await options.network();
-  const activations = await computeActivations(net.backend, net, decodeFiles(files), {
-    batchSize: options.batchSize,
-    total: files.length,
-    progress: options.progress,
-    label: path,
-  });
-  return {
-    stats: statisticsOf(activations.data, activations.n, activations.dims),
-    features: activations.data,
-    n: activations.n,
-  };
-}
-
-/**
  * Runs the `fid` command; returns the exit status (usage mistakes throw {@link UsageError}).
  *
  * @example
- * ```ts ignore needs-data
+ * ```ts
  * import { fidCommand } from "./fid.ts";
  * Deno.exit(await fidCommand(["samples/", "cifar10_test_stats.npz", "--json"]));
  * ```
@@ -183,23 +99,28 @@ export async function fidCommand(argv: string[]): Promise<number> {
   const started = performance.now();
   const log = (m: string) => console.error(m);
   const backend = await selectBackend({ name: backendName as BackendName | "auto", log });
-  let net: InceptionNet | undefined;
-  const network = async () =>
-    net ??= await loadInception(backend, {
-      path: values["inception-weights"],
-      dims,
-      log,
-      verify: !values["skip-weights-check"],
-    });
   try {
-    const options = { dims, batchSize, numSamples, network };
+    const options = {
+      backend,
+      weights: values["inception-weights"],
+      verify: !values["skip-weights-check"],
+      dims,
+      batchSize,
+      numSamples,
+      log,
+    };
     if (values["save-stats"]) {
       if (await Deno.stat(pathB).then(() => true, () => false)) {
         throw new Error(`${pathB} already exists; choose a new output file for --save-stats`);
       }
-      const { stats, n } = await statisticsOfPath(pathA, options);
+      using scorer = new FidScorer(backend, options);
+      const source = await openFidSource(pathA, { numSamples });
+      if (source.kind !== "folder") {
+        throw new UsageError(`--save-stats reads a folder of images; ${pathA} is statistics`);
+      }
+      const stats = scorer.statistics(await scorer.folderFeatures(source));
       await writeStatistics(pathB, stats);
-      log(`saved statistics of ${n} images (${stats.dims} dims) to ${pathB}`);
+      log(`saved statistics of ${stats.count} images (${stats.dims} dims) to ${pathB}`);
       return 0;
     }
     for (const p of [pathA, pathB]) {
@@ -207,41 +128,24 @@ export async function fidCommand(argv: string[]): Promise<number> {
         throw new UsageError(`--kid needs the features of two image folders; ${p} is .npz`);
       }
     }
-    const a = await statisticsOfPath(pathA, options);
-    const b = await statisticsOfPath(pathB, options);
-    if (a.stats.dims !== b.stats.dims) {
-      throw new Error(
-        `${pathA} gives ${a.stats.dims}-dim statistics but ${pathB} gives ${b.stats.dims}-dim: ` +
-          `compute both with the same --dims (folders use --dims, now ${dims})`,
-      );
-    }
-    const fid = fidFromStatistics(a.stats, b.stats, { eigvalsh: backendEigvalsh(backend) });
-    const result: Record<string, number | string> = { fid };
-    if (values.kid) {
-      const k = kernelInceptionDistance(
-        { data: a.features!, n: a.n, dims: a.stats.dims },
-        { data: b.features!, n: b.n, dims: b.stats.dims },
-        { backend },
-      );
-      result.kid = k.kid;
-      result.kid_std = k.std;
-    }
-    Object.assign(result, {
-      n_a: a.n,
-      n_b: b.n,
-      dims: a.stats.dims,
-      backend: backend.name,
-      seconds: (performance.now() - started) / 1000,
-    });
+    const r = await fidBetweenFolders(pathA, pathB, { ...options, kid: values.kid });
     if (values.json) {
+      const result: Record<string, number | string | null> = { fid: r.fid };
+      if (values.kid) Object.assign(result, { kid: r.kid!, kid_std: r.kidStd! });
+      Object.assign(result, {
+        n_a: r.nA,
+        n_b: r.nB,
+        dims: r.dims,
+        backend: r.backend,
+        seconds: (performance.now() - started) / 1000,
+      });
       console.log(JSON.stringify(result));
     } else {
-      console.log(`FID: ${fid}`);
-      if (values.kid) console.log(`KID: ${result.kid} ± ${result.kid_std}`);
+      console.log(`FID: ${r.fid}`);
+      if (values.kid) console.log(`KID: ${r.kid} ± ${r.kidStd}`);
     }
     return 0;
   } finally {
-    net?.dispose();
     backend.dispose();
   }
 }

@@ -98,7 +98,7 @@ export interface ActivationOptions {
  * Features of a set of images: `data` [n, dims] row-major. The project's one name for a
  * feature matrix; `Data` is float32 as the network gives it, float64 where a caller has it.
  */
-export interface Activations<Data extends Float32Array | Float64Array = Float32Array> {
+export interface FeatureMatrix<Data extends Float32Array | Float64Array = Float32Array> {
   /** [n, dims] row-major. */
   data: Data;
   /** Number of images. */
@@ -159,7 +159,7 @@ export async function computeActivations(
   net: InceptionNet,
   images: Iterable<ImageLike> | AsyncIterable<ImageLike>,
   options: ActivationOptions = {},
-): Promise<Activations> {
+): Promise<FeatureMatrix> {
   const batchSize = options.batchSize ?? 50;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new Error(`batch size must be a positive integer, got ${batchSize}`);

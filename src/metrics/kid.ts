@@ -8,8 +8,11 @@
  */
 import type { Backend } from "../backend/backend.ts";
 import { Rng } from "../core/rng.ts";
-import type { Activations } from "./features.ts";
+import type { FeatureMatrix } from "./features.ts";
 import { multiplyABt } from "./linalg.ts";
+
+/** Feature vectors as KID takes them: {@link FeatureMatrix}, or the same in float64. */
+type FeatureRows = Omit<FeatureMatrix, "data"> & { data: Float32Array | Float64Array };
 
 /** Options of {@link kernelInceptionDistance}. */
 export interface KidOptions {
@@ -103,7 +106,7 @@ export function polynomialMmd2(
   return kxx + kyy - (2 * kxy) / (m * n);
 }
 
-function pickRows(set: Activations<Float32Array | Float64Array>, rows: Int32Array): Float64Array {
+function pickRows(set: FeatureRows, rows: Int32Array): Float64Array {
   const out = new Float64Array(rows.length * set.dims);
   rows.forEach((r, i) => {
     for (let j = 0; j < set.dims; j++) out[i * set.dims + j] = set.data[r * set.dims + j];
@@ -125,8 +128,8 @@ function pickRows(set: Activations<Float32Array | Float64Array>, rows: Int32Arra
  * ```
  */
 export function kernelInceptionDistance(
-  a: Activations<Float32Array | Float64Array>,
-  b: Activations<Float32Array | Float64Array>,
+  a: FeatureRows,
+  b: FeatureRows,
   options: KidOptions = {},
   indices?: readonly { a: Int32Array; b: Int32Array }[],
 ): KidResult {

@@ -1,6 +1,8 @@
 /**
  * pytorch-fid's `.npz` statistics files (`mu` [d], `sigma` [d, d], float64): read with shape
  * checks, written atomically, so precomputed reference statistics interoperate both ways.
+ * We also store `n_samples` [1] (the number of images), which pytorch-fid ignores; files
+ * without it (pytorch-fid's own) read back with `count` undefined: the count is unknown.
  *
  * @module
  */
@@ -39,11 +41,27 @@ export async function readStatistics(path: string): Promise<FidStatistics> {
       `${path}: mu [${mu.shape}] and sigma [${sigma.shape}] do not fit (expected [d] and [d, d])`,
     );
   }
-  return { mu: Float64Array.from(mu.data), sigma: Float64Array.from(sigma.data), dims: d };
+  const stats: FidStatistics = {
+    mu: Float64Array.from(mu.data),
+    sigma: Float64Array.from(sigma.data),
+    dims: d,
+  };
+  const n = arrays.get("n_samples");
+  if (n) {
+    const count = n.data[0];
+    if (n.data.length !== 1 || !Number.isInteger(count) || count < 2) {
+      throw new Error(
+        `${path}: n_samples should hold one whole number >= 2, got [${[...n.data].slice(0, 4)}]`,
+      );
+    }
+    stats.count = count;
+  }
+  return stats;
 }
 
 /**
- * Writes FID statistics as pytorch-fid's `.npz` (`mu` [d], `sigma` [d, d], float64), atomically.
+ * Writes FID statistics as pytorch-fid's `.npz` (`mu` [d], `sigma` [d, d], float64, plus
+ * `n_samples` [1] when the count is known), atomically.
  *
  * @example
  * ```ts
@@ -55,12 +73,13 @@ export async function readStatistics(path: string): Promise<FidStatistics> {
  * ```
  */
 export async function writeStatistics(path: string, stats: FidStatistics): Promise<void> {
-  const { mu, sigma, dims } = stats;
-  await writeNpz(
-    path,
-    new Map([
-      ["mu", { dtype: "float64" as const, shape: [dims], data: mu }],
-      ["sigma", { dtype: "float64" as const, shape: [dims, dims], data: sigma }],
-    ]),
-  );
+  const { mu, sigma, dims, count } = stats;
+  const arrays = new Map([
+    ["mu", { dtype: "float64" as const, shape: [dims], data: mu }],
+    ["sigma", { dtype: "float64" as const, shape: [dims, dims], data: sigma }],
+  ]);
+  if (count !== undefined) {
+    arrays.set("n_samples", { dtype: "float64", shape: [1], data: new Float64Array([count]) });
+  }
+  await writeNpz(path, arrays);
 }

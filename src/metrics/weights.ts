@@ -102,8 +102,15 @@ export async function resolveInceptionWeights(options: ResolveOptions = {}): Pro
   const explicit = options.path ?? Deno.env.get("DENO_DIFFUSION_INCEPTION");
   if (explicit) {
     if (!(await exists(explicit))) {
+      // Same help as when nothing is configured: a wrong path is the same problem.
       const from = options.path ? "--inception-weights" : "DENO_DIFFUSION_INCEPTION";
-      throw new Error(`the Inception weights file ${explicit} (from ${from}) does not exist`);
+      const what = await Deno.stat(explicit).then(
+        (info) => info.isDirectory ? "is a folder, not the weights file" : "is not a file",
+        () => "does not exist",
+      );
+      throw new Error(
+        `FID Inception weights not found: ${explicit} (from ${from}) ${what}. ${howToGet()}`,
+      );
     }
     return explicit;
   }

@@ -6,8 +6,8 @@
  */
 import type { Backend } from "../backend/backend.ts";
 import { loadDataset } from "../data/load.ts";
-import type { Activations } from "../metrics/features.ts";
-import type { FidScorer, FidStatus } from "./evaluate.ts";
+import type { FeatureMatrix } from "../metrics/features.ts";
+import type { FidStatus, StudyScorer } from "./evaluate.ts";
 import type { ScaledEntry, StudyEntry, StudyPlan } from "./plans.ts";
 
 /** FID/KID of one class group (or all classes) of an entry. */
@@ -133,10 +133,10 @@ export function entryDir(outDir: string, id: string): string {
 export interface EntryContext {
   options: StudyOptions;
   plan: StudyPlan;
-  scorer: FidScorer;
+  scorer: StudyScorer;
   log: (message: string) => void;
   /** Reference/floor features by split, classes and count, shared by the entries. */
-  features: Map<string, Promise<Activations>>;
+  features: Map<string, Promise<FeatureMatrix>>;
 }
 
 export function fingerprintOf(entry: ScaledEntry, options: StudyOptions): string {

@@ -9,7 +9,7 @@ import { deriveSeed, Rng } from "../core/rng.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { decodeImageFile, listImageFiles } from "../io/image.ts";
 import { writeImageFolder, writeImageGrid } from "../io/png.ts";
-import type { Activations, ImageLike } from "../metrics/features.ts";
+import type { FeatureMatrix, ImageLike } from "../metrics/features.ts";
 import type { AnyTask } from "../app/registry.ts";
 import { datasetImages } from "../app/evaluate.ts";
 import { sampleInChunks } from "../app/sampling.ts";
@@ -129,7 +129,7 @@ export function cachedFeatures(
   split: "train" | "test",
   classes: string,
   n: number,
-): Promise<Activations> {
+): Promise<FeatureMatrix> {
   const key = `${split}:${classes}:${n}`;
   let pending = context.features.get(key);
   if (!pending) {
