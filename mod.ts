@@ -192,12 +192,14 @@ export {
   type FrechetOptions,
   statisticsOf,
 } from "./src/metrics/fid.ts";
+export type { EigvalshFn } from "./src/metrics/linalg.ts";
 export { kernelInceptionDistance, type KidOptions, type KidResult } from "./src/metrics/kid.ts";
 export {
   type FeatureOptions,
   FidScorer,
   type FidScorerOptions,
   type FidSource,
+  type FidSourceOptions,
   openFidSource,
   type Score,
 } from "./src/metrics/scorer.ts";

@@ -11,9 +11,6 @@ import { Rng } from "../core/rng.ts";
 import type { FeatureMatrix } from "./features.ts";
 import { multiplyABt } from "./linalg.ts";
 
-/** Feature vectors as KID takes them: {@link FeatureMatrix}, or the same in float64. */
-type FeatureRows = Omit<FeatureMatrix, "data"> & { data: Float32Array | Float64Array };
-
 /** Options of {@link kernelInceptionDistance}. */
 export interface KidOptions {
   /** Number of random subsets. Default 100. */
@@ -106,7 +103,7 @@ export function polynomialMmd2(
   return kxx + kyy - (2 * kxy) / (m * n);
 }
 
-function pickRows(set: FeatureRows, rows: Int32Array): Float64Array {
+function pickRows(set: FeatureMatrix<Float32Array | Float64Array>, rows: Int32Array): Float64Array {
   const out = new Float64Array(rows.length * set.dims);
   rows.forEach((r, i) => {
     for (let j = 0; j < set.dims; j++) out[i * set.dims + j] = set.data[r * set.dims + j];
@@ -128,8 +125,8 @@ function pickRows(set: FeatureRows, rows: Int32Array): Float64Array {
  * ```
  */
 export function kernelInceptionDistance(
-  a: FeatureRows,
-  b: FeatureRows,
+  a: FeatureMatrix<Float32Array | Float64Array>,
+  b: FeatureMatrix<Float32Array | Float64Array>,
   options: KidOptions = {},
   indices?: readonly { a: Int32Array; b: Int32Array }[],
 ): KidResult {
