@@ -113,6 +113,12 @@ const SPEC: CommandSpec = {
     },
     "log-every": { type: "string", arg: "STEPS", help: "JSON log interval (default 10)" },
     "no-flip": { type: "boolean", help: "no random horizontal flips" },
+    "on-nonfinite": {
+      type: "string",
+      arg: "stop|skip",
+      help: "a NaN/Inf loss: stop with a checkpoint of the last finite step, or skip the batch",
+      default: "stop",
+    },
   },
   details: [
     "With no flags: DDPM on CIFAR-10 cats with the study's best configuration (unet-2xud, cosine",
@@ -247,7 +253,6 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   spec.config.numClasses = conditional ? data.numClasses : 0;
   spec.config.imageSize = dataHeight;
   spec.config.channels = dataChannels;
-  await Deno.mkdir(runDir, { recursive: true });
   const task = createTask(backend, spec, seed);
   try {
     console.error(
@@ -351,7 +356,9 @@ async function runTraining(
       signal: controller.signal,
       backendName: backend.name,
       source: run.source,
+      onNonfinite: choice(parsed, "on-nonfinite", ["stop", "skip"] as const),
     });
+    if (result.nonfinite) return 1;
     return result.interrupted ? 130 : 0;
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
