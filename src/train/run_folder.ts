@@ -56,7 +56,15 @@ async function exists(path: string): Promise<boolean> {
  */
 export async function openRunFolder(runDir: string): Promise<RunFolder> {
   const created = !(await exists(runDir));
-  await Deno.mkdir(runDir, { recursive: true });
+  try {
+    await Deno.mkdir(runDir, { recursive: true });
+  } catch (e) {
+    throw new Error(
+      `could not create the run folder ${runDir}: ${(e as Error).message}; pass --out a folder ` +
+        `you can write to`,
+      { cause: e },
+    );
+  }
   const removedTemps = await removeStaleTemps(runDir);
   if (await exists(`${runDir}/samples`)) {
     for (const name of await removeStaleTemps(`${runDir}/samples`)) {
