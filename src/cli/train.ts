@@ -356,7 +356,6 @@ async function runTraining(
       signal: controller.signal,
       backendName: backend.name,
       source: run.source,
-      onNonfinite: choice(parsed, "on-nonfinite", ["stop", "skip"] as const),
     });
     if (result.nonfinite) return 1;
     return result.interrupted ? 130 : 0;
@@ -373,6 +372,7 @@ function trainingOptions(parsed: Parsed) {
     logEvery: int(parsed, "log-every", 1),
     checkpointEvery: int(parsed, "checkpoint-every", 0),
     previewEvery: int(parsed, "preview-every", 0),
+    onNonfinite: choice(parsed, "on-nonfinite", ["stop", "skip"] as const),
   };
 }
 
