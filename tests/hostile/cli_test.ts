@@ -18,7 +18,7 @@ import {
 
 const TIME_BOUND_MS = 90_000; // generous: up to 8 engineers share 2 cores; a hang never ends
 const RSS_BOUND_MIB = 1024; // a healthy failing run peaks near 250 MiB
-const WIDTH = 4;
+const WIDTH = 6;
 const fixture = (name: string) => new URL(`../fixtures/${name}`, import.meta.url).pathname;
 
 interface Case {
