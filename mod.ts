@@ -121,7 +121,12 @@ export {
 export { type Batch } from "./src/data/batch.ts";
 export { type SampleOptionsOf, type TrainTask } from "./src/task/task.ts";
 export { previewLabels } from "./src/task/preview.ts";
-export { train, type TrainOptions, type TrainResult } from "./src/train/trainer.ts";
+export {
+  type NonfinitePolicy,
+  train,
+  type TrainOptions,
+  type TrainResult,
+} from "./src/train/trainer.ts";
 export {
   CheckpointError,
   type CheckpointFormat,
@@ -132,6 +137,7 @@ export {
   saveCheckpoint,
   type TrainRecord,
 } from "./src/train/checkpoint.ts";
+export { CheckpointSchemaError, validateCheckpointState } from "./src/train/checkpoint_schema.ts";
 export {
   type AnyTask,
   createTask,

@@ -113,6 +113,12 @@ const SPEC: CommandSpec = {
     },
     "log-every": { type: "string", arg: "STEPS", help: "JSON log interval (default 10)" },
     "no-flip": { type: "boolean", help: "no random horizontal flips" },
+    "on-nonfinite": {
+      type: "string",
+      arg: "stop|skip",
+      help: "a NaN/Inf loss: stop with a checkpoint of the last finite step, or skip the batch",
+      default: "stop",
+    },
   },
   details: [
     "With no flags: DDPM on CIFAR-10 cats with the study's best configuration (unet-2xud, cosine",
@@ -243,7 +249,6 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   spec.config.numClasses = conditional ? data.numClasses : 0;
   spec.config.imageSize = dataHeight;
   spec.config.channels = dataChannels;
-  await Deno.mkdir(runDir, { recursive: true });
   using task = createTask(backend, spec, seed);
   console.error(
     `training ${model} ${spec.config.preset} on ${data.size} ${classes} images ` +
@@ -340,6 +345,7 @@ async function runTraining(
       backendName: backend.name,
       source: run.source,
     });
+    if (result.nonfinite) return 1;
     return result.interrupted ? 130 : 0;
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
@@ -354,6 +360,7 @@ function trainingOptions(parsed: Parsed) {
     logEvery: int(parsed, "log-every", 1),
     checkpointEvery: int(parsed, "checkpoint-every", 0),
     previewEvery: int(parsed, "preview-every", 0),
+    onNonfinite: choice(parsed, "on-nonfinite", ["stop", "skip"] as const),
   };
 }
 

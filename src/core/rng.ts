@@ -48,8 +48,15 @@ export class Rng {
     if ((this.#s[0] | this.#s[1] | this.#s[2] | this.#s[3]) === 0) this.#s[0] = 1;
   }
 
-  /** Restores a generator saved with {@link state}. */
+  /**
+   * Restores a generator saved with {@link state}. Throws a RangeError for a state no
+   * generator can be in: four words that are not 32-bit unsigned integers, the all-zero state
+   * (xoshiro's fixed point: it would yield zeros forever), or a spare normal that is not a
+   * finite number.
+   */
   static fromState(state: RngState): Rng {
+    const problem = rngStateProblem(state);
+    if (problem) throw new RangeError(`invalid RNG state: ${problem}`);
     const rng = new Rng(0);
     rng.#s.set(state.s);
     rng.#spare = state.spareNormal;
@@ -95,8 +102,15 @@ export class Rng {
       this.#spare = null;
       return v;
     }
+    // u = 0 has probability 2^-53 per draw from a valid state; the bound turns a broken
+    // generator into an error instead of a hang.
     let u = this.uniform();
-    while (u <= 0) u = this.uniform();
+    for (let tries = 1; u <= 0; tries++) {
+      if (tries >= MAX_ZERO_DRAWS) {
+        throw new RangeError(`Rng drew 0 ${MAX_ZERO_DRAWS} times in a row: its state is broken`);
+      }
+      u = this.uniform();
+    }
     const v = this.uniform();
     const r = Math.sqrt(-2 * Math.log(u));
     this.#spare = r * Math.sin(2 * Math.PI * v);
@@ -141,6 +155,38 @@ export class Rng {
     }
     return p;
   }
+}
+
+/** Draws of exactly 0 in a row after which {@link Rng.gaussian} gives up (p = 2^-1696). */
+const MAX_ZERO_DRAWS = 32;
+
+/**
+ * Why `state` cannot be an {@link Rng}'s state, or null when it can. For validating untrusted
+ * JSON (checkpoints) before {@link Rng.fromState}.
+ *
+ * @example
+ * ```ts
+ * import { rngStateProblem } from "./rng.ts";
+ * console.log(rngStateProblem({ s: [0, 0, 0, 0], spareNormal: null })); // s is all zero (...)
+ * ```
+ */
+export function rngStateProblem(state: unknown): string | null {
+  if (typeof state !== "object" || state === null) return "not an object";
+  const { s, spareNormal } = state as Record<string, unknown>;
+  if (!Array.isArray(s) || s.length !== 4) return "s must be an array of 4 integers";
+  for (let i = 0; i < 4; i++) {
+    const w = s[i];
+    if (typeof w !== "number" || !Number.isInteger(w) || w < 0 || w > 0xffffffff) {
+      return `s[${i}] must be an integer in 0..2^32-1, got ${JSON.stringify(w)}`;
+    }
+  }
+  if (s.every((w) => w === 0)) {
+    return "s is all zero (xoshiro's fixed point: the generator would yield zeros forever)";
+  }
+  if (spareNormal !== null && (typeof spareNormal !== "number" || !Number.isFinite(spareNormal))) {
+    return `spareNormal must be null or a finite number, got ${JSON.stringify(spareNormal)}`;
+  }
+  return null;
 }
 
 function rotl(x: number, k: number): number {

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
+import { assertFinite } from "../core/finite.ts";
 import type { Rng } from "../core/rng.ts";
 import { ParamStore } from "../nn/params.ts";
 import { Adam, clipGradNorm } from "../task/optimizer.ts";
@@ -219,10 +220,12 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
         grads,
         config.gradClip > 0 ? config.gradClip : Infinity,
       );
-      optimizer.step(clipped.grads);
+      // A non-finite loss or gradient would make every weight NaN: the update is left out and
+      // the trainer, seeing the metric, stops or skips the batch.
+      if (Number.isFinite(value) && Number.isFinite(clipped.norm)) optimizer.step(clipped.grads);
       return { loss: value, gradNorm: clipped.norm };
     });
-    if (ema) {
+    if (ema && Number.isFinite(metrics.loss) && Number.isFinite(metrics.gradNorm)) {
       // Until emaStart the EMA tracks the weights exactly (decay 0 copies).
       const decay = optimizer.state.step <= config.emaStart ? 0 : config.ema;
       backend.emaUpdate(emaNames.map((name) => ema!.store.get(name)), params, decay);
@@ -245,7 +248,7 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
         }
       }
     }
-    return sampleImages(
+    const images = sampleImages(
       backend,
       process,
       (x, t, y) => sampler.forward(x, t, y),
@@ -259,6 +262,8 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
         ...samplerOptions,
       },
     );
+    assertFinite(images, "sampled images");
+    return images;
   }
 
   const stores: Record<string, ParamStore> = ema

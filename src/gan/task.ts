@@ -14,6 +14,7 @@
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
+import { assertFinite } from "../core/finite.ts";
 import type { Rng } from "../core/rng.ts";
 import {
   DCGAN_IMAGE_SIZE,
@@ -245,6 +246,11 @@ export function createGanTask(
         dFake = meanProbability(b, fakeLogits);
         return discriminatorLoss(b, realLogits, fakeLogits, resolved.smooth);
       }, discriminator.trainable());
+      // A non-finite loss would make the weights NaN: no update, and the trainer, seeing the
+      // metric, stops or skips the batch.
+      if (!Number.isFinite(dResult.value)) {
+        return { lossD: dResult.value, lossG: NaN, dReal, dFake };
+      }
       optimizers.discriminator.step(dResult.grads);
 
       // G step against the updated D. G recomputes the same batch to record gradients; its
@@ -260,7 +266,8 @@ export function createGanTask(
           discriminatorForward(b, discriminator, model, input, labels, train),
         );
       }, generator.trainable());
-      optimizers.generator.step(gResult.grads);
+      // D's update above stays: a non-finite G loss skips only G's half of the step.
+      if (Number.isFinite(gResult.value)) optimizers.generator.step(gResult.grads);
 
       return { lossD: dResult.value, lossG: gResult.value, dReal, dFake };
     });
@@ -289,6 +296,7 @@ export function createGanTask(
         })
       );
     }
+    assertFinite(out, "sampled images");
     return out;
   }
 

@@ -15,6 +15,33 @@ function tempPathFor(path: string): string {
   return `${dir}.${base}.${nonce[0].toString(36)}${nonce[1].toString(36)}.tmp`;
 }
 
+/** Matches the names {@link tempPathFor} gives: `.BASE.NONCE.tmp`, NONCE in base 36. */
+const TEMP_NAME = /^\.(.+)\.[0-9a-z]{2,14}\.tmp$/;
+
+/**
+ * Removes the temporary files an interrupted atomic write (kill -9, power loss) left in `dir`:
+ * only names this module makes (`.BASE.NONCE.tmp`), never other files. Returns the names
+ * removed. Call it when a process that owns `dir` starts, not while another may be writing.
+ *
+ * @example
+ * ```ts
+ * import { removeStaleTemps } from "./atomic.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/.model.safetensors.k3j9x.tmp`, "half a file");
+ * console.log(await removeStaleTemps(dir)); // [".model.safetensors.k3j9x.tmp"]
+ * ```
+ */
+export async function removeStaleTemps(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && TEMP_NAME.test(entry.name)) {
+      await Deno.remove(`${dir}/${entry.name}`);
+      removed.push(entry.name);
+    }
+  }
+  return removed.sort();
+}
+
 function toBytes(data: Uint8Array | string): Uint8Array {
   return typeof data === "string" ? new TextEncoder().encode(data) : data;
 }

@@ -44,7 +44,10 @@ export interface TrainTask<
   readonly optimizers: Record<string, Adam>;
   /**
    * One optimisation step. `progress` is the fraction of training done, in [0, 1] (for
-   * schedules such as the GAN's annealed input noise). Returns the metrics to log.
+   * schedules such as the GAN's annealed input noise). Returns the metrics to log. A step whose
+   * loss or gradient norm is not finite applies no update (the GAN keeps a discriminator update
+   * made before its generator's loss turned non-finite) and returns the non-finite metric, so
+   * the trainer can stop or skip the batch without reading anything else from the device.
    */
   step(batch: Batch, rng: Rng, progress: number): Record<string, number>;
   /**

@@ -25,6 +25,7 @@ import {
   saveCheckpoint,
   type TrainRecord,
 } from "./checkpoint.ts";
+import { openRunFolder, reconcileRunFolder } from "./run_folder.ts";
 
 /** Options of {@link train}; `SampleOptions` are those of the task being trained. */
 export interface TrainOptions<SampleOptions = never> {
@@ -64,7 +65,15 @@ export interface TrainOptions<SampleOptions = never> {
   backendName: string;
   /** Where the data came from, kept in the checkpoint's training record. */
   source?: DataSourceRecord;
+  /**
+   * What a step with a NaN or infinite loss does: "stop" (default) ends the run with a
+   * checkpoint of the last finite step; "skip" leaves the batch out and goes on.
+   */
+  onNonfinite?: NonfinitePolicy;
 }
+
+/** See {@link TrainOptions.onNonfinite}. */
+export type NonfinitePolicy = "stop" | "skip";
 
 /** Summary of a {@link train} call. */
 export interface TrainResult {
@@ -82,6 +91,10 @@ export interface TrainResult {
   interrupted: boolean;
   /** The last step's metrics (e.g. loss). */
   metrics: Record<string, number>;
+  /** Set when a non-finite loss stopped the run: the step it happened at (1-based) and why. */
+  nonfinite?: { step: number; metric: string; value: number };
+  /** Batches skipped for a non-finite loss (with onNonfinite "skip"). */
+  skippedSteps: number;
 }
 
 /**
@@ -115,10 +128,6 @@ export async function train<T extends TrainTask>(
   data: Dataset,
   options: TrainOptions<SampleOptionsOf<T>>,
 ): Promise<TrainResult> {
-  const logEvery = options.logEvery ?? 10;
-  const checkpointEvery = options.checkpointEvery ?? 500;
-  const previewEvery = options.previewEvery ?? 1;
-  const previewCount = options.previewCount ?? 64;
   const report = options.report ?? statusLine();
   if (data.size === 0) throw new Error("the training data set is empty");
   const batchSize = Math.min(options.batchSize, data.size);
@@ -134,7 +143,30 @@ export async function train<T extends TrainTask>(
     totalSteps,
     ...(options.source ? { source: options.source } : {}),
   };
-  await Deno.mkdir(`${options.runDir}/samples`, { recursive: true });
+  const folder = await openRunFolder(options.runDir);
+  if (folder.removedTemps.length) {
+    report(`removed temp files of an interrupted write: ${folder.removedTemps.join(", ")}`, true);
+  }
+  try {
+    return await trainIn(task, data, options, trainRecord);
+  } catch (e) {
+    await folder.discardIfEmpty();
+    throw e;
+  }
+}
+
+async function trainIn<T extends TrainTask>(
+  task: T,
+  data: Dataset,
+  options: TrainOptions<SampleOptionsOf<T>>,
+  trainRecord: TrainRecord,
+): Promise<TrainResult> {
+  const { batchSize, stepsPerEpoch, totalSteps } = trainRecord;
+  const logEvery = options.logEvery ?? 10;
+  const checkpointEvery = options.checkpointEvery ?? 500;
+  const previewEvery = options.previewEvery ?? 1;
+  const previewCount = options.previewCount ?? 64;
+  const report = options.report ?? statusLine();
   const logPath = `${options.runDir}/log.jsonl`;
 
   let step = 0;
@@ -144,6 +176,13 @@ export async function train<T extends TrainTask>(
     restoreTask(task, ckpt);
     step = ckpt.state.step;
     rng = Rng.fromState(ckpt.state.rng);
+    const rewritten = await reconcileRunFolder(options.runDir, ckpt, task.exportStore);
+    if (rewritten.length) {
+      report(
+        `rewrote ${rewritten.join(", ")} from the checkpoint (an earlier run was killed)`,
+        true,
+      );
+    }
     await truncateLog(logPath, step);
     report(`resumed ${options.runDir} at step ${step} (epoch ${ckpt.state.epoch})`, true);
   } else {
@@ -167,6 +206,8 @@ export async function train<T extends TrainTask>(
   let orderEpoch = -1;
   let interrupted = false;
   let lastYield = performance.now();
+  let nonfinite: TrainResult["nonfinite"];
+  let skippedSteps = 0;
 
   while (step < totalSteps) {
     const epoch = Math.floor(step / stepsPerEpoch);
@@ -180,10 +221,25 @@ export async function train<T extends TrainTask>(
       rng: flipRng(options.seed, epoch, index),
     });
     const t0 = performance.now();
-    metrics = task.step(batch, rng, step / totalSteps);
+    const rngBefore = rng.state();
+    const stepMetrics = task.step(batch, rng, step / totalSteps);
     timedMs += performance.now() - t0;
     stepsTimed++;
+    // The task already read its metrics to the host; checking them costs no device sync.
+    const bad = Object.entries(stepMetrics).find(([, v]) => !Number.isFinite(v));
+    if (bad && options.onNonfinite !== "skip") {
+      // The task applied no update; with the RNG rewound the checkpoint is the last finite step.
+      rng = Rng.fromState(rngBefore);
+      nonfinite = { step: step + 1, metric: bad[0], value: bad[1] };
+      break;
+    }
     step++;
+    if (bad) {
+      skippedSteps++;
+      report(`step ${step}: ${bad[0]} is ${bad[1]}; batch skipped (--on-nonfinite skip)`, true);
+    } else {
+      metrics = stepMetrics;
+    }
     const imagesPerSecond = (stepsTimed * batchSize) / (timedMs / 1000);
 
     if (step % logEvery === 0 || step === totalSteps) {
@@ -191,6 +247,7 @@ export async function train<T extends TrainTask>(
         step,
         epoch,
         ...metrics,
+        ...(skippedSteps ? { skipped_steps: skippedSteps } : {}),
         images_per_s: round(imagesPerSecond),
         time: round(elapsed(started)),
       };
@@ -224,15 +281,34 @@ export async function train<T extends TrainTask>(
   }
   const epoch = Math.floor(step / stepsPerEpoch);
   await save(epoch);
-  if (options.gif && !interrupted) await writeProgressGif(options.runDir);
+  if (options.gif && !interrupted && !nonfinite) await writeProgressGif(options.runDir);
   const seconds = elapsed(started);
   const imagesPerSecond = stepsTimed > 0 ? (stepsTimed * batchSize) / (timedMs / 1000) : 0;
-  report(
-    `${interrupted ? "interrupted; checkpoint written" : "done"}: step ${step}/${totalSteps}, ` +
-      `${round(imagesPerSecond)} images/s, ${round(seconds)} s, run folder ${options.runDir}`,
-    true,
-  );
-  return { step, epoch, totalSteps, seconds, imagesPerSecond, interrupted, metrics };
+  if (nonfinite) {
+    report(
+      `stopped: ${nonfinite.metric} is ${nonfinite.value} at step ${nonfinite.step}; ` +
+        `checkpoint of step ${step} (the last finite one) written to ${options.runDir}. ` +
+        `Lower the learning rate, or resume with --on-nonfinite skip to leave such batches out`,
+      true,
+    );
+  } else {
+    report(
+      `${interrupted ? "interrupted; checkpoint written" : "done"}: step ${step}/${totalSteps}, ` +
+        `${round(imagesPerSecond)} images/s, ${round(seconds)} s, run folder ${options.runDir}`,
+      true,
+    );
+  }
+  return {
+    step,
+    epoch,
+    totalSteps,
+    seconds,
+    imagesPerSecond,
+    interrupted,
+    metrics,
+    skippedSteps,
+    ...(nonfinite ? { nonfinite } : {}),
+  };
 }
 
 async function writePreview<T extends TrainTask>(
@@ -245,6 +321,7 @@ async function writePreview<T extends TrainTask>(
   // Fixed noise for every preview, so the GIF shows the same samples evolving.
   const rng = new Rng(deriveSeed(options.seed, 0x9e71));
   const images = task.sample(labels, rng, options.previewOptions); // [n, C, H, W]
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
   await writeImageGrid(path, images, [n, ...task.imageShape], { nrow: 8 });
 }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { deriveSeed, Rng } from "../../src/core/rng.ts";
+import { deriveSeed, Rng, rngStateProblem } from "../../src/core/rng.ts";
 
 Deno.test("Rng gives the same stream for the same seed and resumes exactly from its state", () => {
   const a = new Rng(7);
@@ -22,4 +22,28 @@ Deno.test("deriveSeed() is a pure 32-bit function that separates its parts and t
   assert.equal(seeds.size, 1000);
   assert.notEqual(deriveSeed(1, 2), deriveSeed(2, 1));
   for (const s of seeds) assert.ok(Number.isInteger(s) && s >= 0 && s < 2 ** 32);
+});
+
+Deno.test("Rng.fromState() rejects the all-zero state and words outside 32 bits", () => {
+  assert.throws(
+    () => Rng.fromState({ s: [0, 0, 0, 0], spareNormal: null }),
+    /invalid RNG state: s is all zero/,
+  );
+  assert.throws(() => Rng.fromState({ s: [1, -1, 0, 0], spareNormal: null }), /s\[1\] must be/);
+  assert.throws(() => Rng.fromState({ s: [1, 2 ** 32, 0, 0], spareNormal: null }), /s\[1\]/);
+  assert.throws(
+    () => Rng.fromState({ s: [1, 0, 0, 0], spareNormal: NaN }),
+    /spareNormal must be null or a finite number/,
+  );
+  assert.equal(rngStateProblem({ s: [1, 0, 0, 0], spareNormal: 0.5 }), null);
+});
+
+Deno.test("Rng.gaussian() throws instead of spinning when its uniform draws are stuck at 0", () => {
+  // A subclass whose generator is stuck at 0, as xoshiro is from the all-zero state.
+  class Stuck extends Rng {
+    override nextUint32(): number {
+      return 0;
+    }
+  }
+  assert.throws(() => new Stuck(1).gaussian(), /drew 0 32 times in a row/);
 });
