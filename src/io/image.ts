@@ -209,11 +209,23 @@ export async function readImageFile(
  * const files = await listImageFiles("samples/"); // ["samples/00000.png", ...]
  * ```
  */
+async function isFileFollowingLinks(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false; // a dangling link
+  }
+}
+
 export async function listImageFiles(dir: string): Promise<string[]> {
   const names: string[] = [];
   try {
     for await (const entry of Deno.readDir(dir)) {
-      if (entry.isFile && IMAGE_EXTENSION.test(entry.name)) names.push(entry.name);
+      if (!IMAGE_EXTENSION.test(entry.name)) continue;
+      // Symlinked images count, as they do for pytorch-fid's glob (stat follows the link).
+      if (entry.isFile || (entry.isSymlink && await isFileFollowingLinks(`${dir}/${entry.name}`))) {
+        names.push(entry.name);
+      }
     }
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
