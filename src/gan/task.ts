@@ -156,7 +156,7 @@ function modelConfigOf(config: GanConfig): DcganModelConfig {
  * ```ts
  * import { createGanTask, resolveGanConfig } from "./task.ts";
  * // const task = createGanTask(backend, resolveGanConfig({ ngf: 8, ndf: 8 }), new Rng(0));
- * // const metrics = task.step(batch, rng, 0); // { lossD, lossG, dReal, dFake }
+ * // const metrics = task.step(batch, rng, 0); // { lossD, lossG, dReal, dFake, dNoise }
  * // const images = task.sample(new Int32Array(16), new Rng(1)); // [16, 3, 32, 32] in [-1, 1]
  * // task.dispose();
  * ```
@@ -258,7 +258,8 @@ export function createGanTask(
       }, generator.trainable());
       optimizers.generator.step(gResult.grads);
 
-      return { lossD: dResult.value, lossG: gResult.value, dReal, dFake };
+      // dNoise: the annealed input-noise sigma of this step, so the log shows the schedule.
+      return { lossD: dResult.value, lossG: gResult.value, dReal, dFake, dNoise: sigma };
     });
   }
 

@@ -34,6 +34,10 @@ export interface DataSourceRecord {
   classes: string;
   /** Class names in label order, when known. */
   classNames?: string[];
+  /** The resolved, absolute location the data was read from (so any working folder works). */
+  path?: string;
+  /** `datasetFingerprint` of the training split as loaded: tells a moved data set from a changed one. */
+  fingerprint?: string;
 }
 
 /** The training options a run was started with, as recorded in its checkpoint. */
@@ -47,6 +51,10 @@ export interface TrainRecord {
   totalSteps: number;
   /** Where the data came from (absent in runs made by library users without a source). */
   source?: DataSourceRecord;
+  /** Log, checkpoint and preview intervals, kept by a resume unless overridden. */
+  logEvery?: number;
+  checkpointEvery?: number;
+  previewEvery?: number;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The one training loop, shared by DDPM and the DCGAN: seeded data order, checkpoints written
  * atomically every N steps and on Ctrl-C, exact resume, one JSON log line per logged step,
- * a progress line, preview grids every N epochs and a GIF of them at the end.
+ * a progress line, preview grids every N epochs (and one where a run stops mid-epoch) and a GIF
+ * of them at the end.
  *
  * Exact resume rests on three facts: the data order of epoch e and the flips of batch i are
  * derived from (seed, e, i) alone (see {@link Dataset.epochOrder}); the task's RNG state is in the checkpoint; and all other
@@ -108,6 +109,9 @@ export async function train<T extends TrainTask>(
     stepsPerEpoch,
     totalSteps,
     ...(options.source ? { source: options.source } : {}),
+    logEvery,
+    checkpointEvery,
+    previewEvery,
   };
   await Deno.mkdir(`${options.runDir}/samples`, { recursive: true });
   const logPath = `${options.runDir}/log.jsonl`;
@@ -120,6 +124,7 @@ export async function train<T extends TrainTask>(
     step = ckpt.state.step;
     rng = Rng.fromState(ckpt.state.rng);
     await truncateLog(logPath, step);
+    await removeLaterGrids(`${options.runDir}/samples`, step);
     report(`resumed ${options.runDir} at step ${step} (epoch ${ckpt.state.epoch})`, true);
   } else {
     await writeFileAtomic(logPath, "");
@@ -142,6 +147,7 @@ export async function train<T extends TrainTask>(
   let orderEpoch = -1;
   let interrupted = false;
   let lastYield = performance.now();
+  let lastPreviewStep = -1;
 
   while (step < totalSteps) {
     const epoch = Math.floor(step / stepsPerEpoch);
@@ -178,10 +184,11 @@ export async function train<T extends TrainTask>(
     if (epochDone && previewEvery > 0 && (epoch + 1) % previewEvery === 0) {
       await writePreview(
         task,
-        `${options.runDir}/samples/epoch-${String(epoch + 1).padStart(4, "0")}.png`,
+        gridPath(options.runDir, step, stepsPerEpoch),
         previewCount,
         options,
       );
+      lastPreviewStep = step;
     }
     if (checkpointEvery > 0 && step % checkpointEvery === 0 && step < totalSteps) {
       await save(Math.floor(step / stepsPerEpoch));
@@ -199,7 +206,12 @@ export async function train<T extends TrainTask>(
   }
   const epoch = Math.floor(step / stepsPerEpoch);
   await save(epoch);
-  if (options.gif && !interrupted) await writeProgressGif(options.runDir);
+  // A run that stops between previews (--max-steps, --max-seconds, Ctrl-C) still shows where
+  // it got to: one more grid, after the checkpoint so an impatient second Ctrl-C loses nothing.
+  if (previewEvery > 0 && stepsTimed > 0 && lastPreviewStep !== step) {
+    await writePreview(task, gridPath(options.runDir, step, stepsPerEpoch), previewCount, options);
+  }
+  if (options.gif) await writeProgressGif(options.runDir, stepsPerEpoch);
   const seconds = elapsed(started);
   const imagesPerSecond = stepsTimed > 0 ? (stepsTimed * batchSize) / (timedMs / 1000) : 0;
   report(
@@ -223,15 +235,53 @@ async function writePreview<T extends TrainTask>(
   await writeImageGrid(path, images, [n, ...task.imageShape], { nrow: 8 });
 }
 
-/** Builds progress.gif from the preview grids in runDir/samples. */
-export async function writeProgressGif(runDir: string): Promise<void> {
+/**
+ * The preview grid of training step `step`: `epoch-EEEE.png` when an epoch just ended, else
+ * `step-SSSSSSSS.png` (a run that stopped mid-epoch).
+ */
+function gridPath(runDir: string, step: number, stepsPerEpoch: number): string {
+  return step % stepsPerEpoch === 0
+    ? `${runDir}/samples/epoch-${String(step / stepsPerEpoch).padStart(4, "0")}.png`
+    : `${runDir}/samples/step-${String(step).padStart(8, "0")}.png`;
+}
+
+/** The training step a preview grid's file name stands for; null for other files. */
+function gridStep(file: string, stepsPerEpoch: number): number | null {
+  const m = file.match(/(epoch|step)-(\d+)\.png$/);
+  if (!m) return null;
+  return m[1] === "epoch" ? Number(m[2]) * stepsPerEpoch : Number(m[2]);
+}
+
+/** Mid-epoch grids from after `step` belong to a future this resume will redo. */
+async function removeLaterGrids(dir: string, step: number): Promise<void> {
+  let files: string[];
+  try {
+    files = await listImageFiles(dir);
+  } catch {
+    return;
+  }
+  for (const f of files) {
+    const m = f.match(/step-(\d+)\.png$/);
+    if (m && Number(m[1]) > step) await Deno.remove(f).catch(() => {});
+  }
+}
+
+/**
+ * Builds progress.gif from the preview grids in runDir/samples, in training order (epoch grids
+ * and mid-epoch `step-` grids interleaved by the step they show).
+ */
+export async function writeProgressGif(runDir: string, stepsPerEpoch = 1): Promise<void> {
   let files: string[];
   try {
     files = await listImageFiles(`${runDir}/samples`);
   } catch {
     return;
   }
-  const grids = files.filter((f) => /epoch-\d+\.png$/.test(f)).sort();
+  const grids = files
+    .map((f) => ({ f, step: gridStep(f, stepsPerEpoch) }))
+    .filter((g): g is { f: string; step: number } => g.step !== null)
+    .sort((a, b) => a.step - b.step || a.f.localeCompare(b.f))
+    .map((g) => g.f);
   if (grids.length === 0) return;
   const frames = await Promise.all(grids.map((f) => decodeImageFile(f)));
   await writeGif(`${runDir}/progress.gif`, frames, { delayMs: 400 });
