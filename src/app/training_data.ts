@@ -120,12 +120,21 @@ export async function reloadTrainingData(
       );
     }
   }
-  const dataset = await loadDataset({
-    source: location,
-    split: "train",
-    classes: record?.classes ?? DEFAULT_CIFAR10_CLASSES,
-    imageSize: options.imageSize,
-  });
+  const where = flag ?? `the run's data at ${location ?? "the CIFAR-10 cache"}`;
+  let dataset: Dataset;
+  try {
+    dataset = await loadDataset({
+      source: location,
+      split: "train",
+      classes: record?.classes ?? DEFAULT_CIFAR10_CLASSES,
+      imageSize: options.imageSize,
+    });
+  } catch (e) {
+    // E.g. a class the run trained on is missing: this is not the run's data.
+    throw new TrainingDataError(
+      `${where} cannot be the data this run trained on: ${(e as Error).message}`,
+    );
+  }
   const want = record?.fingerprint;
   if (want !== undefined) {
     const got = datasetFingerprint(dataset);
@@ -135,7 +144,7 @@ export async function reloadTrainingData(
         ? `it has ${describe(gotShape)}, the run trained on ${describe(wantShape)}`
         : "the same number of images, but different pixels, labels or class names";
       throw new TrainingDataError(
-        `${flag ?? `the run's data at ${location ?? "the CIFAR-10 cache"}`} is not the data ` +
+        `${where} is not the data ` +
           `this run trained on: ${reason} (fingerprint ${got}, recorded ${want}). Exact resume ` +
           `needs the same images; point --data at them, or start a new run`,
       );
