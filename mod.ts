@@ -103,12 +103,14 @@ export {
 } from "./src/train/checkpoint.ts";
 export {
   type AnyTask,
+  completeTaskConfig,
   createTask,
   type DdpmTaskConfig,
   type GanTaskConfig,
   openCheckpoint,
   parseTaskConfig,
   type TaskConfig,
+  type TaskConfigInput,
   type TaskKind,
 } from "./src/app/registry.ts";
 export { Adam, clipGradNorm } from "./src/task/optimizer.ts";

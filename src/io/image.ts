@@ -8,7 +8,7 @@
  */
 import { Buffer } from "node:buffer";
 import { inflateSync } from "node:zlib";
-import { PNG } from "pngjs";
+import { PNG } from "npm:pngjs@7.0.0";
 import { decodeJpeg } from "./jpeg.ts";
 import { checkPixels, maxPixels } from "./limits.ts";
 
