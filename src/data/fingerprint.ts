@@ -22,12 +22,17 @@ import type { Dataset } from "./dataset.ts";
 export function datasetFingerprint(data: Dataset): string {
   let a = 0x811c9dc5;
   let b = 0x01000193 ^ 0x5bd1e995;
-  const mix = (byte: number) => {
-    a = Math.imul(a ^ byte, 0x01000193);
-    b = Math.imul(b ^ byte, 0x5bd1e995) ^ (b >>> 15);
+  const mix = (value: number) => {
+    a = Math.imul(a ^ value, 0x01000193);
+    b = Math.imul(b ^ value, 0x5bd1e995) ^ (b >>> 15);
   };
   const images = data.images();
-  for (let i = 0; i < images.length; i++) mix(images[i]);
+  // Four bytes per round (little-endian words, the same on any alignment), bytes for the tail.
+  const whole = images.length - (images.length % 4);
+  for (let i = 0; i < whole; i += 4) {
+    mix(images[i] | (images[i + 1] << 8) | (images[i + 2] << 16) | (images[i + 3] << 24));
+  }
+  for (let i = whole; i < images.length; i++) mix(images[i]);
   const labels = data.labels();
   for (let i = 0; i < labels.length; i++) mix(labels[i] & 0xff);
   for (const byte of new TextEncoder().encode(JSON.stringify(data.classNames))) mix(byte);
