@@ -285,8 +285,10 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   if (imageSize === undefined && (dataHeight !== 32 || dataWidth !== 32)) {
     throw new UsageError(
       `the images are ${dataWidth}x${dataHeight}, not 32x32: pass --image-size 32 to resize ` +
-        `them (shorter side to 32, then a centre crop, as torchvision's Resize + CenterCrop), ` +
-        `or --image-size ${Math.min(dataHeight, dataWidth)} to train at their own size`,
+        `them (shorter side to 32, then a centre crop, as torchvision's Resize + CenterCrop)` +
+        (model === "ddpm"
+          ? `, or --image-size ${Math.min(dataHeight, dataWidth)} to train at their own size`
+          : ""),
     );
   }
   spec.config.numClasses = conditional ? data.numClasses : 0;
