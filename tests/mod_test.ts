@@ -2,7 +2,8 @@
  * mod.ts as a library user outside this repository gets it: imported from a folder with no
  * deno.json (so no import map), it must type-check and run. Every npm package is therefore
  * named with a full `npm:name@version` specifier in the source, and deno.json's import map
- * (kept for tools and tests) must name the same versions.
+ * (kept for tools and tests) must name the same versions. deno.json turns off the lint rule
+ * no-import-prefix for this reason.
  */
 import assert from "node:assert/strict";
 
