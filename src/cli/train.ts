@@ -321,9 +321,9 @@ async function resumeRun(parsed: Parsed, backend: Backend): Promise<number> {
   const given = MODEL_FLAGS.filter((f) => argvHas(parsed, f));
   if (given.length) {
     throw new UsageError(
-      `--resume takes the model and data from the checkpoint; drop ${
+      `--resume takes the model, classes, seed and batch size from the checkpoint; drop ${
         given.map((f) => `--${f}`).join(", ")
-      }`,
+      } (--data may name where the run's data moved to)`,
     );
   }
   const ckpt = await loadCheckpoint(runDir);

@@ -76,6 +76,9 @@ Deno.test("flags that do not apply to the model or mode are errors", async () =>
     const ganSize = await cli(root, "train", "--model", "gan", "--image-size", "64");
     assert.equal(ganSize.code, 2);
     assert.match(ganSize.stderr, /DCGAN is built for 32x32 images: pass --image-size 32/);
+    const resumeClasses = await cli(root, "train", "--resume", "--out", "run", "--classes", "a");
+    assert.equal(resumeClasses.code, 2);
+    assert.match(resumeClasses.stderr, /from the checkpoint; drop --classes \(--data may name/);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
