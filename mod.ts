@@ -140,12 +140,14 @@ export {
 export { CheckpointSchemaError, validateCheckpointState } from "./src/train/checkpoint_schema.ts";
 export {
   type AnyTask,
+  completeTaskConfig,
   createTask,
   type DdpmTaskConfig,
   type GanTaskConfig,
   openCheckpoint,
   parseTaskConfig,
   type TaskConfig,
+  type TaskConfigInput,
   type TaskKind,
 } from "./src/app/registry.ts";
 export { Adam, clipGradNorm } from "./src/task/optimizer.ts";

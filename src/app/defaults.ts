@@ -9,8 +9,14 @@
  */
 import { DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
 import type { DenoiserPreset } from "../models/denoiser.ts";
-import type { AnyTask, TaskKind } from "./registry.ts";
+import type { DdpmTask } from "../diffusion/task.ts";
+import type { GanTask } from "../gan/task.ts";
 import type { SampleOptionsOf } from "../task/task.ts";
+
+// The registry builds on these defaults, so this file names the families itself rather than
+// importing the registry's types (which would close an import cycle).
+type TaskKind = "ddpm" | "gan";
+type AnyTask = DdpmTask | GanTask;
 
 /**
  * Batch sizes of the study (and of the CLI on a GPU): 64 for DDPM as in Ho et al.'s CIFAR-10

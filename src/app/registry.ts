@@ -11,15 +11,18 @@ import {
   type DdpmConfig,
   type DdpmSampleOptions,
   type DdpmTask,
+  DEFAULT_DDPM_CONFIG,
   resolveDdpmConfig,
 } from "../diffusion/task.ts";
 import {
   createGanTask,
+  DEFAULT_GAN_CONFIG,
   type GanConfig,
   type GanSampleOptions,
   type GanTask,
   resolveGanConfig,
 } from "../gan/task.ts";
+import { runDefaults } from "./defaults.ts";
 import {
   CheckpointError,
   loadCheckpoint,
@@ -58,8 +61,60 @@ export interface SampleOptionsByKind {
   gan: GanSampleOptions;
 }
 
+/** A task config as a library user may write it: the family and any fields to override. */
+export type TaskConfigInput =
+  | { kind: "ddpm"; config?: Partial<DdpmConfig> }
+  | { kind: "gan"; config?: Partial<GanConfig> };
+
+/** Fields each family's config accepts (the defaults' keys plus the optional ones). */
+const CONFIG_KEYS: Readonly<Record<TaskKind, readonly string[]>> = {
+  ddpm: [...Object.keys(DEFAULT_DDPM_CONFIG), "baseWidth"],
+  gan: [...Object.keys(DEFAULT_GAN_CONFIG), "embedDim"],
+};
+
 /**
- * Builds a fresh task; weights are drawn from `seed`.
+ * A full task config from a partial one, with the defaults the CLI uses (`defaults.ts`): the
+ * device's DDPM preset (unet-2xud on a GPU, unet-2xud-half on a CPU), no label dropout for an
+ * unconditional DDPM, the family defaults for the rest. Unknown fields are an error (a typo
+ * would otherwise silently train the default).
+ *
+ * @example
+ * ```ts
+ * import { completeTaskConfig } from "./registry.ts";
+ * const spec = completeTaskConfig({ kind: "ddpm", config: { timesteps: 100 } }, "torch-cpu");
+ * if (spec.kind === "ddpm") console.log(spec.config.preset, spec.config.cfgDrop); // unet-2xud-half 0
+ * ```
+ */
+export function completeTaskConfig(spec: TaskConfigInput, backendName: string): TaskConfig {
+  const kind: unknown = spec?.kind;
+  if (kind !== "ddpm" && kind !== "gan") {
+    throw new TypeError(`unknown model kind ${JSON.stringify(kind)}: expected "ddpm" or "gan"`);
+  }
+  const given: Record<string, unknown> = { ...(spec.config ?? {}) };
+  const unknown = Object.keys(given).filter((k) => !CONFIG_KEYS[kind].includes(k));
+  if (unknown.length) {
+    throw new TypeError(
+      `unknown ${kind} config field${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")}; ` +
+        `known: ${CONFIG_KEYS[kind].join(", ")}`,
+    );
+  }
+  // An explicit undefined means "the default", as an absent field does.
+  for (const k of Object.keys(given)) if (given[k] === undefined) delete given[k];
+  if (kind === "gan") return { kind, config: resolveGanConfig(given as Partial<GanConfig>) };
+  const partial = given as Partial<DdpmConfig>;
+  return {
+    kind,
+    config: resolveDdpmConfig({
+      ...partial,
+      preset: partial.preset ?? runDefaults("ddpm", backendName).ddpmPreset,
+      cfgDrop: partial.cfgDrop ?? ((partial.numClasses ?? 0) > 0 ? DEFAULT_DDPM_CONFIG.cfgDrop : 0),
+    }),
+  };
+}
+
+/**
+ * Builds a fresh task; weights are drawn from `seed`. The config may be partial: missing
+ * fields get the CLI's defaults ({@link completeTaskConfig}); unknown fields are an error.
  *
  * @example
  * ```ts
@@ -71,13 +126,20 @@ export interface SampleOptionsByKind {
  * console.log(task.kind, task.exportStore); // gan generator
  * ```
  */
-export function createTask(backend: Backend, spec: DdpmTaskConfig, seed: number): DdpmTask;
-/** {@link createTask} for a GAN config: the result is typed as a {@link GanTask}. */
-export function createTask(backend: Backend, spec: GanTaskConfig, seed: number): GanTask;
-/** {@link createTask} for a config whose kind is known only at run time. */
-export function createTask(backend: Backend, spec: TaskConfig, seed: number): AnyTask;
-export function createTask(backend: Backend, spec: TaskConfig, seed: number): AnyTask {
+export function createTask(
+  backend: Backend,
+  spec: { kind: "ddpm"; config?: Partial<DdpmConfig> },
+  seed: number,
+): DdpmTask;
+export function createTask(
+  backend: Backend,
+  spec: { kind: "gan"; config?: Partial<GanConfig> },
+  seed: number,
+): GanTask;
+export function createTask(backend: Backend, spec: TaskConfigInput, seed: number): AnyTask;
+export function createTask(backend: Backend, input: TaskConfigInput, seed: number): AnyTask {
   const rng = new Rng(seed);
+  const spec = completeTaskConfig(input, backend.name);
   switch (spec.kind) {
     case "ddpm":
       return createDdpmTask(backend, spec.config, rng);

@@ -20,10 +20,10 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 // Registers the "wasm" kernel backend; Deno drops an import that binds nothing unless it is
 // a bare side-effect import like this one.
-import "@tensorflow/tfjs-backend-wasm";
+import "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
 import { acquireConvWorker, type ConvWorker, releaseConvWorker } from "./tfjs_worker.ts";
 import {
   type AdamOptions,

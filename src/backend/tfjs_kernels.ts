@@ -21,7 +21,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 import { sizeOf } from "./backend.ts";
 
 /** A raw tfjs tensor of any rank. */
@@ -104,7 +104,7 @@ function swapLastTwo(x: Tf): Tf {
  *
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "npm:@tensorflow/tfjs@4.22.0";
  * import { batchMatMul } from "./tfjs_kernels.ts";
  * const q = tf.randomNormal([8, 16, 4]);
  * console.log(batchMatMul(q, q, false, true).shape); // [8, 16, 16]

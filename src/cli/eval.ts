@@ -8,6 +8,7 @@ import { selectBackend } from "../backend/select.ts";
 import { loadDataset } from "../data/load.ts";
 import { diffusionBitsPerDim } from "../app/evaluate.ts";
 import { openCheckpoint } from "../app/registry.ts";
+import { recordedDataLocation } from "../app/training_data.ts";
 import {
   BACKEND_FLAG,
   backendFlag,
@@ -64,39 +65,66 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const stride = int(parsed, "stride", 1)!;
   const batchSize = int(parsed, "batch-size", 1)!;
   const seed = int(parsed, "seed", 0, 2 ** 32 - 1)!;
-  using backend = await selectBackend({ name: backendFlag(parsed), log: (m) => console.error(m) });
-  const { task: opened, checkpoint } = await openCheckpoint(backend, ckpt, "ddpm");
-  using task = opened;
-  const trained = checkpoint.state.train.source;
-  const data = await loadDataset({
-    source: str(parsed, "data") ?? trained?.data ?? undefined,
-    split,
-    classes: str(parsed, "classes") ?? trained?.classes,
-  });
-  const started = performance.now();
-  const result = diffusionBitsPerDim(task, data, {
-    images,
-    timestepStride: stride,
-    batchSize,
-    seed,
-  });
-  const seconds = (performance.now() - started) / 1000;
-  if (bool(parsed, "json")) {
-    console.log(JSON.stringify({
-      bits_per_dim: result.total,
-      prior_bits_per_dim: result.prior,
-      images: result.images,
-      split,
-      stride,
-      seconds: Math.round(seconds * 100) / 100,
-    }));
-  } else {
-    console.log(
-      `${result.total.toFixed(4)} bits/dim on ${result.images} ${split} images ` +
-        `(prior term ${result.prior.toFixed(5)}${
-          stride > 1 ? `, every ${stride}th timestep` : ", exact bound"
-        })`,
-    );
+  const backend = await selectBackend({ name: backendFlag(parsed), log: (m) => console.error(m) });
+  try {
+    const { task, checkpoint } = await openCheckpoint(backend, ckpt, "ddpm");
+    try {
+      const trained = checkpoint.state.train?.source;
+      // The recorded absolute location, so eval works from any working folder.
+      const location = recordedDataLocation(trained, str(parsed, "data"));
+      if (location !== undefined && location !== "cifar10" && !(await exists(location))) {
+        throw new UsageError(
+          `${
+            str(parsed, "data") !== undefined ? "--data" : "the run's data at"
+          } ${location} does not exist: pass --data PATH (where the data is now)`,
+        );
+      }
+      const data = await loadDataset({
+        source: location,
+        split,
+        classes: str(parsed, "classes") ?? trained?.classes,
+        imageSize: task.config.imageSize,
+      });
+      const started = performance.now();
+      const result = diffusionBitsPerDim(task, data, {
+        images,
+        timestepStride: stride,
+        batchSize,
+        seed,
+      });
+      const seconds = (performance.now() - started) / 1000;
+      if (bool(parsed, "json")) {
+        console.log(JSON.stringify({
+          bits_per_dim: result.total,
+          prior_bits_per_dim: result.prior,
+          images: result.images,
+          split,
+          stride,
+          seconds: Math.round(seconds * 100) / 100,
+        }));
+      } else {
+        console.log(
+          `${result.total.toFixed(4)} bits/dim on ${result.images} ${split} images ` +
+            `(prior term ${result.prior.toFixed(5)}${
+              stride > 1 ? `, every ${stride}th timestep` : ", exact bound"
+            })`,
+        );
+      }
+      return 0;
+    } finally {
+      task.dispose();
+    }
+  } finally {
+    backend.dispose();
   }
   return 0;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

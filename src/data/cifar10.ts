@@ -110,7 +110,16 @@ function decodeRecords(
  * ```
  */
 export async function readCifarSplit(dir: string, split: "train" | "test"): Promise<CifarImages> {
-  const files = split === "train" ? TRAIN_FILES : [TEST_FILE];
+  const wanted = split === "train" ? TRAIN_FILES : [TEST_FILE];
+  // Any subset of the official files works (e.g. only data_batch_1.bin for a quick run).
+  const present = await presentCifarBatches(dir);
+  const files = wanted.filter((name) => present.includes(name));
+  if (files.length === 0) {
+    throw new Error(
+      `${dir} has no CIFAR-10 ${split} batch (${wanted.join(", ")}); it holds ` +
+        `${present.length ? present.join(", ") : "no batch files"}`,
+    );
+  }
   const batches: { path: string; bytes: Uint8Array; count: number }[] = [];
   for (const name of files) {
     const path = `${dir}/${name}`;
@@ -137,7 +146,7 @@ export async function readCifarSplit(dir: string, split: "train" | "test"): Prom
 }
 
 /**
- * True when `dir` holds all six official batch files.
+ * True when `dir` holds all six official batch files (a complete download or cache).
  *
  * @example
  * ```ts
@@ -154,4 +163,26 @@ export async function hasCifarBatches(dir: string): Promise<boolean> {
     }
   }
   return true;
+}
+
+/**
+ * The official batch files (`data_batch_1..5.bin`, `test_batch.bin`) that `dir` holds, in
+ * release order; empty when none (or no such folder).
+ *
+ * @example
+ * ```ts
+ * import { presentCifarBatches } from "./cifar10.ts";
+ * await presentCifarBatches("/data/cifar-10-batches-bin"); // ["data_batch_1.bin", ...]
+ * ```
+ */
+export async function presentCifarBatches(dir: string): Promise<string[]> {
+  const present: string[] = [];
+  for (const name of [...TRAIN_FILES, TEST_FILE]) {
+    try {
+      if ((await Deno.stat(`${dir}/${name}`)).isFile) present.push(name);
+    } catch {
+      // absent
+    }
+  }
+  return present;
 }

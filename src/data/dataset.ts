@@ -64,6 +64,8 @@ export class Dataset {
   readonly numClasses: number;
   /** Where the images came from, for logs. */
   readonly description: string;
+  /** The resolved, absolute folder the images were read from; null for in-memory data. */
+  readonly location: string | null;
   #images: Uint8Array;
   #labels: Int32Array;
 
@@ -85,6 +87,7 @@ export class Dataset {
     imageShape: [3, number, number];
     classNames: string[];
     description?: string;
+    location?: string;
   }) {
     const [c, h, w] = init.imageShape;
     this.size = init.labels.length;
@@ -101,6 +104,7 @@ export class Dataset {
     this.classNames = init.classNames;
     this.numClasses = init.classNames.length;
     this.description = init.description ?? "in-memory images";
+    this.location = init.location ?? null;
   }
 
   /** All images, [N, 3, H, W] uint8 (shared, do not modify). */

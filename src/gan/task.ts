@@ -161,9 +161,9 @@ function modelConfigOf(config: GanConfig): DcganModelConfig {
  * using backend = await createBackend("tfjs-cpu");
  * using task = createGanTask(backend, resolveGanConfig({ nz: 8, ngf: 4, ndf: 4 }), new Rng(0));
  * const batch = { images: new Float32Array(2 * 3 * 32 * 32), labels: new Int32Array(2), shape: [2, 3, 32, 32] } as const;
- * const metrics = task.step(batch, new Rng(1), 0); // { lossD, lossG, dReal, dFake }
+ * const metrics = task.step(batch, new Rng(1), 0); // { lossD, lossG, dReal, dFake, dNoise }
  * const images = task.sample(new Int32Array(2), new Rng(2)); // [2, 3, 32, 32] in [-1, 1]
- * console.log(Object.keys(metrics), images.length); // ["lossD", "lossG", "dReal", "dFake"] 6144
+ * console.log(Object.keys(metrics), images.length); // ["lossD", "lossG", "dReal", "dFake", "dNoise"] 6144
  * ```
  */
 export function createGanTask(
@@ -249,7 +249,7 @@ export function createGanTask(
       // A non-finite loss would make the weights NaN: no update, and the trainer, seeing the
       // metric, stops or skips the batch.
       if (!Number.isFinite(dResult.value)) {
-        return { lossD: dResult.value, lossG: NaN, dReal, dFake };
+        return { lossD: dResult.value, lossG: NaN, dReal, dFake, dNoise: sigma };
       }
       optimizers.discriminator.step(dResult.grads);
 
@@ -269,7 +269,8 @@ export function createGanTask(
       // D's update above stays: a non-finite G loss skips only G's half of the step.
       if (Number.isFinite(gResult.value)) optimizers.generator.step(gResult.grads);
 
-      return { lossD: dResult.value, lossG: gResult.value, dReal, dFake };
+      // dNoise: the annealed input-noise sigma of this step, so the log shows the schedule.
+      return { lossD: dResult.value, lossG: gResult.value, dReal, dFake, dNoise: sigma };
     });
   }
 

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { GifReader, GifWriter } from "omggif";
+import { GifReader, GifWriter } from "npm:omggif@1.0.10";
 import { writeFileAtomic } from "./atomic.ts";
 import type { DecodedImage } from "./image.ts";
 import { checkPixels, maxPixels } from "./limits.ts";

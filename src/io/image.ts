@@ -8,7 +8,7 @@
  */
 import { Buffer } from "node:buffer";
 import { inflateSync } from "node:zlib";
-import { PNG } from "pngjs";
+import { PNG } from "npm:pngjs@7.0.0";
 import { decodeJpeg } from "./jpeg.ts";
 import { checkPixels, maxPixels } from "./limits.ts";
 
@@ -224,11 +224,23 @@ export async function readImageFile(
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
+async function isFileFollowingLinks(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false; // a dangling link
+  }
+}
+
 export async function listImageFiles(dir: string): Promise<string[]> {
   const names: string[] = [];
   try {
     for await (const entry of Deno.readDir(dir)) {
-      if (entry.isFile && IMAGE_EXTENSION.test(entry.name)) names.push(entry.name);
+      if (!IMAGE_EXTENSION.test(entry.name)) continue;
+      // Symlinked images count, as they do for pytorch-fid's glob (stat follows the link).
+      if (entry.isFile || (entry.isSymlink && await isFileFollowingLinks(`${dir}/${entry.name}`))) {
+        names.push(entry.name);
+      }
     }
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {

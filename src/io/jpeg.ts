@@ -18,7 +18,7 @@
  *
  * @module
  */
-import jpeg from "jpeg-js";
+import jpeg from "npm:jpeg-js@0.4.4";
 import { checkPixels, maxPixels } from "./limits.ts";
 import { loadTurboJpeg, type TurboJpeg } from "./turbojpeg.ts";
 

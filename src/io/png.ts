@@ -5,7 +5,7 @@
  * @module
  */
 import type { Buffer } from "node:buffer";
-import { PNG } from "pngjs";
+import { PNG } from "npm:pngjs@7.0.0";
 import { writeFileAtomic } from "./atomic.ts";
 import type { DecodedImage } from "./image.ts";
 

@@ -243,7 +243,10 @@ export const BUILT_IN_PLANS: Readonly<Record<string, StudyPlan>> = {
     name: "timesteps",
     title: "Number of diffusion steps T on CIFAR-10 cats",
     description: "The study's best configuration (UNet 2xUD, cosine schedule) trained with " +
-      "T = 500, 1000 and 1500 and sampled with all T ancestral steps. " + DIFFUSION_NOTE,
+      "T = 500, 1000 and 1500 and sampled with all T ancestral steps. Published numbers: none. " +
+      "The original (seed) study gives no FID for a sweep over T, so the published column " +
+      "reads n/a; the nearest published figure is its UNet 2xUD, cosine row at T = 1000 " +
+      "(FID 97.3, in the unconditional plan). " + DIFFUSION_NOTE,
     referenceSplit: "test",
     entries: [500, 1000, 1500].map((t) =>
       ddpm(

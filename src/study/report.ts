@@ -13,8 +13,15 @@ import type { EntryResult, GroupScore, StudyRun } from "./entry.ts";
 export interface ReportOptions {
   /** The run folder (report.md's links are relative to it). */
   outDir: string;
-  /** The plan argument as given (a built-in name or a .json path), for the commands. */
+  /**
+   * The plan argument, for the commands: a built-in name, or the plan file's path (give it
+   * absolute so the commands run from any folder).
+   */
   planSource: string;
+  /** `--inception-weights` as the run got it (absolute), so the commands find the same file. */
+  inceptionWeights?: string;
+  /** `--data` for the commands (absolute); default the run's `dataSource` as typed. */
+  dataSource?: string;
 }
 
 /** A table row: one entry, or one class of a conditional entry. */
@@ -228,7 +235,15 @@ function renderSamples(run: StudyRun): string[] {
       );
     }
   }
-  if (!any) out.push("_No model has finished yet._", "");
+  if (!any) {
+    const trainsNothing = run.plan.entries.every((e) => e.kind === "floor");
+    out.push(
+      trainsNothing
+        ? "_This plan trains no model (train-vs-test floor rows only), so there are no samples._"
+        : "_No model has finished yet._",
+      "",
+    );
+  }
   return out;
 }
 
@@ -255,12 +270,21 @@ function renderCommands(run: StudyRun, options: ReportOptions): string[] {
 
 /** The study command that reruns one entry of `run`. */
 export function commandFor(run: StudyRun, options: ReportOptions, id: string): string {
-  const parts = ["deno run -A cli.ts study", options.planSource, "--only", id];
+  const parts = ["deno", "run", "-A", "cli.ts", "study", options.planSource, "--only", id];
   if (run.scale !== 1) parts.push("--scale", String(run.scale));
   if (run.samples !== null) parts.push("--n", String(run.samples));
-  if (run.dataSource !== null) parts.push("--data", run.dataSource);
+  const data = options.dataSource ?? run.dataSource;
+  if (data !== null) parts.push("--data", data);
+  if (options.inceptionWeights !== undefined) {
+    parts.push("--inception-weights", options.inceptionWeights);
+  }
   parts.push("--out", options.outDir);
-  return parts.join(" ");
+  return parts.map(shellWord).join(" ");
+}
+
+/** `word` quoted for a POSIX shell when it needs it (paths with spaces). */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /**

@@ -34,19 +34,36 @@ export interface DataSourceRecord {
   classes: string;
   /** Class names in label order, when known. */
   classNames?: string[];
+  /** The resolved, absolute location the data was read from (so any working folder works). */
+  path?: string;
+  /** `datasetFingerprint` of the training split as loaded: tells a moved data set from a changed one. */
+  fingerprint?: string;
 }
 
 /** The training options a run was started with, as recorded in its checkpoint. */
 export interface TrainRecord {
+  /** Images per step. */
   batchSize: number;
+  /** Budget in epochs. */
   epochs: number;
+  /** Budget in steps (the run's total), or null when epochs set it. */
   maxSteps: number | null;
+  /** Seed of data order and flips. */
   seed: number;
+  /** Random horizontal flips. */
   flip: boolean;
+  /** Optimisation steps per epoch. */
   stepsPerEpoch: number;
+  /** Steps the whole budget takes. */
   totalSteps: number;
   /** Where the data came from (absent in runs made by library users without a source). */
   source?: DataSourceRecord;
+  /** Steps between log lines, kept by a resume unless overridden. */
+  logEvery?: number;
+  /** Steps between checkpoints, kept by a resume unless overridden. */
+  checkpointEvery?: number;
+  /** Epochs between preview grids, kept by a resume unless overridden. */
+  previewEvery?: number;
 }
 
 /**
@@ -188,6 +205,11 @@ export function validateCheckpointState(
     ) {
       fail("train.source.classNames", `must be an array of strings, got ${describe(names)}`);
     }
+    if (source.path !== undefined) str(source, "path", "train.source.path");
+    if (source.fingerprint !== undefined) str(source, "fingerprint", "train.source.fingerprint");
+  }
+  for (const key of ["logEvery", "checkpointEvery", "previewEvery"]) {
+    if (train[key] !== undefined) int(train, key, `train.${key}`, 0);
   }
   str(state, "backend", "backend");
   if (Number.isNaN(Date.parse(str(state, "savedAt", "savedAt")))) {

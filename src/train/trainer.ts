@@ -1,7 +1,8 @@
 /**
  * The one training loop, shared by DDPM and the DCGAN: seeded data order, checkpoints written
  * atomically every N steps and on Ctrl-C, exact resume, one JSON log line per logged step,
- * a progress line, preview grids every N epochs and a GIF of them at the end.
+ * a progress line, preview grids every N epochs (and one where a run stops mid-epoch) and a GIF
+ * of them at the end.
  *
  * Exact resume rests on three facts: the data order of epoch e and the flips of batch i are
  * derived from (seed, e, i) alone (see {@link Dataset.epochOrder}); the task's RNG state is in the checkpoint; and all other
@@ -133,6 +134,9 @@ export async function train<T extends TrainTask>(
   const batchSize = Math.min(options.batchSize, data.size);
   const stepsPerEpoch = Math.max(1, Math.floor(data.size / batchSize));
   const totalSteps = options.maxSteps ?? options.epochs * stepsPerEpoch;
+  const logEvery = options.logEvery ?? 10;
+  const checkpointEvery = options.checkpointEvery ?? 500;
+  const previewEvery = options.previewEvery ?? 1;
   const trainRecord: TrainRecord = {
     batchSize,
     epochs: options.epochs,
@@ -142,6 +146,9 @@ export async function train<T extends TrainTask>(
     stepsPerEpoch,
     totalSteps,
     ...(options.source ? { source: options.source } : {}),
+    logEvery,
+    checkpointEvery,
+    previewEvery,
   };
   const folder = await openRunFolder(options.runDir);
   if (folder.removedTemps.length) {
@@ -162,9 +169,7 @@ async function trainIn<T extends TrainTask>(
   trainRecord: TrainRecord,
 ): Promise<TrainResult> {
   const { batchSize, stepsPerEpoch, totalSteps } = trainRecord;
-  const logEvery = options.logEvery ?? 10;
-  const checkpointEvery = options.checkpointEvery ?? 500;
-  const previewEvery = options.previewEvery ?? 1;
+  const { logEvery = 10, checkpointEvery = 500, previewEvery = 1 } = trainRecord;
   const previewCount = options.previewCount ?? 64;
   const report = options.report ?? statusLine();
   const logPath = `${options.runDir}/log.jsonl`;
@@ -184,6 +189,7 @@ async function trainIn<T extends TrainTask>(
       );
     }
     await truncateLog(logPath, step);
+    await removeLaterGrids(`${options.runDir}/samples`, step);
     report(`resumed ${options.runDir} at step ${step} (epoch ${ckpt.state.epoch})`, true);
   } else {
     await writeFileAtomic(logPath, "");
@@ -208,6 +214,7 @@ async function trainIn<T extends TrainTask>(
   let lastYield = performance.now();
   let nonfinite: TrainResult["nonfinite"];
   let skippedSteps = 0;
+  let lastPreviewStep = -1;
 
   while (step < totalSteps) {
     const epoch = Math.floor(step / stepsPerEpoch);
@@ -260,10 +267,11 @@ async function trainIn<T extends TrainTask>(
     if (epochDone && previewEvery > 0 && (epoch + 1) % previewEvery === 0) {
       await writePreview(
         task,
-        `${options.runDir}/samples/epoch-${String(epoch + 1).padStart(4, "0")}.png`,
+        gridPath(options.runDir, step, stepsPerEpoch),
         previewCount,
         options,
       );
+      lastPreviewStep = step;
     }
     if (checkpointEvery > 0 && step % checkpointEvery === 0 && step < totalSteps) {
       await save(Math.floor(step / stepsPerEpoch));
@@ -281,7 +289,12 @@ async function trainIn<T extends TrainTask>(
   }
   const epoch = Math.floor(step / stepsPerEpoch);
   await save(epoch);
-  if (options.gif && !interrupted && !nonfinite) await writeProgressGif(options.runDir);
+  // A run that stops between previews (--max-steps, --max-seconds, Ctrl-C) still shows where
+  // it got to: one more grid, after the checkpoint so an impatient second Ctrl-C loses nothing.
+  if (!nonfinite && previewEvery > 0 && stepsTimed > 0 && lastPreviewStep !== step) {
+    await writePreview(task, gridPath(options.runDir, step, stepsPerEpoch), previewCount, options);
+  }
+  if (options.gif && !nonfinite) await writeProgressGif(options.runDir, stepsPerEpoch);
   const seconds = elapsed(started);
   const imagesPerSecond = stepsTimed > 0 ? (stepsTimed * batchSize) / (timedMs / 1000) : 0;
   if (nonfinite) {
@@ -325,15 +338,53 @@ async function writePreview<T extends TrainTask>(
   await writeImageGrid(path, images, [n, ...task.imageShape], { nrow: 8 });
 }
 
-/** Builds progress.gif from the preview grids in runDir/samples. */
-export async function writeProgressGif(runDir: string): Promise<void> {
+/**
+ * The preview grid of training step `step`: `epoch-EEEE.png` when an epoch just ended, else
+ * `step-SSSSSSSS.png` (a run that stopped mid-epoch).
+ */
+function gridPath(runDir: string, step: number, stepsPerEpoch: number): string {
+  return step % stepsPerEpoch === 0
+    ? `${runDir}/samples/epoch-${String(step / stepsPerEpoch).padStart(4, "0")}.png`
+    : `${runDir}/samples/step-${String(step).padStart(8, "0")}.png`;
+}
+
+/** The training step a preview grid's file name stands for; null for other files. */
+function gridStep(file: string, stepsPerEpoch: number): number | null {
+  const m = file.match(/(epoch|step)-(\d+)\.png$/);
+  if (!m) return null;
+  return m[1] === "epoch" ? Number(m[2]) * stepsPerEpoch : Number(m[2]);
+}
+
+/** Mid-epoch grids from after `step` belong to a future this resume will redo. */
+async function removeLaterGrids(dir: string, step: number): Promise<void> {
+  let files: string[];
+  try {
+    files = await listImageFiles(dir);
+  } catch {
+    return;
+  }
+  for (const f of files) {
+    const m = f.match(/step-(\d+)\.png$/);
+    if (m && Number(m[1]) > step) await Deno.remove(f).catch(() => {});
+  }
+}
+
+/**
+ * Builds progress.gif from the preview grids in runDir/samples, in training order (epoch grids
+ * and mid-epoch `step-` grids interleaved by the step they show).
+ */
+export async function writeProgressGif(runDir: string, stepsPerEpoch = 1): Promise<void> {
   let files: string[];
   try {
     files = await listImageFiles(`${runDir}/samples`);
   } catch {
     return;
   }
-  const grids = files.filter((f) => /epoch-\d+\.png$/.test(f)).sort();
+  const grids = files
+    .map((f) => ({ f, step: gridStep(f, stepsPerEpoch) }))
+    .filter((g): g is { f: string; step: number } => g.step !== null)
+    .sort((a, b) => a.step - b.step || a.f.localeCompare(b.f))
+    .map((g) => g.f);
   if (grids.length === 0) return;
   const frames = await Promise.all(grids.map((f) => decodeImageFile(f)));
   await writeGif(`${runDir}/progress.gif`, frames, { delayMs: 400 });
