@@ -117,7 +117,6 @@ export async function evalCommand(argv: string[]): Promise<number> {
   } finally {
     backend.dispose();
   }
-  return 0;
 }
 
 async function exists(path: string): Promise<boolean> {
