@@ -67,7 +67,10 @@ function statOrNull(path: string): Deno.FileInfo | null {
   try {
     return Deno.statSync(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
+    // A file standing where a folder should be ("a/file/sub") is reported by the caller's walk.
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+      return null;
+    }
     throw writeError(path, error);
   }
 }
