@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { checkOutputFolder, makeOutputFolder } from "../io/output.ts";
 import { selectBackend } from "../backend/select.ts";
 import type { Backend } from "../backend/backend.ts";
 import { loadDataset } from "../data/load.ts";
@@ -233,6 +234,7 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
       conditional ? "-cond" : ""
     }`;
   await refuseToOverwrite(runDir);
+  await checkOutputFolder(runDir, { flag: "--out" }); // before the data load and the training
 
   const data = await loadDataset({ source: str(parsed, "data"), split: "train", classes });
   if (conditional && data.numClasses < 2) {
@@ -247,7 +249,7 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   spec.config.numClasses = conditional ? data.numClasses : 0;
   spec.config.imageSize = dataHeight;
   spec.config.channels = dataChannels;
-  await Deno.mkdir(runDir, { recursive: true });
+  await makeOutputFolder(runDir);
   const task = createTask(backend, spec, seed);
   try {
     console.error(

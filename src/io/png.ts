@@ -7,6 +7,7 @@
 import type { Buffer } from "node:buffer";
 import { PNG } from "pngjs";
 import { writeFileAtomic } from "./atomic.ts";
+import { makeOutputFolder } from "./output.ts";
 import type { DecodedImage } from "./image.ts";
 
 /**
@@ -169,7 +170,7 @@ export async function writeImageFolder(
 ): Promise<string[]> {
   const prefix = options.prefix ?? "";
   const start = options.startIndex ?? 0;
-  await Deno.mkdir(dir, { recursive: true });
+  await makeOutputFolder(dir);
   const paths: string[] = [];
   const tiles = toUint8Images(images, shape);
   for (let i = 0; i < tiles.length; i++) {
