@@ -93,7 +93,7 @@ export interface SampleToFolderOptions<T extends TrainTask> {
   first?: number;
   /** The task's sampler options. */
   options: SampleOptionsOf<T>;
-  /** Images per `task.sample` call, i.e. per write round (default: the batch size, >= 256). */
+  /** Images per `task.sample` call, i.e. per write round (default: the batch size, else 256). */
   chunk?: number;
   /** Default "resume". */
   existing?: ExistingImages;
@@ -317,7 +317,8 @@ export async function sampleToFolder<T extends TrainTask>(
   const manifest = samplesManifest(task, run);
   const done = await prepareFolder(dir, manifest, run.existing ?? "resume");
   const batch = (run.options as { batchSize?: number } | undefined)?.batchSize ?? 0;
-  const chunk = run.chunk ?? Math.max(256, batch);
+  // One chunk per forward batch when the batch is given: files land as each batch finishes.
+  const chunk = run.chunk ?? (batch > 0 ? batch : 256);
   const keep = Math.min(run.keep ?? 0, n);
   const kept: DecodedImage[] = new Array(keep);
   const paths = Array.from({ length: n }, (_, i) => `${dir}/${sampleFileName(i)}`);

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { Rng } from "../core/rng.ts";
+import { imageNoise } from "../core/rng.ts";
 import { selectBackend } from "../backend/select.ts";
 import { loadDataset } from "../data/load.ts";
 import { parseClassFilter } from "../data/source.ts";
@@ -192,7 +192,7 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
           for (let i = 0; i < n; i++) labels[i] = ids[Math.floor((i * ids.length) / n)];
         }
         const options = task.kind === "ddpm" ? { clipX0: true, ...samplerOptions } : samplerOptions;
-        const images = sampleInChunks(task, labels, new Rng(seed), options, true);
+        const images = sampleInChunks(task, labels, imageNoise(seed), options, true);
         // pytorch-fid scores saved PNGs: quantise to 8 bits exactly as `sample --out-dir` does.
         generated = await computeActivations(
           backend,

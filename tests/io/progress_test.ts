@@ -36,7 +36,9 @@ Deno.test("ProgressBar on a terminal draws a bar for a known total, a count othe
 
 Deno.test("ProgressBar writes plain lines without a bar when stderr is not a terminal", async () => {
   // A child process whose stderr is a pipe, as in a log file or CI.
-  const code = `import { ProgressBar } from ${JSON.stringify(new URL("../../src/io/progress.ts", import.meta.url).href)};
+  const code = `import { ProgressBar } from ${
+    JSON.stringify(new URL("../../src/io/progress.ts", import.meta.url).href)
+  };
 const bar = new ProgressBar("sampling", 10);
 bar.update(5, true);
 bar.finish(10);`;
