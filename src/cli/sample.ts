@@ -205,7 +205,8 @@ function imageSettings(parsed: Parsed, ckpt: string): Record<string, unknown> {
   for (const flag of IMAGE_FLAGS) {
     if (parsed.values[flag] !== undefined) settings[flag] = parsed.values[flag];
   }
-  settings.ckpt = ckpt;
+  // Absolute, so `--resume` works from any working directory.
+  settings.ckpt = ckpt.startsWith("/") ? ckpt : `${Deno.cwd()}/${ckpt}`;
   return settings;
 }
 

@@ -132,17 +132,30 @@ Deno.test("sample --out-dir continues an interrupted folder with the same images
     await makeRun(backend, run, TINY_GAN);
     const out = `${root}/samples`;
     const args = ["sample", "--ckpt", run, "--n", "40", "--batch-size", "8", "--seed", "9"];
-    const first = await cli([...args, "--out-dir", out]);
+    const first = await cli([...args, "--out-dir", out, "--out", `${root}/grid1.png`]);
     assert.equal(first.code, 0, first.stderr);
     const whole = await pngs(out);
     assert.equal(whole.size, 40);
     // What a kill leaves: a gap and a missing tail (files are written atomically, one by one).
     const lose = ["00005.png", ...Array.from({ length: 10 }, (_, i) => `000${30 + i}.png`)];
     for (const name of lose) await Deno.remove(`${out}/${name}`);
-    const rerun = await cli([...args, "--batch-size", "16", "--out-dir", out]);
+    const rerun = await cli([
+      ...args,
+      "--batch-size",
+      "16",
+      "--out-dir",
+      out,
+      "--out",
+      `${root}/grid2.png`,
+    ]);
     assert.equal(rerun.code, 0, rerun.stderr);
     assert.match(rerun.stderr, /wrote 40 images to .* \(29 were already there\)/);
     assertSameFolders(await pngs(out), whole, "rerun");
+    // The grid of a resumed run shows the images read back from the folder.
+    assert.deepEqual(
+      await Deno.readFile(`${root}/grid2.png`),
+      await Deno.readFile(`${root}/grid1.png`),
+    );
 
     for (const name of lose) await Deno.remove(`${out}/${name}`);
     const resumed = await cli(["sample", "--resume", "--out-dir", out]);
