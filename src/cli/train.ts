@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { checkOutputFolder, makeOutputFolder } from "../io/output.ts";
 import { selectBackend } from "../backend/select.ts";
 import type { Backend } from "../backend/backend.ts";
 import {
@@ -265,6 +266,7 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   trainingOptions(parsed);
   const explicitOut = str(parsed, "out");
   if (explicitOut !== undefined) await refuseToOverwrite(explicitOut);
+  if (explicitOut !== undefined) await checkOutputFolder(explicitOut, { flag: "--out" });
 
   const { dataset: data, record } = await loadTrainingData({
     data: str(parsed, "data"),

@@ -7,7 +7,7 @@
  */
 import type { Backend } from "../backend/backend.ts";
 import { assertFinite } from "../core/finite.ts";
-import type { Rng } from "../core/rng.ts";
+import type { ImageNoise, Rng } from "../core/rng.ts";
 import { ParamStore } from "../nn/params.ts";
 import { Adam, clipGradNorm } from "../task/optimizer.ts";
 import type { Batch } from "../data/batch.ts";
@@ -235,7 +235,7 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
 
   function sample(
     labels: Int32Array,
-    rng: Rng,
+    noise: Rng | ImageNoise,
     options: DdpmSampleOptions = {},
   ): Float32Array {
     const sampler = ema ?? model;
@@ -254,7 +254,7 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
       (x, t, y) => sampler.forward(x, t, y),
       imageShape,
       config.numClasses > 0 ? { labels } : { count: labels.length },
-      rng,
+      noise,
       {
         varianceType: config.varianceType,
         nullClass: config.numClasses,

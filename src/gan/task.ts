@@ -15,7 +15,7 @@
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
 import { assertFinite } from "../core/finite.ts";
-import type { Rng } from "../core/rng.ts";
+import { type ImageNoise, normalRows, type Rng, toImageNoise } from "../core/rng.ts";
 import {
   DCGAN_IMAGE_SIZE,
   type DcganModelConfig,
@@ -274,13 +274,14 @@ export function createGanTask(
     });
   }
 
-  function sample(labels: Int32Array, sampleRng: Rng, options: GanSampleOptions = {}) {
+  function sample(labels: Int32Array, noise: Rng | ImageNoise, options: GanSampleOptions = {}) {
     const n = labels.length;
     const chunk = typeof options.batchSize === "number" && options.batchSize > 0
       ? Math.floor(options.batchSize)
       : 256;
-    // All noise first, so the images do not depend on the chunk size.
-    const zData = sampleRng.normal(n * model.nz);
+    // Each image's z from its own stream, so images do not depend on the chunk size.
+    const streams = toImageNoise(noise);
+    const zData = normalRows(Array.from({ length: n }, (_, i) => streams.stream(i)), model.nz);
     const perImage = imageShape[0] * imageShape[1] * imageShape[2];
     const out = new Float32Array(n * perImage);
     for (let start = 0; start < n; start += chunk) {

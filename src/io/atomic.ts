@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { writeError } from "./output.ts";
 
 function tempPathFor(path: string): string {
   const slash = path.lastIndexOf("/");
@@ -65,7 +66,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     await Deno.rename(temp, path);
   } catch (error) {
     await Deno.remove(temp).catch(() => {});
-    throw new Error(`could not write ${path}: ${(error as Error).message}`, { cause: error });
+    throw writeError(path, error);
   }
 }
 
@@ -91,6 +92,6 @@ export function writeFileAtomicSync(path: string, data: Uint8Array | string): vo
     } catch {
       // the temp file was never created
     }
-    throw new Error(`could not write ${path}: ${(error as Error).message}`, { cause: error });
+    throw writeError(path, error);
   }
 }

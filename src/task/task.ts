@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Rng } from "../core/rng.ts";
+import type { ImageNoise, Rng } from "../core/rng.ts";
 import type { ParamStore } from "../nn/params.ts";
 import type { Batch } from "../data/batch.ts";
 import type { Adam } from "./optimizer.ts";
@@ -51,10 +51,12 @@ export interface TrainTask<
    */
   step(batch: Batch, rng: Rng, progress: number): Record<string, number>;
   /**
-   * Generates `labels.length` images (labels are ignored by unconditional models).
+   * Generates `labels.length` images (labels are ignored by unconditional models). Image i
+   * draws all its noise from `noise.stream(i)` (a plain {@link Rng} gives one key for all), so
+   * the images never depend on the batch size or on how a run is split into calls.
    * Returns float32 [n, C, H, W] in [-1, 1].
    */
-  sample(labels: Int32Array, rng: Rng, options?: SampleOptions): Float32Array;
+  sample(labels: Int32Array, noise: Rng | ImageNoise, options?: SampleOptions): Float32Array;
   /** Image shape [C, H, W] the model produces. */
   readonly imageShape: readonly [number, number, number];
   /** Number of classes for conditional models, 0 when unconditional. */
