@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { checkOutputFolder, makeOutputFolder } from "../io/output.ts";
+import { checkOutputFolder } from "../io/output.ts";
 import { selectBackend } from "../backend/select.ts";
 import type { Backend } from "../backend/backend.ts";
 import {
