@@ -71,6 +71,13 @@ import {
 } from "./tfjs_tensor.ts";
 import * as V from "./validate.ts";
 import { groupedAttention, needsGrouping } from "./tfjs_attention.ts";
+import {
+  type HeapMeter,
+  heapMeterOf,
+  isWasmFault,
+  WASM_TENSOR_BUDGET,
+  wasmFaultDetail,
+} from "./tfjs_memory.ts";
 
 /** Which tfjs kernel backend an instance runs on. */
 export type TfjsKind = "wasm" | "cpu";
@@ -101,7 +108,8 @@ export async function createTfjsBackend(kind: TfjsKind): Promise<Backend> {
   if (!ok || tf.getBackend() !== kind) {
     throw new BackendUnavailableError(`tfjs-${kind}`, `tf.setBackend("${kind}") failed`);
   }
-  return new TfjsBackend(kind, kind === "wasm" ? acquireConvWorker() : undefined);
+  if (kind !== "wasm") return new TfjsBackend(kind);
+  return new TfjsBackend(kind, acquireConvWorker(), heapMeterOf(tf.backend()));
 }
 
 class TfjsBackend implements Backend {
@@ -111,8 +119,11 @@ class TfjsBackend implements Backend {
     eighFloat64: false,
     autocast: false,
     fusedConvActivation: false,
+    memoryLimitBytes: null,
   };
   readonly #kind: TfjsKind;
+  /** Tensor bytes on the wasm heap (wasm only): peakBytes() and out-of-memory errors. */
+  readonly #heap: HeapMeter | undefined;
   /** Computes half of each large conv on a second core (tfjs_worker.ts); wasm only. */
   #convWorker: ConvWorker | undefined;
   /** Every tfjs tensor this instance handed out, for dispose(); pruned of freed ones lazily. */
@@ -120,8 +131,10 @@ class TfjsBackend implements Backend {
   #pruneAt = 4096;
   #disposed = false;
 
-  constructor(kind: TfjsKind, convWorker?: ConvWorker) {
+  constructor(kind: TfjsKind, convWorker?: ConvWorker, heap?: HeapMeter) {
     this.#kind = kind;
+    this.#heap = heap;
+    if (heap) this.capabilities = { ...this.capabilities, memoryLimitBytes: WASM_TENSOR_BUDGET };
     this.name = `tfjs-${kind}`;
     this.#convWorker = convWorker;
   }
@@ -141,6 +154,9 @@ class TfjsBackend implements Backend {
 
   #activate(op: string): void {
     if (this.#disposed) throw new BackendError(op, [], `backend ${this.name} was disposed`);
+    if (this.#heap?.broken) {
+      throw new BackendError(op, [], wasmFaultDetail(this.#heap.broken, this.#heap));
+    }
     if (tf.getBackend() !== this.#kind) {
       // The backend is initialised, so setBackend switches synchronously; the promise it
       // returns carries nothing more.
@@ -181,8 +197,13 @@ class TfjsBackend implements Backend {
       return this.#wrap(t, channelsLast);
     } catch (e) {
       if (e instanceof BackendError) throw e;
-      throw new BackendError(op, inputs.map((t) => t.shape), errorText(e));
+      throw new BackendError(op, inputs.map((t) => t.shape), this.#failure(e));
     }
+  }
+
+  /** The detail of a kernel's failure: a wasm fault says what memory it needed and what to do. */
+  #failure(e: unknown): string {
+    return this.#kind === "wasm" && isWasmFault(e) ? wasmFaultDetail(e, this.#heap) : errorText(e);
   }
 
   /** An op on NCHW tensors with an NCHW result. */
@@ -308,6 +329,20 @@ class TfjsBackend implements Backend {
 
   liveBytes(): number {
     return tf.memory().numBytes;
+  }
+
+  peakBytes(fn: () => Keepable): number {
+    const heap = this.#heap;
+    const run = () => {
+      this.scope(() => {
+        fn();
+      });
+    };
+    if (!heap) {
+      run();
+      return NaN;
+    }
+    return heap.peak(run);
   }
 
   // ---- elementwise ----
@@ -651,7 +686,7 @@ class TfjsBackend implements Backend {
     } catch (e) {
       // Errors of lossFn pass through as they are; a failure while back-propagating is ours.
       if (!forwardDone || e instanceof BackendError) throw e;
-      throw new BackendError("valueAndGrad", params.map((p) => p.shape), errorText(e));
+      throw new BackendError("valueAndGrad", params.map((p) => p.shape), this.#failure(e));
     }
     const { value, grads } = result;
     const lossValue = value.dataSync()[0];
