@@ -1,5 +1,6 @@
 /**
- * The TensorFlow.js backend: `tfjs-wasm` (XNNPACK kernels, SIMD) or the pure-JS `tfjs-cpu`.
+ * The TensorFlow.js backend: `tfjs-wasm` (XNNPACK kernels, SIMD), the pure-JS `tfjs-cpu`, or
+ * `tfjs-webgpu` where synchronous reads exist (a browser; see webgpu.ts for why not Deno).
  *
  * The interface is NCHW with PyTorch weight layouts; tfjs convolutions are NHWC. A conv's
  * output therefore stays channels-last (the handle records it and reports the NCHW shape), and
@@ -71,6 +72,7 @@ import {
 } from "./tfjs_tensor.ts";
 import * as V from "./validate.ts";
 import { groupedAttention, needsGrouping } from "./tfjs_attention.ts";
+import { probeWebGpu, type WebGpuAdapterInfo, webGpuSyncReadProblem } from "./webgpu.ts";
 import {
   type HeapMeter,
   heapMeterOf,
@@ -80,7 +82,7 @@ import {
 } from "./tfjs_memory.ts";
 
 /** Which tfjs kernel backend an instance runs on. */
-export type TfjsKind = "wasm" | "cpu";
+export type TfjsKind = "wasm" | "cpu" | "webgpu";
 
 // tfjs prints a "install tfjs-node" banner and debug warnings unless in production mode.
 tf.enableProdMode();
@@ -99,6 +101,26 @@ tf.enableProdMode();
  * ```
  */
 export async function createTfjsBackend(kind: TfjsKind): Promise<Backend> {
+  let adapter: WebGpuAdapterInfo | null = null;
+  if (kind === "webgpu") {
+    adapter = await probeWebGpu();
+    if (!adapter) {
+      throw new BackendUnavailableError(
+        "tfjs-webgpu",
+        "no WebGPU adapter (navigator.gpu found none; on Linux a Vulkan driver is needed)",
+      );
+    }
+    const problem = webGpuSyncReadProblem();
+    if (problem) {
+      const soft = adapter.software ? ", software" : "";
+      throw new BackendUnavailableError(
+        "tfjs-webgpu",
+        `adapter ${adapter.description}${soft} found, but ${problem}`,
+      );
+    }
+    // Registers the "webgpu" kernel backend; only where it can run (see webgpu.ts).
+    await import("@tensorflow/tfjs-backend-webgpu");
+  }
   let ok = false;
   try {
     ok = await tf.setBackend(kind);
@@ -107,6 +129,11 @@ export async function createTfjsBackend(kind: TfjsKind): Promise<Backend> {
   }
   if (!ok || tf.getBackend() !== kind) {
     throw new BackendUnavailableError(`tfjs-${kind}`, `tf.setBackend("${kind}") failed`);
+  }
+  if (kind === "webgpu") {
+    const backend = new TfjsBackend(kind);
+    backend.adapter = adapter;
+    return backend;
   }
   if (kind !== "wasm") return new TfjsBackend(kind);
   return new TfjsBackend(kind, acquireConvWorker(), heapMeterOf(tf.backend()));
@@ -139,8 +166,15 @@ class TfjsBackend implements Backend {
     this.#convWorker = convWorker;
   }
 
+  /** The WebGPU adapter (tfjs-webgpu only). */
+  adapter: WebGpuAdapterInfo | null = null;
+
   get device(): string {
     if (this.#kind === "cpu") return "cpu (pure JavaScript)";
+    if (this.#kind === "webgpu") {
+      const a = this.adapter;
+      return `webgpu (${a?.description ?? "unknown adapter"}${a?.software ? ", software" : ""})`;
+    }
     const simd = tf.env().getBool("WASM_HAS_SIMD_SUPPORT") ? "SIMD" : "no SIMD";
     const worker = this.#convWorker;
     if (!worker) return `wasm (${simd}, 1 thread)`;
