@@ -49,9 +49,20 @@ export class BackendError extends Error {
     readonly shapes: readonly (readonly number[])[],
     readonly detail: string,
   ) {
-    super(`${op}(${shapes.map((s) => `[${s.join(",")}]`).join(", ")}): ${detail}`);
+    super(`${op}(${shapeSummary(shapes)}): ${detail}`);
     this.name = "BackendError";
   }
+}
+
+/** Shapes for an error message; past 6 of them, the first 3, a count and the last one. */
+export function shapeSummary(shapes: readonly (readonly number[])[]): string {
+  const text = (s: readonly number[]) => `[${s.join(",")}]`;
+  if (shapes.length <= 6) return shapes.map(text).join(", ");
+  return [
+    ...shapes.slice(0, 3).map(text),
+    `... ${shapes.length - 4} more ...`,
+    text(shapes[shapes.length - 1]),
+  ].join(", ");
 }
 
 /** Raised when a backend cannot be loaded at all (library missing, wrong version, ...). */
@@ -104,6 +115,13 @@ export interface BackendCapabilities {
    * (the result is the same either way; this only tells where folding layers saves time).
    */
   readonly fusedConvActivation: boolean;
+  /**
+   * The most bytes of live tensors one call may hold (a training step's activations, tape and
+   * gradients; an inference batch), as counted by {@link Backend.peakBytes}; null where the
+   * backend knows no limit (libtorch grows into host or device memory and fails cleanly).
+   * Training and inference loops size their batches to it with `fitBatch` (memory.ts).
+   */
+  readonly memoryLimitBytes: number | null;
 }
 
 /** Options of {@link Backend.batchNorm}. */
@@ -208,6 +226,12 @@ export interface Backend {
   liveTensors(): number;
   /** Bytes held by live tensors on the device, as far as the backend can tell. */
   liveBytes(): number;
+  /**
+   * Runs `fn` in a scope (its results are freed) and returns the most bytes of live tensors
+   * held at any point while it ran, above those live before; NaN where the backend cannot
+   * tell (then `capabilities.memoryLimitBytes` is null). For sizing work to the limit.
+   */
+  peakBytes(fn: () => Keepable): number;
 
   // ---- elementwise (broadcasting) ----
   /** Elementwise a + b (broadcasting). */

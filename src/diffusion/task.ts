@@ -12,6 +12,8 @@ import { ParamStore } from "../nn/params.ts";
 import { Adam, clipGradNorm } from "../task/optimizer.ts";
 import type { Batch } from "../data/batch.ts";
 import type { TrainTask } from "../task/task.ts";
+import { accumulatedValueAndGrad } from "../task/microbatch.ts";
+import type { BatchFit } from "../backend/memory.ts";
 import {
   createDenoiser,
   type Denoiser,
@@ -191,6 +193,9 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
   const imageShape = [config.channels, config.imageSize, config.imageSize] as const;
   const perImage = imageShape[0] * imageShape[1] * imageShape[2];
 
+  // Micro-batch sizes measured per batch size (backends with a memory limit only).
+  const fits = new Map<number, BatchFit>();
+
   function step(batch: Batch, rng: Rng): Record<string, number> {
     const [n, c, h, w] = batch.shape;
     if (c !== imageShape[0] || h !== imageShape[1] || w !== imageShape[2]) {
@@ -203,18 +208,31 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
     const noise = rng.normal(n * perImage);
     const labels = config.numClasses > 0 ? dropLabels(batch.labels, config, rng) : undefined;
     const metrics = backend.scope(() => {
-      const x0 = backend.tensor(batch.images, batch.shape);
-      const tt = backend.tensor(t, [n], "int32");
-      const eps = backend.tensor(noise, batch.shape);
-      const y = labels ? backend.tensor(labels, [n], "int32") : undefined;
       const forward = model.forward.bind(model);
-      const lossFn = () =>
-        config.loss === "simple"
-          ? simpleLoss(backend, process, forward, x0, tt, eps, y)
-          : vlbLoss(backend, process, forward, x0, tt, eps, y, {
-            varianceType: config.varianceType,
-          });
-      const { value, grads } = backend.valueAndGrad(lossFn, params);
+      // Samples [start, start + size) of the batch: one micro-batch (all of it when it fits).
+      const part = (start: number, size: number) => {
+        const shape = [size, c, h, w];
+        const x0 = backend.tensor(
+          batch.images.subarray(start * perImage, (start + size) * perImage),
+          shape,
+        );
+        const tt = backend.tensor(t.subarray(start, start + size), [size], "int32");
+        const eps = backend.tensor(
+          noise.subarray(start * perImage, (start + size) * perImage),
+          shape,
+        );
+        const y = labels
+          ? backend.tensor(labels.subarray(start, start + size), [size], "int32")
+          : undefined;
+        const lossFn = () =>
+          config.loss === "simple"
+            ? simpleLoss(backend, process, forward, x0, tt, eps, y)
+            : vlbLoss(backend, process, forward, x0, tt, eps, y, {
+              varianceType: config.varianceType,
+            });
+        return backend.valueAndGrad(lossFn, params);
+      };
+      const { value, grads } = accumulatedValueAndGrad(backend, n, part, fits);
       const clipped = clipGradNorm(
         backend,
         grads,

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
+import { type BatchFit, fitBatch, noteSplit } from "../backend/memory.ts";
 import { decodeImageFile } from "../io/image.ts";
 import { ProgressBar } from "../io/progress.ts";
 import type { InceptionNet } from "./inception.ts";
@@ -170,8 +171,14 @@ export async function computeActivations(
   const chunks: Float32Array[] = [];
   let batch: ImageLike[] = [];
   let done = 0;
+  // Images are independent (Inception runs in eval mode), so parts give the same features.
+  let fit: BatchFit | undefined;
   const flush = () => {
-    runBatch(backend, net, batch, chunks);
+    fit ??= fitBatch(backend, batchSize, (m) => runBatch(backend, net, batch.slice(0, m), []));
+    if (fit.size < batchSize) noteSplit(backend, "Inception features", batchSize, fit);
+    for (let i = 0; i < batch.length; i += fit.size) {
+      runBatch(backend, net, batch.slice(i, i + fit.size), chunks);
+    }
     done += batch.length;
     batch = [];
     bar?.update(done);
