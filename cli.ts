@@ -41,6 +41,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "rerun the original study's experiments and write report.md",
     load: async () => (await import("./src/cli/study.ts")).studyCommand,
   },
+  export: {
+    summary: "export a trained model as a web page that samples it in the browser",
+    load: async () => (await import("./src/cli/export.ts")).exportCommand,
+  },
   backends: {
     summary: "list the tensor backends and whether each is available",
     load: async () => (await import("./src/cli/backends.ts")).backendsCommand,

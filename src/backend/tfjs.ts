@@ -72,8 +72,8 @@ import {
 import * as V from "./validate.ts";
 import { groupedAttention, needsGrouping } from "./tfjs_attention.ts";
 
-/** Which tfjs kernel backend an instance runs on. */
-export type TfjsKind = "wasm" | "cpu";
+/** Which tfjs kernel backend an instance runs on ("webgl" only in browsers: src/web/browser). */
+export type TfjsKind = "wasm" | "cpu" | "webgl";
 
 // tfjs prints a "install tfjs-node" banner and debug warnings unless in production mode.
 tf.enableProdMode();
@@ -128,6 +128,7 @@ class TfjsBackend implements Backend {
 
   get device(): string {
     if (this.#kind === "cpu") return "cpu (pure JavaScript)";
+    if (this.#kind === "webgl") return `webgl ${tf.env().getNumber("WEBGL_VERSION")}`;
     const simd = tf.env().getBool("WASM_HAS_SIMD_SUPPORT") ? "SIMD" : "no SIMD";
     const worker = this.#convWorker;
     if (!worker) return `wasm (${simd}, 1 thread)`;

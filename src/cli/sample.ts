@@ -125,7 +125,8 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   }
 }
 
-function classNamesOf(train: TrainRecord): string[] {
+/** Names of the classes a run was trained on (its train record's source), or []. */
+export function classNamesOf(train: TrainRecord): string[] {
   const source = train.source;
   if (source?.classNames) return source.classNames;
   return source?.classes ? source.classes.split(",").map((s) => s.trim()) : [];
