@@ -45,6 +45,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "export a trained model as a web page that samples it in the browser",
     load: async () => (await import("./src/cli/export.ts")).exportCommand,
   },
+  serve: {
+    summary: "live dashboard of a runs folder (loss curves, previews, studies) in the browser",
+    load: async () => (await import("./src/cli/serve.ts")).serveCommand,
+  },
   backends: {
     summary: "list the tensor backends and whether each is available",
     load: async () => (await import("./src/cli/backends.ts")).backendsCommand,

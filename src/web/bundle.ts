@@ -75,7 +75,7 @@ export async function bundleForBrowser(entry: URL): Promise<string> {
  * const css = await npmFile("uplot/dist/uPlot.min.css");
  * ```
  */
-export async function npmFile(specifier: string): Promise<Uint8Array> {
+export async function npmFile(specifier: string): Promise<Uint8Array<ArrayBuffer>> {
   let path: string;
   try {
     path = createRequire(import.meta.url).resolve(specifier);

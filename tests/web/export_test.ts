@@ -218,7 +218,7 @@ Deno.test({
       try {
         await page.goto(`file://${root}/web/index.html?backend=wasm`);
         await waitFor(page, `globalThis.ddPage.status === "need-file"`);
-        const input = await page.$("#weights-file");
+        const input = await page.$("input#weights-file");
         await input!.uploadFile(`${root}/web/model.safetensors`);
         await waitFor(page, `["ready", "error"].includes(globalThis.ddPage.status)`);
         await page.click("#generate");
