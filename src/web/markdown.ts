@@ -16,7 +16,14 @@ const escapeHtml = (s: string) =>
 function target(href: string, base: string): string {
   if (/^https?:\/\//i.test(href)) return href;
   if (/^[a-z][a-z0-9+.-]*:/i.test(href) || href.startsWith("/")) return "#";
-  return `${base}/${href.split("/").map(encodeURIComponent).join("/")}`;
+  const segment = (s: string) => {
+    try {
+      return encodeURIComponent(decodeURIComponent(s));
+    } catch {
+      return encodeURIComponent(s);
+    }
+  };
+  return `${base}/${href.split("/").map(segment).join("/")}`;
 }
 
 /**
