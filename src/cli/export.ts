@@ -4,7 +4,9 @@
  *
  * @module
  */
+import { loadCheckpoint } from "../train/checkpoint.ts";
 import { type CommandSpec, helpText, parseCommand, str, UsageError } from "./args.ts";
+import { classNamesOf } from "./sample.ts";
 
 const SPEC: CommandSpec = {
   name: "export",
@@ -34,7 +36,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const outDir = str(parsed, "web");
   if (!outDir) throw new UsageError("--web OUT_DIR is required (where to write the page)");
   const { exportWeb } = await import("../web/export.ts");
-  const result = await exportWeb(ckpt, outDir);
+  const checkpoint = await loadCheckpoint(ckpt);
+  const result = await exportWeb(checkpoint, outDir, classNamesOf(checkpoint.state.train));
   const sizes = Object.entries(result.files).map(([name, bytes]) =>
     `${name} ${(bytes / 1e6).toFixed(2)} MB`
   );

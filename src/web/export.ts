@@ -16,8 +16,7 @@
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
-import { checkpointPath, EXPORT_FILE, loadCheckpoint } from "../train/checkpoint.ts";
-import { classNamesOf } from "../cli/sample.ts";
+import { EXPORT_FILE, type LoadedCheckpoint } from "../train/checkpoint.ts";
 import { bundleForBrowser, npmFile } from "./bundle.ts";
 import { exportPageHtml } from "./export_html.ts";
 import { META_CLASSES, META_CONFIG, META_KIND } from "./browser/model.ts";
@@ -80,20 +79,25 @@ export async function buildAppScript(): Promise<string> {
 }
 
 /**
- * Exports the run (or checkpoint file) `ckpt` as a static sampling page in `outDir`.
+ * Exports a loaded checkpoint as a static sampling page in `outDir`; `classNames` label the
+ * class picker of a conditional model.
  *
  * @example
  * ```ts ignore
- * const { files } = await exportWeb("runs/cats", "web/cats");
- * console.log(files); // { "model.safetensors": ..., "app.js": ..., "index.html": ... }
+ * const { files } = await exportWeb(await loadCheckpoint("runs/cats"), "web/cats");
+ * console.log(files); // { "index.html": ..., "app.js": ..., "model.safetensors": ... }
  * ```
  */
-export async function exportWeb(ckpt: string, outDir: string): Promise<WebExport> {
-  const checkpoint = await loadCheckpoint(ckpt);
-  const { kind, config, train } = checkpoint.state;
+export async function exportWeb(
+  checkpoint: LoadedCheckpoint,
+  outDir: string,
+  classNames: string[] = [],
+): Promise<WebExport> {
+  const { kind, config } = checkpoint.state;
   // The run's model.safetensors holds the sampling weights with their PyTorch names; it is
   // written with every checkpoint, so it matches the checkpoint's step.
-  const modelPath = join(dirname(checkpointPath(ckpt)), EXPORT_FILE);
+  const runDir = dirname(checkpoint.path);
+  const modelPath = join(runDir, EXPORT_FILE);
   const model = await readSafetensors(modelPath).catch((e) => {
     throw new Error(
       `cannot read ${modelPath} (${(e as Error).message}): it is written beside every ` +
@@ -111,11 +115,11 @@ export async function exportWeb(ckpt: string, outDir: string): Promise<WebExport
     format: "pt",
     [META_KIND]: kind,
     [META_CONFIG]: JSON.stringify(config),
-    [META_CLASSES]: JSON.stringify(classNamesOf(train)),
+    [META_CLASSES]: JSON.stringify(classNames),
   });
   await writeFileAtomic(join(outDir, "app.js"), app);
   const title = `${kind === "ddpm" ? "Diffusion model" : "DCGAN"}: ${
-    dirname(checkpointPath(ckpt)).split("/").pop()
+    runDir.split("/").pop()
   } (step ${checkpoint.state.step})`;
   await writeFileAtomic(join(outDir, "index.html"), exportPageHtml(title));
   const files: Record<string, number> = {};
