@@ -33,6 +33,7 @@ export function exportPageHtml(title: string): string {
   progress { width: 20em; }
   canvas { image-rendering: pixelated; display: block; margin: 1em 0; background: #000; max-width: 100%; }
   button { font-size: 1em; padding: .3em 1.2em; }
+  [hidden] { display: none !important; }
 </style>
 </head>
 <body>

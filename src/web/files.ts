@@ -29,7 +29,15 @@ const TYPES: Record<string, string> = {
   ".html": "text/plain; charset=utf-8", // never rendered: a run folder's HTML is not ours
 };
 
-/** Content type served for a file name (unknown types download as bytes). */
+/**
+ * Content type served for a file name (unknown types download as bytes).
+ *
+ * @example
+ * ```ts
+ * import { contentType } from "./files.ts";
+ * console.log(contentType("samples/epoch-0001.png")); // "image/png"
+ * ```
+ */
 export function contentType(name: string): string {
   return TYPES[extname(name).toLowerCase()] ?? "application/octet-stream";
 }
@@ -63,7 +71,14 @@ export async function resolveInside(root: string, relative: string): Promise<str
   return real;
 }
 
-/** The root folder as a real path (so {@link resolveInside} can compare prefixes). */
+/**
+ * The root folder as a real path (so {@link resolveInside} can compare prefixes).
+ *
+ * @example
+ * ```ts ignore
+ * const root = await realRoot("runs");
+ * ```
+ */
 export async function realRoot(dir: string): Promise<string> {
   const info = await Deno.stat(dir).catch(() => null);
   if (!info?.isDirectory) {
@@ -76,6 +91,12 @@ export async function realRoot(dir: string): Promise<string> {
  * Parses a `Range` header against a file of `size` bytes: undefined for the whole file, the
  * inclusive [start, end] of one range, or a {@link RefusedError} 416 for several ranges,
  * malformed ones, or ranges outside the file.
+ *
+ * @example
+ * ```ts
+ * import { parseRange } from "./files.ts";
+ * console.log(parseRange("bytes=-3", 10)); // [7, 9]
+ * ```
  */
 export function parseRange(header: string | null, size: number): [number, number] | undefined {
   if (header === null) return undefined;
@@ -101,6 +122,11 @@ export function parseRange(header: string | null, size: number): [number, number
 
 /**
  * Answers a GET or HEAD for the regular file at `path` (already checked to be inside the root).
+ *
+ * @example
+ * ```ts ignore
+ * return await fileResponse(await resolveInside(root, "cats/progress.gif"), request);
+ * ```
  */
 export async function fileResponse(path: string, req: Request): Promise<Response> {
   const info = await Deno.stat(path);

@@ -110,6 +110,12 @@ export async function scanRoot(
  * Reads the complete lines of a JSON-lines log from byte `from` on. Returns them and the byte
  * offset after the last complete line (where the next read starts); a line still being
  * written is left for later. `truncated` says the file is now shorter than `from` (a new run).
+ *
+ * @example
+ * ```ts ignore
+ * const first = await readLogFrom("runs/cats/log.jsonl");
+ * const later = await readLogFrom("runs/cats/log.jsonl", first.next); // only the new lines
+ * ```
  */
 export async function readLogFrom(
   path: string,
@@ -152,7 +158,15 @@ export async function readLogFrom(
   }
 }
 
-/** The summary of the run folder `rel` below `root`, or null when it vanished. */
+/**
+ * The summary of the run folder `rel` below `root`, or null when it vanished.
+ *
+ * @example
+ * ```ts ignore
+ * const run = await summarizeRun("/home/me/runs", "cats");
+ * console.log(run?.state, run?.step, run?.totalSteps);
+ * ```
+ */
 export async function summarizeRun(root: string, rel: string): Promise<RunSummary | null> {
   const dir = join(root, rel);
   const state = await readJson(join(dir, CHECKPOINT_JSON));

@@ -91,8 +91,11 @@ async function pageImages(
     });
     assert.equal(ready.status, "ready", `page failed: ${ready.error} ${errors.join("; ")}`);
     const fields = { count: 4, seed: 7, steps, class: classId };
-    await page.evaluate(`for (const [id, v] of Object.entries(${JSON.stringify(fields)}))
-      document.getElementById(id).value = String(v);`);
+    await page.evaluate(`for (const [id, v] of Object.entries(${JSON.stringify(fields)})) {
+      const input = document.getElementById(id);
+      input.value = String(v);
+      input.dispatchEvent(new Event("input"));
+    }`);
     await page.click("#generate");
     await waitFor(page, `["done", "error"].includes(globalThis.ddPage.status)`);
     const result = await page.evaluate(() => {
