@@ -76,12 +76,12 @@ try {
       await waitFor(tab, `["done", "error"].includes(globalThis.ddPage.status)`, 3_600_000);
       const result = await tab.evaluate(`({ status: ddPage.status, error: ddPage.error,
         seconds: ddPage.seconds, device: ddPage.device, params: ddPage.info.params })`) as {
-          status: string;
-          error?: string;
-          seconds: number;
-          device: string;
-          params: number;
-        };
+        status: string;
+        error?: string;
+        seconds: number;
+        device: string;
+        params: number;
+      };
       await tab.close();
       if (result.status !== "done") {
         console.log(`${backend}: failed: ${result.error}`);
