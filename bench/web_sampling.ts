@@ -14,7 +14,7 @@
 import { parseArgs } from "node:util";
 import { Rng } from "../src/backend/rng.ts";
 import { createBackend } from "../src/backend/select.ts";
-import { type DenoiserPreset } from "../src/models/denoiser.ts";
+import type { DenoiserPreset } from "../src/models/denoiser.ts";
 import { resolveDdpmConfig } from "../src/diffusion/task.ts";
 import { loadCheckpoint, saveCheckpoint } from "../src/train/checkpoint.ts";
 import { createTask } from "../src/train/registry.ts";
