@@ -164,3 +164,49 @@ Deno.test("serve refuses a folder that does not exist, saying which", async () =
     /\/nonexistent\/runs is not a folder/,
   );
 });
+
+Deno.test("cli.ts serve prints its URL, serves the page and stops on Ctrl-C", async () => {
+  const root = await Deno.makeTempDir({ prefix: "dd-serve-cli-" });
+  const cli = new URL("../../cli.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cli, "serve", root, "--port", "0"],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  try {
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!/serving .* at (http:\S+)/.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    const url = /serving .* at (http:\S+)/.exec(text)?.[1];
+    assert.ok(url?.startsWith("http://127.0.0.1:"), `no URL in: ${text}`);
+    const page = await fetch(url!);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<script src="\/assets\/dashboard\.js">/);
+    child.kill("SIGINT");
+    assert.equal((await child.status).code, 0);
+    reader.releaseLock();
+    await child.stderr.cancel().catch(() => {});
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already stopped
+    }
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("cli.ts serve names a missing folder", async () => {
+  const cli = new URL("../../cli.ts", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cli, "serve", "/nonexistent/runs", "--port", "0"],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 1);
+  assert.match(new TextDecoder().decode(out.stderr), /\/nonexistent\/runs is not a folder/);
+});
