@@ -43,11 +43,11 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   },
   export: {
     summary: "export a trained model as a web page that samples it in the browser",
-    load: async () => (await import("./src/cli/export.ts")).exportCommand,
+    load: async () => (await import("./src/web/export_command.ts")).exportCommand,
   },
   serve: {
     summary: "live dashboard of a runs folder (loss curves, previews, studies) in the browser",
-    load: async () => (await import("./src/cli/serve.ts")).serveCommand,
+    load: async () => (await import("./src/web/serve_command.ts")).serveCommand,
   },
   backends: {
     summary: "list the tensor backends and whether each is available",

@@ -12,12 +12,12 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { Rng } from "../src/backend/rng.ts";
+import { Rng } from "../src/core/rng.ts";
 import { createBackend } from "../src/backend/select.ts";
 import type { DenoiserPreset } from "../src/models/denoiser.ts";
 import { resolveDdpmConfig } from "../src/diffusion/task.ts";
 import { loadCheckpoint, saveCheckpoint } from "../src/train/checkpoint.ts";
-import { createTask } from "../src/train/registry.ts";
+import { createTask } from "../src/app/registry.ts";
 import { exportWeb } from "../src/web/export.ts";
 import { launchChromium, staticServer, waitFor } from "../tests/web/_browser.ts";
 
@@ -43,12 +43,21 @@ try {
       preset: values.preset as DenoiserPreset,
       ...(values["base-width"] ? { baseWidth: Number(values["base-width"]) } : {}),
     });
-    const task = createTask(backend, "ddpm", config as unknown as Record<string, unknown>, 0);
+    const task = createTask(backend, { kind: "ddpm", config }, 0);
     await saveCheckpoint(run, task, {
       step: 0,
       epoch: 0,
       rng: new Rng(0).state(),
-      train: {},
+      // No training happened: an empty record (speed does not depend on it).
+      train: {
+        batchSize: 1,
+        epochs: 0,
+        maxSteps: 0,
+        seed: 0,
+        flip: false,
+        stepsPerEpoch: 1,
+        totalSteps: 0,
+      },
       backend: backend.name,
     });
     task.dispose();

@@ -89,7 +89,8 @@ export async function writeReportFigures(run: StudyRun, outDir: string): Promise
       const grid = await decodeImageFile(`${outDir}/${result.files.grid}`);
       // The first row of tiles with its padding (the study's images are imageSize, 32 by default).
       const entry = run.plan.entries.find((e) => e.id === result.id);
-      const tile = Number((entry?.config as { imageSize?: number } | undefined)?.imageSize ?? 32);
+      const config = entry && entry.kind !== "floor" ? entry.config : undefined;
+      const tile = Number(config?.imageSize ?? 32);
       const height = Math.min(grid.height, tile + 2 * GRID_PADDING);
       const data = grid.data.subarray(0, grid.width * height * 3);
       const png = encodePng({ width: grid.width, height, channels: 3, data });

@@ -26,7 +26,8 @@ export interface WebExport {
   outDir: string;
   /** File name -> size in bytes. */
   files: Record<string, number>;
-  kind: "ddpm" | "gan";
+  /** "ddpm" or "gan". */
+  kind: string;
 }
 
 const FILES = ["index.html", "app.js", "model.safetensors"];

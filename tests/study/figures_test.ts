@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { decodeImage } from "../../src/io/image.ts";
 import { writeImageGrid } from "../../src/io/png.ts";
 import { curvesSvg, writeReportFigures } from "../../src/study/figures.ts";
-import type { StudyRun } from "../../src/study/runner.ts";
+import type { StudyRun } from "../../src/study/entry.ts";
 
 Deno.test("curvesSvg draws every loss of a log (GAN: lossD and lossG) and nothing without one", () => {
   const gan = curvesSvg("GAN", [

@@ -6,11 +6,11 @@
  * @module
  */
 import { createBackend } from "../../src/backend/select.ts";
-import { loadDataset } from "../../src/data/dataset.ts";
-import { resolveDdpmConfig } from "../../src/diffusion/task.ts";
-import { resolveGanConfig } from "../../src/gan/task.ts";
+import { loadDataset } from "../../src/data/load.ts";
+import { type DdpmConfig, resolveDdpmConfig } from "../../src/diffusion/task.ts";
+import { type GanConfig, resolveGanConfig } from "../../src/gan/task.ts";
 import { encodePng } from "../../src/io/png.ts";
-import { createTask } from "../../src/train/registry.ts";
+import { createTask } from "../../src/app/registry.ts";
 import { train } from "../../src/train/trainer.ts";
 
 /** ROOT/train/{red,blue}/*.png: 4 solid-colour 32x32 images per class. */
@@ -49,7 +49,9 @@ export async function tinyRun(
         emaStart: 1,
       })
       : resolveGanConfig({ ngf: 4, ndf: 4, nz: 8, numClasses: 2 });
-    const task = createTask(backend, kind, config as unknown as Record<string, unknown>, 0);
+    const task = kind === "ddpm"
+      ? createTask(backend, { kind, config: config as DdpmConfig }, 0)
+      : createTask(backend, { kind, config: config as GanConfig }, 0);
     try {
       await train(task, data, {
         runDir,
@@ -65,7 +67,7 @@ export async function tinyRun(
         gif: kind === "gan",
         report: () => {},
         backendName: backend.name,
-        extraRecord: { source: { data: dataDir, classes: "red,blue" } },
+        source: { data: dataDir, classes: "red,blue" },
       });
     } finally {
       task.dispose();

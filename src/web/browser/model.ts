@@ -14,7 +14,7 @@
  * @module
  */
 import type { Backend } from "../../backend/backend.ts";
-import { Rng } from "../../backend/rng.ts";
+import { Rng } from "../../core/rng.ts";
 import { decodeSafetensors, toFloat32 } from "../../io/safetensors.ts";
 import { ParamStore } from "../../nn/params.ts";
 import { denoiserOverStore, type DenoiserPreset } from "../../models/denoiser.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { Rng } from "../../../src/backend/rng.ts";
+import { Rng } from "../../../src/core/rng.ts";
 import { createBackend } from "../../../src/backend/select.ts";
-import { openCheckpoint } from "../../../src/train/registry.ts";
+import { openCheckpoint } from "../../../src/app/registry.ts";
 import { loadExportedModel } from "../../../src/web/browser/model.ts";
 import { tinyImageFolder, tinyRun } from "../_runs.ts";
 
@@ -22,8 +22,10 @@ Deno.test({
           assert.equal(model.info.kind, kind);
           assert.deepEqual(model.info.imageShape, [3, 32, 32]);
           assert.equal(model.info.numClasses, 2);
-          const options = kind === "ddpm" ? { sampler: "ddim", steps: 5, clipX0: true } : {};
-          const expected = task.sample(new Int32Array(3).fill(1), new Rng(11), options);
+          const labels = new Int32Array(3).fill(1);
+          const expected = task.kind === "ddpm"
+            ? task.sample(labels, new Rng(11), { sampler: "ddim", steps: 5, clipX0: true })
+            : task.sample(labels, new Rng(11), {});
           const progress: number[] = [];
           const got = model.sample(
             { count: 3, seed: 11, steps: 5, classId: 1 },

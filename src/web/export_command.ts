@@ -1,12 +1,12 @@
 /**
- * `cli.ts export --web`: a static page that samples a checkpoint in the browser
- * (src/web/export.ts).
+ * `cli.ts export --web`: a static page that samples a checkpoint in the browser (export.ts).
+ * It lives in web/, not cli/, because the CLI layer sits below web (ARCHITECTURE.md).
  *
  * @module
  */
 import { loadCheckpoint } from "../train/checkpoint.ts";
-import { type CommandSpec, helpText, parseCommand, str, UsageError } from "./args.ts";
-import { classNamesOf } from "./sample.ts";
+import { type CommandSpec, helpText, parseCommand, str, UsageError } from "../cli/args.ts";
+import { classNamesOf } from "../cli/sample.ts";
 
 const SPEC: CommandSpec = {
   name: "export",
@@ -35,7 +35,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
   if (!ckpt) throw new UsageError("--ckpt RUN_OR_FILE is required (a run folder from `train`)");
   const outDir = str(parsed, "web");
   if (!outDir) throw new UsageError("--web OUT_DIR is required (where to write the page)");
-  const { exportWeb } = await import("../web/export.ts");
+  const { exportWeb } = await import("./export.ts");
   const checkpoint = await loadCheckpoint(ckpt);
   const result = await exportWeb(checkpoint, outDir, classNamesOf(checkpoint.state.train));
   const sizes = Object.entries(result.files).map(([name, bytes]) =>

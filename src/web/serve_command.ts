@@ -1,9 +1,10 @@
 /**
- * `cli.ts serve`: the live dashboard over a runs folder (src/web/server.ts).
+ * `cli.ts serve`: the live dashboard over a runs folder (server.ts). It lives in web/, not
+ * cli/, because the CLI layer sits below web (ARCHITECTURE.md); it is as thin as a cli/ file.
  *
  * @module
  */
-import { type CommandSpec, helpText, int, parseCommand, str, UsageError } from "./args.ts";
+import { type CommandSpec, helpText, int, parseCommand, str, UsageError } from "../cli/args.ts";
 
 const SPEC: CommandSpec = {
   name: "serve",
@@ -32,7 +33,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const root = parsed.positionals[0] ?? "runs";
   const host = str(parsed, "host") ?? "127.0.0.1";
   const port = int(parsed, "port", 0, 65535) ?? 8000;
-  const { startDashboard } = await import("../web/server.ts");
+  const { startDashboard } = await import("./server.ts");
   let dash;
   try {
     dash = await startDashboard({ root, host, port });
