@@ -46,7 +46,8 @@ export interface OpenOptions {
   preset?: string;
 }
 
-function classNamesOf(train: TrainRecord | undefined): string[] {
+/** Names of the classes a run was trained on (its train record's source), or []. */
+export function classNamesOf(train: TrainRecord | undefined): string[] {
   const source = train?.source;
   if (source?.classNames) return source.classNames;
   return source?.classes ? source.classes.split(",").map((s) => s.trim()) : [];

@@ -81,8 +81,8 @@ import {
   wasmFaultDetail,
 } from "./tfjs_memory.ts";
 
-/** Which tfjs kernel backend an instance runs on. */
-export type TfjsKind = "wasm" | "cpu" | "webgpu";
+/** Which tfjs kernel backend an instance runs on ("webgl" only in browsers: src/web/browser). */
+export type TfjsKind = "wasm" | "cpu" | "webgpu" | "webgl";
 
 // tfjs prints a "install tfjs-node" banner and debug warnings unless in production mode.
 tf.enableProdMode();
@@ -175,6 +175,7 @@ class TfjsBackend implements Backend {
       const a = this.adapter;
       return `webgpu (${a?.description ?? "unknown adapter"}${a?.software ? ", software" : ""})`;
     }
+    if (this.#kind === "webgl") return `webgl ${tf.env().getNumber("WEBGL_VERSION")}`;
     const simd = tf.env().getBool("WASM_HAS_SIMD_SUPPORT") ? "SIMD" : "no SIMD";
     const worker = this.#convWorker;
     if (!worker) return `wasm (${simd}, 1 thread)`;

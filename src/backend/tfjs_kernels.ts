@@ -291,19 +291,17 @@ export function bceWithLogitsWithGrad(logits: Tf, targets: Tf): Tf {
   })(logits, targets);
 }
 
-/** Inserts s-1 zeros between pixels: [N, H, W, C] -> [N, (H-1)s+1, (W-1)s+1, C]. */
+/**
+ * Inserts s-1 zeros between pixels: [N, H, W, C] -> [N, (H-1)s+1, (W-1)s+1, C]. Pads stay
+ * rank 4 (columns, then rows): tfjs-webgl cannot compile a pad of rank 5 or more.
+ */
 export function zeroStuff(x: Tf, s: number): Tf {
   if (s === 1) return x;
   const [n, h, w, c] = x.shape;
-  const spread = tf.pad(tf.reshape(x, [n, h, 1, w, 1, c]), [
-    [0, 0],
-    [0, 0],
-    [0, s - 1],
-    [0, 0],
-    [0, s - 1],
-    [0, 0],
-  ]); // [N, H, s, W, s, C]
-  return tf.slice(tf.reshape(spread, [n, h * s, w * s, c]), 0, [
+  const pad = [[0, 0], [0, 0], [0, s - 1], [0, 0]] as [number, number][];
+  const columns = tf.pad(tf.reshape(x, [n * h, w, 1, c]), pad); // [N*H, W, s, C]
+  const rows = tf.pad(tf.reshape(columns, [n, h, 1, w * s * c]), pad); // [N, H, s, W*s*C]
+  return tf.slice(tf.reshape(rows, [n, h * s, w * s, c]), 0, [
     n,
     (h - 1) * s + 1,
     (w - 1) * s + 1,

@@ -7,6 +7,7 @@
  * @module
  */
 import { writeFileAtomic } from "../io/atomic.ts";
+import { type ReportFigures, writeReportFigures } from "./figures.ts";
 import type { EntryResult, GroupScore, StudyRun } from "./entry.ts";
 
 /** Options of {@link renderReport} / {@link writeReport}. */
@@ -51,7 +52,11 @@ const NA = "n/a";
  * console.log(markdown.startsWith("#")); // true
  * ```
  */
-export function renderReport(run: StudyRun, options: ReportOptions): string {
+export function renderReport(
+  run: StudyRun,
+  options: ReportOptions,
+  figures: ReportFigures = { curves: {} },
+): string {
   const lines: string[] = [];
   const { plan } = run;
   lines.push(`# Study: ${plan.title}`, "");
@@ -90,6 +95,7 @@ export function renderReport(run: StudyRun, options: ReportOptions): string {
       "",
     );
   }
+  lines.push(...renderFigures(run, figures));
   lines.push(...renderSamples(run));
   lines.push(...renderCommands(run, options));
   return lines.join("\n");
@@ -218,6 +224,25 @@ function renderTable(rows: Row[]): string[] {
   return lines;
 }
 
+/** Training curves and the samples strip (figures.ts), when written. */
+function renderFigures(run: StudyRun, figures: ReportFigures): string[] {
+  const out: string[] = [];
+  const curves = run.results.filter((r) => figures.curves[r.id]);
+  if (curves.length) {
+    out.push("## Training curves", "");
+    for (const r of curves) out.push(`![${r.id} training loss](${figures.curves[r.id]})`, "");
+  }
+  if (figures.strip) {
+    out.push(
+      "## Samples at a glance",
+      "",
+      `![first row of every sample grid](${figures.strip})`,
+      "",
+    );
+  }
+  return out;
+}
+
 function renderSamples(run: StudyRun): string[] {
   const out = ["## Samples", ""];
   let any = false;
@@ -331,7 +356,8 @@ export function reportJson(run: StudyRun, options: ReportOptions): Record<string
  * ```
  */
 export async function writeReport(run: StudyRun, options: ReportOptions): Promise<void> {
-  await writeFileAtomic(`${options.outDir}/report.md`, renderReport(run, options));
+  const figures = await writeReportFigures(run, options.outDir);
+  await writeFileAtomic(`${options.outDir}/report.md`, renderReport(run, options, figures));
   await writeFileAtomic(
     `${options.outDir}/report.json`,
     JSON.stringify(reportJson(run, options), null, 2) + "\n",

@@ -188,3 +188,18 @@ Deno.test("the timesteps plan says its published column is empty and why", () =>
   assert.ok(plan.entries.every((e) => e.published === undefined));
   assert.match(plan.description, /original \(seed\) study gives no FID for a sweep over T/);
 });
+
+Deno.test("renderReport() links the training curves and samples strip it is given", () => {
+  const r = run([result("unet-3x"), result("gan-default-512")], { status: "ok", note: "ok" });
+  const md = renderReport(r, options, {
+    curves: { "unet-3x": "entries/unet-3x/curves.svg" },
+    strip: "samples-strip.svg",
+  });
+  assert.match(
+    md,
+    /## Training curves\n\n!\[unet-3x training loss\]\(entries\/unet-3x\/curves\.svg\)/,
+  );
+  assert.doesNotMatch(md, /gan-default-512 training loss/);
+  assert.match(md, /## Samples at a glance\n\n!\[[^\]]*\]\(samples-strip\.svg\)/);
+  assert.doesNotMatch(renderReport(r, options), /Training curves|at a glance/);
+});
