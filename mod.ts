@@ -244,3 +244,6 @@ export {
   validatePlan,
 } from "./src/study/plans.ts";
 export { type FidStatus } from "./src/study/evaluate.ts";
+export { CHECKPOINT_FORMAT } from "./src/train/checkpoint_schema.ts";
+export type { ImageNoise } from "./src/core/rng.ts";
+export type { WebGpuAdapterInfo } from "./src/backend/webgpu.ts";

@@ -131,11 +131,13 @@ export function createTask(
   spec: { kind: "ddpm"; config?: Partial<DdpmConfig> },
   seed: number,
 ): DdpmTask;
+/** {@link createTask} for a GAN config: the result is typed as a {@link GanTask}. */
 export function createTask(
   backend: Backend,
   spec: { kind: "gan"; config?: Partial<GanConfig> },
   seed: number,
 ): GanTask;
+/** {@link createTask} for a config whose kind is known only at run time. */
 export function createTask(backend: Backend, spec: TaskConfigInput, seed: number): AnyTask;
 export function createTask(backend: Backend, input: TaskConfigInput, seed: number): AnyTask {
   const rng = new Rng(seed);

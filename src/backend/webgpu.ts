@@ -20,6 +20,7 @@
 export interface WebGpuAdapterInfo {
   /** e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" or "Apple M2". */
   description: string;
+  /** The adapter's vendor, as the driver reports it. */
   vendor: string;
   /** A CPU implementation of the API (lavapipe, SwiftShader): never auto-selected. */
   software: boolean;

@@ -209,9 +209,18 @@ export async function readImageFile(
   return decodeImage(bytes, path, options);
 }
 
+/** Whether `path` is a file once symlinks are followed (false for a dangling link). */
+async function isFileFollowingLinks(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false; // a dangling link
+  }
+}
+
 /**
- * The .png/.jpg/.jpeg files directly inside `dir` (not recursive), as full paths sorted by
- * name. Throws when the folder is missing or holds no images.
+ * The .png/.jpg/.jpeg files directly inside `dir` (not recursive; symlinked files followed, as
+ * pytorch-fid does), as full paths sorted by name. Throws when the folder is missing or holds no images.
  *
  * @example
  * ```ts
@@ -224,14 +233,6 @@ export async function readImageFile(
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-async function isFileFollowingLinks(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false; // a dangling link
-  }
-}
-
 export async function listImageFiles(dir: string): Promise<string[]> {
   const names: string[] = [];
   try {

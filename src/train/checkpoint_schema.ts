@@ -15,6 +15,7 @@ import type { HostTensor } from "../nn/params.ts";
 
 /** A checkpoint field that does not fit the schema: `field` is a JSON path such as `train.seed`. */
 export class CheckpointSchemaError extends Error {
+  /** `path`: the checkpoint file; `field`: the JSON path; `problem`: what is wrong with it. */
   constructor(readonly path: string, readonly field: string, problem: string) {
     super(`${path}: checkpoint field '${field}' ${problem}; the file is corrupt or was edited`);
     this.name = "CheckpointSchemaError";
@@ -72,8 +73,11 @@ export interface TrainRecord {
  * (`app/registry.ts`, `parseTaskConfig`) validates them against the family.
  */
 export interface CheckpointState {
+  /** Always {@link CHECKPOINT_FORMAT}. */
   format: CheckpointFormat;
+  /** The task's kind (`TrainTask.kind`). */
   kind: string;
+  /** The task's config; validated by the task registry when read back. */
   config: unknown;
   /** Optimisation steps done. */
   step: number;
@@ -87,6 +91,7 @@ export interface CheckpointState {
   train: TrainRecord;
   /** Backend that wrote it (informational; any backend can resume). */
   backend: string;
+  /** ISO time of the save. */
   savedAt: string;
 }
 
