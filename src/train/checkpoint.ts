@@ -52,14 +52,13 @@ function toSafe(t: HostTensor): SafeTensor {
  *
  * @example
  * ```ts
- * import { createTask } from "../app/registry.ts";
  * import { createBackend } from "../backend/select.ts";
  * import { Rng } from "../core/rng.ts";
- * import { DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
+ * import { createDdpmTask, resolveDdpmConfig } from "../diffusion/task.ts";
  * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
  * using backend = await createBackend("tfjs-cpu");
- * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet" as const, baseWidth: 8, imageSize: 8, timesteps: 20, ema: 0 };
- * using task = createTask(backend, { kind: "ddpm", config }, 0);
+ * const config = resolveDdpmConfig({ preset: "convnet", baseWidth: 8, imageSize: 8, timesteps: 20, ema: 0 });
+ * using task = createDdpmTask(backend, config, new Rng(0));
  * const dir = await Deno.makeTempDir();
  * const train = { batchSize: 2, epochs: 1, maxSteps: null, seed: 0, flip: false, stepsPerEpoch: 2, totalSteps: 2 };
  * await saveCheckpoint(dir, task, { step: 0, epoch: 0, rng: new Rng(0).state(), train, backend: backend.name });

@@ -104,14 +104,14 @@ export interface TrainResult {
  *
  * @example
  * ```ts
- * import { createTask } from "../app/registry.ts";
  * import { createBackend } from "../backend/select.ts";
  * import { Dataset } from "../data/dataset.ts";
- * import { DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
+ * import { Rng } from "../core/rng.ts";
+ * import { createDdpmTask, resolveDdpmConfig } from "../diffusion/task.ts";
  * import { train } from "./trainer.ts";
  * using backend = await createBackend("tfjs-cpu");
- * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet" as const, baseWidth: 8, imageSize: 8, timesteps: 20, ema: 0 };
- * using task = createTask(backend, { kind: "ddpm", config }, 0);
+ * const config = resolveDdpmConfig({ preset: "convnet", baseWidth: 8, imageSize: 8, timesteps: 20, ema: 0 });
+ * using task = createDdpmTask(backend, config, new Rng(0));
  * const data = new Dataset({
  *   images: new Uint8Array(4 * 3 * 8 * 8), labels: new Int32Array(4), imageShape: [3, 8, 8], classNames: ["a"],
  * });
