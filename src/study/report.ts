@@ -309,7 +309,9 @@ export function commandFor(run: StudyRun, options: ReportOptions, id: string): s
 
 /** `word` quoted for a POSIX shell when it needs it (paths with spaces). */
 function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+  if (/^[\w@%+=:,./-]+$/.test(word)) return word;
+  const escaped = word.replaceAll("'", "'\\''"); // close, escaped quote, reopen
+  return "'" + escaped + "'";
 }
 
 /**
