@@ -7,7 +7,7 @@
  * @module
  */
 import { type Backend, BackendUnavailableError } from "./backend.ts";
-import { probeWebGpu, type WebGpuAdapterInfo } from "./webgpu.ts";
+import { probeWebGpu, type WebGpuAdapterInfo, webGpuSyncReadProblem } from "./webgpu.ts";
 
 /** Every backend this project can run on. */
 export type BackendName = "torch-cuda" | "tfjs-webgpu" | "torch-cpu" | "tfjs-wasm" | "tfjs-cpu";
@@ -171,6 +171,13 @@ export async function selectBackend(
   const skipped: string[] = [];
   for (const name of BACKEND_ORDER) {
     if (name === "tfjs-webgpu") {
+      // Checked before the adapter: probing starts the GPU driver stack (and, with Mesa's
+      // Vulkan, its stderr warnings) for a backend this runtime could not use anyway.
+      const unusable = webGpuSyncReadProblem();
+      if (unusable) {
+        skipped.push(`${name}: not usable in this runtime (no synchronous GPU reads)`);
+        continue;
+      }
       const adapter = await probeWebGpu();
       if (!adapter || adapter.software) {
         const what = adapter ? `software adapter ${adapter.description}` : "no WebGPU adapter";
