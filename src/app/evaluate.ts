@@ -6,7 +6,7 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import { Rng } from "../core/rng.ts";
+import { imageNoise, Rng } from "../core/rng.ts";
 import type { Batch } from "../data/batch.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { loadDataset } from "../data/load.ts";
@@ -237,7 +237,7 @@ export async function fidOfCheckpoint(
       cacheKey: [reference.description, split, classes ?? "all", refImages.length],
     });
     const options8 = task.kind === "ddpm" ? { clipX0: true, ...sampler } : sampler;
-    const images = sampleInChunks(task, labels, new Rng(options.seed ?? 0), options8, true);
+    const images = sampleInChunks(task, labels, imageNoise(options.seed ?? 0), options8, true);
     const generated = await scorer.features(generatedImages(images, [n, ...task.imageShape]), {
       label: "samples",
     });

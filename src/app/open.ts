@@ -158,6 +158,7 @@ export async function openForSampling(
   if (!isDirectory(path) && !path.endsWith(CHECKPOINT_FILE)) {
     let file;
     try {
+      await Deno.stat(path); // readSafetensors wraps a missing file in its own message
       file = await readSafetensors(path);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
