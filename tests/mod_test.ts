@@ -55,7 +55,7 @@ async function specifiers(dir: URL): Promise<{ file: string; spec: string }[]> {
     else if (entry.name.endsWith(".ts")) {
       for (const line of (await Deno.readTextFile(url)).split("\n")) {
         if (/^\s*(\*|\/\/)/.test(line)) continue;
-        const m = line.match(/(?:from|import)\s*\(?\s*"([^"]+)"/);
+        const m = line.match(/\b(?:from|import)\s*\(?\s*"([^"\s]+)"/);
         if (m) found.push({ file: url.pathname, spec: m[1] });
       }
     }

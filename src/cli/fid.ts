@@ -47,7 +47,7 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
  * Runs the `fid` command; returns the exit status (usage mistakes throw {@link UsageError}).
  *
  * @example
- * ```ts
+ * ```ts ignore needs-data
  * import { fidCommand } from "./fid.ts";
  * Deno.exit(await fidCommand(["samples/", "cifar10_test_stats.npz", "--json"]));
  * ```

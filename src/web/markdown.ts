@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Marked, type Tokens } from "marked";
+import { Marked, type Tokens } from "npm:marked@18.2.1";
 
 const escapeHtml = (s: string) =>
   s.replace(

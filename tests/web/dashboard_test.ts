@@ -104,7 +104,7 @@ Deno.test({
       const gan = await page.evaluate(`({
         titles: [...document.querySelectorAll(".u-title")].map((t) => t.textContent),
         gif: document.getElementById("gif").naturalWidth })`) as { titles: string[]; gif: number };
-      assert.deepEqual(gan.titles, ["lossD, lossG", "dReal, dFake"]);
+      assert.deepEqual(gan.titles, ["lossD, lossG", "dReal, dFake, dNoise"]);
       assert.ok(gan.gif > 0, "progress.gif decodes");
 
       await page.goto(`${dash.url}#study=study`);

@@ -9,8 +9,8 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
-import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import * as tf from "npm:@tensorflow/tfjs@4.22.0";
+import { setWasmPaths } from "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
 import type { Backend } from "../../backend/backend.ts";
 import { createTfjsBackend } from "../../backend/tfjs.ts";
 
