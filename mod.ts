@@ -113,6 +113,15 @@ export {
 } from "./src/app/registry.ts";
 export { Adam, clipGradNorm } from "./src/task/optimizer.ts";
 
+// Data parallelism (libtorch c10d: Gloo on CPU, NCCL on CUDA) and its launcher.
+export {
+  DistributedError,
+  ProcessGroup,
+  type ProcessGroupOptions,
+} from "./src/backend/distributed.ts";
+export { launch, readTorchrunEnv, type TorchrunEnv } from "./src/app/launch.ts";
+export { shardedActivations } from "./src/metrics/sharded.ts";
+
 // Data and files
 export { Dataset } from "./src/data/dataset.ts";
 export { type DatasetOptions, loadDataset } from "./src/data/load.ts";

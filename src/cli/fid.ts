@@ -19,6 +19,11 @@ import { readStatistics, writeStatistics } from "../metrics/stats_io.ts";
 import { type InceptionDims, type InceptionNet, isInceptionDims } from "../metrics/inception.ts";
 import { kernelInceptionDistance } from "../metrics/kid.ts";
 import { loadInception } from "../metrics/weights.ts";
+import { shardedActivations } from "../metrics/sharded.ts";
+import type { ProcessGroup } from "../backend/distributed.ts";
+import { torchCudaDeviceCount } from "../backend/torch.ts";
+import { readTorchrunEnv } from "../app/launch.ts";
+import { joinJob, launchRanks, prepareRank } from "../app/parallel.ts";
 import { UsageError } from "./args.ts";
 
 const USAGE = `usage: deno task fid PATH_A PATH_B [flags]
@@ -39,6 +44,8 @@ options:
   --skip-weights-check       load weights without the size/sha256 check (test weights in the
                              same layout; FID values are then not comparable to papers)
   --backend NAME             torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu or auto (default auto)
+  --nproc N                  split the images over N processes (torch backends; also under torchrun)
+  --master-port PORT         rendezvous port for --nproc (default: a free one)
   --help                     show this help`;
 
 /** Statistics of one side plus its features when computed from images (for KID). */
@@ -63,6 +70,8 @@ export interface PathStatisticsOptions {
   network: () => Promise<InceptionNet>;
   /** Progress bar on stderr (default: when stderr is a terminal). */
   progress?: boolean;
+  /** Data-parallel ranks split the images and gather the features (equal to one process's). */
+  group?: ProcessGroup;
 }
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {
@@ -104,12 +113,23 @@ export async function statisticsOfPath(
     throw new Error(`${path} holds ${files.length} image; FID needs at least 2 per side`);
   }
   const net = await options.network();
-  const activations = await computeActivations(net.backend, net, decodeFiles(files), {
-    batchSize: options.batchSize,
-    total: files.length,
-    progress: options.progress,
-    label: path,
-  });
+  const features = (part: string[]) =>
+    computeActivations(net.backend, net, decodeFiles(part), {
+      batchSize: options.batchSize,
+      total: part.length,
+      progress: options.progress,
+      label: path,
+    });
+  const group = options.group;
+  const activations = group && group.worldSize > 1
+    ? await shardedActivations(
+      files.length,
+      options.batchSize ?? 50,
+      net.dims,
+      group,
+      (start, end) => features(files.slice(start, end)),
+    )
+    : await features(files);
   return {
     stats: statisticsOf(activations.data, activations.n, activations.dims),
     features: activations.data,
@@ -141,6 +161,8 @@ export async function fidCommand(argv: string[]): Promise<number> {
         "inception-weights": { type: "string" },
         "skip-weights-check": { type: "boolean" },
         backend: { type: "string" },
+        nproc: { type: "string" },
+        "master-port": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -170,9 +192,27 @@ export async function fidCommand(argv: string[]): Promise<number> {
     );
   }
   const [pathA, pathB] = positionals;
+  const nproc = positiveInt(values.nproc, "nproc") ?? 1;
+  if (nproc > 1) {
+    if (readTorchrunEnv() !== null) {
+      throw new UsageError(
+        "--nproc starts the ranks itself; under torchrun (WORLD_SIZE set) drop it",
+      );
+    }
+    return await launchRanks("fid", argv, {
+      nproc,
+      masterPort: positiveInt(values["master-port"], "master-port"),
+      backendFlag: backendName,
+      gpus: backendName === "torch-cuda" ||
+        (backendName === "auto" && (await torchCudaDeviceCount()) > 0),
+    });
+  }
+  const job = prepareRank(backendName);
+  const lead = (job?.rank ?? 0) === 0;
   const started = performance.now();
-  const log = (m: string) => console.error(m);
+  const log = (m: string) => lead && console.error(m);
   const backend = await selectBackend({ name: backendName as BackendName | "auto", log });
+  let group: ProcessGroup | undefined;
   let net: InceptionNet | undefined;
   const network = async () =>
     net ??= await loadInception(backend, {
@@ -182,12 +222,21 @@ export async function fidCommand(argv: string[]): Promise<number> {
       verify: !values["skip-weights-check"],
     });
   try {
-    const options = { dims, batchSize, numSamples, network };
+    group = await joinJob(backend, job, { fid: positionals, dims, batchSize, numSamples });
+    const options = {
+      dims,
+      batchSize,
+      numSamples,
+      network,
+      group,
+      progress: lead ? undefined : false,
+    };
     if (values["save-stats"]) {
       if (await Deno.stat(pathB).then(() => true, () => false)) {
         throw new Error(`${pathB} already exists; choose a new output file for --save-stats`);
       }
       const { stats, n } = await statisticsOfPath(pathA, options);
+      if (!lead) return 0;
       await writeStatistics(pathB, stats);
       log(`saved statistics of ${n} images (${stats.dims} dims) to ${pathB}`);
       return 0;
@@ -223,6 +272,7 @@ export async function fidCommand(argv: string[]): Promise<number> {
       backend: backend.name,
       seconds: (performance.now() - started) / 1000,
     });
+    if (!lead) return 0;
     if (values.json) {
       console.log(JSON.stringify(result));
     } else {
@@ -231,6 +281,7 @@ export async function fidCommand(argv: string[]): Promise<number> {
     }
     return 0;
   } finally {
+    group?.dispose();
     net?.dispose();
     backend.dispose();
   }

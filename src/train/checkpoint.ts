@@ -38,7 +38,12 @@ export interface DataSourceRecord {
 
 /** The training options a run was started with, as recorded in its checkpoint. */
 export interface TrainRecord {
+  /** Images per step and process (per rank under data parallelism). */
   batchSize: number;
+  /** Ranks of the data-parallel job (absent: 1, runs from before data parallelism). */
+  worldSize?: number;
+  /** batchSize x worldSize: what a resume on any number of ranks keeps (absent: batchSize). */
+  globalBatch?: number;
   epochs: number;
   maxSteps: number | null;
   seed: number;

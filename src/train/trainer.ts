@@ -3,6 +3,20 @@
  * atomically every N steps and on Ctrl-C, exact resume, one JSON log line per logged step,
  * a progress line, preview grids every N epochs and a GIF of them at the end.
  *
+ * Data parallelism (`options.group`, PyTorch DDP semantics): `batchSize` is per rank and the
+ * global batch is batchSize x worldSize. Batch `i` of epoch `e` is positions
+ * [i * global, (i + 1) * global) of the seeded epoch order, rank r taking its slice
+ * [r * batchSize, (r + 1) * batchSize), and the tasks draw their per-image randomness for the
+ * whole global batch (see {@link Batch.shard}); so the sample stream depends only on
+ * (seed, epoch, global position), the world size can change on resume as long as the global
+ * batch stays, and R ranks compute what one process with the global batch computes. Weights,
+ * buffers and optimizer moments are broadcast from rank 0 at start; gradients are averaged
+ * over ranks before clipping and the update; BatchNorm runs synchronised (SyncBatchNorm: the
+ * batch statistics of the global batch), so every rank keeps identical weights and running
+ * statistics. Metrics are averaged over ranks; stopping (Ctrl-C, time budget) is agreed on
+ * every step, so all ranks stop after the same step. Rank 0 alone writes checkpoints,
+ * log.jsonl, previews and the GIF.
+ *
  * Exact resume rests on three facts: the data order of epoch e and the flips of batch i are
  * derived from (seed, e, i) alone (see {@link Dataset.epochOrder}); the task's RNG state is in the checkpoint; and all other
  * state (weights, EMA, optimizer moments and step counts) is in the checkpoint too.
@@ -17,6 +31,8 @@ import { writeFileAtomic } from "../io/atomic.ts";
 import { statusLine } from "../io/progress.ts";
 import { previewLabels } from "../task/preview.ts";
 import type { SampleOptionsOf, TrainTask } from "../task/task.ts";
+import type { Batch } from "../data/batch.ts";
+import type { ProcessGroup } from "../backend/distributed.ts";
 import { type Dataset, flipRng } from "../data/dataset.ts";
 import {
   type DataSourceRecord,
@@ -62,6 +78,8 @@ export interface TrainOptions<SampleOptions = never> {
   backendName: string;
   /** Where the data came from, kept in the checkpoint's training record. */
   source?: DataSourceRecord;
+  /** This process is one rank of a data-parallel job (see the module notes). */
+  group?: ProcessGroup;
 }
 
 /** Summary of a {@link train} call. */
@@ -94,13 +112,26 @@ export async function train<T extends TrainTask>(
   const checkpointEvery = options.checkpointEvery ?? 500;
   const previewEvery = options.previewEvery ?? 1;
   const previewCount = options.previewCount ?? 64;
-  const report = options.report ?? statusLine();
+  const group = options.group;
+  const world = group?.worldSize ?? 1;
+  const rank = group?.rank ?? 0;
+  const lead = rank === 0;
+  const report = lead ? options.report ?? statusLine() : () => {};
   if (data.size === 0) throw new Error("the training data set is empty");
-  const batchSize = Math.min(options.batchSize, data.size);
-  const stepsPerEpoch = Math.max(1, Math.floor(data.size / batchSize));
+  if (world > 1 && options.batchSize * world > data.size) {
+    throw new Error(
+      `the global batch ${options.batchSize} x ${world} ranks = ${options.batchSize * world} ` +
+        `exceeds the ${data.size} training images: lower --batch-size (it is per rank)`,
+    );
+  }
+  const batchSize = world > 1 ? options.batchSize : Math.min(options.batchSize, data.size);
+  const globalBatch = batchSize * world;
+  const stepsPerEpoch = Math.max(1, Math.floor(data.size / globalBatch));
   const totalSteps = options.maxSteps ?? options.epochs * stepsPerEpoch;
   const trainRecord: TrainRecord = {
     batchSize,
+    worldSize: world,
+    globalBatch,
     epochs: options.epochs,
     maxSteps: options.maxSteps ?? null,
     seed: options.seed,
@@ -109,30 +140,42 @@ export async function train<T extends TrainTask>(
     totalSteps,
     ...(options.source ? { source: options.source } : {}),
   };
-  await Deno.mkdir(`${options.runDir}/samples`, { recursive: true });
+  if (lead) await Deno.mkdir(`${options.runDir}/samples`, { recursive: true });
   const logPath = `${options.runDir}/log.jsonl`;
 
   let step = 0;
   let rng = new Rng(deriveSeed(options.seed, 0x7a5c));
   if (options.resume) {
     const ckpt = await loadCheckpoint(options.runDir);
+    const saved = ckpt.state.train as { batchSize?: number; globalBatch?: number };
+    const savedGlobal = saved.globalBatch ?? saved.batchSize;
+    if (savedGlobal !== undefined && savedGlobal !== globalBatch) {
+      throw new Error(
+        `${options.runDir} was trained with a global batch of ${savedGlobal}; ${batchSize} x ` +
+          `${world} rank(s) = ${globalBatch} would change the data stream. Resume with a world ` +
+          `size that divides ${savedGlobal} (batch per rank = ${savedGlobal} / ranks)`,
+      );
+    }
     restoreTask(task, ckpt);
     step = ckpt.state.step;
     rng = Rng.fromState(ckpt.state.rng);
-    await truncateLog(logPath, step);
+    if (lead) await truncateLog(logPath, step);
     report(`resumed ${options.runDir} at step ${step} (epoch ${ckpt.state.epoch})`, true);
-  } else {
+  } else if (lead) {
     await writeFileAtomic(logPath, "");
   }
+  if (group && world > 1) joinData(task, group);
 
-  const save = (epoch: number) =>
-    saveCheckpoint(options.runDir, task, {
+  const save = async (epoch: number) => {
+    if (!lead) return;
+    await saveCheckpoint(options.runDir, task, {
       step,
       epoch,
       rng: rng.state(),
       train: trainRecord,
       backend: options.backendName,
     });
+  };
 
   const started = performance.now();
   let stepsTimed = 0;
@@ -142,72 +185,128 @@ export async function train<T extends TrainTask>(
   let orderEpoch = -1;
   let interrupted = false;
   let lastYield = performance.now();
+  let timeUp = false;
 
-  while (step < totalSteps) {
-    const epoch = Math.floor(step / stepsPerEpoch);
-    const index = step % stepsPerEpoch;
-    if (orderEpoch !== epoch) {
-      order = data.epochOrder(epoch, options.seed);
-      orderEpoch = epoch;
-    }
-    const batch = data.batchAt(order!, index, batchSize, {
-      flip: options.flip,
-      rng: flipRng(options.seed, epoch, index),
-    });
-    const t0 = performance.now();
-    metrics = task.step(batch, rng, step / totalSteps);
-    timedMs += performance.now() - t0;
-    stepsTimed++;
-    step++;
-    const imagesPerSecond = (stepsTimed * batchSize) / (timedMs / 1000);
+  try {
+    while (step < totalSteps) {
+      const epoch = Math.floor(step / stepsPerEpoch);
+      const index = step % stepsPerEpoch;
+      if (orderEpoch !== epoch) {
+        order = data.epochOrder(epoch, options.seed);
+        orderEpoch = epoch;
+      }
+      const batch: Batch = data.batchAt(order!, index, globalBatch, {
+        flip: options.flip,
+        rng: flipRng(options.seed, epoch, index),
+        ...(world > 1 ? { part: { offset: rank * batchSize, count: batchSize } } : {}),
+      });
+      const t0 = performance.now();
+      metrics = task.step(batch, rng, step / totalSteps);
+      timedMs += performance.now() - t0;
+      stepsTimed++;
+      step++;
+      // Let signal handlers run: they only fire between macrotasks.
+      if (performance.now() - lastYield > 200) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        lastYield = performance.now();
+      }
+      let stop = options.signal?.aborted ?? false;
+      timeUp = options.maxSeconds !== undefined && elapsed(started) >= options.maxSeconds;
+      if (group && world > 1) {
+        // One all-reduce per step: the metrics' mean over ranks, and whether any rank must stop.
+        const agreed = agree(group, metrics, stop, timeUp);
+        metrics = agreed.metrics;
+        stop = agreed.stop;
+        timeUp = agreed.timeUp;
+      }
+      const imagesPerSecond = (stepsTimed * globalBatch) / (timedMs / 1000);
 
-    if (step % logEvery === 0 || step === totalSteps) {
-      const line = {
-        step,
-        epoch,
-        ...metrics,
-        images_per_s: round(imagesPerSecond),
-        time: round(elapsed(started)),
-      };
-      await Deno.writeTextFile(logPath, JSON.stringify(line) + "\n", { append: true });
-    }
-    const etaSeconds = ((totalSteps - step) * batchSize) / imagesPerSecond;
-    report(progressText(step, totalSteps, epoch, metrics, imagesPerSecond, etaSeconds), false);
+      if (lead && (step % logEvery === 0 || step === totalSteps)) {
+        const line = {
+          step,
+          epoch,
+          ...metrics,
+          images_per_s: round(imagesPerSecond),
+          time: round(elapsed(started)),
+        };
+        await Deno.writeTextFile(logPath, JSON.stringify(line) + "\n", { append: true });
+      }
+      const etaSeconds = ((totalSteps - step) * globalBatch) / imagesPerSecond;
+      report(progressText(step, totalSteps, epoch, metrics, imagesPerSecond, etaSeconds), false);
 
-    const epochDone = step % stepsPerEpoch === 0;
-    if (epochDone && previewEvery > 0 && (epoch + 1) % previewEvery === 0) {
-      await writePreview(
-        task,
-        `${options.runDir}/samples/epoch-${String(epoch + 1).padStart(4, "0")}.png`,
-        previewCount,
-        options,
-      );
+      const epochDone = step % stepsPerEpoch === 0;
+      if (lead && epochDone && previewEvery > 0 && (epoch + 1) % previewEvery === 0) {
+        await writePreview(
+          task,
+          `${options.runDir}/samples/epoch-${String(epoch + 1).padStart(4, "0")}.png`,
+          previewCount,
+          options,
+        );
+      }
+      if (checkpointEvery > 0 && step % checkpointEvery === 0 && step < totalSteps) {
+        await save(Math.floor(step / stepsPerEpoch));
+      }
+      if (stop) {
+        interrupted = true;
+        break;
+      }
+      if (timeUp) break;
     }
-    if (checkpointEvery > 0 && step % checkpointEvery === 0 && step < totalSteps) {
-      await save(Math.floor(step / stepsPerEpoch));
-    }
-    // Let signal handlers run: they only fire between macrotasks.
-    if (performance.now() - lastYield > 200) {
-      await new Promise((resolve) => setTimeout(resolve, 0));
-      lastYield = performance.now();
-    }
-    if (options.signal?.aborted) {
-      interrupted = true;
-      break;
-    }
-    if (options.maxSeconds !== undefined && elapsed(started) >= options.maxSeconds) break;
+  } finally {
+    if (group && world > 1) leaveData(task, group);
   }
   const epoch = Math.floor(step / stepsPerEpoch);
   await save(epoch);
-  if (options.gif && !interrupted) await writeProgressGif(options.runDir);
+  if (lead && options.gif && !interrupted) await writeProgressGif(options.runDir);
   const seconds = elapsed(started);
-  const imagesPerSecond = stepsTimed > 0 ? (stepsTimed * batchSize) / (timedMs / 1000) : 0;
+  const imagesPerSecond = stepsTimed > 0 ? (stepsTimed * globalBatch) / (timedMs / 1000) : 0;
   report(
     `${interrupted ? "interrupted; checkpoint written" : "done"}: step ${step}/${totalSteps}, ` +
       `${round(imagesPerSecond)} images/s, ${round(seconds)} s, run folder ${options.runDir}`,
     true,
   );
   return { step, epoch, totalSteps, seconds, imagesPerSecond, interrupted, metrics };
+}
+
+/**
+ * Makes every rank start from rank 0's state (weights, buffers, optimizer moments) and routes
+ * gradient averaging and BatchNorm through the group.
+ */
+function joinData(task: TrainTask, group: ProcessGroup): void {
+  const tensors = [
+    ...Object.values(task.stores).flatMap((store) => store.names().map((n) => store.get(n))),
+    ...Object.values(task.optimizers).flatMap((opt) => [...opt.state.m, ...opt.state.v]),
+  ];
+  group.broadcast(tensors, 0);
+  for (const opt of Object.values(task.optimizers)) {
+    opt.gradientAverager = (grads) => group.allReduceMean(grads);
+  }
+  group.syncBatchNorm(true);
+}
+
+function leaveData(task: TrainTask, group: ProcessGroup): void {
+  for (const opt of Object.values(task.optimizers)) opt.gradientAverager = null;
+  group.syncBatchNorm(false);
+}
+
+/** Mean of each metric over ranks; stop / time-up when any rank asks. */
+function agree(
+  group: ProcessGroup,
+  metrics: Record<string, number>,
+  stop: boolean,
+  timeUp: boolean,
+): { metrics: Record<string, number>; stop: boolean; timeUp: boolean } {
+  const keys = Object.keys(metrics);
+  const values = new Float64Array(keys.length + 2);
+  keys.forEach((k, i) => values[i] = metrics[k]);
+  values[keys.length] = stop ? 1 : 0;
+  values[keys.length + 1] = timeUp ? 1 : 0;
+  group.allReduceSum(values);
+  return {
+    metrics: Object.fromEntries(keys.map((k, i) => [k, values[i] / group.worldSize])),
+    stop: values[keys.length] > 0,
+    timeUp: values[keys.length + 1] > 0,
+  };
 }
 
 async function writePreview<T extends TrainTask>(
