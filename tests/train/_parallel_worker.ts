@@ -55,6 +55,13 @@ const spec: TaskConfig = job.kind === "ddpm"
   };
 // Ranks start from different initial weights on purpose: the broadcast must make them rank 0's.
 const task = createTask(backend, spec, 1 + (env?.rank ?? 0) * 1000);
+// Adam's eps raised from 1e-8 to 1e-6 for these comparisons: with 1e-8, a gradient component
+// that cancels to ~1e-8 turns float32 summation-order differences (one batch of 16 against two
+// of 8 summed) into updates that differ by up to ~10% for that one element (seen after the
+// layers merge: 2.6e-5 on 2 of the 9,216 elements of the convnet's mid.weight after 5 steps,
+// every other weight within 6e-7). PyTorch's DDP has the same sensitivity; it is not the
+// averaging under test.
+for (const opt of Object.values(task.optimizers)) opt.options = { ...opt.options, eps: 1e-6 };
 const group = env && env.worldSize > 1
   ? await ProcessGroup.init(backend, { ...env, timeoutMs: 8000, configHash: JSON.stringify(job) })
   : undefined;
