@@ -246,7 +246,9 @@ export async function train<T extends TrainTask>(
       if (checkpointEvery > 0 && step % checkpointEvery === 0 && step < totalSteps) {
         await save(Math.floor(step / stepsPerEpoch));
       }
-      if (stop) {
+      // Alone, an abort raised during this step's report or writes stops here too; in a job the
+      // ranks stop only on the flag they agreed on (an abort now is agreed next step).
+      if (stop || (world === 1 && options.signal?.aborted)) {
         interrupted = true;
         break;
       }
