@@ -41,6 +41,14 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "rerun the original study's experiments and write report.md",
     load: async () => (await import("./src/cli/study.ts")).studyCommand,
   },
+  export: {
+    summary: "export a trained model as a web page that samples it in the browser",
+    load: async () => (await import("./src/web/export_command.ts")).exportCommand,
+  },
+  serve: {
+    summary: "live dashboard of a runs folder (loss curves, previews, studies) in the browser",
+    load: async () => (await import("./src/web/serve_command.ts")).serveCommand,
+  },
   backends: {
     summary: "list the tensor backends and whether each is available",
     load: async () => (await import("./src/cli/backends.ts")).backendsCommand,

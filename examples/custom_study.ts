@@ -24,19 +24,15 @@ const plan = validatePlan({
     { id: "floor", label: "train vs test", kind: "floor", classes: "cat", samples: 1000 },
   ],
 });
-const backend = await selectBackend({ log: console.error });
-try {
-  const outDir = "runs/example-study";
-  const run = await runStudy(plan, {
-    backend,
-    outDir,
-    scale: 0.001,
-    dataSource: Deno.args[0],
-    download: true,
-    log: console.error,
-  });
-  await writeReport(run, { outDir, planSource: "examples/custom_study.ts" });
-  console.log(`wrote ${outDir}/report.md (FID: ${run.fid.status})`);
-} finally {
-  backend.dispose();
-}
+using backend = await selectBackend({ log: console.error });
+const outDir = "runs/example-study";
+const run = await runStudy(plan, {
+  backend,
+  outDir,
+  scale: 0.001,
+  dataSource: Deno.args[0],
+  download: true,
+  log: console.error,
+});
+await writeReport(run, { outDir, planSource: "examples/custom_study.ts" });
+console.log(`wrote ${outDir}/report.md (FID: ${run.fid.status})`);

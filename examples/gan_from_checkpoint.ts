@@ -18,14 +18,15 @@ import {
 } from "../mod.ts";
 
 const data = await loadDataset({ source: Deno.args[0], split: "train", classes: "frog" });
-const backend = await selectBackend({ log: console.error });
+using backend = await selectBackend({ log: console.error });
 const runDir = "runs/example-gan";
-const fresh = createTask(
-  backend,
-  { kind: "gan", config: { ...DEFAULT_GAN_CONFIG, smooth: true } },
-  0,
-);
-try {
+{
+  // A block of its own, so the fresh task's tensors are freed before the checkpoint is opened.
+  using fresh = createTask(
+    backend,
+    { kind: "gan", config: { ...DEFAULT_GAN_CONFIG, smooth: true } },
+    0,
+  );
   await train(fresh, data, {
     runDir,
     batchSize: 128,
@@ -35,16 +36,10 @@ try {
     flip: true,
     backendName: backend.name,
   });
-} finally {
-  fresh.dispose();
 }
-const { task, checkpoint } = await openCheckpoint(backend, runDir, "gan");
-try {
-  console.log(`reopened a ${checkpoint.state.kind} checkpoint at step ${checkpoint.state.step}`);
-  const images = task.sample(new Int32Array(64), new Rng(7));
-  await writeImageFolder(`${runDir}/fid-samples`, images, [64, ...task.imageShape]);
-  console.log(`wrote 64 PNGs to ${runDir}/fid-samples`);
-} finally {
-  task.dispose();
-  backend.dispose();
-}
+const { task: opened, checkpoint } = await openCheckpoint(backend, runDir, "gan");
+using task = opened;
+console.log(`reopened a ${checkpoint.state.kind} checkpoint at step ${checkpoint.state.step}`);
+const images = task.sample(new Int32Array(64), new Rng(7));
+await writeImageFolder(`${runDir}/fid-samples`, images, [64, ...task.imageShape]);
+console.log(`wrote 64 PNGs to ${runDir}/fid-samples`);

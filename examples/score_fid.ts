@@ -1,48 +1,38 @@
 /**
- * FID and KID between two folders of images, as pytorch-fid computes FID. Needs pytorch-fid's
- * Inception weights (--inception-weights-style lookup: DENO_DIFFUSION_INCEPTION, the cache,
- * or a download); without them it says where to get them.
+ * FID and KID between two folders of images (or pytorch-fid .npz statistics for FID alone), as
+ * pytorch-fid computes FID. Needs pytorch-fid's Inception weights: pass them with
+ * --inception-weights PATH (else DENO_DIFFUSION_INCEPTION, the cache, or a download); without
+ * them it says where to get them.
  *
- *   deno run -A examples/score_fid.ts runs/example-gan/fid-samples ../shared/data/cifar10-jpg/test/frog
+ *   deno run -A examples/score_fid.ts --inception-weights pt_inception-2015-12-05-6726825d.pth \
+ *     runs/example-gan/fid-samples ../shared/data/cifar10-jpg/test/frog
  *
  * @module
  */
-import {
-  computeActivations,
-  decodeFiles,
-  fidFromStatistics,
-  kernelInceptionDistance,
-  listImageFiles,
-  loadInception,
-  selectBackend,
-  statisticsOf,
-} from "../mod.ts";
+import { parseArgs } from "node:util";
+import { fidBetweenFolders } from "../mod.ts";
 
-const [folderA, folderB] = Deno.args;
-if (!folderA || !folderB) {
-  console.error("usage: deno run -A examples/score_fid.ts FOLDER_A FOLDER_B");
+const { values, positionals } = parseArgs({
+  args: Deno.args,
+  options: { "inception-weights": { type: "string" } },
+  allowPositionals: true,
+});
+const [folderA, folderB] = positionals;
+if (!folderA || !folderB || positionals.length !== 2) {
+  console.error(
+    "usage: deno run -A examples/score_fid.ts [--inception-weights PATH] FOLDER_A FOLDER_B",
+  );
   Deno.exit(2);
 }
-const backend = await selectBackend({ log: console.error });
+const bothFolders = ![folderA, folderB].some((p) => p.toLowerCase().endsWith(".npz"));
 try {
-  const net = await loadInception(backend, { log: console.error }).catch((e) => {
-    console.error(e.message); // says where to get the weights and where to put them
-    backend.dispose();
-    Deno.exit(1);
+  const r = await fidBetweenFolders(folderA, folderB, {
+    weights: values["inception-weights"],
+    kid: bothFolders,
+    log: console.error,
   });
-  const features = async (folder: string) => {
-    const files = await listImageFiles(folder);
-    return await computeActivations(backend, net, decodeFiles(files), { total: files.length });
-  };
-  const a = await features(folderA);
-  const b = await features(folderB);
-  const fid = fidFromStatistics(
-    statisticsOf(a.data, a.n, a.dims),
-    statisticsOf(b.data, b.n, b.dims),
-  );
-  const kid = kernelInceptionDistance(a, b, { backend });
-  console.log(JSON.stringify({ fid, kid: kid.kid, kid_std: kid.std, n_a: a.n, n_b: b.n }));
-  net.dispose();
-} finally {
-  backend.dispose();
+  console.log(JSON.stringify({ fid: r.fid, kid: r.kid, kid_std: r.kidStd, n_a: r.nA, n_b: r.nB }));
+} catch (e) {
+  console.error((e as Error).message); // says where to get the weights and where to put them
+  Deno.exit(1);
 }

@@ -11,6 +11,7 @@ import { type BackendName, createBackend, listBackends } from "../src/backend/se
 /** Backends the suite tries, in order. */
 export const ALL_BACKENDS: readonly BackendName[] = [
   "torch-cuda",
+  "tfjs-webgpu",
   "torch-cpu",
   "tfjs-wasm",
   "tfjs-cpu",

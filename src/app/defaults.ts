@@ -9,8 +9,14 @@
  */
 import { DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
 import type { DenoiserPreset } from "../models/denoiser.ts";
-import type { AnyTask, TaskKind } from "./registry.ts";
+import type { DdpmTask } from "../diffusion/task.ts";
+import type { GanTask } from "../gan/task.ts";
 import type { SampleOptionsOf } from "../task/task.ts";
+
+// The registry builds on these defaults, so this file names the families itself rather than
+// importing the registry's types (which would close an import cycle).
+type TaskKind = "ddpm" | "gan";
+type AnyTask = DdpmTask | GanTask;
 
 /**
  * Batch sizes of the study (and of the CLI on a GPU): 64 for DDPM as in Ho et al.'s CIFAR-10
@@ -82,8 +88,16 @@ export const PREVIEW_DDIM_STEPS = 50;
  * GAN.
  *
  * @example
- * ```ts ignore
- * await train(task, data, { ...options, previewOptions: previewOptions(task) });
+ * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
+ * import { previewOptions } from "./defaults.ts";
+ * import { createTask } from "./registry.ts";
+ * using backend = await createBackend("tfjs-cpu");
+ * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet" as const, baseWidth: 8, imageSize: 8, timesteps: 20, ema: 0 };
+ * using task = createTask(backend, { kind: "ddpm", config }, 0);
+ * console.log(previewOptions(task)); // { sampler: "ddim", steps: 20, clipX0: true }: at most T steps
+ * // then: train(task, data, { ...options, previewOptions: previewOptions(task) })
  * ```
  */
 export function previewOptions(task: AnyTask): SampleOptionsOf<AnyTask> | undefined {

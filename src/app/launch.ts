@@ -9,11 +9,17 @@
 
 /** One process's place in a job, as torchrun (or a SLURM script) describes it. */
 export interface TorchrunEnv {
+  /** MASTER_ADDR: the host of rank 0. */
   masterAddr: string;
+  /** MASTER_PORT: the rendezvous port on rank 0's host. */
   masterPort: number;
+  /** RANK: this process's rank in the whole job. */
   rank: number;
+  /** WORLD_SIZE: processes in the whole job. */
   worldSize: number;
+  /** LOCAL_RANK: this process's rank on its machine (its GPU index). */
   localRank: number;
+  /** LOCAL_WORLD_SIZE: processes on this machine. */
   localWorldSize: number;
 }
 
@@ -138,8 +144,11 @@ export interface LaunchOptions {
 
 /** Exit of one rank. */
 export interface RankExit {
+  /** The rank that exited. */
   rank: number;
+  /** Its exit status. */
   code: number;
+  /** The signal that ended it, or null when it exited by itself. */
   signal: string | null;
 }
 
@@ -245,11 +254,13 @@ export function freeLoopbackPort(): number {
 
 async function relay(stream: ReadableStream<Uint8Array>, line: (text: string) => void) {
   let pending = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    pending += chunk;
+  const decoder = new TextDecoder();
+  for await (const bytes of stream) {
+    pending += decoder.decode(bytes, { stream: true });
     const parts = pending.split(/\r?\n|\r/);
     pending = parts.pop() ?? "";
     for (const part of parts) if (part.trim()) line(part);
   }
+  pending += decoder.decode();
   if (pending.trim()) line(pending);
 }

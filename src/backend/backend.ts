@@ -19,12 +19,15 @@ export type TypedArrayFor<D extends DType> = D extends "int32" ? Int32Array : Fl
  * data only through {@link Backend.read}.
  */
 export interface Tensor {
+  /** Dimensions, PyTorch order (NCHW for images). */
   readonly shape: readonly number[];
+  /** Element type. */
   readonly dtype: DType;
   /** Name of the backend that owns the handle (for error messages). */
   readonly backend: string;
   /** Frees the tensor now. Idempotent. Using it afterwards throws {@link BackendError}. */
   dispose(): void;
+  /** {@link Tensor.dispose}, for `using`. */
   [Symbol.dispose](): void;
   /** True once disposed. */
   readonly disposed: boolean;
@@ -40,18 +43,31 @@ export class BackendError extends Error {
    * console.log(e.message); // conv2d([1,3,8,8], [4,2,3,3]): channel mismatch
    * ```
    */
+  /** `op` is the backend op that failed, `shapes` its inputs' shapes, `detail` what was wrong. */
   constructor(
     readonly op: string,
     readonly shapes: readonly (readonly number[])[],
     readonly detail: string,
   ) {
-    super(`${op}(${shapes.map((s) => `[${s.join(",")}]`).join(", ")}): ${detail}`);
+    super(`${op}(${shapeSummary(shapes)}): ${detail}`);
     this.name = "BackendError";
   }
 }
 
+/** Shapes for an error message; past 6 of them, the first 3, a count and the last one. */
+export function shapeSummary(shapes: readonly (readonly number[])[]): string {
+  const text = (s: readonly number[]) => `[${s.join(",")}]`;
+  if (shapes.length <= 6) return shapes.map(text).join(", ");
+  return [
+    ...shapes.slice(0, 3).map(text),
+    `... ${shapes.length - 4} more ...`,
+    text(shapes[shapes.length - 1]),
+  ].join(", ");
+}
+
 /** Raised when a backend cannot be loaded at all (library missing, wrong version, ...). */
 export class BackendUnavailableError extends Error {
+  /** `backendName` could not be loaded; `reason` says why (and what to install or build). */
   constructor(readonly backendName: string, readonly reason: string) {
     super(`backend ${backendName} is not available: ${reason}`);
     this.name = "BackendUnavailableError";
@@ -99,6 +115,13 @@ export interface BackendCapabilities {
    * (the result is the same either way; this only tells where folding layers saves time).
    */
   readonly fusedConvActivation: boolean;
+  /**
+   * The most bytes of live tensors one call may hold (a training step's activations, tape and
+   * gradients; an inference batch), as counted by {@link Backend.peakBytes}; null where the
+   * backend knows no limit (libtorch grows into host or device memory and fails cleanly).
+   * Training and inference loops size their batches to it with `fitBatch` (memory.ts).
+   */
+  readonly memoryLimitBytes: number | null;
 }
 
 /** Options of {@link Backend.batchNorm}. */
@@ -113,9 +136,13 @@ export interface BatchNormOptions {
 
 /** Hyper-parameters of {@link Backend.adamStep}. AdamW when weightDecay > 0 and decoupled. */
 export interface AdamOptions {
+  /** Learning rate. */
   lr: number;
+  /** Decay of the first-moment average. */
   beta1: number;
+  /** Decay of the second-moment average. */
   beta2: number;
+  /** Added to the denominator's square root. */
   eps: number;
   /** Decoupled weight decay (AdamW, Loshchilov & Hutter). 0 for plain Adam. */
   weightDecay: number;
@@ -126,8 +153,11 @@ export interface AdamOptions {
  * checkpointed; `step` is the number of updates already applied.
  */
 export interface AdamState {
+  /** Updates done so far (bias correction uses it). */
   step: number;
+  /** First moments, one per parameter. */
   m: Tensor[];
+  /** Second moments, one per parameter. */
   v: Tensor[];
 }
 
@@ -178,7 +208,9 @@ export interface Backend {
     shape: readonly number[],
     dtype?: DType,
   ): Tensor;
+  /** A float32 tensor of zeros. */
   zeros(shape: readonly number[]): Tensor;
+  /** A float32 tensor filled with `value`. */
   full(shape: readonly number[], value: number): Tensor;
   /** Copies a tensor's data to the host (synchronously; waits for the device). */
   read(t: Tensor): Float32Array | Int32Array;
@@ -194,19 +226,35 @@ export interface Backend {
   liveTensors(): number;
   /** Bytes held by live tensors on the device, as far as the backend can tell. */
   liveBytes(): number;
+  /**
+   * Runs `fn` in a scope (its results are freed) and returns the most bytes of live tensors
+   * held at any point while it ran, above those live before; NaN where the backend cannot
+   * tell (then `capabilities.memoryLimitBytes` is null). For sizing work to the limit.
+   */
+  peakBytes(fn: () => Keepable): number;
 
   // ---- elementwise (broadcasting) ----
+  /** Elementwise a + b (broadcasting). */
   add(a: Tensor, b: Tensor | number): Tensor;
+  /** Elementwise a - b (broadcasting). */
   sub(a: Tensor, b: Tensor | number): Tensor;
+  /** Elementwise a * b (broadcasting). */
   mul(a: Tensor, b: Tensor | number): Tensor;
+  /** Elementwise a / b (broadcasting). */
   div(a: Tensor, b: Tensor | number): Tensor;
   /** a^p for a scalar exponent. */
   pow(a: Tensor, p: number): Tensor;
+  /** Elementwise -a. */
   neg(a: Tensor): Tensor;
+  /** Elementwise e^a. */
   exp(a: Tensor): Tensor;
+  /** Elementwise natural log. */
   log(a: Tensor): Tensor;
+  /** Elementwise square root. */
   sqrt(a: Tensor): Tensor;
+  /** Elementwise |a|. */
   abs(a: Tensor): Tensor;
+  /** Elementwise min(max(a, min), max) (`torch.clamp`). */
   clamp(a: Tensor, min: number, max: number): Tensor;
   /** Not differentiable: 1 where a > b, else 0 (float32). */
   greater(a: Tensor, b: Tensor | number): Tensor;
@@ -218,28 +266,38 @@ export interface Backend {
   cast(a: Tensor, dtype: DType): Tensor;
 
   // ---- activations ----
+  /** max(a, 0). */
   relu(a: Tensor): Tensor;
+  /** a for a > 0, else slope * a. */
   leakyRelu(a: Tensor, slope: number): Tensor;
   /** Exact GELU, x * Phi(x) with the erf form (PyTorch's nn.GELU() default). */
   gelu(a: Tensor): Tensor;
+  /** a * sigmoid(a) (SiLU / swish). */
   silu(a: Tensor): Tensor;
+  /** Elementwise tanh. */
   tanh(a: Tensor): Tensor;
+  /** Elementwise 1 / (1 + e^-a). */
   sigmoid(a: Tensor): Tensor;
+  /** Softmax along `axis`. */
   softmax(a: Tensor, axis: number): Tensor;
 
   // ---- reductions and shape ----
   /** Sum over `axes` (all when omitted). */
   sum(a: Tensor, axes?: readonly number[], keepDims?: boolean): Tensor;
+  /** Mean over `axes` (all when omitted). */
   mean(a: Tensor, axes?: readonly number[], keepDims?: boolean): Tensor;
   /** Not differentiable. */
   max(a: Tensor, axes?: readonly number[], keepDims?: boolean): Tensor;
+  /** Same elements in a new shape (row-major, as `torch.reshape`). */
   reshape(a: Tensor, shape: readonly number[]): Tensor;
+  /** Reorders dimensions (`torch.permute`). */
   permute(a: Tensor, dims: readonly number[]): Tensor;
   /**
    * `begin` and `size` have one entry per axis; `size[i] = -1` means "to the end". The slice
    * must lie inside the tensor (0 <= begin, begin + size <= dim), else a BackendError.
    */
   slice(a: Tensor, begin: readonly number[], size: readonly number[]): Tensor;
+  /** Concatenates along `axis`. */
   cat(xs: readonly Tensor[], axis: number): Tensor;
   /** Rows of `a` along `axis` picked by the int32 `indices` (embedding lookup, schedule[t]). */
   gather(a: Tensor, indices: Tensor, axis: number): Tensor;
@@ -293,6 +351,7 @@ export interface Backend {
   attention(q: Tensor, k: Tensor, v: Tensor): Tensor;
 
   // ---- losses (mean reduction) ----
+  /** Mean squared error, a scalar. */
   mseLoss(pred: Tensor, target: Tensor): Tensor;
   /** Binary cross-entropy on logits, numerically stable, mean over all elements. */
   bceWithLogits(logits: Tensor, targets: Tensor): Tensor;
@@ -331,6 +390,7 @@ export interface Backend {
 
   /** Frees everything the backend holds. Idempotent. */
   dispose(): void;
+  /** {@link Backend.dispose}, for `using backend = await createBackend(...)`. */
   [Symbol.dispose](): void;
 }
 

@@ -39,6 +39,7 @@ type DistLib = Deno.DynamicLibrary<typeof DIST_SYMBOLS>["symbols"];
 
 /** A collective or rendezvous that failed; the message says which and why. */
 export class DistributedError extends Error {
+  /** `op`: the collective or step that failed; `message`: why. */
   constructor(readonly op: string, message: string) {
     super(`${op}: ${message}`);
     this.name = "DistributedError";
@@ -107,8 +108,11 @@ function cBytes(s: string): Uint8Array {
  * ```
  */
 export class ProcessGroup {
+  /** This process's rank, 0..worldSize-1. */
   readonly rank: number;
+  /** Processes in the job. */
   readonly worldSize: number;
+  /** The collective library in use. */
   readonly collectives: CollectiveBackend;
   readonly #lib: DistLib;
   readonly #torch: TorchInternals;
@@ -270,6 +274,7 @@ export class ProcessGroup {
     this.#handle = null;
   }
 
+  /** Same as {@link ProcessGroup.dispose}, for `using`. */
   [Symbol.dispose](): void {
     this.dispose();
   }

@@ -1,17 +1,22 @@
 /**
  * Picks a backend: an explicit name (`--backend` flag or `DENO_DIFFUSION_BACKEND`) wins;
- * otherwise the first available of torch-cuda > torch-cpu > tfjs-wasm > tfjs-cpu.
+ * otherwise the first available of torch-cuda > tfjs-webgpu > torch-cpu > tfjs-wasm > tfjs-cpu,
+ * where tfjs-webgpu counts only on a hardware adapter (a software one, e.g. lavapipe, is there
+ * for tests and explicit choice, never picked automatically).
  *
  * @module
  */
 import { type Backend, BackendUnavailableError } from "./backend.ts";
+import { probeWebGpu, type WebGpuAdapterInfo } from "./webgpu.ts";
 
 /** Every backend this project can run on. */
-export type BackendName = "torch-cuda" | "torch-cpu" | "tfjs-wasm" | "tfjs-cpu";
+export type BackendName = "torch-cuda" | "tfjs-webgpu" | "torch-cpu" | "tfjs-wasm" | "tfjs-cpu";
 
 /** What {@link listBackends} reports for one backend. */
 export interface BackendInfo {
+  /** The backend's name. */
   name: BackendName;
+  /** Whether it loaded on this machine. */
   available: boolean;
   /** Device description when available, else "". */
   device: string;
@@ -19,11 +24,14 @@ export interface BackendInfo {
   version: string;
   /** Why it is unavailable, or what was found. */
   reason: string;
+  /** tfjs-webgpu only: the WebGPU adapter found (null: none), whether or not the backend loads. */
+  adapter?: WebGpuAdapterInfo | null;
 }
 
 /** Preference order of automatic selection. */
 export const BACKEND_ORDER: readonly BackendName[] = [
   "torch-cuda",
+  "tfjs-webgpu",
   "torch-cpu",
   "tfjs-wasm",
   "tfjs-cpu",
@@ -52,9 +60,8 @@ function message(e: unknown): string {
  * @example
  * ```ts
  * import { createBackend } from "./select.ts";
- * const backend = await createBackend("torch-cpu");
+ * using backend = await createBackend("torch-cpu");
  * console.log(backend.device); // "cpu (2 threads)"
- * backend.dispose();
  * ```
  */
 export async function createBackend(name: BackendName): Promise<Backend> {
@@ -65,11 +72,14 @@ export async function createBackend(name: BackendName): Promise<Backend> {
         const { createTorchBackend } = await import("./torch.ts");
         return await createTorchBackend(name === "torch-cuda" ? "cuda" : "cpu");
       }
+      case "tfjs-webgpu":
       case "tfjs-wasm":
       case "tfjs-cpu": {
         // Loaded lazily: tfjs costs start-up time that torch users should not pay.
         const { createTfjsBackend } = await import("./tfjs.ts");
-        return await createTfjsBackend(name === "tfjs-wasm" ? "wasm" : "cpu");
+        return await createTfjsBackend(
+          name === "tfjs-wasm" ? "wasm" : name === "tfjs-cpu" ? "cpu" : "webgpu",
+        );
       }
       default:
         throw new BackendUnavailableError(
@@ -95,9 +105,11 @@ export async function createBackend(name: BackendName): Promise<Backend> {
 export async function listBackends(): Promise<BackendInfo[]> {
   const infos: BackendInfo[] = [];
   for (const name of BACKEND_ORDER) {
+    const adapter = name === "tfjs-webgpu" ? { adapter: await probeWebGpu() } : {};
     try {
       const backend = await createBackend(name);
       infos.push({
+        ...adapter,
         name,
         available: true,
         device: backend.device,
@@ -106,7 +118,14 @@ export async function listBackends(): Promise<BackendInfo[]> {
       });
       backend.dispose();
     } catch (e) {
-      infos.push({ name, available: false, device: "", version: "", reason: message(e) });
+      infos.push({
+        name,
+        available: false,
+        device: "",
+        version: "",
+        reason: message(e),
+        ...adapter,
+      });
     }
   }
   return infos;
@@ -120,9 +139,8 @@ export async function listBackends(): Promise<BackendInfo[]> {
  * @example
  * ```ts
  * import { selectBackend } from "./select.ts";
- * const backend = await selectBackend({ log: console.error });
+ * using backend = await selectBackend({ log: console.error });
  * // logs e.g. "backend torch-cpu (libtorch 1.13.0, cpu (2 threads)): first available; ..."
- * backend.dispose();
  * ```
  */
 export async function selectBackend(
@@ -152,6 +170,14 @@ export async function selectBackend(
   }
   const skipped: string[] = [];
   for (const name of BACKEND_ORDER) {
+    if (name === "tfjs-webgpu") {
+      const adapter = await probeWebGpu();
+      if (!adapter || adapter.software) {
+        const what = adapter ? `software adapter ${adapter.description}` : "no WebGPU adapter";
+        skipped.push(`${name}: ${what} (not chosen automatically)`);
+        continue;
+      }
+    }
     try {
       const backend = await createBackend(name);
       const because = skipped.length === 0

@@ -1,5 +1,6 @@
 /**
- * The TensorFlow.js backend: `tfjs-wasm` (XNNPACK kernels, SIMD) or the pure-JS `tfjs-cpu`.
+ * The TensorFlow.js backend: `tfjs-wasm` (XNNPACK kernels, SIMD), the pure-JS `tfjs-cpu`, or
+ * `tfjs-webgpu` where synchronous reads exist (a browser; see webgpu.ts for why not Deno).
  *
  * The interface is NCHW with PyTorch weight layouts; tfjs convolutions are NHWC. A conv's
  * output therefore stays channels-last (the handle records it and reports the NCHW shape), and
@@ -20,10 +21,10 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 // Registers the "wasm" kernel backend; Deno drops an import that binds nothing unless it is
 // a bare side-effect import like this one.
-import "@tensorflow/tfjs-backend-wasm";
+import "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
 import { acquireConvWorker, type ConvWorker, releaseConvWorker } from "./tfjs_worker.ts";
 import {
   type AdamOptions,
@@ -71,9 +72,17 @@ import {
 } from "./tfjs_tensor.ts";
 import * as V from "./validate.ts";
 import { groupedAttention, needsGrouping } from "./tfjs_attention.ts";
+import { probeWebGpu, type WebGpuAdapterInfo, webGpuSyncReadProblem } from "./webgpu.ts";
+import {
+  type HeapMeter,
+  heapMeterOf,
+  isWasmFault,
+  WASM_TENSOR_BUDGET,
+  wasmFaultDetail,
+} from "./tfjs_memory.ts";
 
-/** Which tfjs kernel backend an instance runs on. */
-export type TfjsKind = "wasm" | "cpu";
+/** Which tfjs kernel backend an instance runs on ("webgl" only in browsers: src/web/browser). */
+export type TfjsKind = "wasm" | "cpu" | "webgpu" | "webgl";
 
 // tfjs prints a "install tfjs-node" banner and debug warnings unless in production mode.
 tf.enableProdMode();
@@ -92,6 +101,26 @@ tf.enableProdMode();
  * ```
  */
 export async function createTfjsBackend(kind: TfjsKind): Promise<Backend> {
+  let adapter: WebGpuAdapterInfo | null = null;
+  if (kind === "webgpu") {
+    adapter = await probeWebGpu();
+    if (!adapter) {
+      throw new BackendUnavailableError(
+        "tfjs-webgpu",
+        "no WebGPU adapter (navigator.gpu found none; on Linux a Vulkan driver is needed)",
+      );
+    }
+    const problem = webGpuSyncReadProblem();
+    if (problem) {
+      const soft = adapter.software ? ", software" : "";
+      throw new BackendUnavailableError(
+        "tfjs-webgpu",
+        `adapter ${adapter.description}${soft} found, but ${problem}`,
+      );
+    }
+    // Registers the "webgpu" kernel backend; only where it can run (see webgpu.ts).
+    await import("npm:@tensorflow/tfjs-backend-webgpu@4.22.0");
+  }
   let ok = false;
   try {
     ok = await tf.setBackend(kind);
@@ -101,7 +130,13 @@ export async function createTfjsBackend(kind: TfjsKind): Promise<Backend> {
   if (!ok || tf.getBackend() !== kind) {
     throw new BackendUnavailableError(`tfjs-${kind}`, `tf.setBackend("${kind}") failed`);
   }
-  return new TfjsBackend(kind, kind === "wasm" ? acquireConvWorker() : undefined);
+  if (kind === "webgpu") {
+    const backend = new TfjsBackend(kind);
+    backend.adapter = adapter;
+    return backend;
+  }
+  if (kind !== "wasm") return new TfjsBackend(kind);
+  return new TfjsBackend(kind, acquireConvWorker(), heapMeterOf(tf.backend()));
 }
 
 class TfjsBackend implements Backend {
@@ -111,8 +146,11 @@ class TfjsBackend implements Backend {
     eighFloat64: false,
     autocast: false,
     fusedConvActivation: false,
+    memoryLimitBytes: null,
   };
   readonly #kind: TfjsKind;
+  /** Tensor bytes on the wasm heap (wasm only): peakBytes() and out-of-memory errors. */
+  readonly #heap: HeapMeter | undefined;
   /** Computes half of each large conv on a second core (tfjs_worker.ts); wasm only. */
   #convWorker: ConvWorker | undefined;
   /** Every tfjs tensor this instance handed out, for dispose(); pruned of freed ones lazily. */
@@ -120,14 +158,24 @@ class TfjsBackend implements Backend {
   #pruneAt = 4096;
   #disposed = false;
 
-  constructor(kind: TfjsKind, convWorker?: ConvWorker) {
+  constructor(kind: TfjsKind, convWorker?: ConvWorker, heap?: HeapMeter) {
     this.#kind = kind;
+    this.#heap = heap;
+    if (heap) this.capabilities = { ...this.capabilities, memoryLimitBytes: WASM_TENSOR_BUDGET };
     this.name = `tfjs-${kind}`;
     this.#convWorker = convWorker;
   }
 
+  /** The WebGPU adapter (tfjs-webgpu only). */
+  adapter: WebGpuAdapterInfo | null = null;
+
   get device(): string {
     if (this.#kind === "cpu") return "cpu (pure JavaScript)";
+    if (this.#kind === "webgpu") {
+      const a = this.adapter;
+      return `webgpu (${a?.description ?? "unknown adapter"}${a?.software ? ", software" : ""})`;
+    }
+    if (this.#kind === "webgl") return `webgl ${tf.env().getNumber("WEBGL_VERSION")}`;
     const simd = tf.env().getBool("WASM_HAS_SIMD_SUPPORT") ? "SIMD" : "no SIMD";
     const worker = this.#convWorker;
     if (!worker) return `wasm (${simd}, 1 thread)`;
@@ -141,6 +189,9 @@ class TfjsBackend implements Backend {
 
   #activate(op: string): void {
     if (this.#disposed) throw new BackendError(op, [], `backend ${this.name} was disposed`);
+    if (this.#heap?.broken) {
+      throw new BackendError(op, [], wasmFaultDetail(this.#heap.broken, this.#heap));
+    }
     if (tf.getBackend() !== this.#kind) {
       // The backend is initialised, so setBackend switches synchronously; the promise it
       // returns carries nothing more.
@@ -181,8 +232,13 @@ class TfjsBackend implements Backend {
       return this.#wrap(t, channelsLast);
     } catch (e) {
       if (e instanceof BackendError) throw e;
-      throw new BackendError(op, inputs.map((t) => t.shape), errorText(e));
+      throw new BackendError(op, inputs.map((t) => t.shape), this.#failure(e));
     }
+  }
+
+  /** The detail of a kernel's failure: a wasm fault says what memory it needed and what to do. */
+  #failure(e: unknown): string {
+    return this.#kind === "wasm" && isWasmFault(e) ? wasmFaultDetail(e, this.#heap) : errorText(e);
   }
 
   /** An op on NCHW tensors with an NCHW result. */
@@ -308,6 +364,20 @@ class TfjsBackend implements Backend {
 
   liveBytes(): number {
     return tf.memory().numBytes;
+  }
+
+  peakBytes(fn: () => Keepable): number {
+    const heap = this.#heap;
+    const run = () => {
+      this.scope(() => {
+        fn();
+      });
+    };
+    if (!heap) {
+      run();
+      return NaN;
+    }
+    return heap.peak(run);
   }
 
   // ---- elementwise ----
@@ -651,7 +721,7 @@ class TfjsBackend implements Backend {
     } catch (e) {
       // Errors of lossFn pass through as they are; a failure while back-propagating is ours.
       if (!forwardDone || e instanceof BackendError) throw e;
-      throw new BackendError("valueAndGrad", params.map((p) => p.shape), errorText(e));
+      throw new BackendError("valueAndGrad", params.map((p) => p.shape), this.#failure(e));
     }
     const { value, grads } = result;
     const lossValue = value.dataSync()[0];

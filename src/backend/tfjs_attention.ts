@@ -8,7 +8,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 import { batchMatMul } from "./tfjs_kernels.ts";
 
 type Tf = tf.Tensor;
@@ -36,7 +36,7 @@ function probabilities(q: Tf, k: Tf, scale: number): Tf {
  *
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "npm:@tensorflow/tfjs@4.22.0";
  * import { groupedAttention } from "./tfjs_attention.ts";
  * const q = tf.randomNormal([2, 4, 16, 8]);
  * console.log(groupedAttention(q, q, q).shape); // [2, 4, 16, 8]

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 import { sizeOf } from "./backend.ts";
 import { dims, type Tf, zeroStuff } from "./tfjs_kernels.ts";
 import { CONV_OP, type ConvOp, currentConvWorker, type JobInput } from "./tfjs_worker.ts";
@@ -90,7 +90,7 @@ function convWeightGrad(xCHWN: Tf, dyHWNC: Tf, s: number, p: number, kh: number,
  *
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "npm:@tensorflow/tfjs@4.22.0";
  * import { toCHWN } from "./tfjs_conv.ts";
  * console.log(toCHWN(tf.zeros([2, 3, 4, 5])).shape); // [5, 3, 4, 2]
  * ```
@@ -110,7 +110,7 @@ export function toCHWN(x: Tf): Tf {
  *
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "npm:@tensorflow/tfjs@4.22.0";
  * import { convJob } from "./tfjs_conv.ts";
  * import { CONV_OP } from "./tfjs_worker.ts";
  * const y = convJob(CONV_OP.forward, tf.ones([1, 4, 4, 2]), tf.ones([3, 2, 3, 3]), 1, 1, [
@@ -169,7 +169,7 @@ function convJobFlops(op: ConvOp, a: Tf, b: Tf, outShape: readonly number[]): nu
  *
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "npm:@tensorflow/tfjs@4.22.0";
  * import { wasmHeapView } from "./tfjs_conv.ts";
  * const t = tf.tensor([1, 2, 3, 4]);
  * console.log(wasmHeapView(t, 1, 2)); // Float32Array [2, 3] on wasm, undefined on cpu

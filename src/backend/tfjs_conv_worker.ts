@@ -8,9 +8,9 @@
  * @module
  */
 import { isMainThread, workerData } from "node:worker_threads";
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 // A bare side-effect import registers the "wasm" kernel backend (see tfjs.ts).
-import "@tensorflow/tfjs-backend-wasm";
+import "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
 import { convJob, wasmHeapView } from "./tfjs_conv.ts";
 import { type ConvOp, type ConvWorkerData, ERROR_TEXT_AT, SLOT, STATE } from "./tfjs_worker.ts";
 

@@ -21,7 +21,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 import { sizeOf } from "./backend.ts";
 
 /** A raw tfjs tensor of any rank. */
@@ -104,7 +104,7 @@ function swapLastTwo(x: Tf): Tf {
  *
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "npm:@tensorflow/tfjs@4.22.0";
  * import { batchMatMul } from "./tfjs_kernels.ts";
  * const q = tf.randomNormal([8, 16, 4]);
  * console.log(batchMatMul(q, q, false, true).shape); // [8, 16, 16]
@@ -291,19 +291,17 @@ export function bceWithLogitsWithGrad(logits: Tf, targets: Tf): Tf {
   })(logits, targets);
 }
 
-/** Inserts s-1 zeros between pixels: [N, H, W, C] -> [N, (H-1)s+1, (W-1)s+1, C]. */
+/**
+ * Inserts s-1 zeros between pixels: [N, H, W, C] -> [N, (H-1)s+1, (W-1)s+1, C]. Pads stay
+ * rank 4 (columns, then rows): tfjs-webgl cannot compile a pad of rank 5 or more.
+ */
 export function zeroStuff(x: Tf, s: number): Tf {
   if (s === 1) return x;
   const [n, h, w, c] = x.shape;
-  const spread = tf.pad(tf.reshape(x, [n, h, 1, w, 1, c]), [
-    [0, 0],
-    [0, 0],
-    [0, s - 1],
-    [0, 0],
-    [0, s - 1],
-    [0, 0],
-  ]); // [N, H, s, W, s, C]
-  return tf.slice(tf.reshape(spread, [n, h * s, w * s, c]), 0, [
+  const pad = [[0, 0], [0, 0], [0, s - 1], [0, 0]] as [number, number][];
+  const columns = tf.pad(tf.reshape(x, [n * h, w, 1, c]), pad); // [N*H, W, s, C]
+  const rows = tf.pad(tf.reshape(columns, [n, h, 1, w * s * c]), pad); // [N, H, s, W*s*C]
+  return tf.slice(tf.reshape(rows, [n, h * s, w * s, c]), 0, [
     n,
     (h - 1) * s + 1,
     (w - 1) * s + 1,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 import type { DType, Tensor } from "./backend.ts";
 import type { Tf } from "./tfjs_kernels.ts";
 

@@ -92,8 +92,9 @@ const JOB_TIMEOUT_MS = 120_000;
  * ```ts
  * import { acquireConvWorker, releaseConvWorker } from "./tfjs_worker.ts";
  * const worker = acquireConvWorker(); // undefined when off or on one core
- * console.log(worker ? await worker.ready() : false);
- * releaseConvWorker();
+ * // `await worker.ready()` would wait for the thread to load tfjs: seconds, so not done here.
+ * console.log(worker?.usable() ?? false); // false until the thread has loaded
+ * if (worker) releaseConvWorker();
  * ```
  */
 export class ConvWorker {

@@ -98,7 +98,13 @@ class TorchBackend implements Backend {
     this.name = cuda ? "torch-cuda" : "torch-cpu";
     this.device = cString(lib.dd_device_name(this.#cuda));
     this.version = `libtorch ${cString(lib.dd_version())}`;
-    this.capabilities = { eighFloat64: true, autocast: cuda, fusedConvActivation: true };
+    this.capabilities = {
+      eighFloat64: true,
+      autocast: cuda,
+      fusedConvActivation: true,
+      // libtorch allocates from host or device memory and fails with a clean error.
+      memoryLimitBytes: null,
+    };
     // Safety net only: a handle dropped without dispose() is freed when collected.
     this.#finalizer = new FinalizationRegistry((id) => this.#free(id));
   }
@@ -311,6 +317,14 @@ class TorchBackend implements Backend {
 
   liveBytes(): number {
     return this.#bytes;
+  }
+
+  peakBytes(fn: () => Keepable): number {
+    // Autograd's saved tensors live inside libtorch, out of this count: no peak to report.
+    this.scope(() => {
+      fn();
+    });
+    return NaN;
   }
 
   /** Handles alive inside the shim for this thread (all torch backends of this worker). */

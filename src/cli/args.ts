@@ -71,7 +71,12 @@ export function parseCommand(argv: string[], spec: CommandSpec): Parsed {
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    parsed = parseArgs({
+      args: attachNegativeValues(argv, options),
+      options,
+      strict: true,
+      allowPositionals: true,
+    });
   } catch (e) {
     throw new UsageError(explainParseError((e as Error).message, spec));
   }
@@ -89,6 +94,34 @@ export function parseCommand(argv: string[], spec: CommandSpec): Parsed {
     );
   }
   return { values, positionals: parsed.positionals, help };
+}
+
+/**
+ * `--max-steps -5` would make parseArgs take "-5" for a flag ("argument is ambiguous"); a
+ * value that looks like a negative number is attached as `--max-steps=-5` instead, so the
+ * flag's own range check says what is wrong with it.
+ */
+function attachNegativeValues(
+  argv: string[],
+  options: Record<string, { type: "string" | "boolean"; short?: string }>,
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--") return out.concat(argv.slice(i));
+    const name = arg.startsWith("--") && !arg.includes("=") ? arg.slice(2) : undefined;
+    const next = argv[i + 1];
+    if (
+      name !== undefined && options[name]?.type === "string" && next !== undefined &&
+      /^-(\d|\.\d|Infinity)/.test(next)
+    ) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
 }
 
 function explainParseError(message: string, spec: CommandSpec): string {
@@ -160,7 +193,8 @@ export function int(
 ): number | undefined {
   const raw = str(parsed, name);
   if (raw === undefined) return undefined;
-  const v = Number(raw);
+  // Number("") is 0: an empty value must not pass as the integer 0.
+  const v = raw.trim() === "" ? NaN : Number(raw);
   if (!Number.isInteger(v) || v < min || v > max) {
     const range = max === Infinity ? `>= ${min}` : `in ${min}..${max}`;
     throw new UsageError(`--${name} must be an integer ${range}, got '${raw}'`);

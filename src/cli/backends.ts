@@ -8,12 +8,13 @@ import { listBackends } from "../backend/select.ts";
 
 const USAGE = `usage: deno run -A cli.ts backends [--json]
 
-Lists the tensor backends (torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu), whether each can load
-on this machine, and why not. Automatic selection takes the first available in that order;
+Lists the tensor backends (torch-cuda, tfjs-webgpu, torch-cpu, tfjs-wasm, tfjs-cpu), whether
+each can load on this machine, and why not; tfjs-webgpu also names the WebGPU adapter found. Automatic selection takes the first available in that order;
 override it with --backend <name> or DENO_DIFFUSION_BACKEND.
 
 options:
   --json   print [{"name","available","device","version","reason"}] instead of a table
+           (tfjs-webgpu adds "adapter": {description, vendor, software, maxBufferSize, ...})
   --help   show this help`;
 
 /**
@@ -22,7 +23,8 @@ options:
  * @example
  * ```ts
  * import { backendsCommand } from "./backends.ts";
- * Deno.exit(await backendsCommand(["--json"]));
+ * const status = await backendsCommand(["--json"]); // prints [{"name":"torch-cpu","available":...}, ...]
+ * console.log(status); // 0
  * ```
  */
 export async function backendsCommand(argv: string[]): Promise<number> {

@@ -8,6 +8,7 @@ import { selectBackend } from "../backend/select.ts";
 import { loadDataset } from "../data/load.ts";
 import { diffusionBitsPerDim } from "../app/evaluate.ts";
 import { openCheckpoint } from "../app/registry.ts";
+import { recordedDataLocation } from "../app/training_data.ts";
 import {
   BACKEND_FLAG,
   backendFlag,
@@ -68,11 +69,21 @@ export async function evalCommand(argv: string[]): Promise<number> {
   try {
     const { task, checkpoint } = await openCheckpoint(backend, ckpt, "ddpm");
     try {
-      const trained = checkpoint.state.train.source;
+      const trained = checkpoint.state.train?.source;
+      // The recorded absolute location, so eval works from any working folder.
+      const location = recordedDataLocation(trained, str(parsed, "data"));
+      if (location !== undefined && location !== "cifar10" && !(await exists(location))) {
+        throw new UsageError(
+          `${
+            str(parsed, "data") !== undefined ? "--data" : "the run's data at"
+          } ${location} does not exist: pass --data PATH (where the data is now)`,
+        );
+      }
       const data = await loadDataset({
-        source: str(parsed, "data") ?? trained?.data ?? undefined,
+        source: location,
         split,
         classes: str(parsed, "classes") ?? trained?.classes,
+        imageSize: task.config.imageSize,
       });
       const started = performance.now();
       const result = diffusionBitsPerDim(task, data, {
@@ -105,5 +116,14 @@ export async function evalCommand(argv: string[]): Promise<number> {
     }
   } finally {
     backend.dispose();
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
   }
 }

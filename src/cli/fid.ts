@@ -7,19 +7,10 @@
  */
 import { parseArgs } from "node:util";
 import { type BackendName, isBackendName, selectBackend } from "../backend/select.ts";
-import { listImageFiles } from "../io/image.ts";
-import { computeActivations, decodeFiles } from "../metrics/features.ts";
-import {
-  backendEigvalsh,
-  fidFromStatistics,
-  type FidStatistics,
-  statisticsOf,
-} from "../metrics/fid.ts";
-import { readStatistics, writeStatistics } from "../metrics/stats_io.ts";
-import { type InceptionDims, type InceptionNet, isInceptionDims } from "../metrics/inception.ts";
-import { kernelInceptionDistance } from "../metrics/kid.ts";
-import { loadInception } from "../metrics/weights.ts";
-import { shardedActivations } from "../metrics/sharded.ts";
+import { fidBetweenFolders } from "../metrics/compare.ts";
+import { isInceptionDims } from "../metrics/inception.ts";
+import { FidScorer, openFidSource } from "../metrics/scorer.ts";
+import { writeStatistics } from "../metrics/stats_io.ts";
 import type { ProcessGroup } from "../backend/distributed.ts";
 import { torchCudaDeviceCount } from "../backend/torch.ts";
 import { readTorchrunEnv } from "../app/launch.ts";
@@ -37,7 +28,8 @@ options:
   --batch-size N             images per forward pass (default 50)
   --num-samples N            use only the first N images of each folder (sorted by name)
   --kid                      also report KID (needs two image folders)
-  --json                     print {"fid","kid"?,"kid_std"?,"n_a","n_b","dims","backend","seconds"}
+  --json                     print {"fid","kid"?,"kid_std"?,"n_a","n_b","dims","backend","seconds"};
+                             n_a/n_b are null for .npz statistics that do not record a count
   --save-stats               write the statistics of IMAGE_DIR to OUT.npz (must not exist)
   --inception-weights PATH   pt_inception-2015-12-05-6726825d.pth (else DENO_DIFFUSION_INCEPTION,
                              the cache, or a download from pytorch-fid's release)
@@ -48,32 +40,6 @@ options:
   --master-port PORT         rendezvous port for --nproc (default: a free one)
   --help                     show this help`;
 
-/** Statistics of one side plus its features when computed from images (for KID). */
-export interface SourceStatistics {
-  /** Mean and covariance. */
-  stats: FidStatistics;
-  /** [n, dims] when the source was a folder. */
-  features?: Float32Array;
-  /** Number of images (0 for .npz statistics, which do not record it). */
-  n: number;
-}
-
-/** Options of {@link statisticsOfPath}. */
-export interface PathStatisticsOptions {
-  /** Feature size for folders. */
-  dims: InceptionDims;
-  /** Images per forward pass (default 50). */
-  batchSize?: number;
-  /** Use only the first N images (sorted by name). */
-  numSamples?: number;
-  /** Loads the network on first use (only folders need it). */
-  network: () => Promise<InceptionNet>;
-  /** Progress bar on stderr (default: when stderr is a terminal). */
-  progress?: boolean;
-  /** Data-parallel ranks split the images and gather the features (equal to one process's). */
-  group?: ProcessGroup;
-}
-
 function positiveInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -81,60 +47,6 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
     throw new UsageError(`--${flag} must be a positive integer, got '${value}'`);
   }
   return n;
-}
-
-/**
- * Statistics of a folder of images (through the network) or of an .npz file.
- *
- * @example
- * ```ts
- * import { statisticsOfPath } from "./fid.ts";
- * const { stats } = await statisticsOfPath("stats.npz", { dims: 2048, network: () => { throw 0; } });
- * ```
- */
-export async function statisticsOfPath(
-  path: string,
-  options: PathStatisticsOptions,
-): Promise<SourceStatistics> {
-  if (path.toLowerCase().endsWith(".npz")) {
-    const stats = await readStatistics(path);
-    return { stats, n: stats.count ?? 0 };
-  }
-  let files = await listImageFiles(path);
-  if (options.numSamples !== undefined) {
-    if (files.length < options.numSamples) {
-      throw new Error(
-        `${path} holds ${files.length} images, fewer than --num-samples ${options.numSamples}`,
-      );
-    }
-    files = files.slice(0, options.numSamples);
-  }
-  if (files.length < 2) {
-    throw new Error(`${path} holds ${files.length} image; FID needs at least 2 per side`);
-  }
-  const net = await options.network();
-  const features = (part: string[]) =>
-    computeActivations(net.backend, net, decodeFiles(part), {
-      batchSize: options.batchSize,
-      total: part.length,
-      progress: options.progress,
-      label: path,
-    });
-  const group = options.group;
-  const activations = group && group.worldSize > 1
-    ? await shardedActivations(
-      files.length,
-      options.batchSize ?? 50,
-      net.dims,
-      group,
-      (start, end) => features(files.slice(start, end)),
-    )
-    : await features(files);
-  return {
-    stats: statisticsOf(activations.data, activations.n, activations.dims),
-    features: activations.data,
-    n: activations.n,
-  };
 }
 
 /**
@@ -213,32 +125,32 @@ export async function fidCommand(argv: string[]): Promise<number> {
   const log = (m: string) => lead && console.error(m);
   const backend = await selectBackend({ name: backendName as BackendName | "auto", log });
   let group: ProcessGroup | undefined;
-  let net: InceptionNet | undefined;
-  const network = async () =>
-    net ??= await loadInception(backend, {
-      path: values["inception-weights"],
-      dims,
-      log,
-      verify: !values["skip-weights-check"],
-    });
   try {
     group = await joinJob(backend, job, { fid: positionals, dims, batchSize, numSamples });
     const options = {
+      backend,
+      group,
+      progress: lead ? undefined : false,
+      weights: values["inception-weights"],
+      verify: !values["skip-weights-check"],
       dims,
       batchSize,
       numSamples,
-      network,
-      group,
-      progress: lead ? undefined : false,
+      log,
     };
     if (values["save-stats"]) {
       if (await Deno.stat(pathB).then(() => true, () => false)) {
         throw new Error(`${pathB} already exists; choose a new output file for --save-stats`);
       }
-      const { stats, n } = await statisticsOfPath(pathA, options);
+      using scorer = new FidScorer(backend, options);
+      const source = await openFidSource(pathA, { numSamples });
+      if (source.kind !== "folder") {
+        throw new UsageError(`--save-stats reads a folder of images; ${pathA} is statistics`);
+      }
+      const stats = scorer.statistics(await scorer.folderFeatures(source));
       if (!lead) return 0;
       await writeStatistics(pathB, stats);
-      log(`saved statistics of ${n} images (${stats.dims} dims) to ${pathB}`);
+      log(`saved statistics of ${stats.count} images (${stats.dims} dims) to ${pathB}`);
       return 0;
     }
     for (const p of [pathA, pathB]) {
@@ -246,43 +158,26 @@ export async function fidCommand(argv: string[]): Promise<number> {
         throw new UsageError(`--kid needs the features of two image folders; ${p} is .npz`);
       }
     }
-    const a = await statisticsOfPath(pathA, options);
-    const b = await statisticsOfPath(pathB, options);
-    if (a.stats.dims !== b.stats.dims) {
-      throw new Error(
-        `${pathA} gives ${a.stats.dims}-dim statistics but ${pathB} gives ${b.stats.dims}-dim: ` +
-          `compute both with the same --dims (folders use --dims, now ${dims})`,
-      );
-    }
-    const fid = fidFromStatistics(a.stats, b.stats, { eigvalsh: backendEigvalsh(backend) });
-    const result: Record<string, number | string> = { fid };
-    if (values.kid) {
-      const k = kernelInceptionDistance(
-        { data: a.features!, n: a.n, dims: a.stats.dims },
-        { data: b.features!, n: b.n, dims: b.stats.dims },
-        { backend },
-      );
-      result.kid = k.kid;
-      result.kid_std = k.std;
-    }
-    Object.assign(result, {
-      n_a: a.n,
-      n_b: b.n,
-      dims: a.stats.dims,
-      backend: backend.name,
-      seconds: (performance.now() - started) / 1000,
-    });
+    const r = await fidBetweenFolders(pathA, pathB, { ...options, kid: values.kid });
     if (!lead) return 0;
     if (values.json) {
+      const result: Record<string, number | string | null> = { fid: r.fid };
+      if (values.kid) Object.assign(result, { kid: r.kid!, kid_std: r.kidStd! });
+      Object.assign(result, {
+        n_a: r.nA,
+        n_b: r.nB,
+        dims: r.dims,
+        backend: r.backend,
+        seconds: (performance.now() - started) / 1000,
+      });
       console.log(JSON.stringify(result));
     } else {
-      console.log(`FID: ${fid}`);
-      if (values.kid) console.log(`KID: ${result.kid} ± ${result.kid_std}`);
+      console.log(`FID: ${r.fid}`);
+      if (values.kid) console.log(`KID: ${r.kid} ± ${r.kidStd}`);
     }
     return 0;
   } finally {
     group?.dispose();
-    net?.dispose();
     backend.dispose();
   }
 }

@@ -4,14 +4,23 @@
  *
  * @module
  */
-import { Rng } from "../core/rng.ts";
+import { imageNoise } from "../core/rng.ts";
 import { selectBackend } from "../backend/select.ts";
-import { writeImageFolder, writeImageGrid } from "../io/png.ts";
-import { type AnyTask, openCheckpoint } from "../app/registry.ts";
-import { sampleInChunks } from "../app/sampling.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import type { DecodedImage } from "../io/image.ts";
+import { checkOutputFile, checkOutputFolder } from "../io/output.ts";
+import { encodePng, makeGrid, toUint8Images } from "../io/png.ts";
+import { ProgressBar } from "../io/progress.ts";
+import type { AnyTask } from "../app/registry.ts";
+import { openForSampling } from "../app/open.ts";
+import {
+  pngBytesBound,
+  readSamplesManifest,
+  sampleInChunks,
+  sampleToFolder,
+} from "../app/sampling.ts";
 import { previewLabels } from "../task/preview.ts";
 import type { DdpmSampleOptions } from "../diffusion/task.ts";
-import type { TrainRecord } from "../train/checkpoint.ts";
 import {
   BACKEND_FLAG,
   backendFlag,
@@ -36,9 +45,15 @@ const SPEC: CommandSpec = {
     ckpt: {
       type: "string",
       arg: "RUN_OR_FILE",
-      help: "run folder or checkpoint.safetensors (required)",
+      help:
+        "run folder, checkpoint.safetensors, the run's model.safetensors, or a PyTorch .pth with --preset (required)",
     },
-    n: { type: "string", arg: "N", help: "number of images", default: "64" },
+    preset: {
+      type: "string",
+      arg: "NAME",
+      help: "the network of a bare .pth state_dict (unet-2xud, convnet, dcgan, ...)",
+    },
+    n: { type: "string", arg: "N", help: "number of images (default 64)" },
     class: {
       type: "string",
       arg: "NAME|ID",
@@ -60,19 +75,50 @@ const SPEC: CommandSpec = {
       arg: "W",
       help: "diffusion: classifier-free guidance scale (default 1 = none)",
     },
-    "batch-size": { type: "string", arg: "N", help: "images per forward pass (default 64)" },
+    "batch-size": {
+      type: "string",
+      arg: "N",
+      help: "images per forward pass (default 64; the images do not depend on it)",
+    },
     "no-clip": {
       type: "boolean",
       help:
         "diffusion: do not clamp the predicted x0 to [-1, 1] at each step (Algorithm 2 verbatim)",
     },
     out: { type: "string", arg: "FILE.png", help: "write one grid image" },
-    "out-dir": { type: "string", arg: "DIR", help: "write one PNG per image (FID input)" },
-    seed: { type: "string", arg: "N", help: "random seed", default: "0" },
+    "out-dir": {
+      type: "string",
+      arg: "DIR",
+      help:
+        "write one PNG per image (FID input) as they finish; a rerun with the same settings continues",
+    },
+    resume: {
+      type: "boolean",
+      help: "continue the run in --out-dir with its recorded settings",
+    },
+    overwrite: {
+      type: "boolean",
+      help: "delete the images already in --out-dir first (it is refused otherwise)",
+    },
+    seed: { type: "string", arg: "N", help: "random seed (default 0)" },
     backend: BACKEND_FLAG,
     quiet: { type: "boolean", help: "no progress output" },
   },
 };
+
+/** Flags whose values decide the images; `--resume` takes them from the folder's manifest. */
+const IMAGE_FLAGS = [
+  "ckpt",
+  "preset",
+  "n",
+  "class",
+  "sampler",
+  "steps",
+  "eta",
+  "guidance",
+  "no-clip",
+  "seed",
+];
 
 /** Entry point of `cli.ts sample`. */
 export async function sampleCommand(argv: string[]): Promise<number> {
@@ -81,39 +127,67 @@ export async function sampleCommand(argv: string[]): Promise<number> {
     console.log(helpText(SPEC));
     return 0;
   }
-  const ckpt = str(parsed, "ckpt");
-  if (!ckpt) throw new UsageError("--ckpt RUN_OR_FILE is required (a run folder from `train`)");
   const out = str(parsed, "out");
   const outDir = str(parsed, "out-dir");
+  const resume = bool(parsed, "resume");
+  const overwrite = bool(parsed, "overwrite");
+  if (resume && overwrite) throw new UsageError("--resume and --overwrite contradict each other");
+  if (resume) {
+    if (!outDir) throw new UsageError("--resume continues an --out-dir DIR: name the folder");
+    await resumeFlags(parsed, outDir);
+  }
+  const ckpt = str(parsed, "ckpt");
+  if (!ckpt) throw new UsageError("--ckpt RUN_OR_FILE is required (a run folder from `train`)");
   if (!out && !outDir) throw new UsageError("say where to write: --out grid.png or --out-dir DIR");
-  const n = int(parsed, "n", 1, 1_000_000)!;
+  const n = int(parsed, "n", 1, 1_000_000) ?? 64;
+  const seed = int(parsed, "seed", 0, 2 ** 32 - 1) ?? 0;
+  const quiet = bool(parsed, "quiet");
+  // Output locations first: a bad path must not cost a model load or a sampling run.
+  if (out) await checkOutputFile(out, { flag: "--out" });
+  if (outDir) await checkOutputFolder(outDir, { flag: "--out-dir" });
   const backend = await selectBackend({
     name: backendFlag(parsed),
-    log: bool(parsed, "quiet") ? undefined : (m) => console.error(m),
+    log: quiet ? undefined : (m) => console.error(m),
   });
   try {
-    const { task, checkpoint } = await openCheckpoint(backend, ckpt);
+    const { task, classNames } = await openForSampling(backend, ckpt, {
+      preset: str(parsed, "preset"),
+    });
     try {
-      const classNames = classNamesOf(checkpoint.state.train);
       const labels = labelsFor(parsed, task, n, classNames);
       const options = samplerOptions(parsed, task);
-      const started = performance.now();
-      const images = sampleInChunks(
-        task,
-        labels,
-        new Rng(int(parsed, "seed", 0, 2 ** 32 - 1)!),
-        options,
-        !bool(parsed, "quiet"),
-      );
       const shape = [n, ...task.imageShape] as [number, number, number, number];
-      if (out) await writeImageGrid(out, images, shape, { nrow: Math.min(8, n) });
-      if (outDir) await writeImageFolder(outDir, images, shape);
+      const bytes = n * pngBytesBound(task.imageShape);
+      if (outDir) await checkOutputFolder(outDir, { flag: "--out-dir", expectedBytes: bytes });
+      if (out) await checkOutputFile(out, { flag: "--out", expectedBytes: bytes });
+      const started = performance.now();
+      let grid: DecodedImage[];
+      let summary = "";
+      if (outDir) {
+        const bar = quiet ? undefined : new ProgressBar("sampling", n);
+        const result = await sampleToFolder(task, outDir, {
+          labels,
+          seed,
+          options,
+          existing: overwrite ? "overwrite" : "resume",
+          settings: imageSettings(parsed, ckpt),
+          keep: out ? n : 0,
+          progress: (done) => bar?.update(done),
+        });
+        bar?.finish(n);
+        grid = result.kept;
+        if (result.skipped > 0) summary = ` (${result.skipped} were already there)`;
+      } else {
+        const images = sampleInChunks(task, labels, imageNoise(seed), options, false);
+        grid = toUint8Images(images, shape);
+      }
+      if (out) await writeFileAtomic(out, encodePng(makeGrid(grid, { nrow: Math.min(8, n) })));
       const seconds = (performance.now() - started) / 1000;
-      if (!bool(parsed, "quiet")) {
+      if (!quiet) {
         console.error(
           `wrote ${n} images to ${[out, outDir].filter(Boolean).join(" and ")} in ${
             seconds.toFixed(1)
-          } s`,
+          } s${summary}`,
         );
       }
       return 0;
@@ -125,10 +199,35 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   }
 }
 
-function classNamesOf(train: TrainRecord): string[] {
-  const source = train.source;
-  if (source?.classNames) return source.classNames;
-  return source?.classes ? source.classes.split(",").map((s) => s.trim()) : [];
+/** The image-deciding flags as given, stored in the folder's manifest for `--resume`. */
+function imageSettings(parsed: Parsed, ckpt: string): Record<string, unknown> {
+  const settings: Record<string, unknown> = {};
+  for (const flag of IMAGE_FLAGS) {
+    if (parsed.values[flag] !== undefined) settings[flag] = parsed.values[flag];
+  }
+  // Absolute, so `--resume` works from any working directory.
+  settings.ckpt = ckpt.startsWith("/") ? ckpt : `${Deno.cwd()}/${ckpt}`;
+  return settings;
+}
+
+/** Fills the image-deciding flags not given on the command line from DIR's manifest. */
+async function resumeFlags(parsed: Parsed, dir: string): Promise<void> {
+  const manifest = await readSamplesManifest(dir).catch((e) => {
+    if (e instanceof Deno.errors.NotADirectory) return null;
+    throw e;
+  });
+  if (!manifest?.settings) {
+    throw new UsageError(
+      `nothing to resume in ${dir}: it holds no samples written by \`sample --out-dir\` ` +
+        `(start a run without --resume)`,
+    );
+  }
+  for (const flag of IMAGE_FLAGS) {
+    const recorded = manifest.settings[flag];
+    if (parsed.values[flag] === undefined && recorded !== undefined) {
+      parsed.values[flag] = recorded as string | boolean;
+    }
+  }
 }
 
 function labelsFor(parsed: Parsed, task: AnyTask, n: number, classNames: string[]): Int32Array {
@@ -161,7 +260,8 @@ function samplerOptions(parsed: Parsed, task: AnyTask): DdpmSampleOptions {
         } apply to diffusion checkpoints; this one is a GAN`,
       );
     }
-    return {};
+    const batch = int(parsed, "batch-size", 1);
+    return batch === undefined ? {} : { batchSize: batch };
   }
   // Clamping the predicted x0 (Ho et al.'s released sampler does) keeps early or short-trained
   // models from saturating; --no-clip gives Algorithm 2 exactly as printed.

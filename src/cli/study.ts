@@ -6,7 +6,7 @@
  */
 import { selectBackend } from "../backend/select.ts";
 import { statusLine } from "../io/progress.ts";
-import { PLAN_NAMES, resolvePlan } from "../study/plans.ts";
+import { BUILT_IN_PLANS, PLAN_NAMES, resolvePlan } from "../study/plans.ts";
 import { writeReport } from "../study/report.ts";
 import { runStudy } from "../study/runner.ts";
 import {
@@ -88,7 +88,7 @@ export async function studyCommand(argv: string[]): Promise<number> {
   const outDir = str(parsed, "out") ??
     `runs/study-${plan.name}${scale === 1 ? "" : `-scale-${scale}`}`;
   const samples = int(parsed, "n", 2);
-  const backend = await selectBackend({
+  using backend = await selectBackend({
     name: backendFlag(parsed),
     log: (m) => console.error(m),
   });
@@ -116,7 +116,15 @@ export async function studyCommand(argv: string[]): Promise<number> {
       trainerReport: statusLine({ logIntervalMs: 30_000 }),
       signal: controller.signal,
     });
-    await writeReport(run, { outDir, planSource });
+    // The report's commands must run from any folder: files by absolute path.
+    const weights = str(parsed, "inception-weights");
+    const data = str(parsed, "data");
+    await writeReport(run, {
+      outDir,
+      planSource: planSource in BUILT_IN_PLANS ? planSource : await absolute(planSource),
+      ...(weights !== undefined ? { inceptionWeights: await absolute(weights) } : {}),
+      ...(data !== undefined && data !== "cifar10" ? { dataSource: await absolute(data) } : {}),
+    });
     console.error(
       `wrote ${outDir}/report.md and report.json (${run.results.length}/${plan.entries.length} ` +
         `entries finished, ${run.seconds.toFixed(0)} s)`,
@@ -128,6 +136,13 @@ export async function studyCommand(argv: string[]): Promise<number> {
     return run.unfinished.length ? 130 : 0;
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
-    backend.dispose();
+  }
+}
+
+async function absolute(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
   }
 }

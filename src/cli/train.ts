@@ -3,9 +3,16 @@
  *
  * @module
  */
+import { checkOutputFolder } from "../io/output.ts";
 import { selectBackend } from "../backend/select.ts";
 import type { Backend } from "../backend/backend.ts";
-import { loadDataset } from "../data/load.ts";
+import {
+  DEFAULT_CIFAR10_CLASSES,
+  loadTrainingData,
+  reloadTrainingData,
+  TrainingDataError,
+} from "../app/training_data.ts";
+import type { Dataset } from "../data/dataset.ts";
 import { type DdpmConfig, DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
 import { DEFAULT_GAN_CONFIG, type GanConfig } from "../gan/task.ts";
 import { DENOISER_PRESETS } from "../models/denoiser.ts";
@@ -55,8 +62,13 @@ const SPEC: CommandSpec = {
     classes: {
       type: "string",
       arg: "LIST",
-      help: "classes to train on: names or ids",
-      default: "cat",
+      help: "classes to train on: names or ids (default: cat on CIFAR-10, else every class)",
+    },
+    "image-size": {
+      type: "string",
+      arg: "N",
+      help: "resize images to NxN (shorter side to N, centre crop, as torchvision); default: " +
+        "images must be 32x32",
     },
     cond: { type: "boolean", help: "class-conditional model (labels as input)" },
     "cfg-drop": {
@@ -68,9 +80,14 @@ const SPEC: CommandSpec = {
     "max-steps": {
       type: "string",
       arg: "N",
-      help: "training budget in steps (overrides --epochs)",
+      help: "training budget: the run's total step count (overrides --epochs); with --resume " +
+        "a new total, which must exceed the steps done",
     },
-    "max-seconds": { type: "string", arg: "S", help: "stop (with a checkpoint) after S seconds" },
+    "max-seconds": {
+      type: "string",
+      arg: "S",
+      help: "stop (with a checkpoint) after S seconds of this session (not kept by --resume)",
+    },
     "batch-size": {
       type: "string",
       arg: "N",
@@ -137,6 +154,12 @@ const SPEC: CommandSpec = {
       arg: "S",
       help: "seconds a rank waits for the others before failing (default 300)",
     },
+    "on-nonfinite": {
+      type: "string",
+      arg: "stop|skip",
+      help: "a NaN/Inf loss: stop with a checkpoint of the last finite step, or skip the batch",
+      default: "stop",
+    },
   },
   details: [
     "With no flags: DDPM on CIFAR-10 cats with the study's best configuration (unet-2xud, cosine",
@@ -145,6 +168,12 @@ const SPEC: CommandSpec = {
     "--nproc N (or torchrun's MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK) trains",
     "data-parallel: the global batch is --batch-size x ranks; resume with any world size that",
     "divides the run's global batch.",
+    "",
+    "--resume keeps every setting of the run (model, data, seed, batch size, budget, --log-every,",
+    "--checkpoint-every, --preview-every); give --epochs, --max-steps or an interval to change",
+    "it. --max-steps is always the run's total: a run at step 29 continues 3 more steps with",
+    "--max-steps 32. The run records its data's absolute location and fingerprint, so --resume",
+    "works from any folder; --data NEW_PATH is accepted when the data moved (same fingerprint).",
   ].join("\n"),
 };
 
@@ -167,7 +196,7 @@ const MODEL_FLAGS = [
   "nz",
   "ngf",
   "ndf",
-  "data",
+  "image-size",
   "seed",
   "batch-size",
   "no-flip",
@@ -197,23 +226,20 @@ export async function trainCommand(argv: string[]): Promise<number> {
     });
   }
   const job = prepareRank(backendFlag(parsed));
-  const backend = await selectBackend({ name: backendFlag(parsed), log: (m) => console.error(m) });
-  try {
-    requireTorchForParallel(backend.name, job?.worldSize ?? 1);
-    return await (bool(parsed, "resume")
-      ? resumeRun(parsed, backend, job)
-      : newRun(parsed, backend, job));
-  } finally {
-    backend.dispose();
-  }
+  using backend = await selectBackend({ name: backendFlag(parsed), log: (m) => console.error(m) });
+  requireTorchForParallel(backend.name, job?.worldSize ?? 1);
+  return await (bool(parsed, "resume")
+    ? resumeRun(parsed, backend, job)
+    : newRun(parsed, backend, job));
 }
 
 async function newRun(parsed: Parsed, backend: Backend, job: TorchrunEnv | null): Promise<number> {
   const lead = (job?.rank ?? 0) === 0;
   const model = choice(parsed, "model", ["ddpm", "gan"] as const) ?? "ddpm";
   const defaults = runDefaults(model, backend.name);
-  const classes = str(parsed, "classes")!;
+  const classes = str(parsed, "classes");
   const conditional = bool(parsed, "cond");
+  if (!conditional) rejectFlags(parsed, ["cfg-drop"], "--cond (class-conditional) models");
   // Every flag is read (and so checked) before the data set is loaded; the fields that depend
   // on the data (classes, image size, channels) keep their defaults until it is.
   let spec: TaskConfig;
@@ -230,6 +256,9 @@ async function newRun(parsed: Parsed, backend: Backend, job: TorchrunEnv | null)
     }
     const preset = (explicitPreset ?? defaults.ddpmPreset) as DdpmConfig["preset"];
     if (defaults.note && explicitPreset === undefined) console.error(defaults.note);
+    if (argvHas(parsed, "ema-start") && num(parsed, "ema", 0, 1) === 0) {
+      throw new UsageError("--ema-start has no effect with --ema 0 (no EMA): drop one of them");
+    }
     const ddpm: DdpmConfig = {
       ...DEFAULT_DDPM_CONFIG,
       preset,
@@ -275,32 +304,53 @@ async function newRun(parsed: Parsed, backend: Backend, job: TorchrunEnv | null)
   const seed = int(parsed, "seed", 0, 2 ** 32 - 1)!;
   const batchSize = int(parsed, "batch-size", 1) ?? defaults.batchSize;
   const epochs = int(parsed, "epochs", 1) ?? defaults.epochs;
+  const imageSize = int(parsed, "image-size", 1, 4096);
+  if (model === "gan" && imageSize !== undefined && imageSize !== DEFAULT_GAN_CONFIG.imageSize) {
+    throw new UsageError(
+      `the DCGAN is built for ${DEFAULT_GAN_CONFIG.imageSize}x${DEFAULT_GAN_CONFIG.imageSize} ` +
+        `images: pass --image-size ${DEFAULT_GAN_CONFIG.imageSize}, got ${imageSize}`,
+    );
+  }
   trainingOptions(parsed);
-  const runDir = str(parsed, "out") ??
-    `runs/${model}-${spec.config.preset}-${classes.replaceAll(",", "+")}${
-      conditional ? "-cond" : ""
-    }`;
-  await refuseToOverwrite(runDir);
+  const explicitOut = str(parsed, "out");
+  if (explicitOut !== undefined) await refuseToOverwrite(explicitOut);
+  if (explicitOut !== undefined) await checkOutputFolder(explicitOut, { flag: "--out" });
 
-  const data = await loadDataset({ source: str(parsed, "data"), split: "train", classes });
+  const { dataset: data, record } = await loadTrainingData({
+    data: str(parsed, "data"),
+    classes,
+    imageSize,
+  });
+  const runDir = explicitOut ??
+    `runs/${model}-${spec.config.preset}-${
+      classes === undefined && record.classes.split(",").length > 3
+        ? "all"
+        : record.classes.replaceAll(",", "+")
+    }${conditional ? "-cond" : ""}`;
+  if (explicitOut === undefined) await refuseToOverwrite(runDir);
   if (conditional && data.numClasses < 2) {
     throw new UsageError(
-      `--cond needs at least two classes, --classes ${classes} gives ${data.numClasses}`,
+      `--cond needs at least two classes, --classes ${record.classes} gives ${data.numClasses}`,
     );
   }
   const [dataChannels, dataHeight, dataWidth] = data.imageShape;
-  if (dataHeight !== dataWidth) {
-    throw new UsageError(`images must be square, got ${dataHeight}x${dataWidth}`);
+  if (imageSize === undefined && (dataHeight !== 32 || dataWidth !== 32)) {
+    throw new UsageError(
+      `the images are ${dataWidth}x${dataHeight}, not 32x32: pass --image-size 32 to resize ` +
+        `them (shorter side to 32, then a centre crop, as torchvision's Resize + CenterCrop)` +
+        (model === "ddpm"
+          ? `, or --image-size ${Math.min(dataHeight, dataWidth)} to train at their own size`
+          : ""),
+    );
   }
   spec.config.numClasses = conditional ? data.numClasses : 0;
   spec.config.imageSize = dataHeight;
   spec.config.channels = dataChannels;
-  if (lead) await Deno.mkdir(runDir, { recursive: true });
   const task = createTask(backend, spec, seed);
   try {
     if (lead) {
       console.error(
-        `training ${model} ${spec.config.preset} on ${data.size} ${classes} images ` +
+        `training ${model} ${spec.config.preset} on ${data.size} ${record.classes} images ` +
           `(${conditional ? `conditional, ${data.numClasses} classes` : "unconditional"}) ` +
           `on ${backend.name} (${backend.device})${
             job && job.worldSize > 1 ? ` x ${job.worldSize} ranks` : ""
@@ -312,7 +362,7 @@ async function newRun(parsed: Parsed, backend: Backend, job: TorchrunEnv | null)
       batchSize,
       epochs,
       seed,
-      source: { data: str(parsed, "data") ?? null, classes },
+      source: record,
     });
     return result;
   } finally {
@@ -330,24 +380,50 @@ async function resumeRun(
   const given = MODEL_FLAGS.filter((f) => argvHas(parsed, f));
   if (given.length) {
     throw new UsageError(
-      `--resume takes the model and data from the checkpoint; drop ${
+      `--resume takes the model, classes, seed and batch size from the checkpoint; drop ${
         given.map((f) => `--${f}`).join(", ")
-      }`,
+      } (--data may name where the run's data moved to)`,
     );
   }
   const ckpt = await loadCheckpoint(runDir);
   const trainRecord = ckpt.state.train;
-  const source = trainRecord.source ?? { data: null, classes: "cat" };
-  const data = await loadDataset({
-    source: source.data ?? undefined,
-    split: "train",
-    classes: source.classes,
-  });
-  const task = createTask(
-    backend,
-    parseTaskConfig(ckpt.state.kind, ckpt.state.config, ckpt.path),
-    trainRecord.seed,
-  );
+  const done = ckpt.state.step;
+  // The budget is the run's total. A new one must lie ahead of the steps done: accepting a
+  // smaller one would record a budget the run has already passed, and every later resume
+  // would think the run finished.
+  const newMaxSteps = int(parsed, "max-steps", 1);
+  const newEpochs = int(parsed, "epochs", 1);
+  if (newMaxSteps !== undefined && newMaxSteps <= done) {
+    throw new UsageError(
+      `--max-steps is the run's total step count and ${runDir} is already at step ${done}: ` +
+        `pass more than ${done} (e.g. --max-steps ${done + 3} for 3 more steps)`,
+    );
+  }
+  if (
+    newMaxSteps === undefined && newEpochs !== undefined &&
+    newEpochs * trainRecord.stepsPerEpoch <= done
+  ) {
+    throw new UsageError(
+      `--epochs ${newEpochs} is ${newEpochs * trainRecord.stepsPerEpoch} steps and ${runDir} ` +
+        `is already at step ${done} (epoch ${ckpt.state.epoch}): pass a larger budget`,
+    );
+  }
+  const spec = parseTaskConfig(ckpt.state.kind, ckpt.state.config, ckpt.path);
+  let data;
+  try {
+    data = await reloadTrainingData(trainRecord.source, {
+      override: str(parsed, "data"),
+      imageSize: spec.config.imageSize,
+    });
+  } catch (e) {
+    if (e instanceof TrainingDataError) throw new UsageError(e.message);
+    throw e;
+  }
+  const source: DataSourceRecord = {
+    ...(trainRecord.source ?? { data: null, classes: DEFAULT_CIFAR10_CLASSES }),
+    ...(data.location ? { path: data.location } : {}),
+  };
+  const task = createTask(backend, spec, trainRecord.seed);
   try {
     // The global batch stays, whatever the number of ranks now: the sample stream continues.
     const globalBatch = trainRecord.globalBatch ?? trainRecord.batchSize;
@@ -361,14 +437,20 @@ async function resumeRun(
     return await runTraining(task, data, parsed, backend, job, {
       runDir,
       batchSize: globalBatch / world,
-      epochs: int(parsed, "epochs", 1) ?? trainRecord.epochs,
       // The same budget as the interrupted run unless a new one is given, so schedules that
-      // depend on progress (the GAN's input-noise annealing) continue unchanged.
-      maxSteps: trainRecord.maxSteps ?? undefined,
+      // depend on progress (the GAN's input-noise annealing) continue unchanged. A new
+      // --epochs replaces a recorded --max-steps.
+      epochs: newEpochs ?? trainRecord.epochs,
+      maxSteps: newEpochs !== undefined ? undefined : trainRecord.maxSteps ?? undefined,
       seed: trainRecord.seed,
       flip: trainRecord.flip,
       source,
       resume: true,
+      intervals: {
+        logEvery: trainRecord.logEvery,
+        checkpointEvery: trainRecord.checkpointEvery,
+        previewEvery: trainRecord.previewEvery,
+      },
     });
   } finally {
     task.dispose();
@@ -377,7 +459,7 @@ async function resumeRun(
 
 async function runTraining(
   task: AnyTask,
-  data: Awaited<ReturnType<typeof loadDataset>>,
+  data: Dataset,
   parsed: Parsed,
   backend: Backend,
   job: TorchrunEnv | null,
@@ -390,6 +472,8 @@ async function runTraining(
     flip?: boolean;
     source: DataSourceRecord;
     resume?: boolean;
+    /** The resumed run's recorded intervals: flags override them one by one. */
+    intervals?: { logEvery?: number; checkpointEvery?: number; previewEvery?: number };
   },
 ): Promise<number> {
   const controller = new AbortController();
@@ -422,6 +506,9 @@ async function runTraining(
     }, num(parsed, "dist-timeout", 0.001));
     const result = await train(task, data, {
       ...flags,
+      logEvery: flags.logEvery ?? run.intervals?.logEvery,
+      checkpointEvery: flags.checkpointEvery ?? run.intervals?.checkpointEvery,
+      previewEvery: flags.previewEvery ?? run.intervals?.previewEvery,
       maxSteps: flags.maxSteps ?? run.maxSteps,
       runDir: run.runDir,
       batchSize: run.batchSize,
@@ -436,6 +523,7 @@ async function runTraining(
       source: run.source,
       group,
     });
+    if (result.nonfinite) return 1;
     return result.interrupted ? 130 : 0;
   } finally {
     group?.dispose();
@@ -452,6 +540,7 @@ function trainingOptions(parsed: Parsed) {
     logEvery: int(parsed, "log-every", 1),
     checkpointEvery: int(parsed, "checkpoint-every", 0),
     previewEvery: int(parsed, "preview-every", 0),
+    onNonfinite: choice(parsed, "on-nonfinite", ["stop", "skip"] as const),
   };
 }
 

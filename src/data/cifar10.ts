@@ -50,9 +50,12 @@ export interface CifarImages {
  *
  * @example
  * ```ts
- * import { parseCifarBatch } from "./cifar10.ts";
- * const { images, labels } = parseCifarBatch(await Deno.readFile("test_batch.bin"));
- * console.log(labels[0]); // 3 (cat)
+ * import { CIFAR10_CLASSES, parseCifarBatch } from "./cifar10.ts";
+ * // Each record: one label byte, then 32x32 red, green and blue planes.
+ * const record = new Uint8Array(1 + 3 * 32 * 32);
+ * record[0] = 3;
+ * const { images, labels } = parseCifarBatch(record);
+ * console.log(labels[0], CIFAR10_CLASSES[labels[0]], images.length); // 3 cat 3072
  * ```
  */
 export function parseCifarBatch(bytes: Uint8Array, source = "CIFAR-10 batch"): CifarImages {
@@ -99,11 +102,24 @@ function decodeRecords(
  * @example
  * ```ts
  * import { readCifarSplit } from "./cifar10.ts";
- * const test = await readCifarSplit("/data/cifar-10-batches-bin", "test"); // 10,000 images
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeFile(`${dir}/test_batch.bin`, new Uint8Array(2 * (1 + 3 * 32 * 32))); // two records
+ * const test = await readCifarSplit(dir, "test"); // the real test_batch.bin holds 10,000
+ * console.log(test.count); // 2
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readCifarSplit(dir: string, split: "train" | "test"): Promise<CifarImages> {
-  const files = split === "train" ? TRAIN_FILES : [TEST_FILE];
+  const wanted = split === "train" ? TRAIN_FILES : [TEST_FILE];
+  // Any subset of the official files works (e.g. only data_batch_1.bin for a quick run).
+  const present = await presentCifarBatches(dir);
+  const files = wanted.filter((name) => present.includes(name));
+  if (files.length === 0) {
+    throw new Error(
+      `${dir} has no CIFAR-10 ${split} batch (${wanted.join(", ")}); it holds ` +
+        `${present.length ? present.join(", ") : "no batch files"}`,
+    );
+  }
   const batches: { path: string; bytes: Uint8Array; count: number }[] = [];
   for (const name of files) {
     const path = `${dir}/${name}`;
@@ -130,7 +146,7 @@ export async function readCifarSplit(dir: string, split: "train" | "test"): Prom
 }
 
 /**
- * True when `dir` holds all six official batch files.
+ * True when `dir` holds all six official batch files (a complete download or cache).
  *
  * @example
  * ```ts
@@ -147,4 +163,26 @@ export async function hasCifarBatches(dir: string): Promise<boolean> {
     }
   }
   return true;
+}
+
+/**
+ * The official batch files (`data_batch_1..5.bin`, `test_batch.bin`) that `dir` holds, in
+ * release order; empty when none (or no such folder).
+ *
+ * @example
+ * ```ts
+ * import { presentCifarBatches } from "./cifar10.ts";
+ * await presentCifarBatches("/data/cifar-10-batches-bin"); // ["data_batch_1.bin", ...]
+ * ```
+ */
+export async function presentCifarBatches(dir: string): Promise<string[]> {
+  const present: string[] = [];
+  for (const name of [...TRAIN_FILES, TEST_FILE]) {
+    try {
+      if ((await Deno.stat(`${dir}/${name}`)).isFile) present.push(name);
+    } catch {
+      // absent
+    }
+  }
+  return present;
 }

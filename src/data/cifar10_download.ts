@@ -17,7 +17,7 @@ import { CIFAR10_BATCHES_DIR, CIFAR10_MD5, CIFAR10_URL, hasCifarBatches } from "
  * official archive if needed, and returns the folder that holds them.
  *
  * @example
- * ```ts
+ * ```ts ignore needs-network
  * import { ensureCifar10 } from "./cifar10_download.ts";
  * import { readCifarSplit } from "./cifar10.ts";
  * const dir = await ensureCifar10(); // ~/.cache/deno-diffusion/cifar-10-batches-bin

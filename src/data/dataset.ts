@@ -10,8 +10,17 @@
  * batch `k % n`:
  *
  * ```ts
+ * import { Dataset, flipRng } from "./dataset.ts";
+ * const dataset = new Dataset({
+ *   images: new Uint8Array(10 * 3 * 4 * 4), labels: new Int32Array(10),
+ *   imageShape: [3, 4, 4], classNames: ["a"],
+ * });
+ * const [seed, batchSize, step] = [7, 4, 5];
+ * const n = dataset.batchesPerEpoch(batchSize); // 3
+ * const [epoch, index] = [Math.floor(step / n), step % n]; // epoch 1, batch 2
  * const order = dataset.epochOrder(epoch, seed);
  * const batch = dataset.batchAt(order, index, batchSize, { flip: true, rng: flipRng(seed, epoch, index) });
+ * console.log(batch.shape); // [2, 3, 4, 4]: the last batch of an epoch may be short
  * ```
  *
  * @module
@@ -45,13 +54,18 @@ export function flipRng(seed: number, epoch: number, index: number): Rng {
 
 /** In-memory images with labels, served as float batches. */
 export class Dataset {
+  /** Number of images. */
   readonly size: number;
+  /** [C, H, W] of every image. */
   readonly imageShape: [3, number, number];
   /** Name of each label id (index = label). */
   readonly classNames: string[];
+  /** Number of classes (`classNames.length`). */
   readonly numClasses: number;
   /** Where the images came from, for logs. */
   readonly description: string;
+  /** The resolved, absolute folder the images were read from; null for in-memory data. */
+  readonly location: string | null;
   #images: Uint8Array;
   #labels: Int32Array;
 
@@ -73,6 +87,7 @@ export class Dataset {
     imageShape: [3, number, number];
     classNames: string[];
     description?: string;
+    location?: string;
   }) {
     const [c, h, w] = init.imageShape;
     this.size = init.labels.length;
@@ -89,6 +104,7 @@ export class Dataset {
     this.classNames = init.classNames;
     this.numClasses = init.classNames.length;
     this.description = init.description ?? "in-memory images";
+    this.location = init.location ?? null;
   }
 
   /** All images, [N, 3, H, W] uint8 (shared, do not modify). */
@@ -106,7 +122,13 @@ export class Dataset {
    *
    * @example
    * ```ts
-   * dataset.batchesPerEpoch(128, true); // 390 for 50,000 images
+   * import { Dataset } from "./dataset.ts";
+   * const dataset = new Dataset({
+   *   images: new Uint8Array(10   * 3   * 4   * 4), labels: new Int32Array(10),
+   *   imageShape: [3, 4, 4], classNames: ["a"],
+   * });
+   * dataset.batchesPerEpoch(4); // 3: 4 + 4 + 2
+   * dataset.batchesPerEpoch(4, true); // 2: the short batch is dropped
    * ```
    */
   batchesPerEpoch(batchSize: number, dropLast = false): number {
@@ -120,7 +142,13 @@ export class Dataset {
    *
    * @example
    * ```ts
-   * const order = dataset.epochOrder(0, 1234);
+   * import { Dataset } from "./dataset.ts";
+   * const dataset = new Dataset({
+   *   images: new Uint8Array(10   * 3   * 4   * 4), labels: new Int32Array(10),
+   *   imageShape: [3, 4, 4], classNames: ["a"],
+   * });
+   * const order = dataset.epochOrder(0, 1234); // a permutation of 0..9
+   * console.log(order.length); // 10
    * ```
    */
   epochOrder(epoch: number, seed: number, shuffle = true): Int32Array {
@@ -138,8 +166,13 @@ export class Dataset {
    *
    * @example
    * ```ts
-   * import { flipRng } from "./dataset.ts";
-   * const batch = dataset.batchAt(dataset.epochOrder(2, 7), 5, 64, { flip: true, rng: flipRng(7, 2, 5) });
+   * import { Dataset, flipRng } from "./dataset.ts";
+   * const dataset = new Dataset({
+   *   images: new Uint8Array(10   * 3   * 4   * 4), labels: new Int32Array(10),
+   *   imageShape: [3, 4, 4], classNames: ["a"],
+   * });
+   * const batch = dataset.batchAt(dataset.epochOrder(2, 7), 1, 4, { flip: true, rng: flipRng(7, 2, 1) });
+   * console.log(batch.shape); // [4, 3, 4, 4], values in [-1, 1]
    * ```
    */
   batchAt(
@@ -198,9 +231,14 @@ export class Dataset {
    *
    * @example
    * ```ts
-   * import { deriveSeed, Rng } from "../core/rng.ts";
-   * for (const batch of dataset.batches(128, new Rng(0), { flip: true, dropLast: true })) {
-   *   console.log(batch.shape); // [128, 3, 32, 32]
+   * import { Rng } from "../core/rng.ts";
+   * import { Dataset } from "./dataset.ts";
+   * const dataset = new Dataset({
+   *   images: new Uint8Array(10   * 3   * 4   * 4), labels: new Int32Array(10),
+   *   imageShape: [3, 4, 4], classNames: ["a"],
+   * });
+   * for (const batch of dataset.batches(4, new Rng(0), { flip: true, dropLast: true })) {
+   *   console.log(batch.shape); // [4, 3, 4, 4], twice
    * }
    * ```
    */

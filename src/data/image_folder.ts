@@ -1,11 +1,14 @@
 /**
  * Image-folder data sets: `ROOT/{train,test}/<class>/*.png|*.jpg`, classes sorted by name
  * give the label ids (as torchvision's ImageFolder does), and flat folders of images (FID
- * inputs). Every image must have the same size.
+ * inputs). Symlinked files and folders are followed. Every image must have the same size,
+ * unless an `imageSize` is given: then each is resized to it as torchvision's Resize +
+ * CenterCrop would.
  *
  * @module
  */
 import { decodeImage, listImageFiles } from "../io/image.ts";
+import { resizeCenterCrop } from "./resize.ts";
 
 /** Decoded images of one split, with their labels. */
 export interface FolderImages {
@@ -22,8 +25,15 @@ export interface FolderImages {
  *
  * @example
  * ```ts
+ * import { writeImageFolder } from "../io/png.ts";
  * import { listClassFolders } from "./image_folder.ts";
- * await listClassFolders("../shared/data/cifar10-jpg", "train"); // ["airplane", ..., "truck"]
+ * // The layout of an image-folder data set: ROOT/<split>/<class>/*.png|*.jpg
+ * const root = await Deno.makeTempDir();
+ * for (const name of ["cat", "dog"]) {
+ *   await writeImageFolder(`${root}/train/${name}`, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+ * }
+ * console.log(await listClassFolders(root, "train")); // ["cat", "dog"]: label ids 0 and 1
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function listClassFolders(root: string, split: "train" | "test"): Promise<string[]> {
@@ -31,7 +41,11 @@ export async function listClassFolders(root: string, split: "train" | "test"): P
   const classes: string[] = [];
   try {
     for await (const entry of Deno.readDir(dir)) {
-      if (entry.isDirectory && !entry.name.startsWith(".")) classes.push(entry.name);
+      if (entry.name.startsWith(".")) continue;
+      // Symlinked class folders count (Deno.stat follows the link).
+      if (entry.isDirectory || (entry.isSymlink && await isDirectory(`${dir}/${entry.name}`))) {
+        classes.push(entry.name);
+      }
     }
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
@@ -48,9 +62,22 @@ export async function listClassFolders(root: string, split: "train" | "test"): P
   return classes.sort();
 }
 
-/** Reads and decodes `paths` into one NCHW uint8 array, `concurrency` file reads at a time. */
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch {
+    return false; // a dangling link
+  }
+}
+
+/**
+ * Reads and decodes `paths` into one NCHW uint8 array, `concurrency` file reads at a time.
+ * With `imageSize`, every image is resized to it (torchvision Resize + CenterCrop); without,
+ * every image must have the size of the first.
+ */
 async function decodeAll(
   paths: string[],
+  imageSize?: number,
   concurrency = 32,
 ): Promise<{ images: Uint8Array; imageShape: [3, number, number] }> {
   let images = new Uint8Array(0);
@@ -70,24 +97,29 @@ async function decodeAll(
       }
       const img = decodeImage(bytes, path);
       if (images.length === 0) {
-        height = img.height;
-        width = img.width;
+        height = imageSize ?? img.height;
+        width = imageSize ?? img.width;
         images = new Uint8Array(paths.length * 3 * height * width);
-      } else if (img.width !== width || img.height !== height) {
+      } else if (imageSize === undefined && (img.width !== width || img.height !== height)) {
         throw new Error(
           `${path} is ${img.width}x${img.height} but the other images are ${width}x${height}; ` +
-            `all images of a data set must have the same size`,
+            `all images of a data set must have the same size (pass --image-size N to resize ` +
+            `them all to NxN: shorter side to N, then a centre crop)`,
         );
       }
       // HWC -> CHW
-      const plane = height * width;
-      const base = index * 3 * plane;
+      const plane = img.height * img.width;
+      const chw = new Uint8Array(3 * plane); // [3, h, w]
       const data = img.data;
       for (let i = 0; i < plane; i++) {
-        images[base + i] = data[3 * i];
-        images[base + plane + i] = data[3 * i + 1];
-        images[base + 2 * plane + i] = data[3 * i + 2];
+        chw[i] = data[3 * i];
+        chw[plane + i] = data[3 * i + 1];
+        chw[2 * plane + i] = data[3 * i + 2];
       }
+      images.set(
+        imageSize === undefined ? chw : resizeCenterCrop(chw, 3, img.height, img.width, imageSize),
+        index * 3 * height * width,
+      );
     }
   };
   await Promise.all(
@@ -107,15 +139,22 @@ async function decodeAll(
  *
  * @example
  * ```ts
+ * import { writeImageFolder } from "../io/png.ts";
  * import { loadImageFolder } from "./image_folder.ts";
- * const cats = await loadImageFolder("../shared/data/cifar10-jpg", "test", { keep: [3] });
- * console.log(cats.count, cats.imageShape); // 1000 [3, 32, 32]
+ * // The layout of an image-folder data set: ROOT/<split>/<class>/*.png|*.jpg
+ * const root = await Deno.makeTempDir();
+ * for (const name of ["cat", "dog"]) {
+ *   await writeImageFolder(`${root}/test/${name}`, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+ * }
+ * const dogs = await loadImageFolder(root, "test", { keep: [1] }); // CIFAR-10's cats: keep [3]
+ * console.log(dogs.count, dogs.imageShape); // 2 [3, 4, 4]
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function loadImageFolder(
   root: string,
   split: "train" | "test",
-  options: { keep?: number[]; limit?: number } = {},
+  options: { keep?: number[]; limit?: number; imageSize?: number } = {},
 ): Promise<FolderImages> {
   const classes = await listClassFolders(root, split);
   const keep = options.keep ?? classes.map((_, i) => i);
@@ -138,7 +177,7 @@ export async function loadImageFolder(
     for (let i = 0; i < files.length; i++) labels.push(label);
   }
   if (paths.length === 0) throw new Error(`no images selected from ${root}/${split}`);
-  const { images, imageShape } = await decodeAll(paths);
+  const { images, imageShape } = await decodeAll(paths, options.imageSize);
   return { images, labels: Int32Array.from(labels), count: paths.length, imageShape };
 }
 
@@ -147,16 +186,21 @@ export async function loadImageFolder(
  *
  * @example
  * ```ts
+ * import { writeImageFolder } from "../io/png.ts";
  * import { loadFlatImageFolder } from "./image_folder.ts";
- * const { images, count } = await loadFlatImageFolder("runs/a/samples");
+ * const dir = await Deno.makeTempDir();
+ * await writeImageFolder(dir, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]); // 00000.png, 00001.png
+ * const { images, count, imageShape } = await loadFlatImageFolder(dir);
+ * console.log(count, imageShape, images.length); // 2 [3, 4, 4] 96
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadFlatImageFolder(
   dir: string,
-  options: { limit?: number } = {},
+  options: { limit?: number; imageSize?: number } = {},
 ): Promise<{ images: Uint8Array; count: number; imageShape: [3, number, number] }> {
   let paths = await listImageFiles(dir);
   if (options.limit !== undefined) paths = paths.slice(0, options.limit);
-  const { images, imageShape } = await decodeAll(paths);
+  const { images, imageShape } = await decodeAll(paths, options.imageSize);
   return { images, count: paths.length, imageShape };
 }

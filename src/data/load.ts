@@ -9,12 +9,14 @@ import { CIFAR10_CLASSES, CIFAR10_URL, readCifarSplit } from "./cifar10.ts";
 import { ensureCifar10 } from "./cifar10_download.ts";
 import { listClassFolders, loadImageFolder } from "./image_folder.ts";
 import { Dataset } from "./dataset.ts";
+import { resizeCenterCrop } from "./resize.ts";
 import { parseClassFilter, resolveDataSource } from "./source.ts";
 
 /** Options of {@link loadDataset}. */
 export interface DatasetOptions {
   /** `--data PATH` (a cifar-10-batches-bin folder or an image folder) or "cifar10". */
   source?: string;
+  /** Which split to load. */
   split: "train" | "test";
   /** Class filter: names or ids, comma-separated ("cat", "cat,frog", "3,6"). Default: all. */
   classes?: string;
@@ -25,6 +27,11 @@ export interface DatasetOptions {
   remapLabels?: boolean;
   /** At most this many images, split evenly over the kept classes (first ones of each). */
   limit?: number;
+  /**
+   * Resize every image to `imageSize` x `imageSize` (torchvision Resize + CenterCrop, see
+   * `resize.ts`). Without it, images keep their size (and must all share one).
+   */
+  imageSize?: number;
   /** Cache folder (default `$XDG_CACHE_HOME/deno-diffusion` or `~/.cache/deno-diffusion`). */
   cacheDir?: string;
   /** Download address of the CIFAR-10 archive (tests point it at a local server). */
@@ -53,9 +60,16 @@ export function clearDatasetCache(): void {
  *
  * @example
  * ```ts
+ * import { writeImageFolder } from "../io/png.ts";
  * import { loadDataset } from "./load.ts";
- * const cats = await loadDataset({ source: "../shared/data/cifar10-jpg", split: "train", classes: "cat" });
- * console.log(cats.size, cats.classNames); // 5000 ["cat"]
+ * // The layout of an image-folder data set: ROOT/<split>/<class>/*.png|*.jpg
+ * const root = await Deno.makeTempDir();
+ * for (const name of ["cat", "dog"]) {
+ *   await writeImageFolder(`${root}/train/${name}`, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+ * }
+ * const cats = await loadDataset({ source: root, split: "train", classes: "cat" });
+ * console.log(cats.size, cats.classNames); // 2 ["cat"] (CIFAR-10's train split: 5000)
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function loadDataset(options: DatasetOptions): Promise<Dataset> {
@@ -91,10 +105,31 @@ export async function loadDataset(options: DatasetOptions): Promise<Dataset> {
     : [...CIFAR10_CLASSES];
   const keep = parseClassFilter(options.classes, allClasses);
   const remap = options.remapLabels ?? true;
-  const key = JSON.stringify([source.path, options.split, keep, remap, options.limit ?? null]);
+  if (
+    options.imageSize !== undefined &&
+    !(Number.isInteger(options.imageSize) && options.imageSize > 0)
+  ) {
+    throw new Error(`image size must be a positive integer, got ${options.imageSize}`);
+  }
+  const key = JSON.stringify([
+    source.path,
+    options.split,
+    keep,
+    remap,
+    options.limit ?? null,
+    options.imageSize ?? null,
+  ]);
   let pending = cache.get(key);
   if (!pending) {
-    pending = load(source, options.split, allClasses, keep, remap, options.limit);
+    pending = load(
+      source,
+      options.split,
+      allClasses,
+      keep,
+      remap,
+      options.limit,
+      options.imageSize,
+    );
     cache.set(key, pending);
     pending.catch(() => cache.delete(key));
   }
@@ -108,6 +143,7 @@ async function load(
   keep: number[],
   remap: boolean,
   limit: number | undefined,
+  imageSize: number | undefined,
 ): Promise<Dataset> {
   let images: Uint8Array;
   let labels: Int32Array;
@@ -115,23 +151,32 @@ async function load(
   if (source.kind === "cifar10-binary") {
     const all = await readCifarSplit(source.path, split);
     const chosen = selectRecords(all.labels, keep, limit);
-    const imageSize = 3 * 32 * 32;
+    const imageSize32 = 3 * 32 * 32;
     if (chosen.length === all.count) {
       ({ images, labels } = all); // everything kept: no copy
     } else {
-      images = new Uint8Array(chosen.length * imageSize);
+      images = new Uint8Array(chosen.length * imageSize32);
       labels = new Int32Array(chosen.length);
       chosen.forEach((record, i) => {
         images.set(
-          all.images.subarray(record * imageSize, (record + 1) * imageSize),
-          i * imageSize,
+          all.images.subarray(record * imageSize32, (record + 1) * imageSize32),
+          i * imageSize32,
         );
         labels[i] = all.labels[record];
       });
     }
     imageShape = [3, 32, 32];
+    if (imageSize !== undefined && imageSize !== 32) {
+      const resized = new Uint8Array(labels.length * 3 * imageSize * imageSize);
+      for (let i = 0; i < labels.length; i++) {
+        const one = images.subarray(i * imageSize32, (i + 1) * imageSize32); // [3, 32, 32]
+        resized.set(resizeCenterCrop(one, 3, 32, 32, imageSize), i * 3 * imageSize * imageSize);
+      }
+      images = resized;
+      imageShape = [3, imageSize, imageSize];
+    }
   } else {
-    const folder = await loadImageFolder(source.path, split, { keep, limit });
+    const folder = await loadImageFolder(source.path, split, { keep, limit, imageSize });
     ({ images, labels, imageShape } = folder);
   }
   if (labels.length === 0) throw new Error(`no images of the selected classes in ${source.path}`);
@@ -147,6 +192,7 @@ async function load(
     description: `${source.path} (${split}${
       keep.length < allClasses.length ? `, classes ${keep.map((id) => allClasses[id])}` : ""
     }${limit ? `, limit ${limit}` : ""})`,
+    location: await absolutePath(source.path),
   });
 }
 
@@ -170,4 +216,13 @@ function selectRecords(labels: Int32Array, keep: number[], limit?: number): Int3
     }
   }
   return Int32Array.from(chosen);
+}
+
+/** `path` made absolute (links resolved), so a run can find its data from any folder. */
+async function absolutePath(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+  }
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { defaultCacheDir } from "../io/cache.ts";
-import { CIFAR10_BATCHES_DIR, hasCifarBatches } from "./cifar10.ts";
+import { CIFAR10_BATCHES_DIR, hasCifarBatches, presentCifarBatches } from "./cifar10.ts";
 
 /** Where a data set is read from, as resolved from `--data` / env / cache. */
 export type DataSource =
@@ -27,8 +27,15 @@ async function isDirectory(path: string): Promise<boolean> {
  *
  * @example
  * ```ts
+ * import { writeImageFolder } from "../io/png.ts";
  * import { resolveDataSource } from "./source.ts";
- * await resolveDataSource("../shared/data/cifar10-jpg"); // { kind: "image-folder", path: ... }
+ * // The layout of an image-folder data set: ROOT/<split>/<class>/*.png|*.jpg
+ * const root = await Deno.makeTempDir();
+ * for (const name of ["cat", "dog"]) {
+ *   await writeImageFolder(`${root}/train/${name}`, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+ * }
+ * console.log((await resolveDataSource(root)).kind); // "image-folder"
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function resolveDataSource(
@@ -44,15 +51,15 @@ export async function resolveDataSource(
       throw new Error(`${flag}: no such file or folder`);
     }
     const path = given.replace(/\/+$/, "") || "/";
-    if (await hasCifarBatches(path)) return { kind: "cifar10-binary", path };
-    if (await hasCifarBatches(`${path}/${CIFAR10_BATCHES_DIR}`)) {
+    if ((await presentCifarBatches(path)).length) return { kind: "cifar10-binary", path };
+    if ((await presentCifarBatches(`${path}/${CIFAR10_BATCHES_DIR}`)).length) {
       return { kind: "cifar10-binary", path: `${path}/${CIFAR10_BATCHES_DIR}` };
     }
     if (await isDirectory(`${path}/train`) || await isDirectory(`${path}/test`)) {
       return { kind: "image-folder", path };
     }
     throw new Error(
-      `${flag} is neither a CIFAR-10 binary folder (data_batch_1..5.bin, test_batch.bin) nor ` +
+      `${flag} is neither a CIFAR-10 binary folder (any of data_batch_1..5.bin, test_batch.bin) nor ` +
         `an image folder (${path}/train/<class>/*.png|*.jpg)`,
     );
   }

@@ -86,7 +86,17 @@ export function meanFlat(b: Backend, x: Tensor): Tensor {
  *
  * @example
  * ```ts
- * // const loss = simpleLoss(backend, process, model, x0, t, noise, labels); // scalar
+ * import { createBackend } from "../backend/select.ts";
+ * import { DiffusionProcess } from "./process.ts";
+ * import { makeSchedule } from "./schedule.ts";
+ * import { type EpsilonModel, simpleLoss } from "./loss.ts";
+ * using b = await createBackend("tfjs-cpu");
+ * using process = new DiffusionProcess(b, makeSchedule({ kind: "linear", timesteps: 10 }));
+ * const predictZero: EpsilonModel = (xt) => b.zeros(xt.shape); // eps_theta = 0
+ * const x0 = b.zeros([2, 3, 4, 4]);
+ * const t = b.tensor([0, 9], [2], "int32");
+ * const loss = simpleLoss(b, process, predictZero, x0, t, b.full([2, 3, 4, 4], 1)); // scalar
+ * console.log(b.read(loss)[0]); // 1: the mean of (1 - 0)^2
  * ```
  */
 export function simpleLoss(
@@ -198,8 +208,24 @@ export interface BitsPerDimOptions extends VlbOptions {
  *
  * @example
  * ```ts
- * // const { total } = bitsPerDim(backend, process, (x, t, y) => denoiser.forward(x, t, y), batches, rng,
- * //   { varianceType: "beta" });
+ * import { createBackend } from "../backend/select.ts";
+ * import { Rng } from "../core/rng.ts";
+ * import { createDenoiser } from "../models/denoiser.ts";
+ * import { DiffusionProcess } from "./process.ts";
+ * import { makeSchedule } from "./schedule.ts";
+ * import type { Batch } from "../data/batch.ts";
+ * import { bitsPerDim, type EpsilonModel } from "./loss.ts";
+ * using b = await createBackend("tfjs-cpu");
+ * using process = new DiffusionProcess(b, makeSchedule({ kind: "cosine", timesteps: 20 }));
+ * using denoiser = createDenoiser(b, new Rng(0), {
+ *   preset: "convnet", numClasses: 0, imageSize: 8, channels: 3, baseWidth: 8, timesteps: 20,
+ * });
+ * const batch: Batch = { images: new Float32Array(2 * 3 * 8 * 8), labels: new Int32Array(2), shape: [2, 3, 8, 8] };
+ * const model: EpsilonModel = (x, t, y) => denoiser.forward(x, t, y);
+ * const { total, prior, images } = bitsPerDim(b, process, model, [batch], new Rng(1), {
+ *   varianceType: "beta", timestepStride: 5, // L_0 and every 5th KL term, for speed
+ * });
+ * console.log(images, total > prior); // 2 true
  * ```
  */
 export function bitsPerDim(

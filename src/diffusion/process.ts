@@ -17,28 +17,38 @@ export type VarianceType = "beta" | "posterior";
 
 /** A Gaussian over images by its mean, variance and log-variance, each broadcastable to x. */
 export interface Gaussian {
+  /** The mean, [B, C, H, W]. */
   mean: Tensor;
+  /** The variance, broadcastable to the mean. */
   variance: Tensor;
+  /** log of {@link Gaussian.variance}. */
   logVariance: Tensor;
 }
 
+/**
+ * Names of the per-timestep constants {@link DiffusionProcess.extract} can gather: the
+ * {@link Schedule}'s arrays plus log beta_t, 1/sqrt(alphaBar_t), sqrt(1/alphaBar_t - 1),
+ * 1/sqrt(alpha_t), the eps coefficient beta_t / sqrt(1 - alphaBar_t) and the posterior's
+ * variance, clipped log-variance and two mean coefficients (Ho et al. 2020 eq. 7).
+ */
+export type ScheduleConstant =
+  | "betas"
+  | "logBetas"
+  | "alphaBar"
+  | "alphaBarPrev"
+  | "sqrtAlphaBar"
+  | "sqrtOneMinusAlphaBar"
+  | "sqrtRecipAlphaBar"
+  | "sqrtRecipAlphaBarMinusOne"
+  | "sqrtRecipAlphas"
+  | "epsilonCoef"
+  | "posteriorVariance"
+  | "posteriorLogVarianceClipped"
+  | "posteriorMeanCoef1"
+  | "posteriorMeanCoef2";
+
 /** Per-timestep constants uploaded to the backend, each float32 [T]. */
-interface ScheduleTensors {
-  betas: Tensor;
-  logBetas: Tensor;
-  alphaBar: Tensor;
-  alphaBarPrev: Tensor;
-  sqrtAlphaBar: Tensor;
-  sqrtOneMinusAlphaBar: Tensor;
-  sqrtRecipAlphaBar: Tensor;
-  sqrtRecipAlphaBarMinusOne: Tensor;
-  sqrtRecipAlphas: Tensor;
-  epsilonCoef: Tensor;
-  posteriorVariance: Tensor;
-  posteriorLogVarianceClipped: Tensor;
-  posteriorMeanCoef1: Tensor;
-  posteriorMeanCoef2: Tensor;
-}
+type ScheduleTensors = Record<ScheduleConstant, Tensor>;
 
 /**
  * Holds a {@link Schedule} on a backend and evaluates the diffusion formulas with one timestep
@@ -49,18 +59,19 @@ interface ScheduleTensors {
  * import { createBackend } from "../backend/select.ts";
  * import { makeSchedule } from "./schedule.ts";
  * import { DiffusionProcess } from "./process.ts";
- * const backend = await createBackend("tfjs-cpu");
- * const process = new DiffusionProcess(backend, makeSchedule({ kind: "linear", timesteps: 1000 }));
+ * using backend = await createBackend("tfjs-cpu");
+ * using process = new DiffusionProcess(backend, makeSchedule({ kind: "linear", timesteps: 1000 }));
  * const x0 = backend.zeros([2, 3, 8, 8]);
  * const t = backend.tensor([0, 999], [2], "int32");
  * const xt = process.qSample(x0, t, backend.full([2, 3, 8, 8], 1)); // [2, 3, 8, 8]
- * process.dispose();
  * ```
  */
 export class DiffusionProcess {
+  /** T, the number of diffusion steps. */
   readonly timesteps: number;
   readonly #tensors: ScheduleTensors;
 
+  /** Uploads `schedule`'s per-timestep constants to `backend`. */
   constructor(readonly backend: Backend, readonly schedule: Schedule) {
     this.timesteps = schedule.timesteps;
     const s = schedule;
@@ -95,7 +106,7 @@ export class DiffusionProcess {
    * Gathers `name`[t] for each sample and shapes it [B, 1, 1, 1] (ones for each dim of `like`
    * after the first) so it broadcasts over an image batch.
    */
-  extract(name: keyof ScheduleTensors, t: Tensor, like: Tensor): Tensor {
+  extract(name: ScheduleConstant, t: Tensor, like: Tensor): Tensor {
     const b = this.backend;
     const values = b.gather(this.#tensors[name], t, 0); // [B]
     return b.reshape(values, [t.shape[0], ...like.shape.slice(1).map(() => 1)]);
@@ -200,6 +211,7 @@ export class DiffusionProcess {
     for (const t of Object.values(this.#tensors)) (t as Tensor).dispose();
   }
 
+  /** {@link DiffusionProcess.dispose}, for `using`. */
   [Symbol.dispose](): void {
     this.dispose();
   }

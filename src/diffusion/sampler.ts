@@ -4,14 +4,16 @@
  * the sigma of eq. 16), both with optional class conditioning and classifier-free guidance
  * (Ho & Salimans 2022, eq. 6).
  *
- * All noise comes from the host {@link Rng} in a fixed order (x_T first, then one draw per step
- * that adds noise), so a seed gives the same images on every backend. Inside the loop nothing
+ * All noise comes from the host: every image has its own generator ({@link ImageNoise}), from
+ * which it draws x_T first and then one draw per step that adds noise. So a seed gives the same
+ * images on every backend and for every batch size, and image k is the same whether it is
+ * drawn alone, in a batch, or in a resumed run. Inside the loop nothing
  * is read back to the host; each step runs in `backend.scope` so memory stays flat.
  *
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
-import type { Rng } from "../core/rng.ts";
+import { type ImageNoise, normalRows, type Rng, toImageNoise } from "../core/rng.ts";
 import type { EpsilonModel } from "./loss.ts";
 import type { DiffusionProcess, VarianceType } from "./process.ts";
 
@@ -44,12 +46,25 @@ export interface SamplerOptions {
 /**
  * Generates images: x_T ~ N(0, I), then T (DDPM) or `steps` (DDIM) denoising steps. `labels`
  * (one per image) condition the model when given; their count sets the number of images,
- * otherwise `count` does. Returns float32 [n, C, H, W], clamped to [-1, 1].
+ * otherwise `count` does. Image i draws its noise from `noise.stream(i)` (a plain {@link Rng}
+ * gives one key for all of them). Returns float32 [n, C, H, W], clamped to [-1, 1].
  *
  * @example
  * ```ts
- * // const images = sampleImages(backend, process, (x, t, y) => denoiser.forward(x, t, y),
- * //   [3, 32, 32], { count: 16 }, rng, { sampler: "ddim", steps: 50, eta: 0 });
+ * import { createBackend } from "../backend/select.ts";
+ * import { Rng } from "../core/rng.ts";
+ * import { createDenoiser } from "../models/denoiser.ts";
+ * import { DiffusionProcess } from "./process.ts";
+ * import { makeSchedule } from "./schedule.ts";
+ * import { sampleImages } from "./sampler.ts";
+ * using b = await createBackend("tfjs-cpu");
+ * using process = new DiffusionProcess(b, makeSchedule({ kind: "cosine", timesteps: 50 }));
+ * using denoiser = createDenoiser(b, new Rng(0), {
+ *   preset: "convnet", numClasses: 0, imageSize: 8, channels: 3, baseWidth: 8, timesteps: 50,
+ * });
+ * const images = sampleImages(b, process, (x, t, y) => denoiser.forward(x, t, y), [3, 8, 8],
+ *   { count: 2 }, new Rng(1), { sampler: "ddim", steps: 5, eta: 0 }); // [2, 3, 8, 8]
+ * console.log(images.length, images.every((v) => v >= -1 && v <= 1)); // 384 true
  * ```
  */
 export function sampleImages(
@@ -58,9 +73,10 @@ export function sampleImages(
   model: EpsilonModel,
   imageShape: readonly [number, number, number],
   what: { labels?: Int32Array; count?: number },
-  rng: Rng,
+  noise: Rng | ImageNoise,
   options: SamplerOptions = {},
 ): Float32Array {
+  const streams = toImageNoise(noise);
   const n = what.labels?.length ?? what.count ?? 0;
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`need at least one image, got ${n}`);
   const batchSize = options.batchSize ?? 64;
@@ -77,8 +93,9 @@ export function sampleImages(
   for (let start = 0; start < n; start += batchSize) {
     const count = Math.min(batchSize, n - start);
     const labels = what.labels?.subarray(start, start + count);
+    const rngs = Array.from({ length: count }, (_, j) => streams.stream(start + j));
     const images = b.noGrad(() =>
-      sampleBatch(b, process, model, [count, ...imageShape], labels, rng, options)
+      sampleBatch(b, process, model, [count, ...imageShape], labels, rngs, options)
     );
     out.set(images, start * imageSize);
   }
@@ -91,13 +108,13 @@ function sampleBatch(
   model: EpsilonModel,
   shape: readonly [number, number, number, number],
   labels: Int32Array | undefined,
-  rng: Rng,
+  rngs: readonly Rng[],
   options: SamplerOptions,
 ): Float32Array {
   const count = shape[0];
-  const perBatch = count * shape[1] * shape[2] * shape[3];
+  const perImage = shape[1] * shape[2] * shape[3];
   const epsilon = guidedModel(b, model, labels, options.guidance ?? 1, options.nullClass);
-  const noise = () => b.tensor(rng.normal(perBatch), shape);
+  const noise = () => b.tensor(normalRows(rngs, perImage), shape); // [count, C, H, W]
   let x = b.scope(() => b.variable(noise(), false)); // x_T ~ N(0, I)
   const advance = (step: () => Tensor) => {
     const next = b.scope(() => b.variable(step(), false));

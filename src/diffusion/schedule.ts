@@ -22,7 +22,9 @@ export interface ScheduleOptions {
 
 /** Every per-timestep constant the forward process, losses and samplers need, each [T]. */
 export interface Schedule {
+  /** The beta schedule it was built from. */
   readonly kind: ScheduleKind;
+  /** T. */
   readonly timesteps: number;
   /** beta_t. */
   readonly betas: Float64Array;
@@ -32,7 +34,9 @@ export interface Schedule {
   readonly alphaBar: Float64Array;
   /** alphaBar_{t-1}, with alphaBar_0 = 1. */
   readonly alphaBarPrev: Float64Array;
+  /** sqrt(alphaBar_t). */
   readonly sqrtAlphaBar: Float64Array;
+  /** sqrt(1 - alphaBar_t). */
   readonly sqrtOneMinusAlphaBar: Float64Array;
   /** betaTilde_t of eq. 7 (0 at t = 1). */
   readonly posteriorVariance: Float64Array;

@@ -6,11 +6,14 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import type { Rng } from "../core/rng.ts";
+import { assertFinite } from "../core/finite.ts";
+import type { ImageNoise, Rng } from "../core/rng.ts";
 import { ParamStore } from "../nn/params.ts";
 import { Adam, clipGradNorm } from "../task/optimizer.ts";
 import { type Batch, shardSlice } from "../data/batch.ts";
 import type { TrainTask } from "../task/task.ts";
+import { accumulatedValueAndGrad } from "../task/microbatch.ts";
+import type { BatchFit } from "../backend/memory.ts";
 import {
   createDenoiser,
   type Denoiser,
@@ -143,9 +146,16 @@ export interface DdpmTask extends TrainTask<"ddpm", DdpmConfig, DdpmSampleOption
  *
  * @example
  * ```ts
- * // const task = createDdpmTask(backend, { ...DEFAULT_DDPM_CONFIG, preset: "convnet" }, new Rng(0));
- * // const { loss } = task.step(batch, rng, 0);
- * // const images = task.sample(new Int32Array(16), rng, { sampler: "ddim", steps: 50 });
+ * import { createBackend } from "../backend/select.ts";
+ * import { Rng } from "../core/rng.ts";
+ * import { createDdpmTask, resolveDdpmConfig } from "./task.ts";
+ * using backend = await createBackend("tfjs-cpu");
+ * const config = resolveDdpmConfig({ preset: "convnet", baseWidth: 8, imageSize: 8, timesteps: 50 });
+ * using task = createDdpmTask(backend, config, new Rng(0));
+ * const batch = { images: new Float32Array(4 * 3 * 8 * 8), labels: new Int32Array(4), shape: [4, 3, 8, 8] } as const;
+ * const { loss } = task.step(batch, new Rng(1), 0); // one AdamW step on L_simple
+ * const images = task.sample(new Int32Array(2), new Rng(2), { sampler: "ddim", steps: 5 });
+ * console.log(Number.isFinite(loss), images.length); // true 384
  * ```
  */
 export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): DdpmTask {
@@ -183,6 +193,9 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
   const imageShape = [config.channels, config.imageSize, config.imageSize] as const;
   const perImage = imageShape[0] * imageShape[1] * imageShape[2];
 
+  // Micro-batch sizes measured per batch size (backends with a memory limit only).
+  const fits = new Map<number, BatchFit>();
+
   function step(batch: Batch, rng: Rng): Record<string, number> {
     const [n, c, h, w] = batch.shape;
     if (c !== imageShape[0] || h !== imageShape[1] || w !== imageShape[2]) {
@@ -195,28 +208,43 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
     const noise = shardSlice(batch, perImage, (k) => rng.normal(k));
     const labels = config.numClasses > 0 ? dropLabels(batch, config, rng) : undefined;
     const metrics = backend.scope(() => {
-      const x0 = backend.tensor(batch.images, batch.shape);
-      const tt = backend.tensor(t, [n], "int32");
-      const eps = backend.tensor(noise, batch.shape);
-      const y = labels ? backend.tensor(labels, [n], "int32") : undefined;
       const forward = model.forward.bind(model);
-      const lossFn = () =>
-        config.loss === "simple"
-          ? simpleLoss(backend, process, forward, x0, tt, eps, y)
-          : vlbLoss(backend, process, forward, x0, tt, eps, y, {
-            varianceType: config.varianceType,
-          });
-      const { value, grads } = backend.valueAndGrad(lossFn, params);
+      // Samples [start, start + size) of the batch: one micro-batch (all of it when it fits).
+      const part = (start: number, size: number) => {
+        const shape = [size, c, h, w];
+        const x0 = backend.tensor(
+          batch.images.subarray(start * perImage, (start + size) * perImage),
+          shape,
+        );
+        const tt = backend.tensor(t.subarray(start, start + size), [size], "int32");
+        const eps = backend.tensor(
+          noise.subarray(start * perImage, (start + size) * perImage),
+          shape,
+        );
+        const y = labels
+          ? backend.tensor(labels.subarray(start, start + size), [size], "int32")
+          : undefined;
+        const lossFn = () =>
+          config.loss === "simple"
+            ? simpleLoss(backend, process, forward, x0, tt, eps, y)
+            : vlbLoss(backend, process, forward, x0, tt, eps, y, {
+              varianceType: config.varianceType,
+            });
+        return backend.valueAndGrad(lossFn, params);
+      };
+      const { value, grads } = accumulatedValueAndGrad(backend, n, part, fits);
       optimizer.averageGradients(grads);
       const clipped = clipGradNorm(
         backend,
         grads,
         config.gradClip > 0 ? config.gradClip : Infinity,
       );
-      optimizer.step(clipped.grads);
+      // A non-finite loss or gradient would make every weight NaN: the update is left out and
+      // the trainer, seeing the metric, stops or skips the batch.
+      if (Number.isFinite(value) && Number.isFinite(clipped.norm)) optimizer.step(clipped.grads);
       return { loss: value, gradNorm: clipped.norm };
     });
-    if (ema) {
+    if (ema && Number.isFinite(metrics.loss) && Number.isFinite(metrics.gradNorm)) {
       // Until emaStart the EMA tracks the weights exactly (decay 0 copies).
       const decay = optimizer.state.step <= config.emaStart ? 0 : config.ema;
       backend.emaUpdate(emaNames.map((name) => ema!.store.get(name)), params, decay);
@@ -226,7 +254,7 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
 
   function sample(
     labels: Int32Array,
-    rng: Rng,
+    noise: Rng | ImageNoise,
     options: DdpmSampleOptions = {},
   ): Float32Array {
     const sampler = ema ?? model;
@@ -239,13 +267,13 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
         }
       }
     }
-    return sampleImages(
+    const images = sampleImages(
       backend,
       process,
       (x, t, y) => sampler.forward(x, t, y),
       imageShape,
       config.numClasses > 0 ? { labels } : { count: labels.length },
-      rng,
+      noise,
       {
         varianceType: config.varianceType,
         nullClass: config.numClasses,
@@ -253,6 +281,8 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
         ...samplerOptions,
       },
     );
+    assertFinite(images, "sampled images");
+    return images;
   }
 
   const stores: Record<string, ParamStore> = ema
@@ -282,6 +312,13 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
     );
   }
 
+  // Each part's dispose is idempotent, so the task's is too.
+  const dispose = () => {
+    optimizer.dispose();
+    ema?.dispose();
+    model.dispose();
+    process.dispose();
+  };
   return {
     kind: "ddpm",
     bitsPerDim: evaluateBitsPerDim,
@@ -294,12 +331,8 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
     sample,
     imageShape,
     numClasses: config.numClasses,
-    dispose() {
-      optimizer.dispose();
-      ema?.dispose();
-      model.dispose();
-      process.dispose();
-    },
+    dispose,
+    [Symbol.dispose]: dispose,
   };
 }
 

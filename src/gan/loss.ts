@@ -42,8 +42,12 @@ function bceToConstant(b: Backend, logits: Tensor, target: number): Tensor {
  *
  * @example
  * ```ts
+ * import { createBackend } from "../backend/select.ts";
  * import { discriminatorLoss } from "./loss.ts";
- * // const loss = discriminatorLoss(backend, realLogits, fakeLogits, true); // scalar tensor
+ * using b = await createBackend("tfjs-cpu");
+ * // Logits of 0 mean D = 1/2 on both sides: each BCE term is ln 2, smoothed or not.
+ * const loss = discriminatorLoss(b, b.zeros([4, 1]), b.zeros([4, 1]), true); // scalar tensor
+ * console.log(b.read(loss)[0].toFixed(4)); // 1.3863 (2 ln 2)
  * ```
  */
 export function discriminatorLoss(
@@ -66,8 +70,11 @@ export function discriminatorLoss(
  *
  * @example
  * ```ts
+ * import { createBackend } from "../backend/select.ts";
  * import { generatorLoss } from "./loss.ts";
- * // const loss = generatorLoss(backend, fakeLogits); // scalar tensor
+ * using b = await createBackend("tfjs-cpu");
+ * const loss = generatorLoss(b, b.zeros([4, 1])); // scalar tensor: -log(1/2)
+ * console.log(b.read(loss)[0].toFixed(4)); // 0.6931
  * ```
  */
 export function generatorLoss(b: Backend, fakeLogits: Tensor): Tensor {
@@ -95,8 +102,13 @@ export function inputNoiseSigma(initial: number, progress: number): number {
  *
  * @example
  * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { Rng } from "../core/rng.ts";
  * import { addInputNoise } from "./loss.ts";
- * // const noisy = addInputNoise(backend, images, 0.1, rng); // same shape as images
+ * using b = await createBackend("tfjs-cpu");
+ * const images = b.zeros([2, 3, 4, 4]);
+ * const noisy = addInputNoise(b, images, 0.1, new Rng(0)); // [2, 3, 4, 4]
+ * console.log(noisy.shape, addInputNoise(b, images, 0, new Rng(0)) === images); // [2, 3, 4, 4] true
  * ```
  */
 export function addInputNoise(
@@ -122,8 +134,11 @@ export function addInputNoise(
  *
  * @example
  * ```ts
+ * import { createBackend } from "../backend/select.ts";
  * import { meanProbability } from "./loss.ts";
- * // const dReal = meanProbability(backend, realLogits); // number in (0, 1)
+ * using b = await createBackend("tfjs-cpu");
+ * const dReal = meanProbability(b, b.tensor([-2, 2], [2, 1])); // (sigmoid(-2) + sigmoid(2)) / 2
+ * console.log(dReal.toFixed(4)); // 0.5000
  * ```
  */
 export function meanProbability(b: Backend, logits: Tensor): number {

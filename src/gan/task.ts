@@ -14,7 +14,8 @@
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
-import type { Rng } from "../core/rng.ts";
+import { assertFinite } from "../core/finite.ts";
+import { type ImageNoise, normalRows, type Rng, toImageNoise } from "../core/rng.ts";
 import {
   DCGAN_IMAGE_SIZE,
   type DcganModelConfig,
@@ -154,11 +155,15 @@ function modelConfigOf(config: GanConfig): DcganModelConfig {
  *
  * @example
  * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { Rng } from "../core/rng.ts";
  * import { createGanTask, resolveGanConfig } from "./task.ts";
- * // const task = createGanTask(backend, resolveGanConfig({ ngf: 8, ndf: 8 }), new Rng(0));
- * // const metrics = task.step(batch, rng, 0); // { lossD, lossG, dReal, dFake }
- * // const images = task.sample(new Int32Array(16), new Rng(1)); // [16, 3, 32, 32] in [-1, 1]
- * // task.dispose();
+ * using backend = await createBackend("tfjs-cpu");
+ * using task = createGanTask(backend, resolveGanConfig({ nz: 8, ngf: 4, ndf: 4 }), new Rng(0));
+ * const batch = { images: new Float32Array(2 * 3 * 32 * 32), labels: new Int32Array(2), shape: [2, 3, 32, 32] } as const;
+ * const metrics = task.step(batch, new Rng(1), 0); // { lossD, lossG, dReal, dFake, dNoise }
+ * const images = task.sample(new Int32Array(2), new Rng(2)); // [2, 3, 32, 32] in [-1, 1]
+ * console.log(Object.keys(metrics), images.length); // ["lossD", "lossG", "dReal", "dFake", "dNoise"] 6144
  * ```
  */
 export function createGanTask(
@@ -243,6 +248,11 @@ export function createGanTask(
         return discriminatorLoss(b, realLogits, fakeLogits, resolved.smooth);
       }, discriminator.trainable());
       optimizers.discriminator.averageGradients(dResult.grads);
+      // A non-finite loss would make the weights NaN: no update, and the trainer, seeing the
+      // metric, stops or skips the batch.
+      if (!Number.isFinite(dResult.value)) {
+        return { lossD: dResult.value, lossG: NaN, dReal, dFake, dNoise: sigma };
+      }
       optimizers.discriminator.step(dResult.grads);
 
       // G step against the updated D. G recomputes the same batch to record gradients; its
@@ -259,19 +269,22 @@ export function createGanTask(
         );
       }, generator.trainable());
       optimizers.generator.averageGradients(gResult.grads);
-      optimizers.generator.step(gResult.grads);
+      // D's update above stays: a non-finite G loss skips only G's half of the step.
+      if (Number.isFinite(gResult.value)) optimizers.generator.step(gResult.grads);
 
-      return { lossD: dResult.value, lossG: gResult.value, dReal, dFake };
+      // dNoise: the annealed input-noise sigma of this step, so the log shows the schedule.
+      return { lossD: dResult.value, lossG: gResult.value, dReal, dFake, dNoise: sigma };
     });
   }
 
-  function sample(labels: Int32Array, sampleRng: Rng, options: GanSampleOptions = {}) {
+  function sample(labels: Int32Array, noise: Rng | ImageNoise, options: GanSampleOptions = {}) {
     const n = labels.length;
     const chunk = typeof options.batchSize === "number" && options.batchSize > 0
       ? Math.floor(options.batchSize)
       : 256;
-    // All noise first, so the images do not depend on the chunk size.
-    const zData = sampleRng.normal(n * model.nz);
+    // Each image's z from its own stream, so images do not depend on the chunk size.
+    const streams = toImageNoise(noise);
+    const zData = normalRows(Array.from({ length: n }, (_, i) => streams.stream(i)), model.nz);
     const perImage = imageShape[0] * imageShape[1] * imageShape[2];
     const out = new Float32Array(n * perImage);
     for (let start = 0; start < n; start += chunk) {
@@ -288,9 +301,18 @@ export function createGanTask(
         })
       );
     }
+    assertFinite(out, "sampled images");
     return out;
   }
 
+  // Each part's dispose is idempotent, so the task's is too.
+  const dispose = () => {
+    optimizers.generator.dispose();
+    optimizers.discriminator.dispose();
+    generator.dispose();
+    discriminator.dispose();
+    generatorStatsSink.dispose();
+  };
   return {
     kind: "gan",
     config: { ...resolved },
@@ -304,12 +326,7 @@ export function createGanTask(
     step,
     sample,
     previewLabels: (n: number, columns = 8) => previewLabels(n, model.numClasses, columns),
-    dispose() {
-      optimizers.generator.dispose();
-      optimizers.discriminator.dispose();
-      generator.dispose();
-      discriminator.dispose();
-      generatorStatsSink.dispose();
-    },
+    dispose,
+    [Symbol.dispose]: dispose,
   };
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { writeError } from "./output.ts";
 
 function tempPathFor(path: string): string {
   const slash = path.lastIndexOf("/");
@@ -13,6 +14,33 @@ function tempPathFor(path: string): string {
   const nonce = crypto.getRandomValues(new Uint32Array(2));
   // Same folder as the target, so the rename never crosses file systems.
   return `${dir}.${base}.${nonce[0].toString(36)}${nonce[1].toString(36)}.tmp`;
+}
+
+/** Matches the names {@link tempPathFor} gives: `.BASE.NONCE.tmp`, NONCE in base 36. */
+const TEMP_NAME = /^\.(.+)\.[0-9a-z]{2,14}\.tmp$/;
+
+/**
+ * Removes the temporary files an interrupted atomic write (kill -9, power loss) left in `dir`:
+ * only names this module makes (`.BASE.NONCE.tmp`), never other files. Returns the names
+ * removed. Call it when a process that owns `dir` starts, not while another may be writing.
+ *
+ * @example
+ * ```ts
+ * import { removeStaleTemps } from "./atomic.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/.model.safetensors.k3j9x.tmp`, "half a file");
+ * console.log(await removeStaleTemps(dir)); // [".model.safetensors.k3j9x.tmp"]
+ * ```
+ */
+export async function removeStaleTemps(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && TEMP_NAME.test(entry.name)) {
+      await Deno.remove(`${dir}/${entry.name}`);
+      removed.push(entry.name);
+    }
+  }
+  return removed.sort();
 }
 
 function toBytes(data: Uint8Array | string): Uint8Array {
@@ -26,7 +54,9 @@ function toBytes(data: Uint8Array | string): Uint8Array {
  * @example
  * ```ts
  * import { writeFileAtomic } from "./atomic.ts";
- * await writeFileAtomic("/tmp/run/config.json", JSON.stringify({ lr: 2e-4 }));
+ * const dir = await Deno.makeTempDir();
+ * await writeFileAtomic(`${dir}/config.json`, JSON.stringify({ lr: 2e-4 })); // the folder must exist
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
@@ -36,7 +66,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     await Deno.rename(temp, path);
   } catch (error) {
     await Deno.remove(temp).catch(() => {});
-    throw new Error(`could not write ${path}: ${(error as Error).message}`, { cause: error });
+    throw writeError(path, error);
   }
 }
 
@@ -46,7 +76,9 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
  * @example
  * ```ts
  * import { writeFileAtomicSync } from "./atomic.ts";
- * writeFileAtomicSync("/tmp/log.txt", "done\n");
+ * const dir = Deno.makeTempDirSync();
+ * writeFileAtomicSync(`${dir}/log.txt`, "done\n");
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function writeFileAtomicSync(path: string, data: Uint8Array | string): void {
@@ -60,6 +92,6 @@ export function writeFileAtomicSync(path: string, data: Uint8Array | string): vo
     } catch {
       // the temp file was never created
     }
-    throw new Error(`could not write ${path}: ${(error as Error).message}`, { cause: error });
+    throw writeError(path, error);
   }
 }

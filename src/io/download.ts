@@ -27,7 +27,7 @@ export interface DownloadOptions {
  * Downloads `url` to `dest`.
  *
  * @example
- * ```ts ignore
+ * ```ts ignore needs-network
  * import { downloadFile } from "./download.ts";
  * await downloadFile("https://example.org/data.tar.gz", "/tmp/data.tar.gz", { md5: "c32a1d4a..." });
  * ```

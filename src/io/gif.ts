@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { GifReader, GifWriter } from "omggif";
+import { GifReader, GifWriter } from "npm:omggif@1.0.10";
 import { writeFileAtomic } from "./atomic.ts";
 import type { DecodedImage } from "./image.ts";
 import { checkPixels, maxPixels } from "./limits.ts";
@@ -68,7 +68,9 @@ export function encodeGif(frames: DecodedImage[], options: { delayMs: number }):
  * import { writeGif } from "./gif.ts";
  * import { makeGrid, toUint8Images } from "./png.ts";
  * const grid = makeGrid(toUint8Images(new Float32Array(4 * 3 * 8 * 8), [4, 3, 8, 8]));
- * await writeGif("/tmp/progress.gif", [grid, grid], { delayMs: 500 });
+ * const dir = await Deno.makeTempDir();
+ * await writeGif(`${dir}/progress.gif`, [grid, grid], { delayMs: 500 });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeGif(
@@ -87,9 +89,10 @@ export async function writeGif(
  *
  * @example
  * ```ts
- * import { decodeGif } from "./gif.ts";
- * const frames = decodeGif(await Deno.readFile("/tmp/progress.gif"));
- * console.log(frames.length);
+ * import { decodeGif, encodeGif } from "./gif.ts";
+ * const frame = { width: 2, height: 2, channels: 3 as const, data: new Uint8Array(12) };
+ * const frames = decodeGif(encodeGif([frame, frame], { delayMs: 500 }));
+ * console.log(frames.length); // 2
  * ```
  */
 export function decodeGif(

@@ -8,14 +8,17 @@
  */
 import { Buffer } from "node:buffer";
 import { inflateSync } from "node:zlib";
-import { PNG } from "pngjs";
+import { PNG } from "npm:pngjs@7.0.0";
 import { decodeJpeg } from "./jpeg.ts";
 import { checkPixels, maxPixels } from "./limits.ts";
 
 /** An 8-bit RGB image, HWC row-major. */
 export interface DecodedImage {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
+  /** Always 3 (RGB). */
   channels: 3;
   /** [H, W, 3] */
   data: Uint8Array;
@@ -146,7 +149,9 @@ export interface DecodeOptions {
  * @example
  * ```ts
  * import { decodeImage } from "./image.ts";
- * const img = decodeImage(await Deno.readFile("cat.png"), "cat.png");
+ * import { encodePng } from "./png.ts";
+ * const png = encodePng({ width: 32, height: 32, channels: 3, data: new Uint8Array(32 * 32 * 3) });
+ * const img = decodeImage(png, "cat.png");
  * console.log(img.width, img.height); // 32 32
  * ```
  */
@@ -183,7 +188,12 @@ export function decodeImageFile(path: string): Promise<DecodedImage> {
  * @example
  * ```ts
  * import { readImageFile } from "./image.ts";
- * const img = await readImageFile("scan.png", { maxPixels: 20000 * 20000 });
+ * import { encodePng } from "./png.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeFile(`${dir}/scan.png`, encodePng({ width: 2, height: 1, channels: 3, data: new Uint8Array(6) }));
+ * const img = await readImageFile(`${dir}/scan.png`, { maxPixels: 20000 * 20000 }); // a raised cap
+ * console.log(img.width, img.height); // 2 1
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readImageFile(
@@ -199,21 +209,39 @@ export async function readImageFile(
   return decodeImage(bytes, path, options);
 }
 
+/** Whether `path` is a file once symlinks are followed (false for a dangling link). */
+async function isFileFollowingLinks(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false; // a dangling link
+  }
+}
+
 /**
- * The .png/.jpg/.jpeg files directly inside `dir` (not recursive), as full paths sorted by
- * name. Throws when the folder is missing or holds no images.
+ * The .png/.jpg/.jpeg files directly inside `dir` (not recursive; symlinked files followed, as
+ * pytorch-fid does), as full paths sorted by name. Throws when the folder is missing or holds no images.
  *
  * @example
  * ```ts
  * import { listImageFiles } from "./image.ts";
- * const files = await listImageFiles("samples/"); // ["samples/00000.png", ...]
+ * import { writeImageFolder } from "./png.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeImageFolder(dir, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+ * const files = await listImageFiles(dir); // [".../00000.png", ".../00001.png"]
+ * console.log(files.length); // 2
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function listImageFiles(dir: string): Promise<string[]> {
   const names: string[] = [];
   try {
     for await (const entry of Deno.readDir(dir)) {
-      if (entry.isFile && IMAGE_EXTENSION.test(entry.name)) names.push(entry.name);
+      if (!IMAGE_EXTENSION.test(entry.name)) continue;
+      // Symlinked images count, as they do for pytorch-fid's glob (stat follows the link).
+      if (entry.isFile || (entry.isSymlink && await isFileFollowingLinks(`${dir}/${entry.name}`))) {
+        names.push(entry.name);
+      }
     }
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {

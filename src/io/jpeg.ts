@@ -18,7 +18,7 @@
  *
  * @module
  */
-import jpeg from "jpeg-js";
+import jpeg from "npm:jpeg-js@0.4.4";
 import { checkPixels, maxPixels } from "./limits.ts";
 import { loadTurboJpeg, type TurboJpeg } from "./turbojpeg.ts";
 
@@ -108,8 +108,12 @@ export interface JpegHeader {
  *
  * @example
  * ```ts
+ * import jpeg from "jpeg-js";
  * import { readJpegHeader } from "./jpeg.ts";
- * const header = readJpegHeader(await Deno.readFile("cat.jpg")); // { width: 32, height: 32, ... }
+ * // A 32x32 grey JPEG, encoded here with jpeg-js (RGBA in).
+ * const bytes = jpeg.encode({ width: 32, height: 32, data: new Uint8Array(32 * 32 * 4).fill(128) }, 90).data;
+ * const header = readJpegHeader(bytes); // { width: 32, height: 32, ... }
+ * console.log(header?.width, header?.height); // 32 32
  * ```
  */
 export function readJpegHeader(bytes: Uint8Array): JpegHeader | null {
@@ -204,8 +208,11 @@ export interface JpegOptions {
  *
  * @example
  * ```ts
+ * import jpeg from "jpeg-js";
  * import { decodeJpeg } from "./jpeg.ts";
- * const img = decodeJpeg(await Deno.readFile("cat.jpg"), "cat.jpg");
+ * // A 32x32 grey JPEG, encoded here with jpeg-js (RGBA in).
+ * const bytes = jpeg.encode({ width: 32, height: 32, data: new Uint8Array(32 * 32 * 4).fill(128) }, 90).data;
+ * const img = decodeJpeg(bytes, "grey.jpg");
  * console.log(img.width, img.height, img.data.length); // 32 32 3072
  * ```
  */

@@ -52,7 +52,11 @@ export function maxPixels(override?: number): number {
  * ```ts
  * import { checkPixels } from "./limits.ts";
  * checkPixels(32, 32, "cat.png", "PNG", 1 << 20); // fine
- * checkPixels(50000, 50000, "bomb.png", "PNG", 1 << 20); // throws
+ * try {
+ *   checkPixels(50000, 50000, "bomb.png", "PNG", 1 << 20);
+ * } catch (error) {
+ *   console.log((error as Error).message); // "bomb.png: PNG header claims 50000x50000 = ..."
+ * }
  * ```
  */
 export function checkPixels(

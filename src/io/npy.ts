@@ -14,8 +14,11 @@ import { encodeZip, looksLikeZip, readZipDirectory, readZipEntry } from "./zip.t
 
 /** A dense C-order array. */
 export interface NdArray {
+  /** Element type. */
   dtype: "float32" | "float64";
+  /** Dimensions (C order). */
   shape: number[];
+  /** The elements, row-major. */
   data: Float32Array | Float64Array;
 }
 
@@ -136,9 +139,10 @@ export function encodeNpy(array: NdArray): Uint8Array {
  *
  * @example
  * ```ts
- * import { parseNpz } from "./npy.ts";
- * const stats = parseNpz(await Deno.readFile("cifar10_stats.npz"), "cifar10_stats.npz");
- * const mu = stats.get("mu")!; // [2048]
+ * import { encodeNpz, parseNpz } from "./npy.ts";
+ * const bytes = encodeNpz(new Map([["mu", { dtype: "float64", shape: [2], data: new Float64Array([0, 1]) }]]));
+ * const stats = parseNpz(bytes, "stats.npz");
+ * console.log(stats.get("mu")!.shape); // [2]
  * ```
  */
 export function parseNpz(bytes: Uint8Array, source = "npz data"): Map<string, NdArray> {
@@ -181,8 +185,12 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
  *
  * @example
  * ```ts
- * import { readNpy } from "./npy.ts";
- * const array = await readNpy("features.npy");
+ * import { readNpy, writeNpy } from "./npy.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeNpy(`${dir}/features.npy`, { dtype: "float32", shape: [2, 1], data: new Float32Array([1, 2]) });
+ * const array = await readNpy(`${dir}/features.npy`);
+ * console.log(array.dtype, array.shape); // float32 [2, 1]
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readNpy(path: string): Promise<NdArray> {
@@ -195,7 +203,9 @@ export async function readNpy(path: string): Promise<NdArray> {
  * @example
  * ```ts
  * import { writeNpy } from "./npy.ts";
- * await writeNpy("/tmp/x.npy", { dtype: "float32", shape: [1], data: new Float32Array([1]) });
+ * const dir = await Deno.makeTempDir();
+ * await writeNpy(`${dir}/x.npy`, { dtype: "float32", shape: [1], data: new Float32Array([1]) });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeNpy(path: string, array: NdArray): Promise<void> {
@@ -207,8 +217,15 @@ export async function writeNpy(path: string, array: NdArray): Promise<void> {
  *
  * @example
  * ```ts
- * import { readNpz } from "./npy.ts";
- * const { mu, sigma } = Object.fromEntries(await readNpz("stats.npz"));
+ * import { readNpz, writeNpz } from "./npy.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeNpz(`${dir}/stats.npz`, new Map([
+ *   ["mu", { dtype: "float64", shape: [1], data: new Float64Array([0]) }],
+ *   ["sigma", { dtype: "float64", shape: [1, 1], data: new Float64Array([1]) }],
+ * ]));
+ * const { mu, sigma } = Object.fromEntries(await readNpz(`${dir}/stats.npz`));
+ * console.log(mu.shape, sigma.shape); // [1] [1, 1]
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readNpz(path: string): Promise<Map<string, NdArray>> {
@@ -221,9 +238,11 @@ export async function readNpz(path: string): Promise<Map<string, NdArray>> {
  * @example
  * ```ts
  * import { writeNpz } from "./npy.ts";
- * await writeNpz("/tmp/stats.npz", new Map([
+ * const dir = await Deno.makeTempDir();
+ * await writeNpz(`${dir}/stats.npz`, new Map([
  *   ["mu", { dtype: "float64", shape: [2], data: new Float64Array([0, 1]) }],
  * ]));
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeNpz(path: string, arrays: Map<string, NdArray>): Promise<void> {

@@ -5,8 +5,9 @@
  * @module
  */
 import type { Buffer } from "node:buffer";
-import { PNG } from "pngjs";
+import { PNG } from "npm:pngjs@7.0.0";
 import { writeFileAtomic } from "./atomic.ts";
+import { makeOutputFolder } from "./output.ts";
 import type { DecodedImage } from "./image.ts";
 
 /**
@@ -16,7 +17,8 @@ import type { DecodedImage } from "./image.ts";
  * ```ts
  * import { encodePng } from "./png.ts";
  * const red = { width: 1, height: 1, channels: 3 as const, data: new Uint8Array([255, 0, 0]) };
- * await Deno.writeFile("/tmp/red.png", encodePng(red));
+ * const png = encodePng(red);
+ * console.log(png.subarray(1, 4)); // "PNG" in ASCII: [80, 78, 71]
  * ```
  */
 export function encodePng(img: DecodedImage): Uint8Array {
@@ -26,15 +28,20 @@ export function encodePng(img: DecodedImage): Uint8Array {
       `encodePng: ${width}x${height} RGB needs ${width * height * 3} bytes, got ${data.length}`,
     );
   }
-  const png = new PNG({ width, height });
-  const rgba = png.data as Uint8Array;
+  // A plain { width, height, data } is all the sync packer reads; a `new PNG()` would also
+  // build a stream parser per image, whose native buffers V8 does not count, so writing
+  // thousands of images grew the process by ~250 KB each until a late GC.
+  const rgba = new Uint8Array(width * height * 4);
   for (let i = 0, j = 0; i < data.length; i += 3, j += 4) {
     rgba[j] = data[i];
     rgba[j + 1] = data[i + 1];
     rgba[j + 2] = data[i + 2];
     rgba[j + 3] = 255;
   }
-  const out: Buffer = PNG.sync.write(png, { colorType: 2 });
+  const out: Buffer = PNG.sync.write(
+    { width, height, data: rgba } as unknown as PNG,
+    { colorType: 2 },
+  );
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
@@ -131,9 +138,11 @@ export function makeGrid(images: DecodedImage[], options: GridOptions = {}): Dec
  * @example
  * ```ts
  * import { writeImageGrid } from "./png.ts";
- * await writeImageGrid("/tmp/samples.png", new Float32Array(16 * 3 * 32 * 32), [16, 3, 32, 32], {
+ * const dir = await Deno.makeTempDir();
+ * await writeImageGrid(`${dir}/samples.png`, new Float32Array(16 * 3 * 8 * 8), [16, 3, 8, 8], {
  *   nrow: 4,
  * });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeImageGrid(
@@ -152,8 +161,10 @@ export async function writeImageGrid(
  * @example
  * ```ts
  * import { writeImageFolder } from "./png.ts";
- * const paths = await writeImageFolder("/tmp/fid-samples", new Float32Array(2 * 3 * 4 * 4),
+ * const dir = await Deno.makeTempDir();
+ * const paths = await writeImageFolder(`${dir}/samples`, new Float32Array(2 * 3 * 4 * 4),
  *   [2, 3, 4, 4], { startIndex: 100 }); // [".../00100.png", ".../00101.png"]
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeImageFolder(
@@ -164,7 +175,7 @@ export async function writeImageFolder(
 ): Promise<string[]> {
   const prefix = options.prefix ?? "";
   const start = options.startIndex ?? 0;
-  await Deno.mkdir(dir, { recursive: true });
+  await makeOutputFolder(dir);
   const paths: string[] = [];
   const tiles = toUint8Images(images, shape);
   for (let i = 0; i < tiles.length; i++) {

@@ -44,10 +44,14 @@ export function statusLine(options: StatusLineOptions = {}): StatusLine {
   };
 }
 
-/** A counter of items with a bar, a rate and the elapsed time, drawn on a {@link statusLine}. */
+/**
+ * A counter of items with a rate and the elapsed time, drawn on a {@link statusLine}; on a
+ * terminal it also draws a bar, which in a log file would only be noise.
+ */
 export class ProgressBar {
   readonly #start = performance.now();
   readonly #status: StatusLine;
+  readonly #terminal: boolean;
 
   /**
    * A bar titled `label` counting up to `total` (unknown when undefined) of `unit`.
@@ -65,8 +69,10 @@ export class ProgressBar {
     readonly total: number | undefined,
     readonly unit = "images",
     status: StatusLine = statusLine(),
+    terminal: boolean = Deno.stderr.isTerminal(),
   ) {
     this.#status = status;
+    this.#terminal = terminal;
   }
 
   /** Redraws with `done` items finished (rate-limited unless `force`). */
@@ -85,7 +91,9 @@ export class ProgressBar {
     const width = 30;
     const fraction = this.total ? Math.min(done / this.total, 1) : 0;
     const filled = Math.round(fraction * width);
-    const bar = this.total ? `[${"#".repeat(filled)}${".".repeat(width - filled)}] ` : "";
+    const bar = this.total && this.#terminal
+      ? `[${"#".repeat(filled)}${".".repeat(width - filled)}] `
+      : "";
     const count = this.total ? `${done}/${this.total}` : `${done}`;
     return `${this.label} ${bar}${count} ${this.unit}, ${rate.toFixed(1)} ${
       this.unit === "images" ? "img" : this.unit

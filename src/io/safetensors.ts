@@ -15,8 +15,11 @@ export type SafeDtype = "F32" | "F64" | "I32" | "I64" | "F16" | "BF16";
 
 /** One tensor of a safetensors file. F16/BF16 tensors are decoded into a Float32Array. */
 export interface SafeTensor {
+  /** Element type as stored. */
   dtype: SafeDtype;
+  /** Dimensions. */
   shape: number[];
+  /** The elements, row-major (F16/BF16 widened to float32). */
   data: Float32Array | Float64Array | Int32Array | BigInt64Array;
 }
 
@@ -212,9 +215,12 @@ export function decodeRawLE(
  *
  * @example
  * ```ts
- * import { decodeSafetensors } from "./safetensors.ts";
- * const { tensors } = decodeSafetensors(await Deno.readFile("model.safetensors"));
- * console.log([...tensors.keys()]);
+ * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
+ * const bytes = encodeSafetensors(new Map([
+ *   ["fc.weight", { dtype: "F32", shape: [1, 2], data: new Float32Array([1, 2]) }],
+ * ]));
+ * const { tensors } = decodeSafetensors(bytes);
+ * console.log([...tensors.keys()]); // ["fc.weight"]
  * ```
  */
 export function decodeSafetensors(
@@ -314,9 +320,11 @@ export function decodeSafetensors(
  * @example
  * ```ts
  * import { writeSafetensors } from "./safetensors.ts";
- * await writeSafetensors("/tmp/w.safetensors", new Map([
+ * const dir = await Deno.makeTempDir();
+ * await writeSafetensors(`${dir}/w.safetensors`, new Map([
  *   ["bias", { dtype: "F32", shape: [2], data: new Float32Array([0.5, -1]) }],
  * ]), { format: "pt" });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeSafetensors(
@@ -332,8 +340,14 @@ export async function writeSafetensors(
  *
  * @example
  * ```ts
- * import { readSafetensors } from "./safetensors.ts";
- * const { tensors, metadata } = await readSafetensors("/tmp/w.safetensors");
+ * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeSafetensors(`${dir}/w.safetensors`, new Map([
+ *   ["bias", { dtype: "F32", shape: [2], data: new Float32Array([0.5, -1]) }],
+ * ]), { format: "pt" });
+ * const { tensors, metadata } = await readSafetensors(`${dir}/w.safetensors`);
+ * console.log(tensors.get("bias")!.shape, metadata.format); // [2] pt
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readSafetensors(

@@ -12,7 +12,17 @@
  * @example
  * ```ts
  * import { parseTar } from "./tar.ts";
- * for (const { name, data } of parseTar(tarBytes, "a.tar")) console.log(name, data.length);
+ * // A one-file archive: a 512-byte header, the data padded to 512, two zero end blocks.
+ * const enc = new TextEncoder();
+ * const tar = new Uint8Array(4 * 512);
+ * tar.set(enc.encode("a.txt"), 0); // name
+ * tar.set(enc.encode("00000000002"), 124); // size in octal
+ * tar[156] = 0x30; // type '0': a regular file
+ * let sum = 8 * 0x20; // the checksum counts its own 8 bytes as spaces
+ * for (const byte of tar.subarray(0, 512)) sum += byte;
+ * tar.set(enc.encode(sum.toString(8).padStart(6, "0")), 148);
+ * tar.set(enc.encode("hi"), 512);
+ * for (const { name, data } of parseTar(tar, "a.tar")) console.log(name, data.length); // a.txt 2
  * ```
  */
 export function parseTar(bytes: Uint8Array, source: string): { name: string; data: Uint8Array }[] {
@@ -80,9 +90,13 @@ function tarOctal(block: Uint8Array, start: number, length: number, source: stri
  * The decompressed bytes of a gzip file.
  *
  * @example
- * ```ts ignore
- * import { gunzipFile, parseTar } from "./tar.ts";
- * const files = parseTar(await gunzipFile("a.tar.gz"), "a.tar.gz");
+ * ```ts
+ * import { gunzipFile } from "./tar.ts";
+ * const gzip = new Blob(["hello"]).stream().pipeThrough(new CompressionStream("gzip"));
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeFile(`${dir}/a.gz`, new Uint8Array(await new Response(gzip).arrayBuffer()));
+ * console.log(new TextDecoder().decode(await gunzipFile(`${dir}/a.gz`))); // hello
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function gunzipFile(path: string): Promise<Uint8Array> {

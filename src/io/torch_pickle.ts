@@ -20,7 +20,9 @@ import { looksLikeZip, readZipDirectory, readZipEntry, type ZipEntry } from "./z
 
 /** One tensor of a state_dict, converted to float32 and made contiguous (C order). */
 export interface TorchTensor {
+  /** Dimensions. */
   shape: number[];
+  /** The elements, row-major, as float32. */
   data: Float32Array;
 }
 
@@ -347,7 +349,7 @@ function parseLegacyFormat(bytes: Uint8Array): Map<string, TorchTensor> {
  * `source` names the file in errors.
  *
  * @example
- * ```ts
+ * ```ts ignore needs-checkpoint
  * import { parseTorchStateDict } from "./torch_pickle.ts";
  * const weights = parseTorchStateDict(await Deno.readFile("unet.pt"), "unet.pt");
  * console.log(weights.get("inc.double_conv.0.weight")?.shape);
@@ -373,7 +375,7 @@ export function parseTorchStateDict(
  * Reads a `.pth`/`.pt` state_dict file into float32 tensors by parameter name.
  *
  * @example
- * ```ts
+ * ```ts ignore needs-weights
  * import { readTorchStateDict } from "./torch_pickle.ts";
  * const weights = await readTorchStateDict("pt_inception-2015-12-05-6726825d.pth");
  * console.log(weights.get("Conv2d_1a_3x3.conv.weight")?.shape); // [32, 3, 3, 3]

@@ -49,8 +49,9 @@ function u64(view: DataView, offset: number): number {
  *
  * @example
  * ```ts
- * import { readZipDirectory } from "./zip.ts";
- * const entries = readZipDirectory(await Deno.readFile("stats.npz"), "stats.npz");
+ * import { encodeZip, readZipDirectory } from "./zip.ts";
+ * const bytes = encodeZip([{ name: "mu.npy", data: new Uint8Array(8) }, { name: "sigma.npy", data: new Uint8Array(8) }]);
+ * const entries = readZipDirectory(bytes, "stats.npz");
  * console.log(entries.map((e) => e.name)); // ["mu.npy", "sigma.npy"]
  * ```
  */
@@ -123,10 +124,10 @@ export function readZipDirectory(bytes: Uint8Array, source: string): ZipEntry[] 
  *
  * @example
  * ```ts
- * import { readZipDirectory, readZipEntry } from "./zip.ts";
- * const bytes = await Deno.readFile("stats.npz");
- * const [first] = readZipDirectory(bytes, "stats.npz");
- * const npy = readZipEntry(bytes, first, "stats.npz");
+ * import { encodeZip, readZipDirectory, readZipEntry } from "./zip.ts";
+ * const bytes = encodeZip([{ name: "a.txt", data: new TextEncoder().encode("hi") }]);
+ * const [first] = readZipDirectory(bytes, "a.zip");
+ * console.log(new TextDecoder().decode(readZipEntry(bytes, first, "a.zip"))); // hi
  * ```
  */
 export function readZipEntry(bytes: Uint8Array, entry: ZipEntry, source: string): Uint8Array {

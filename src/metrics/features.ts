@@ -6,6 +6,7 @@
  * @module
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
+import { type BatchFit, fitBatch, noteSplit } from "../backend/memory.ts";
 import { decodeImageFile } from "../io/image.ts";
 import { ProgressBar } from "../io/progress.ts";
 import type { InceptionNet } from "./inception.ts";
@@ -98,7 +99,7 @@ export interface ActivationOptions {
  * Features of a set of images: `data` [n, dims] row-major. The project's one name for a
  * feature matrix; `Data` is float32 as the network gives it, float64 where a caller has it.
  */
-export interface Activations<Data extends Float32Array | Float64Array = Float32Array> {
+export interface FeatureMatrix<Data extends Float32Array | Float64Array = Float32Array> {
   /** [n, dims] row-major. */
   data: Data;
   /** Number of images. */
@@ -144,12 +145,12 @@ function runBatch(
  * features of every block are globally average-pooled).
  *
  * @example
- * ```ts
+ * ```ts ignore needs-weights
  * import { createBackend } from "../backend/select.ts";
  * import { computeActivations } from "./features.ts";
  * import { loadInception } from "./weights.ts";
- * const backend = await createBackend("torch-cpu");
- * const net = await loadInception(backend);
+ * using backend = await createBackend("torch-cpu");
+ * using net = await loadInception(backend);
  * const img = { width: 32, height: 32, channels: 3, data: new Uint8Array(32 * 32 * 3) };
  * const { data, n, dims } = await computeActivations(backend, net, [img, img]);
  * ```
@@ -159,7 +160,7 @@ export async function computeActivations(
   net: InceptionNet,
   images: Iterable<ImageLike> | AsyncIterable<ImageLike>,
   options: ActivationOptions = {},
-): Promise<Activations> {
+): Promise<FeatureMatrix> {
   const batchSize = options.batchSize ?? 50;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new Error(`batch size must be a positive integer, got ${batchSize}`);
@@ -170,8 +171,14 @@ export async function computeActivations(
   const chunks: Float32Array[] = [];
   let batch: ImageLike[] = [];
   let done = 0;
+  // Images are independent (Inception runs in eval mode), so parts give the same features.
+  let fit: BatchFit | undefined;
   const flush = () => {
-    runBatch(backend, net, batch, chunks);
+    fit ??= fitBatch(backend, batchSize, (m) => runBatch(backend, net, batch.slice(0, m), []));
+    if (fit.size < batchSize) noteSplit(backend, "Inception features", batchSize, fit);
+    for (let i = 0; i < batch.length; i += fit.size) {
+      runBatch(backend, net, batch.slice(i, i + fit.size), chunks);
+    }
     done += batch.length;
     batch = [];
     bar?.update(done);
@@ -197,8 +204,12 @@ export async function computeActivations(
  * @example
  * ```ts
  * import { listImageFiles } from "../io/image.ts";
+ * import { writeImageFolder } from "../io/png.ts";
  * import { decodeFiles } from "./features.ts";
- * for await (const img of decodeFiles(await listImageFiles("samples"))) console.log(img.width);
+ * const dir = await Deno.makeTempDir();
+ * await writeImageFolder(dir, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4]);
+ * for await (const img of decodeFiles(await listImageFiles(dir))) console.log(img.width); // 4, twice
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function* decodeFiles(files: readonly string[]): AsyncGenerator<ImageLike> {

@@ -234,8 +234,10 @@ export interface InceptionNet {
   blocks(x: Tensor, lastBlock?: number): Tensor[];
   /** Features of size `dims` for x [N, 3, 299, 299] in [-1, 1]: [N, dims]. */
   features(x: Tensor): Tensor;
-  /** Frees the weights. */
+  /** Frees the weights; calling it again does nothing. */
   dispose(): void;
+  /** {@link InceptionNet.dispose}, for `using net = await loadInception(...)`. */
+  [Symbol.dispose](): void;
 }
 
 /**
@@ -243,12 +245,12 @@ export interface InceptionNet {
  * strictly; `num_batches_tracked` and `fc.*` ignored), folding each BatchNorm into its conv.
  *
  * @example
- * ```ts
+ * ```ts ignore needs-weights
  * import { createBackend } from "../backend/select.ts";
  * import { readTorchStateDict } from "../io/torch_pickle.ts";
  * import { inceptionFromStateDict } from "./inception.ts";
- * const backend = await createBackend("torch-cpu");
- * const net = inceptionFromStateDict(backend, await readTorchStateDict("pt_inception.pth"), 2048);
+ * using backend = await createBackend("torch-cpu");
+ * using net = inceptionFromStateDict(backend, await readTorchStateDict("pt_inception.pth"), 2048);
  * ```
  */
 export function inceptionFromStateDict(
@@ -493,5 +495,9 @@ class FidInception implements InceptionNet {
 
   dispose(): void {
     this.params.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }

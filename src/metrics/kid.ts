@@ -8,7 +8,7 @@
  */
 import type { Backend } from "../backend/backend.ts";
 import { Rng } from "../core/rng.ts";
-import type { Activations } from "./features.ts";
+import type { FeatureMatrix } from "./features.ts";
 import { multiplyABt } from "./linalg.ts";
 
 /** Options of {@link kernelInceptionDistance}. */
@@ -103,7 +103,7 @@ export function polynomialMmd2(
   return kxx + kyy - (2 * kxy) / (m * n);
 }
 
-function pickRows(set: Activations<Float32Array | Float64Array>, rows: Int32Array): Float64Array {
+function pickRows(set: FeatureMatrix<Float32Array | Float64Array>, rows: Int32Array): Float64Array {
   const out = new Float64Array(rows.length * set.dims);
   rows.forEach((r, i) => {
     for (let j = 0; j < set.dims; j++) out[i * set.dims + j] = set.data[r * set.dims + j];
@@ -125,8 +125,8 @@ function pickRows(set: Activations<Float32Array | Float64Array>, rows: Int32Arra
  * ```
  */
 export function kernelInceptionDistance(
-  a: Activations<Float32Array | Float64Array>,
-  b: Activations<Float32Array | Float64Array>,
+  a: FeatureMatrix<Float32Array | Float64Array>,
+  b: FeatureMatrix<Float32Array | Float64Array>,
   options: KidOptions = {},
   indices?: readonly { a: Int32Array; b: Int32Array }[],
 ): KidResult {

@@ -6,11 +6,13 @@
  *
  * @module
  */
-import type { Activations } from "./features.ts";
+import type { FeatureMatrix } from "./features.ts";
 
 /** The collective {@link shardedActivations} needs (a ProcessGroup has it). */
 export interface FeatureGatherer {
+  /** This process's rank, 0..worldSize-1. */
   readonly rank: number;
+  /** Processes in the job. */
   readonly worldSize: number;
   /** Every rank's `data` (same length everywhere), concatenated in rank order. */
   allGather(data: Float32Array): Float32Array;
@@ -52,8 +54,8 @@ export async function shardedActivations(
   batchSize: number,
   dims: number,
   group: FeatureGatherer,
-  compute: (start: number, end: number) => Promise<Activations>,
-): Promise<Activations> {
+  compute: (start: number, end: number) => Promise<FeatureMatrix>,
+): Promise<FeatureMatrix> {
   const [start, end] = shardRange(n, batchSize, group.rank, group.worldSize);
   const mine = end > start ? await compute(start, end) : { data: new Float32Array(0), n: 0, dims };
   if (mine.n !== end - start || mine.dims !== dims) {

@@ -44,7 +44,7 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
  * naming the file, what was wrong and where to get the right one.
  *
  * @example
- * ```ts
+ * ```ts ignore needs-weights
  * import { verifyInceptionWeights } from "./weights.ts";
  * await verifyInceptionWeights("pt_inception-2015-12-05-6726825d.pth");
  * ```
@@ -93,7 +93,7 @@ export interface ResolveOptions {
  * Finds the weights file (see the module doc for the order), downloading it when allowed.
  *
  * @example
- * ```ts
+ * ```ts ignore needs-network
  * import { resolveInceptionWeights } from "./weights.ts";
  * const path = await resolveInceptionWeights({ log: console.error });
  * ```
@@ -102,8 +102,15 @@ export async function resolveInceptionWeights(options: ResolveOptions = {}): Pro
   const explicit = options.path ?? Deno.env.get("DENO_DIFFUSION_INCEPTION");
   if (explicit) {
     if (!(await exists(explicit))) {
+      // Same help as when nothing is configured: a wrong path is the same problem.
       const from = options.path ? "--inception-weights" : "DENO_DIFFUSION_INCEPTION";
-      throw new Error(`the Inception weights file ${explicit} (from ${from}) does not exist`);
+      const what = await Deno.stat(explicit).then(
+        (info) => info.isDirectory ? "is a folder, not the weights file" : "is not a file",
+        () => "does not exist",
+      );
+      throw new Error(
+        `FID Inception weights not found: ${explicit} (from ${from}) ${what}. ${howToGet()}`,
+      );
     }
     return explicit;
   }
@@ -154,11 +161,12 @@ export interface LoadInceptionOptions extends ResolveOptions {
  * Finds, checks and loads the FID Inception network onto `backend`.
  *
  * @example
- * ```ts
+ * ```ts ignore needs-weights
  * import { selectBackend } from "../backend/select.ts";
  * import { loadInception } from "./weights.ts";
- * const backend = await selectBackend();
- * const net = await loadInception(backend, { dims: 2048 });
+ * using backend = await selectBackend();
+ * using net = await loadInception(backend, { dims: 2048 });
+ * console.log(net.dims); // 2048
  * ```
  */
 export async function loadInception(

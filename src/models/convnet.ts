@@ -49,7 +49,12 @@ function blocks(w: number): [string, string, string, number, number][] {
  *
  * @example
  * ```ts
- * // defineConvNet(store, rng, { channels: 3, width: 64, timeDim: 256, numClasses: 0 });
+ * import { Rng } from "../core/rng.ts";
+ * import { ParamStore } from "../nn/params.ts";
+ * import { defineConvNet } from "./convnet.ts";
+ * const store = ParamStore.shapeOnly(); // names and shapes only; pass a backend for weights
+ * defineConvNet(store, new Rng(0), { channels: 3, width: 64, timeDim: 256, numClasses: 0 });
+ * console.log(store.names()[0], store.shape("inc.weight")); // inc.weight [64, 3, 3, 3]
  * ```
  */
 export function defineConvNet(s: ParamStore, rng: Rng, cfg: ConvNetConfig): void {

@@ -52,6 +52,7 @@ export const DCGAN_PRESETS: readonly DcganPreset[] = ["dcgan", "dcgan-wide"];
 
 /** Shape of a DCGAN pair. */
 export interface DcganModelConfig {
+  /** "dcgan" or "dcgan-wide". */
   preset: DcganPreset;
   /** Length of the noise vector z (tutorial: 100; the study also used 128). */
   nz: number;
@@ -176,8 +177,12 @@ function reinitNormal(store: ParamStore, rng: Rng, name: string, mean: number): 
  *
  * @example
  * ```ts
+ * import { Rng } from "../core/rng.ts";
+ * import { ParamStore } from "../nn/params.ts";
  * import { DEFAULT_DCGAN, defineGenerator } from "./dcgan.ts";
- * // defineGenerator(new ParamStore(backend), new Rng(0), DEFAULT_DCGAN);
+ * const store = ParamStore.shapeOnly(); // names and shapes only; pass a backend for weights
+ * defineGenerator(store, new Rng(0), DEFAULT_DCGAN);
+ * console.log(store.shape("main.0.weight"), store.count()); // [100, 256, 4, 4] 1068928
  * ```
  */
 export function defineGenerator(store: ParamStore, rng: Rng, config: DcganModelConfig): void {
@@ -201,8 +206,12 @@ export function defineGenerator(store: ParamStore, rng: Rng, config: DcganModelC
  *
  * @example
  * ```ts
+ * import { Rng } from "../core/rng.ts";
+ * import { ParamStore } from "../nn/params.ts";
  * import { DEFAULT_DCGAN, defineDiscriminator } from "./dcgan.ts";
- * // defineDiscriminator(new ParamStore(backend), new Rng(0), DEFAULT_DCGAN);
+ * const store = ParamStore.shapeOnly(); // names and shapes only; pass a backend for weights
+ * defineDiscriminator(store, new Rng(0), DEFAULT_DCGAN);
+ * console.log(store.shape("main.0.weight"), store.count()); // [64, 3, 4, 4] 663296
  * ```
  */
 export function defineDiscriminator(store: ParamStore, rng: Rng, config: DcganModelConfig): void {
@@ -284,8 +293,17 @@ function labelPlanes(
  *
  * @example
  * ```ts
- * import { DEFAULT_DCGAN, generatorForward } from "./dcgan.ts";
- * // const images = generatorForward(backend, store, DEFAULT_DCGAN, z, undefined, { training: false });
+ * import { createBackend } from "../backend/select.ts";
+ * import { Rng } from "../core/rng.ts";
+ * import { ParamStore } from "../nn/params.ts";
+ * import { DEFAULT_DCGAN, defineGenerator, generatorForward } from "./dcgan.ts";
+ * using b = await createBackend("tfjs-cpu");
+ * const config = { ...DEFAULT_DCGAN, nz: 8, ngf: 4 }; // a small generator
+ * using store = new ParamStore(b);
+ * defineGenerator(store, new Rng(0), config);
+ * const z = b.tensor(new Rng(1).normal(2 * 8), [2, 8, 1, 1]);
+ * const images = generatorForward(b, store, config, z, undefined, { training: false });
+ * console.log(images.shape); // [2, 3, 32, 32]
  * ```
  */
 export function generatorForward(
@@ -318,8 +336,18 @@ export function generatorForward(
  *
  * @example
  * ```ts
- * import { DEFAULT_DCGAN, discriminatorForward } from "./dcgan.ts";
- * // const logits = discriminatorForward(backend, store, DEFAULT_DCGAN, images, undefined, { training: true });
+ * import { createBackend } from "../backend/select.ts";
+ * import { Rng } from "../core/rng.ts";
+ * import { ParamStore } from "../nn/params.ts";
+ * import { DEFAULT_DCGAN, defineDiscriminator, discriminatorForward } from "./dcgan.ts";
+ * using b = await createBackend("tfjs-cpu");
+ * const config = { ...DEFAULT_DCGAN, ndf: 4 }; // a small discriminator
+ * using store = new ParamStore(b);
+ * defineDiscriminator(store, new Rng(0), config);
+ * const logits = discriminatorForward(b, store, config, b.zeros([2, 3, 32, 32]), undefined, {
+ *   training: true,
+ * });
+ * console.log(logits.shape); // [2]
  * ```
  */
 export function discriminatorForward(
@@ -360,9 +388,11 @@ export function discriminatorForward(
  *
  * @example
  * ```ts
+ * import { ParamStore } from "../nn/params.ts";
  * import { DEFAULT_DCGAN, defineGeneratorStatsSink } from "./dcgan.ts";
- * // const sink = new ParamStore(backend);
- * // defineGeneratorStatsSink(sink, DEFAULT_DCGAN); // main.1/.4/.7 running_mean, running_var
+ * const sink = ParamStore.shapeOnly(); // a real sink takes the backend: new ParamStore(b)
+ * defineGeneratorStatsSink(sink, DEFAULT_DCGAN);
+ * console.log(sink.names().length, sink.count()); // 6 0: three norms' running stats, no weights
  * ```
  */
 export function defineGeneratorStatsSink(sink: ParamStore, config: DcganModelConfig): void {
@@ -372,8 +402,11 @@ export function defineGeneratorStatsSink(sink: ParamStore, config: DcganModelCon
 
 /** Trainable parameter counts of a pair. */
 export interface DcganParamCounts {
+  /** Generator weights. */
   generator: number;
+  /** Discriminator weights. */
   discriminator: number;
+  /** Both together. */
   total: number;
 }
 

@@ -25,6 +25,7 @@ export type DenoiserPreset = (typeof DENOISER_PRESETS)[number];
 
 /** Options of {@link createDenoiser}. */
 export interface DenoiserOptions {
+  /** Which architecture. */
   preset: DenoiserPreset;
   /** Classes for conditioning; 0 = unconditional. Label `numClasses` means "no label". */
   numClasses: number;
@@ -45,9 +46,13 @@ export type DenoiserConfig =
 
 /** A noise-prediction network with its parameters. */
 export interface Denoiser {
+  /** The preset it was built from. */
   readonly preset: DenoiserPreset;
+  /** The options it was built with. */
   readonly options: Readonly<DenoiserOptions>;
+  /** The architecture those options describe. */
   readonly config: DenoiserConfig;
+  /** Its parameters (PyTorch state_dict names). */
   readonly store: ParamStore;
   /**
    * eps_theta(x_t, t[, labels]): x [B, C, H, W], t int32 [B] (0-based), labels int32 [B]
@@ -56,8 +61,10 @@ export interface Denoiser {
   forward(x: Tensor, t: Tensor, labels?: Tensor): Tensor;
   /** Number of weights (scalars), as PyTorch's `sum(p.numel() for p in model.parameters())`. */
   paramCount(): number;
-  /** Frees the parameters and the embedding table. */
+  /** Frees the parameters and the embedding table; calling it again does nothing. */
   dispose(): void;
+  /** {@link Denoiser.dispose}, for `using denoiser = createDenoiser(...)`. */
+  [Symbol.dispose](): void;
 }
 
 /** The architecture a set of options describes. Throws on an unknown preset or bad size. */
@@ -116,15 +123,14 @@ export function timestepEmbeddingTable(timesteps: number, dim: number): Float32A
  * @example
  * ```ts
  * import { createBackend } from "../backend/select.ts";
- * import type { Rng } from "../core/rng.ts";
+ * import { Rng } from "../core/rng.ts";
  * import { createDenoiser } from "./denoiser.ts";
- * const backend = await createBackend("tfjs-cpu");
- * const model = createDenoiser(backend, new Rng(0), {
+ * using backend = await createBackend("tfjs-cpu");
+ * using model = createDenoiser(backend, new Rng(0), {
  *   preset: "convnet", numClasses: 0, imageSize: 8, channels: 3, baseWidth: 8,
  * });
  * const eps = model.forward(backend.zeros([2, 3, 8, 8]), backend.tensor([0, 5], [2], "int32"));
  * console.log(eps.shape); // [2, 3, 8, 8]
- * model.dispose();
  * ```
  */
 export function createDenoiser(backend: Backend, rng: Rng, options: DenoiserOptions): Denoiser {
@@ -153,6 +159,10 @@ export function denoiserOverStore(
       false,
     )
   );
+  const dispose = () => {
+    store.dispose();
+    table.dispose(); // idempotent, as ParamStore.dispose is
+  };
   const run = config.family === "unet"
     ? (x: Tensor, temb: Tensor) => unetForward(backend, store, config.unet, x, temb)
     : (x: Tensor, temb: Tensor) => convnetForward(backend, store, config.convnet, x, temb);
@@ -180,10 +190,8 @@ export function denoiserOverStore(
     },
     // Every entry is a weight (no buffers), also in an EMA copy whose entries are not trainable.
     paramCount: () => store.countAll(),
-    dispose() {
-      store.dispose();
-      table.dispose();
-    },
+    dispose,
+    [Symbol.dispose]: dispose,
   };
 }
 

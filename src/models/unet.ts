@@ -130,8 +130,13 @@ function selfAttention(b: Backend, p: ParamStore, name: string, x: Tensor, heads
  *
  * @example
  * ```ts
- * // const store = new ParamStore(backend);
- * // defineUNet(store, new Rng(0), unetConfig("unet-2xud-half", { channels: 3, numClasses: 0 }));
+ * import { Rng } from "../core/rng.ts";
+ * import { ParamStore } from "../nn/params.ts";
+ * import { countParams } from "./denoiser.ts";
+ * import { defineUNet, unetConfig } from "./unet.ts";
+ * const store = ParamStore.shapeOnly(); // names and shapes only; pass a backend for weights
+ * defineUNet(store, new Rng(0), unetConfig("unet-2xud-half", { channels: 3, numClasses: 0 }));
+ * console.log(store.count() === countParams("unet-2xud-half", 0)); // true
  * ```
  */
 export function defineUNet(s: ParamStore, rng: Rng, cfg: UNetConfig): void {

@@ -9,12 +9,15 @@ import { shapeString, sizeOf } from "../backend/backend.ts";
 
 /** Host copy of one named tensor. */
 export interface HostTensor {
+  /** Dimensions. */
   shape: number[];
+  /** The elements, row-major. */
   data: Float32Array;
 }
 
 /** Raised when loaded weights do not fit the model (missing, unexpected, wrong shape). */
 export class WeightMismatchError extends Error {
+  /** `message` names the parameter and what did not match. */
   constructor(message: string) {
     super(message);
     this.name = "WeightMismatchError";
@@ -38,11 +41,10 @@ export type InitialValues = Float32Array | (() => Float32Array);
  * ```ts
  * import { ParamStore } from "./params.ts";
  * import { selectBackend } from "../backend/select.ts";
- * const backend = await selectBackend({ name: "tfjs-cpu" });
- * const store = new ParamStore(backend);
+ * using backend = await selectBackend({ name: "tfjs-cpu" });
+ * using store = new ParamStore(backend); // freed at the end of the scope
  * store.add("fc.weight", [2, 3], new Float32Array(6));
  * console.log(store.count()); // 6
- * store.dispose();
  * ```
  */
 export class ParamStore {
@@ -122,6 +124,7 @@ export class ParamStore {
     return entry.shape;
   }
 
+  /** Whether a parameter or buffer called `name` exists. */
   has(name: string): boolean {
     return this.#entries.has(name);
   }
@@ -212,6 +215,7 @@ export class ParamStore {
     this.#entries.clear();
   }
 
+  /** {@link ParamStore.dispose}, for `using store = new ParamStore(backend)`. */
   [Symbol.dispose](): void {
     this.dispose();
   }

@@ -6,8 +6,8 @@
  */
 import type { Backend } from "../backend/backend.ts";
 import { loadDataset } from "../data/load.ts";
-import type { Activations } from "../metrics/features.ts";
-import type { FidScorer, FidStatus } from "./evaluate.ts";
+import type { FeatureMatrix } from "../metrics/features.ts";
+import type { FidStatus, StudyScorer } from "./evaluate.ts";
 import type { ScaledEntry, StudyEntry, StudyPlan } from "./plans.ts";
 
 /** FID/KID of one class group (or all classes) of an entry. */
@@ -18,27 +18,39 @@ export interface GroupScore {
   n: number;
   /** Reference images they were compared with. */
   referenceN: number;
+  /** Fréchet Inception Distance, or null when not scored. */
   fid: number | null;
+  /** Kernel Inception Distance (mean over subsets), or null. */
   kid: number | null;
+  /** Standard deviation of KID over the subsets, or null. */
   kidStd: number | null;
   /** Train-vs-test FID at the same N and classes. */
   floor: number | null;
+  /** The published FID this row is compared with, if any. */
   published: number | null;
 }
 
 /** Everything measured for one entry (its `result.json`). */
 export interface EntryResult {
+  /** The entry's id in the plan. */
   id: string;
+  /** Its row label in the report. */
   label: string;
+  /** The report table it belongs to. */
   table: string;
+  /** Diffusion, GAN or floor. */
   kind: StudyEntry["kind"];
+  /** The classes it was trained and scored on, as given in the plan. */
   classes: string;
+  /** Whether the model was class-conditional. */
   conditional: boolean;
   /** The entry and scaling it was run with; a rerun with other settings refuses the folder. */
   fingerprint: string;
+  /** The backend it ran on. */
   backend: string;
   /** Trainable parameters: `model` (diffusion) or `generator` + `discriminator` (GAN). */
   params: Record<string, number>;
+  /** What training did (null for floor rows). */
   train: {
     steps: number;
     batchSize: number;
@@ -47,17 +59,23 @@ export interface EntryResult {
     seconds: number;
     imagesPerSecond: number;
   } | null;
+  /** How many images were sampled, with which options, in how long (null for floor rows). */
   sampling: { n: number; options: Record<string, unknown>; seconds: number } | null;
+  /** FID/KID for the whole entry and, when conditional, per class. */
   scores: GroupScore[];
+  /** Whether the scores are comparable with pytorch-fid. */
   fidStatus: FidStatus;
+  /** The diffusion model's bound in bits/dim, when evaluated. */
   bitsPerDim: { total: number; prior: number; images: number; timestepStride: number } | null;
   /** Paths relative to the run folder. */
   files: { grid?: string; gif?: string; samples?: string; checkpoint?: string };
+  /** ISO time the entry finished. */
   finishedAt: string;
 }
 
 /** Options of {@link runStudy}. */
 export interface StudyOptions {
+  /** The backend every entry runs on. */
   backend: Backend;
   /** Run folder (created); holds entries/, report.md, report.json. */
   outDir: string;
@@ -83,19 +101,27 @@ export interface StudyOptions {
 
 /** Result of {@link runStudy}. */
 export interface StudyRun {
+  /** The plan that was run. */
   plan: StudyPlan;
+  /** One result per finished entry, in plan order. */
   results: EntryResult[];
   /** Entry ids that were already finished and skipped. */
   skipped: string[];
+  /** How FID was scored, with a sentence for the report. */
   fid: { status: FidStatus; note: string };
+  /** The backend it ran on. */
   backend: { name: string; device: string; version: string };
+  /** The scale factor applied to every entry's budget. */
   scale: number;
+  /** Images sampled per entry when overridden, else null. */
   samples: number | null;
+  /** Where the data came from, for the report. */
   dataSource: string | null;
   /** Entries still unfinished (interrupted). */
   unfinished: string[];
   /** Entries that threw, with the error; rerunning retries them. */
   failed: { id: string; error: string }[];
+  /** Wall time of this call, in seconds. */
   seconds: number;
 }
 
@@ -107,10 +133,10 @@ export function entryDir(outDir: string, id: string): string {
 export interface EntryContext {
   options: StudyOptions;
   plan: StudyPlan;
-  scorer: FidScorer;
+  scorer: StudyScorer;
   log: (message: string) => void;
   /** Reference/floor features by split, classes and count, shared by the entries. */
-  features: Map<string, Promise<Activations>>;
+  features: Map<string, Promise<FeatureMatrix>>;
 }
 
 export function fingerprintOf(entry: ScaledEntry, options: StudyOptions): string {

@@ -8,35 +8,24 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import { type Activations, computeActivations, type ImageLike } from "../metrics/features.ts";
-import { fidFromStatistics, statisticsOf } from "../metrics/fid.ts";
-import type { InceptionNet } from "../metrics/inception.ts";
-import { kernelInceptionDistance } from "../metrics/kid.ts";
-import {
-  loadInception,
-  resolveInceptionWeights,
-  verifyInceptionWeights,
-} from "../metrics/weights.ts";
+import type { FeatureMatrix, ImageLike } from "../metrics/features.ts";
+import { FidScorer, type Score } from "../metrics/scorer.ts";
+import { verifyInceptionWeights } from "../metrics/weights.ts";
+
+export type { Score };
 
 /** Whether FID numbers can be compared with pytorch-fid / the published ones. */
 export type FidStatus = "ok" | "not-comparable" | "unavailable";
 
-/** FID and KID of one image set against another. */
-export interface Score {
-  fid: number;
-  kid: number;
-  kidStd: number;
-}
-
-/** Scores images with the FID Inception network, or explains why it cannot. */
-export interface FidScorer {
+/** The study's view of the metrics scorer: its status, one note for the report, and scoring. */
+export interface StudyScorer {
   status: FidStatus;
   /** One sentence for the report: where the weights came from, or why there are none. */
   note: string;
   /** Features of 8-bit images (none when status is "unavailable"). */
-  features(images: readonly ImageLike[], label: string): Promise<Activations>;
+  features(images: readonly ImageLike[], label: string): Promise<FeatureMatrix>;
   /** FID and KID between two feature sets. */
-  score(a: Activations, b: Activations): Score;
+  score(a: FeatureMatrix, b: FeatureMatrix): Score;
   dispose(): void;
 }
 
@@ -54,7 +43,7 @@ export interface FidScorerOptions {
 }
 
 /**
- * Loads the FID Inception network for the study. The released file (size and sha256
+ * Opens the metrics {@link FidScorer} for the study. The released file (size and sha256
  * checked) gives comparable FIDs; any other file in the same layout (e.g. random weights a
  * test made) is used but marked "not-comparable"; no file gives status "unavailable".
  *
@@ -67,23 +56,25 @@ export interface FidScorerOptions {
 export async function openFidScorer(
   backend: Backend,
   options: FidScorerOptions,
-): Promise<FidScorer> {
-  let net: InceptionNet;
+): Promise<StudyScorer> {
+  const scorer = new FidScorer(backend, {
+    weights: options.weightsPath,
+    download: options.download,
+    verify: false,
+    batchSize: options.batchSize,
+    progress: options.progress ?? false,
+    log: options.log,
+  });
+  let path: string;
+  try {
+    path = await scorer.weightsPath();
+    await scorer.network();
+  } catch (e) {
+    scorer.dispose();
+    return unavailableScorer((e as Error).message.trim().replace(/\.$/, ""));
+  }
   let status: FidStatus = "ok";
   let note: string;
-  try {
-    net = await loadInception(backend, {
-      path: options.weightsPath,
-      download: options.download,
-      log: options.log,
-      verify: false,
-    });
-  } catch (e) {
-    return unavailableScorer(
-      (e as Error).message.trim().replace(/\.$/, ""),
-    );
-  }
-  const path = await resolveInceptionWeights({ path: options.weightsPath, download: false });
   try {
     await verifyInceptionWeights(path);
     note = `FID Inception weights: ${path} (pytorch-fid's released file, checked)`;
@@ -93,24 +84,16 @@ export async function openFidScorer(
       (e as Error).message.trim()
     }). These FID and KID values are NOT comparable with pytorch-fid or the published numbers`;
   }
-  const batchSize = options.batchSize ?? 50;
   return {
     status,
     note,
-    features: async (images, label) => {
-      const a = await computeActivations(backend, net, images, {
-        batchSize,
-        progress: options.progress ?? false,
-        label,
-      });
-      return { data: a.data, n: a.n, dims: a.dims };
-    },
-    score: (a, b) => scoreFeatures(a, b, backend),
-    dispose: () => net.dispose(),
+    features: (images, label) => scorer.features(images, { label }),
+    score: (a, b) => scorer.score(a, b),
+    dispose: () => scorer.dispose(),
   };
 }
 
-function unavailableScorer(note: string): FidScorer {
+function unavailableScorer(note: string): StudyScorer {
   const refuse = (): never => {
     throw new Error(note);
   };
@@ -124,20 +107,18 @@ function unavailableScorer(note: string): FidScorer {
 }
 
 /**
- * FID (pytorch-fid's definition) and KID (100 subsets of up to 1,000) between feature sets.
+ * FID (pytorch-fid's definition) and KID (100 subsets of up to 1,000) between feature sets,
+ * through the metrics scorer (so with the backend's eigen solver where it has one).
  *
  * @example
  * ```ts
+ * import { createBackend } from "../backend/select.ts";
  * import { scoreFeatures } from "./evaluate.ts";
  * const a = { data: new Float32Array([0, 1, 2, 3, 4, 6, 1, 1]), n: 4, dims: 2 };
- * console.log(scoreFeatures(a, a).fid); // ~0
+ * console.log(scoreFeatures(a, a, await createBackend("tfjs-cpu")).fid); // ~0
  * ```
  */
-export function scoreFeatures(a: Activations, b: Activations, backend?: Backend): Score {
-  const fid = fidFromStatistics(
-    statisticsOf(a.data, a.n, a.dims),
-    statisticsOf(b.data, b.n, b.dims),
-  );
-  const kid = kernelInceptionDistance(a, b, { backend });
-  return { fid, kid: kid.kid, kidStd: kid.std };
+export function scoreFeatures(a: FeatureMatrix, b: FeatureMatrix, backend: Backend): Score {
+  using scorer = new FidScorer(backend);
+  return scorer.score(a, b);
 }

@@ -44,6 +44,7 @@ export interface EntryBase {
 
 /** A diffusion row. */
 export interface DdpmEntry extends EntryBase {
+  /** Diffusion. */
   kind: "ddpm";
   /** Overrides of DEFAULT_DDPM_CONFIG (e.g. preset, schedule). */
   config?: Partial<DdpmConfig>;
@@ -53,6 +54,7 @@ export interface DdpmEntry extends EntryBase {
 
 /** A DCGAN row. */
 export interface GanEntry extends EntryBase {
+  /** DCGAN. */
   kind: "gan";
   /** Overrides of DEFAULT_GAN_CONFIG (e.g. smooth, dNoise). */
   config?: Partial<GanConfig>;
@@ -60,6 +62,7 @@ export interface GanEntry extends EntryBase {
 
 /** A train-vs-test FID floor row: trains nothing. */
 export interface FloorEntry extends EntryBase {
+  /** Train-vs-test floor. */
   kind: "floor";
 }
 
@@ -68,12 +71,15 @@ export type StudyEntry = DdpmEntry | GanEntry | FloorEntry;
 
 /** A named list of entries and the split FID is measured against. */
 export interface StudyPlan {
+  /** The plan's name (a built-in name or the file's). */
   name: string;
+  /** The report's title. */
   title: string;
   /** Markdown paragraph for the report. */
   description: string;
   /** The split the generated images (and the floor's train images) are compared with. */
   referenceSplit: "test" | "train";
+  /** The rows, run in order. */
   entries: StudyEntry[];
 }
 
@@ -237,7 +243,10 @@ export const BUILT_IN_PLANS: Readonly<Record<string, StudyPlan>> = {
     name: "timesteps",
     title: "Number of diffusion steps T on CIFAR-10 cats",
     description: "The study's best configuration (UNet 2xUD, cosine schedule) trained with " +
-      "T = 500, 1000 and 1500 and sampled with all T ancestral steps. " + DIFFUSION_NOTE,
+      "T = 500, 1000 and 1500 and sampled with all T ancestral steps. Published numbers: none. " +
+      "The original (seed) study gives no FID for a sweep over T, so the published column " +
+      "reads n/a; the nearest published figure is its UNet 2xUD, cosine row at T = 1000 " +
+      "(FID 97.3, in the unconditional plan). " + DIFFUSION_NOTE,
     referenceSplit: "test",
     entries: [500, 1000, 1500].map((t) =>
       ddpm(

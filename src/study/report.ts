@@ -7,14 +7,22 @@
  * @module
  */
 import { writeFileAtomic } from "../io/atomic.ts";
+import { type ReportFigures, writeReportFigures } from "./figures.ts";
 import type { EntryResult, GroupScore, StudyRun } from "./entry.ts";
 
 /** Options of {@link renderReport} / {@link writeReport}. */
 export interface ReportOptions {
   /** The run folder (report.md's links are relative to it). */
   outDir: string;
-  /** The plan argument as given (a built-in name or a .json path), for the commands. */
+  /**
+   * The plan argument, for the commands: a built-in name, or the plan file's path (give it
+   * absolute so the commands run from any folder).
+   */
   planSource: string;
+  /** `--inception-weights` as the run got it (absolute), so the commands find the same file. */
+  inceptionWeights?: string;
+  /** `--data` for the commands (absolute); default the run's `dataSource` as typed. */
+  dataSource?: string;
 }
 
 /** A table row: one entry, or one class of a conditional entry. */
@@ -29,11 +37,26 @@ const NA = "n/a";
  * The markdown report of `run`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { StudyRun } from "./entry.ts";
+ * import { resolvePlan } from "./plans.ts";
+ * import { renderReport } from "./report.ts";
+ * // A run that has not finished any entry yet (runStudy returns the real ones).
+ * const run: StudyRun = {
+ *   plan: await resolvePlan("unconditional"), results: [], skipped: [], unfinished: [], failed: [],
+ *   fid: { status: "unavailable", note: "no Inception weights" },
+ *   backend: { name: "tfjs-cpu", device: "cpu", version: "4.22.0" },
+ *   scale: 1, samples: null, dataSource: null, seconds: 0,
+ * };
  * const markdown = renderReport(run, { outDir: "runs/study", planSource: "unconditional" });
+ * console.log(markdown.startsWith("#")); // true
  * ```
  */
-export function renderReport(run: StudyRun, options: ReportOptions): string {
+export function renderReport(
+  run: StudyRun,
+  options: ReportOptions,
+  figures: ReportFigures = { curves: {} },
+): string {
   const lines: string[] = [];
   const { plan } = run;
   lines.push(`# Study: ${plan.title}`, "");
@@ -72,6 +95,7 @@ export function renderReport(run: StudyRun, options: ReportOptions): string {
       "",
     );
   }
+  lines.push(...renderFigures(run, figures));
   lines.push(...renderSamples(run));
   lines.push(...renderCommands(run, options));
   return lines.join("\n");
@@ -200,6 +224,25 @@ function renderTable(rows: Row[]): string[] {
   return lines;
 }
 
+/** Training curves and the samples strip (figures.ts), when written. */
+function renderFigures(run: StudyRun, figures: ReportFigures): string[] {
+  const out: string[] = [];
+  const curves = run.results.filter((r) => figures.curves[r.id]);
+  if (curves.length) {
+    out.push("## Training curves", "");
+    for (const r of curves) out.push(`![${r.id} training loss](${figures.curves[r.id]})`, "");
+  }
+  if (figures.strip) {
+    out.push(
+      "## Samples at a glance",
+      "",
+      `![first row of every sample grid](${figures.strip})`,
+      "",
+    );
+  }
+  return out;
+}
+
 function renderSamples(run: StudyRun): string[] {
   const out = ["## Samples", ""];
   let any = false;
@@ -217,7 +260,15 @@ function renderSamples(run: StudyRun): string[] {
       );
     }
   }
-  if (!any) out.push("_No model has finished yet._", "");
+  if (!any) {
+    const trainsNothing = run.plan.entries.every((e) => e.kind === "floor");
+    out.push(
+      trainsNothing
+        ? "_This plan trains no model (train-vs-test floor rows only), so there are no samples._"
+        : "_No model has finished yet._",
+      "",
+    );
+  }
   return out;
 }
 
@@ -244,12 +295,21 @@ function renderCommands(run: StudyRun, options: ReportOptions): string[] {
 
 /** The study command that reruns one entry of `run`. */
 export function commandFor(run: StudyRun, options: ReportOptions, id: string): string {
-  const parts = ["deno run -A cli.ts study", options.planSource, "--only", id];
+  const parts = ["deno", "run", "-A", "cli.ts", "study", options.planSource, "--only", id];
   if (run.scale !== 1) parts.push("--scale", String(run.scale));
   if (run.samples !== null) parts.push("--n", String(run.samples));
-  if (run.dataSource !== null) parts.push("--data", run.dataSource);
+  const data = options.dataSource ?? run.dataSource;
+  if (data !== null) parts.push("--data", data);
+  if (options.inceptionWeights !== undefined) {
+    parts.push("--inception-weights", options.inceptionWeights);
+  }
   parts.push("--out", options.outDir);
-  return parts.join(" ");
+  return parts.map(shellWord).join(" ");
+}
+
+/** `word` quoted for a POSIX shell when it needs it (paths with spaces). */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /**
@@ -279,12 +339,25 @@ export function reportJson(run: StudyRun, options: ReportOptions): Record<string
  * Writes report.md and report.json into the run folder (atomically).
  *
  * @example
- * ```ts ignore
- * await writeReport(run, { outDir: "runs/study", planSource: "unconditional" });
+ * ```ts
+ * import type { StudyRun } from "./entry.ts";
+ * import { resolvePlan } from "./plans.ts";
+ * import { writeReport } from "./report.ts";
+ * const run: StudyRun = {
+ *   plan: await resolvePlan("unconditional"), results: [], skipped: [], unfinished: [], failed: [],
+ *   fid: { status: "unavailable", note: "no Inception weights" },
+ *   backend: { name: "tfjs-cpu", device: "cpu", version: "4.22.0" },
+ *   scale: 1, samples: null, dataSource: null, seconds: 0,
+ * };
+ * const dir = await Deno.makeTempDir();
+ * await writeReport(run, { outDir: dir, planSource: "unconditional" });
+ * console.log([...Deno.readDirSync(dir)].map((e) => e.name).sort()); // ["report.json", "report.md"]
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeReport(run: StudyRun, options: ReportOptions): Promise<void> {
-  await writeFileAtomic(`${options.outDir}/report.md`, renderReport(run, options));
+  const figures = await writeReportFigures(run, options.outDir);
+  await writeFileAtomic(`${options.outDir}/report.md`, renderReport(run, options, figures));
   await writeFileAtomic(
     `${options.outDir}/report.json`,
     JSON.stringify(reportJson(run, options), null, 2) + "\n",

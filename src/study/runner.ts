@@ -39,8 +39,8 @@ const FID_RANK: Record<FidStatus, number> = { "unavailable": 0, "not-comparable"
  * Runs (or continues) `plan` in `options.outDir`.
  *
  * @example
- * ```ts ignore
- * const backend = await selectBackend();
+ * ```ts ignore needs-data
+ * using backend = await selectBackend();
  * const run = await runStudy(await resolvePlan("floor"), { backend, outDir: "runs/study", scale: 1, download: true });
  * await writeReport(run, { outDir: "runs/study", planSource: "floor" });
  * ```

@@ -5,14 +5,16 @@
  *
  * @module
  */
-import { deriveSeed, Rng } from "../core/rng.ts";
+import { deriveSeed } from "../core/rng.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { decodeImageFile, listImageFiles } from "../io/image.ts";
-import { writeImageFolder, writeImageGrid } from "../io/png.ts";
-import type { Activations, ImageLike } from "../metrics/features.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import type { DecodedImage } from "../io/image.ts";
+import { encodePng, makeGrid } from "../io/png.ts";
+import type { FeatureMatrix, ImageLike } from "../metrics/features.ts";
 import type { AnyTask } from "../app/registry.ts";
 import { datasetImages } from "../app/evaluate.ts";
-import { sampleInChunks } from "../app/sampling.ts";
+import { sampleToFolder } from "../app/sampling.ts";
 import type { ScaledEntry } from "./plans.ts";
 import { type EntryContext, type EntryResult, type GroupScore, loadSplit } from "./entry.ts";
 import { GRID_IMAGES } from "./train_entry.ts";
@@ -34,27 +36,24 @@ export async function sampleEntry(
   const labels = new Int32Array(n * groups);
   for (let g = 0; g < groups; g++) labels.fill(g, g * n, (g + 1) * n);
   const started = performance.now();
-  const images = sampleInChunks(
-    task,
-    labels,
-    new Rng(deriveSeed(seed, 0x5a3b)),
-    entry.scaledSampler,
-    false,
-  ); // [groups * n, C, H, W]
-  const seconds = (performance.now() - started) / 1000;
-  const per = task.imageShape[0] * task.imageShape[1] * task.imageShape[2];
   const gridPerGroup = Math.min(n, Math.floor(GRID_IMAGES / groups));
-  const grid = new Float32Array(gridPerGroup * groups * per);
-  await Deno.remove(`${dir}/fid-samples`, { recursive: true }).catch(() => {});
+  const grid: DecodedImage[] = [];
   for (let g = 0; g < groups; g++) {
-    const part = images.subarray(g * n * per, (g + 1) * n * per);
     const folder = groups > 1 ? `${dir}/fid-samples/${data.classNames[g]}` : `${dir}/fid-samples`;
-    await writeImageFolder(folder, part, [n, ...task.imageShape]);
-    grid.set(part.subarray(0, gridPerGroup * per), g * gridPerGroup * per);
+    // Streamed and resumable: a rerun after a crash tops the folder up with the same images;
+    // samples of an older model or plan are replaced.
+    const { kept } = await sampleToFolder(task, folder, {
+      labels: labels.subarray(g * n, (g + 1) * n),
+      seed: deriveSeed(seed, 0x5a3b),
+      first: g * n,
+      options: entry.scaledSampler,
+      existing: "replace-different",
+      keep: gridPerGroup,
+    });
+    grid.push(...kept);
   }
-  await writeImageGrid(`${dir}/samples.png`, grid, [gridPerGroup * groups, ...task.imageShape], {
-    nrow: 8,
-  });
+  const seconds = (performance.now() - started) / 1000;
+  await writeFileAtomic(`${dir}/samples.png`, encodePng(makeGrid(grid, { nrow: 8 })));
   return { n, options: entry.scaledSampler, seconds };
 }
 
@@ -129,7 +128,7 @@ export function cachedFeatures(
   split: "train" | "test",
   classes: string,
   n: number,
-): Promise<Activations> {
+): Promise<FeatureMatrix> {
   const key = `${split}:${classes}:${n}`;
   let pending = context.features.get(key);
   if (!pending) {

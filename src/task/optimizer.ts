@@ -13,13 +13,21 @@ import type { HostTensor, ParamStore } from "../nn/params.ts";
  *
  * @example
  * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { ParamStore } from "../nn/params.ts";
  * import { Adam } from "./optimizer.ts";
- * // const opt = new Adam(store, { lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 });
- * // const { value, grads } = backend.valueAndGrad(lossFn, store.trainable());
- * // opt.step(grads);
+ * using b = await createBackend("tfjs-cpu");
+ * using store = new ParamStore(b);
+ * store.add("w", [2], new Float32Array([1, -1]));
+ * using opt = new Adam(store, { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
+ * const w = store.get("w");
+ * const { grads } = b.valueAndGrad(() => b.sum(b.mul(w, w)), store.trainable()); // d/dw = 2w
+ * opt.step(grads);
+ * console.log(b.read(w)); // about [0.9, -0.9]: Adam's first step moves each weight by lr
  * ```
  */
 export class Adam {
+  /** Step count and moments (checkpointed). */
   readonly state: AdamState;
   readonly #params: Tensor[];
   readonly #names: string[];
@@ -30,6 +38,7 @@ export class Adam {
    */
   gradientAverager: ((grads: readonly Tensor[]) => void) | null = null;
 
+  /** Zero moments for every trainable parameter of `store`. */
   constructor(readonly store: ParamStore, public options: AdamOptions) {
     this.#backend = store.backend;
     this.#params = store.trainable();
@@ -98,10 +107,12 @@ export class Adam {
     this.state.step = step;
   }
 
+  /** Frees the moments; calling it again does nothing. */
   dispose(): void {
     for (const t of [...this.state.m, ...this.state.v]) t.dispose();
   }
 
+  /** {@link Adam.dispose}, for `using`. */
   [Symbol.dispose](): void {
     this.dispose();
   }

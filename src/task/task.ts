@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Rng } from "../core/rng.ts";
+import type { ImageNoise, Rng } from "../core/rng.ts";
 import type { ParamStore } from "../nn/params.ts";
 import type { Batch } from "../data/batch.ts";
 import type { Adam } from "./optimizer.ts";
@@ -44,20 +44,27 @@ export interface TrainTask<
   readonly optimizers: Record<string, Adam>;
   /**
    * One optimisation step. `progress` is the fraction of training done, in [0, 1] (for
-   * schedules such as the GAN's annealed input noise). Returns the metrics to log.
+   * schedules such as the GAN's annealed input noise). Returns the metrics to log. A step whose
+   * loss or gradient norm is not finite applies no update (the GAN keeps a discriminator update
+   * made before its generator's loss turned non-finite) and returns the non-finite metric, so
+   * the trainer can stop or skip the batch without reading anything else from the device.
    */
   step(batch: Batch, rng: Rng, progress: number): Record<string, number>;
   /**
-   * Generates `labels.length` images (labels are ignored by unconditional models).
+   * Generates `labels.length` images (labels are ignored by unconditional models). Image i
+   * draws all its noise from `noise.stream(i)` (a plain {@link Rng} gives one key for all), so
+   * the images never depend on the batch size or on how a run is split into calls.
    * Returns float32 [n, C, H, W] in [-1, 1].
    */
-  sample(labels: Int32Array, rng: Rng, options?: SampleOptions): Float32Array;
+  sample(labels: Int32Array, noise: Rng | ImageNoise, options?: SampleOptions): Float32Array;
   /** Image shape [C, H, W] the model produces. */
   readonly imageShape: readonly [number, number, number];
   /** Number of classes for conditional models, 0 when unconditional. */
   readonly numClasses: number;
-  /** Frees all tensors. */
+  /** Frees all tensors; calling it again does nothing. */
   dispose(): void;
+  /** {@link TrainTask.dispose}, for `using task = createTask(...)`. */
+  [Symbol.dispose](): void;
 }
 
 /** The sampling options of a task type (of each member, for a union of task types). */

@@ -8,7 +8,6 @@
  *
  * @module
  */
-import type { RngState } from "../core/rng.ts";
 import type { HostTensor } from "../nn/params.ts";
 import {
   readSafetensors,
@@ -17,6 +16,15 @@ import {
   writeSafetensors,
 } from "../io/safetensors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
+import {
+  CHECKPOINT_FORMAT as FORMAT,
+  type CheckpointFormat,
+  type CheckpointState,
+  type DataSourceRecord,
+  firstNonFinite,
+  type TrainRecord,
+  validateCheckpointState,
+} from "./checkpoint_schema.ts";
 import type { TrainTask } from "../task/task.ts";
 
 /** File names inside a run folder. */
@@ -24,62 +32,11 @@ export const CHECKPOINT_FILE = "checkpoint.safetensors";
 export const CHECKPOINT_JSON = "checkpoint.json";
 export const EXPORT_FILE = "model.safetensors";
 
-const FORMAT = "deno-diffusion-checkpoint/1";
-
-/** Where a run's training data came from, so commands can reload it. */
-export interface DataSourceRecord {
-  /** The --data source (folder, file), or null for the default CIFAR-10 download. */
-  data: string | null;
-  /** The class filter, e.g. "cat" or "cat,frog". */
-  classes: string;
-  /** Class names in label order, when known. */
-  classNames?: string[];
-}
-
-/** The training options a run was started with, as recorded in its checkpoint. */
-export interface TrainRecord {
-  /** Images per step and process (per rank under data parallelism). */
-  batchSize: number;
-  /** Ranks of the data-parallel job (absent: 1, runs from before data parallelism). */
-  worldSize?: number;
-  /** batchSize x worldSize: what a resume on any number of ranks keeps (absent: batchSize). */
-  globalBatch?: number;
-  epochs: number;
-  maxSteps: number | null;
-  seed: number;
-  flip: boolean;
-  stepsPerEpoch: number;
-  totalSteps: number;
-  /** Where the data came from (absent in runs made by library users without a source). */
-  source?: DataSourceRecord;
-}
-
-/**
- * Everything besides tensors that a resume needs. `kind` and `config` are the task's own;
- * read back from disk they are unchecked JSON until the task registry
- * (`app/registry.ts`, `parseTaskConfig`) validates them against the family.
- */
-export interface CheckpointState {
-  format: typeof FORMAT;
-  kind: string;
-  config: unknown;
-  /** Optimisation steps done. */
-  step: number;
-  /** Epoch the next step belongs to. */
-  epoch: number;
-  /** The task's RNG (timesteps, noise) after `step` steps. */
-  rng: RngState;
-  /** Adam step counts per optimizer group. */
-  optimizerSteps: Record<string, number>;
-  /** Training options the run was started with (batch size, seed, budget, ...). */
-  train: TrainRecord;
-  /** Backend that wrote it (informational; any backend can resume). */
-  backend: string;
-  savedAt: string;
-}
+export type { CheckpointFormat, CheckpointState, DataSourceRecord, TrainRecord };
 
 /** Raised when a checkpoint is missing, corrupt, or does not fit the model or sampler. */
 export class CheckpointError extends Error {
+  /** `message` says what is wrong and what to do. */
   constructor(message: string) {
     super(message);
     this.name = "CheckpointError";
@@ -94,8 +51,19 @@ function toSafe(t: HostTensor): SafeTensor {
  * Writes `task`'s full state into `runDir`.
  *
  * @example
- * ```ts ignore
- * await saveCheckpoint("runs/cats", task, { step, epoch, rng: rng.state(), train: opts, backend: b.name });
+ * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { Rng } from "../core/rng.ts";
+ * import { createDdpmTask, resolveDdpmConfig } from "../diffusion/task.ts";
+ * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+ * using backend = await createBackend("tfjs-cpu");
+ * const config = resolveDdpmConfig({ preset: "convnet", baseWidth: 8, imageSize: 8, timesteps: 20, ema: 0 });
+ * using task = createDdpmTask(backend, config, new Rng(0));
+ * const dir = await Deno.makeTempDir();
+ * const train = { batchSize: 2, epochs: 1, maxSteps: null, seed: 0, flip: false, stepsPerEpoch: 2, totalSteps: 2 };
+ * await saveCheckpoint(dir, task, { step: 0, epoch: 0, rng: new Rng(0).state(), train, backend: backend.name });
+ * console.log((await loadCheckpoint(dir)).state.kind); // ddpm
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function saveCheckpoint(
@@ -125,28 +93,53 @@ export async function saveCheckpoint(
   await writeSafetensors(`${runDir}/${CHECKPOINT_FILE}`, tensors, {
     deno_diffusion: JSON.stringify(state),
   });
-  const exportGroup = task.exportStore;
-  if (!(exportGroup in task.stores)) {
-    throw new Error(`${task.kind} task exports '${exportGroup}', which is not one of its stores`);
+  if (!(task.exportStore in task.stores)) {
+    throw new Error(
+      `${task.kind} task exports '${task.exportStore}', which is not one of its stores`,
+    );
   }
+  await writeCompanionFiles(runDir, task.exportStore, state, tensors);
+}
+
+/**
+ * Writes the files derived from a checkpoint: `model.safetensors` (the `exportGroup` tensors
+ * under plain PyTorch names) and `checkpoint.json`. Both carry the checkpoint's `savedAt`, so a
+ * set left inconsistent by a kill between the writes can be recognised (see `run_folder.ts`).
+ */
+export async function writeCompanionFiles(
+  runDir: string,
+  exportGroup: string,
+  state: CheckpointState,
+  tensors: ReadonlyMap<string, SafeTensor | HostTensor>,
+): Promise<void> {
   const exported = new Map<string, SafeTensor>();
   for (const [name, t] of tensors) {
-    if (name.startsWith(`${exportGroup}/`)) exported.set(name.slice(exportGroup.length + 1), t);
+    if (name.startsWith(`${exportGroup}/`)) {
+      exported.set(name.slice(exportGroup.length + 1), {
+        dtype: "F32",
+        shape: t.shape,
+        data: t.data as Float32Array,
+      });
+    }
   }
   await writeSafetensors(`${runDir}/${EXPORT_FILE}`, exported, {
     format: "pt",
-    deno_diffusion_kind: task.kind,
+    deno_diffusion_kind: state.kind,
     deno_diffusion_group: exportGroup,
-    deno_diffusion_config: JSON.stringify(task.config),
+    deno_diffusion_config: JSON.stringify(state.config),
+    deno_diffusion_step: String(state.step),
+    deno_diffusion_saved_at: state.savedAt,
   });
   await writeFileAtomic(`${runDir}/${CHECKPOINT_JSON}`, JSON.stringify(state, null, 2) + "\n");
 }
 
 /** A checkpoint read from disk. */
 export interface LoadedCheckpoint {
+  /** Everything besides tensors. */
   state: CheckpointState;
   /** Tensors by full name (`group/param`, `optim.group/param.exp_avg`). */
   tensors: Map<string, HostTensor>;
+  /** The checkpoint file read. */
   path: string;
 }
 
@@ -171,7 +164,7 @@ export async function loadCheckpoint(runOrFile: string): Promise<LoadedCheckpoin
   try {
     file = await readSafetensors(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    if (e instanceof Deno.errors.NotFound || (e as Error).cause instanceof Deno.errors.NotFound) {
       throw new CheckpointError(`no checkpoint at ${path}: train first, or pass --ckpt RUN_FOLDER`);
     }
     throw new CheckpointError(`cannot read checkpoint ${path}: ${(e as Error).message}`);
@@ -182,19 +175,28 @@ export async function loadCheckpoint(runOrFile: string): Promise<LoadedCheckpoin
       `${path} is a safetensors file but not a deno-diffusion checkpoint (no deno_diffusion metadata)`,
     );
   }
-  let state: CheckpointState;
+  let parsed: unknown;
   try {
-    state = JSON.parse(raw);
+    parsed = JSON.parse(raw);
   } catch {
     throw new CheckpointError(`${path}: checkpoint metadata is not valid JSON (file corrupt?)`);
   }
-  if (state.format !== FORMAT) {
-    throw new CheckpointError(
-      `${path}: unsupported checkpoint format ${state.format}, expected ${FORMAT}`,
-    );
-  }
   const tensors = new Map<string, HostTensor>();
   for (const [name, t] of file.tensors) tensors.set(name, { shape: t.shape, data: toFloat32(t) });
+  let state: CheckpointState;
+  try {
+    state = validateCheckpointState(parsed, path, tensors);
+  } catch (e) {
+    throw new CheckpointError((e as Error).message);
+  }
+  // NaN or infinite weights would sample black images and train to NaN with exit code 0.
+  const bad = firstNonFinite(tensors);
+  if (bad) {
+    throw new CheckpointError(
+      `${path}: tensor ${bad} is not finite; the weights are broken (resume from an earlier ` +
+        `checkpoint or retrain)`,
+    );
+  }
   return { state, tensors, path };
 }
 

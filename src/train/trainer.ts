@@ -1,7 +1,8 @@
 /**
  * The one training loop, shared by DDPM and the DCGAN: seeded data order, checkpoints written
  * atomically every N steps and on Ctrl-C, exact resume, one JSON log line per logged step,
- * a progress line, preview grids every N epochs and a GIF of them at the end.
+ * a progress line, preview grids every N epochs (and one where a run stops mid-epoch) and a GIF
+ * of them at the end.
  *
  * Data parallelism (`options.group`, PyTorch DDP semantics): `batchSize` is per rank and the
  * global batch is batchSize x worldSize. Batch `i` of epoch `e` is positions
@@ -41,11 +42,14 @@ import {
   saveCheckpoint,
   type TrainRecord,
 } from "./checkpoint.ts";
+import { openRunFolder, reconcileRunFolder } from "./run_folder.ts";
+import { agree, joinData, leaveData } from "./data_parallel.ts";
 
 /** Options of {@link train}; `SampleOptions` are those of the task being trained. */
 export interface TrainOptions<SampleOptions = never> {
   /** Folder for checkpoints, logs and previews (created). */
   runDir: string;
+  /** Images per optimisation step (per rank under data parallelism). */
   batchSize: number;
   /** Budget in epochs (ignored when maxSteps is set). */
   epochs: number;
@@ -53,6 +57,7 @@ export interface TrainOptions<SampleOptions = never> {
   maxSteps?: number;
   /** Stop (with a checkpoint) once this many seconds of training have passed. */
   maxSeconds?: number;
+  /** Seed of data order, flips, the training noise and the preview noise. */
   seed: number;
   /** Random horizontal flips. */
   flip: boolean;
@@ -78,19 +83,38 @@ export interface TrainOptions<SampleOptions = never> {
   backendName: string;
   /** Where the data came from, kept in the checkpoint's training record. */
   source?: DataSourceRecord;
+  /**
+   * What a step with a NaN or infinite loss does: "stop" (default) ends the run with a
+   * checkpoint of the last finite step; "skip" leaves the batch out and goes on.
+   */
+  onNonfinite?: NonfinitePolicy;
   /** This process is one rank of a data-parallel job (see the module notes). */
   group?: ProcessGroup;
 }
 
+/** See {@link TrainOptions.onNonfinite}. */
+export type NonfinitePolicy = "stop" | "skip";
+
 /** Summary of a {@link train} call. */
 export interface TrainResult {
+  /** Optimisation steps done (in total, across resumes). */
   step: number;
+  /** Epoch the next step belongs to. */
   epoch: number;
+  /** Steps the whole budget takes. */
   totalSteps: number;
+  /** Wall time of this call, in seconds. */
   seconds: number;
+  /** Training throughput of this call. */
   imagesPerSecond: number;
+  /** Whether `signal` aborted it before the budget was spent. */
   interrupted: boolean;
+  /** The last step's metrics (e.g. loss). */
   metrics: Record<string, number>;
+  /** Set when a non-finite loss stopped the run: the step it happened at (1-based) and why. */
+  nonfinite?: { step: number; metric: string; value: number };
+  /** Batches skipped for a non-finite loss (with onNonfinite "skip"). */
+  skippedSteps: number;
 }
 
 /**
@@ -98,9 +122,25 @@ export interface TrainResult {
  * `options.runDir`. With `resume`, continues from the checkpoint there exactly.
  *
  * @example
- * ```ts ignore
- * const result = await train(task, dataset, { runDir: "runs/cats", batchSize: 64, epochs: 10, seed: 0, flip: true, backendName: backend.name });
- * console.log(result.imagesPerSecond);
+ * ```ts
+ * import { createBackend } from "../backend/select.ts";
+ * import { Dataset } from "../data/dataset.ts";
+ * import { Rng } from "../core/rng.ts";
+ * import { createDdpmTask, resolveDdpmConfig } from "../diffusion/task.ts";
+ * import { train } from "./trainer.ts";
+ * using backend = await createBackend("tfjs-cpu");
+ * const config = resolveDdpmConfig({ preset: "convnet", baseWidth: 8, imageSize: 8, timesteps: 20, ema: 0 });
+ * using task = createDdpmTask(backend, config, new Rng(0));
+ * const data = new Dataset({
+ *   images: new Uint8Array(4 * 3 * 8 * 8), labels: new Int32Array(4), imageShape: [3, 8, 8], classNames: ["a"],
+ * });
+ * const dir = await Deno.makeTempDir();
+ * const result = await train(task, data, {
+ *   runDir: dir, batchSize: 2, epochs: 1, seed: 0, flip: true, previewEvery: 0, backendName: backend.name,
+ *   report: () => {}, // progress lines go to stderr by default
+ * });
+ * console.log(result.step); // 2: one epoch of 4 images in batches of 2
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function train<T extends TrainTask>(
@@ -108,14 +148,8 @@ export async function train<T extends TrainTask>(
   data: Dataset,
   options: TrainOptions<SampleOptionsOf<T>>,
 ): Promise<TrainResult> {
-  const logEvery = options.logEvery ?? 10;
-  const checkpointEvery = options.checkpointEvery ?? 500;
-  const previewEvery = options.previewEvery ?? 1;
-  const previewCount = options.previewCount ?? 64;
-  const group = options.group;
-  const world = group?.worldSize ?? 1;
-  const rank = group?.rank ?? 0;
-  const lead = rank === 0;
+  const world = options.group?.worldSize ?? 1;
+  const lead = (options.group?.rank ?? 0) === 0;
   const report = lead ? options.report ?? statusLine() : () => {};
   if (data.size === 0) throw new Error("the training data set is empty");
   if (world > 1 && options.batchSize * world > data.size) {
@@ -128,6 +162,9 @@ export async function train<T extends TrainTask>(
   const globalBatch = batchSize * world;
   const stepsPerEpoch = Math.max(1, Math.floor(data.size / globalBatch));
   const totalSteps = options.maxSteps ?? options.epochs * stepsPerEpoch;
+  const logEvery = options.logEvery ?? 10;
+  const checkpointEvery = options.checkpointEvery ?? 500;
+  const previewEvery = options.previewEvery ?? 1;
   const trainRecord: TrainRecord = {
     batchSize,
     worldSize: world,
@@ -139,17 +176,46 @@ export async function train<T extends TrainTask>(
     stepsPerEpoch,
     totalSteps,
     ...(options.source ? { source: options.source } : {}),
+    logEvery,
+    checkpointEvery,
+    previewEvery,
   };
-  if (lead) await Deno.mkdir(`${options.runDir}/samples`, { recursive: true });
+  // Rank 0 alone owns the run folder: the other ranks only read the checkpoint on resume.
+  const folder = lead ? await openRunFolder(options.runDir) : null;
+  if (folder?.removedTemps.length) {
+    report(`removed temp files of an interrupted write: ${folder.removedTemps.join(", ")}`, true);
+  }
+  try {
+    return await trainIn(task, data, options, trainRecord, report);
+  } catch (e) {
+    await folder?.discardIfEmpty();
+    throw e;
+  }
+}
+
+async function trainIn<T extends TrainTask>(
+  task: T,
+  data: Dataset,
+  options: TrainOptions<SampleOptionsOf<T>>,
+  trainRecord: TrainRecord,
+  report: (line: string, final: boolean) => void,
+): Promise<TrainResult> {
+  const { batchSize, stepsPerEpoch, totalSteps } = trainRecord;
+  const { logEvery = 10, checkpointEvery = 500, previewEvery = 1 } = trainRecord;
+  const previewCount = options.previewCount ?? 64;
+  const group = options.group;
+  const world = group?.worldSize ?? 1;
+  const rank = group?.rank ?? 0;
+  const lead = rank === 0;
+  const globalBatch = batchSize * world;
   const logPath = `${options.runDir}/log.jsonl`;
 
   let step = 0;
   let rng = new Rng(deriveSeed(options.seed, 0x7a5c));
   if (options.resume) {
     const ckpt = await loadCheckpoint(options.runDir);
-    const saved = ckpt.state.train as { batchSize?: number; globalBatch?: number };
-    const savedGlobal = saved.globalBatch ?? saved.batchSize;
-    if (savedGlobal !== undefined && savedGlobal !== globalBatch) {
+    const savedGlobal = ckpt.state.train.globalBatch ?? ckpt.state.train.batchSize;
+    if (savedGlobal !== globalBatch) {
       throw new Error(
         `${options.runDir} was trained with a global batch of ${savedGlobal}; ${batchSize} x ` +
           `${world} rank(s) = ${globalBatch} would change the data stream. Resume with a world ` +
@@ -159,7 +225,17 @@ export async function train<T extends TrainTask>(
     restoreTask(task, ckpt);
     step = ckpt.state.step;
     rng = Rng.fromState(ckpt.state.rng);
-    if (lead) await truncateLog(logPath, step);
+    if (lead) {
+      const rewritten = await reconcileRunFolder(options.runDir, ckpt, task.exportStore);
+      if (rewritten.length) {
+        report(
+          `rewrote ${rewritten.join(", ")} from the checkpoint (an earlier run was killed)`,
+          true,
+        );
+      }
+      await truncateLog(logPath, step);
+      await removeLaterGrids(`${options.runDir}/samples`, step);
+    }
     report(`resumed ${options.runDir} at step ${step} (epoch ${ckpt.state.epoch})`, true);
   } else if (lead) {
     await writeFileAtomic(logPath, "");
@@ -185,6 +261,10 @@ export async function train<T extends TrainTask>(
   let orderEpoch = -1;
   let interrupted = false;
   let lastYield = performance.now();
+  let nonfinite: TrainResult["nonfinite"];
+  let skippedSteps = 0;
+  let lastPreviewStep = -1;
+
   let timeUp = false;
 
   try {
@@ -201,10 +281,10 @@ export async function train<T extends TrainTask>(
         ...(world > 1 ? { part: { offset: rank * batchSize, count: batchSize } } : {}),
       });
       const t0 = performance.now();
-      metrics = task.step(batch, rng, step / totalSteps);
+      const rngBefore = rng.state();
+      let stepMetrics = task.step(batch, rng, step / totalSteps);
       timedMs += performance.now() - t0;
       stepsTimed++;
-      step++;
       // Let signal handlers run: they only fire between macrotasks.
       if (performance.now() - lastYield > 200) {
         await new Promise((resolve) => setTimeout(resolve, 0));
@@ -213,11 +293,27 @@ export async function train<T extends TrainTask>(
       let stop = options.signal?.aborted ?? false;
       timeUp = options.maxSeconds !== undefined && elapsed(started) >= options.maxSeconds;
       if (group && world > 1) {
-        // One all-reduce per step: the metrics' mean over ranks, and whether any rank must stop.
-        const agreed = agree(group, metrics, stop, timeUp);
-        metrics = agreed.metrics;
+        // One all-reduce per step: the metrics' mean over ranks (non-finite when any rank's is,
+        // so every rank stops or skips together), and whether any rank must stop.
+        const agreed = agree(group, stepMetrics, stop, timeUp);
+        stepMetrics = agreed.metrics;
         stop = agreed.stop;
         timeUp = agreed.timeUp;
+      }
+      // The task already read its metrics to the host; checking them costs no device sync.
+      const bad = Object.entries(stepMetrics).find(([, v]) => !Number.isFinite(v));
+      if (bad && options.onNonfinite !== "skip") {
+        // The task applied no update; with the RNG rewound the checkpoint is the last finite step.
+        rng = Rng.fromState(rngBefore);
+        nonfinite = { step: step + 1, metric: bad[0], value: bad[1] };
+        break;
+      }
+      step++;
+      if (bad) {
+        skippedSteps++;
+        report(`step ${step}: ${bad[0]} is ${bad[1]}; batch skipped (--on-nonfinite skip)`, true);
+      } else {
+        metrics = stepMetrics;
       }
       const imagesPerSecond = (stepsTimed * globalBatch) / (timedMs / 1000);
 
@@ -226,6 +322,7 @@ export async function train<T extends TrainTask>(
           step,
           epoch,
           ...metrics,
+          ...(skippedSteps ? { skipped_steps: skippedSteps } : {}),
           images_per_s: round(imagesPerSecond),
           time: round(elapsed(started)),
         };
@@ -238,10 +335,11 @@ export async function train<T extends TrainTask>(
       if (lead && epochDone && previewEvery > 0 && (epoch + 1) % previewEvery === 0) {
         await writePreview(
           task,
-          `${options.runDir}/samples/epoch-${String(epoch + 1).padStart(4, "0")}.png`,
+          gridPath(options.runDir, step, stepsPerEpoch),
           previewCount,
           options,
         );
+        lastPreviewStep = step;
       }
       if (checkpointEvery > 0 && step % checkpointEvery === 0 && step < totalSteps) {
         await save(Math.floor(step / stepsPerEpoch));
@@ -259,55 +357,38 @@ export async function train<T extends TrainTask>(
   }
   const epoch = Math.floor(step / stepsPerEpoch);
   await save(epoch);
-  if (lead && options.gif && !interrupted) await writeProgressGif(options.runDir);
+  // A run that stops between previews (--max-steps, --max-seconds, Ctrl-C) still shows where
+  // it got to: one more grid, after the checkpoint so an impatient second Ctrl-C loses nothing.
+  if (lead && !nonfinite && previewEvery > 0 && stepsTimed > 0 && lastPreviewStep !== step) {
+    await writePreview(task, gridPath(options.runDir, step, stepsPerEpoch), previewCount, options);
+  }
+  if (lead && options.gif && !nonfinite) await writeProgressGif(options.runDir, stepsPerEpoch);
   const seconds = elapsed(started);
   const imagesPerSecond = stepsTimed > 0 ? (stepsTimed * globalBatch) / (timedMs / 1000) : 0;
-  report(
-    `${interrupted ? "interrupted; checkpoint written" : "done"}: step ${step}/${totalSteps}, ` +
-      `${round(imagesPerSecond)} images/s, ${round(seconds)} s, run folder ${options.runDir}`,
-    true,
-  );
-  return { step, epoch, totalSteps, seconds, imagesPerSecond, interrupted, metrics };
-}
-
-/**
- * Makes every rank start from rank 0's state (weights, buffers, optimizer moments) and routes
- * gradient averaging and BatchNorm through the group.
- */
-function joinData(task: TrainTask, group: ProcessGroup): void {
-  const tensors = [
-    ...Object.values(task.stores).flatMap((store) => store.names().map((n) => store.get(n))),
-    ...Object.values(task.optimizers).flatMap((opt) => [...opt.state.m, ...opt.state.v]),
-  ];
-  group.broadcast(tensors, 0);
-  for (const opt of Object.values(task.optimizers)) {
-    opt.gradientAverager = (grads) => group.allReduceMean(grads);
+  if (nonfinite) {
+    report(
+      `stopped: ${nonfinite.metric} is ${nonfinite.value} at step ${nonfinite.step}; ` +
+        `checkpoint of step ${step} (the last finite one) written to ${options.runDir}. ` +
+        `Lower the learning rate, or resume with --on-nonfinite skip to leave such batches out`,
+      true,
+    );
+  } else {
+    report(
+      `${interrupted ? "interrupted; checkpoint written" : "done"}: step ${step}/${totalSteps}, ` +
+        `${round(imagesPerSecond)} images/s, ${round(seconds)} s, run folder ${options.runDir}`,
+      true,
+    );
   }
-  group.syncBatchNorm(true);
-}
-
-function leaveData(task: TrainTask, group: ProcessGroup): void {
-  for (const opt of Object.values(task.optimizers)) opt.gradientAverager = null;
-  group.syncBatchNorm(false);
-}
-
-/** Mean of each metric over ranks; stop / time-up when any rank asks. */
-function agree(
-  group: ProcessGroup,
-  metrics: Record<string, number>,
-  stop: boolean,
-  timeUp: boolean,
-): { metrics: Record<string, number>; stop: boolean; timeUp: boolean } {
-  const keys = Object.keys(metrics);
-  const values = new Float64Array(keys.length + 2);
-  keys.forEach((k, i) => values[i] = metrics[k]);
-  values[keys.length] = stop ? 1 : 0;
-  values[keys.length + 1] = timeUp ? 1 : 0;
-  group.allReduceSum(values);
   return {
-    metrics: Object.fromEntries(keys.map((k, i) => [k, values[i] / group.worldSize])),
-    stop: values[keys.length] > 0,
-    timeUp: values[keys.length + 1] > 0,
+    step,
+    epoch,
+    totalSteps,
+    seconds,
+    imagesPerSecond,
+    interrupted,
+    metrics,
+    skippedSteps,
+    ...(nonfinite ? { nonfinite } : {}),
   };
 }
 
@@ -321,18 +402,57 @@ async function writePreview<T extends TrainTask>(
   // Fixed noise for every preview, so the GIF shows the same samples evolving.
   const rng = new Rng(deriveSeed(options.seed, 0x9e71));
   const images = task.sample(labels, rng, options.previewOptions); // [n, C, H, W]
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
   await writeImageGrid(path, images, [n, ...task.imageShape], { nrow: 8 });
 }
 
-/** Builds progress.gif from the preview grids in runDir/samples. */
-export async function writeProgressGif(runDir: string): Promise<void> {
+/**
+ * The preview grid of training step `step`: `epoch-EEEE.png` when an epoch just ended, else
+ * `step-SSSSSSSS.png` (a run that stopped mid-epoch).
+ */
+function gridPath(runDir: string, step: number, stepsPerEpoch: number): string {
+  return step % stepsPerEpoch === 0
+    ? `${runDir}/samples/epoch-${String(step / stepsPerEpoch).padStart(4, "0")}.png`
+    : `${runDir}/samples/step-${String(step).padStart(8, "0")}.png`;
+}
+
+/** The training step a preview grid's file name stands for; null for other files. */
+function gridStep(file: string, stepsPerEpoch: number): number | null {
+  const m = file.match(/(epoch|step)-(\d+)\.png$/);
+  if (!m) return null;
+  return m[1] === "epoch" ? Number(m[2]) * stepsPerEpoch : Number(m[2]);
+}
+
+/** Mid-epoch grids from after `step` belong to a future this resume will redo. */
+async function removeLaterGrids(dir: string, step: number): Promise<void> {
+  let files: string[];
+  try {
+    files = await listImageFiles(dir);
+  } catch {
+    return;
+  }
+  for (const f of files) {
+    const m = f.match(/step-(\d+)\.png$/);
+    if (m && Number(m[1]) > step) await Deno.remove(f).catch(() => {});
+  }
+}
+
+/**
+ * Builds progress.gif from the preview grids in runDir/samples, in training order (epoch grids
+ * and mid-epoch `step-` grids interleaved by the step they show).
+ */
+export async function writeProgressGif(runDir: string, stepsPerEpoch = 1): Promise<void> {
   let files: string[];
   try {
     files = await listImageFiles(`${runDir}/samples`);
   } catch {
     return;
   }
-  const grids = files.filter((f) => /epoch-\d+\.png$/.test(f)).sort();
+  const grids = files
+    .map((f) => ({ f, step: gridStep(f, stepsPerEpoch) }))
+    .filter((g): g is { f: string; step: number } => g.step !== null)
+    .sort((a, b) => a.step - b.step || a.f.localeCompare(b.f))
+    .map((g) => g.f);
   if (grids.length === 0) return;
   const frames = await Promise.all(grids.map((f) => decodeImageFile(f)));
   await writeGif(`${runDir}/progress.gif`, frames, { delayMs: 400 });

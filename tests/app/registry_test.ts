@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { createTask, parseTaskConfig } from "../../src/app/registry.ts";
+import { completeTaskConfig, createTask, parseTaskConfig } from "../../src/app/registry.ts";
+import { runDefaults } from "../../src/app/defaults.ts";
+import { createBackend } from "../../src/backend/select.ts";
 import { DEFAULT_DDPM_CONFIG } from "../../src/diffusion/task.ts";
 import { DEFAULT_GAN_CONFIG } from "../../src/gan/task.ts";
 import { CheckpointError } from "../../src/train/checkpoint.ts";
@@ -77,3 +79,46 @@ testEachBackend(
   },
   { only: ["tfjs-cpu"] },
 );
+
+Deno.test("completeTaskConfig() fills a partial config with the CLI's device defaults", () => {
+  const cpu = completeTaskConfig({ kind: "ddpm", config: { timesteps: 100 } }, "torch-cpu");
+  assert.deepEqual(cpu, {
+    kind: "ddpm",
+    config: {
+      ...DEFAULT_DDPM_CONFIG,
+      preset: runDefaults("ddpm", "torch-cpu").ddpmPreset,
+      timesteps: 100,
+      cfgDrop: 0, // unconditional: no label dropout, as the CLI does
+    },
+  });
+  const gpu = completeTaskConfig({ kind: "ddpm" }, "torch-cuda");
+  assert.equal(gpu.kind === "ddpm" && gpu.config.preset, DEFAULT_DDPM_CONFIG.preset);
+  const cond = completeTaskConfig({ kind: "ddpm", config: { numClasses: 2 } }, "torch-cpu");
+  assert.equal(cond.kind === "ddpm" && cond.config.cfgDrop, DEFAULT_DDPM_CONFIG.cfgDrop);
+  const gan = completeTaskConfig({ kind: "gan", config: { nz: 8, numClasses: 3 } }, "tfjs-cpu");
+  assert.deepEqual(gan, {
+    kind: "gan",
+    config: { ...DEFAULT_GAN_CONFIG, nz: 8, numClasses: 3, embedDim: 3 },
+  });
+});
+
+Deno.test("createTask() takes a partial config and rejects unknown fields", async () => {
+  const backend = await createBackend("tfjs-cpu");
+  try {
+    const task = createTask(backend, { kind: "gan", config: { ngf: 4, ndf: 4, nz: 8 } }, 0);
+    assert.deepEqual(task.config, { ...DEFAULT_GAN_CONFIG, ngf: 4, ndf: 4, nz: 8, embedDim: 0 });
+    task.dispose();
+    assert.throws(
+      // @ts-expect-error: a typo a JavaScript caller can make
+      () => createTask(backend, { kind: "ddpm", config: { timestep: 10 } }, 0),
+      /unknown ddpm config field timestep; known: preset, .*timesteps/,
+    );
+    assert.throws(
+      // @ts-expect-error: not a family
+      () => createTask(backend, { kind: "vae", config: {} }, 0),
+      /unknown model kind "vae"/,
+    );
+  } finally {
+    backend.dispose();
+  }
+});

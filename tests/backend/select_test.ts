@@ -6,6 +6,7 @@ import {
   listBackends,
   selectBackend,
 } from "../../src/backend/select.ts";
+import { probeWebGpu } from "../../src/backend/webgpu.ts";
 
 const infos = await listBackends();
 const firstAvailable = infos.find((i) => i.available);
@@ -76,7 +77,8 @@ Deno.test("selectBackend() rejects an unknown name with the list of valid ones",
   await assert.rejects(
     () => selectBackend({ name: "torch-tpu" as "torch-cpu" }),
     (e: unknown) =>
-      e instanceof BackendUnavailableError && e.message.includes("torch-cuda, torch-cpu"),
+      e instanceof BackendUnavailableError &&
+      e.message.includes("torch-cuda, tfjs-webgpu, torch-cpu"),
   );
 });
 
@@ -88,4 +90,28 @@ Deno.test({
     await assert.rejects(() => createBackend(missing.name), BackendUnavailableError);
     await assert.rejects(() => selectBackend({ name: missing.name }), BackendUnavailableError);
   },
+});
+
+Deno.test("tfjs-webgpu reports its adapter, and a software adapter is never auto-selected", async () => {
+  const info = (await listBackends()).find((i) => i.name === "tfjs-webgpu")!;
+  const adapter = await probeWebGpu();
+  assert.deepEqual(info.adapter, adapter);
+  if (adapter === null) {
+    assert.match(info.reason, /no WebGPU adapter/);
+  } else if (!info.available) {
+    // Under Deno: the adapter is named in the reason with why the backend cannot run.
+    assert.ok(info.reason.includes(adapter.description), info.reason);
+    assert.match(info.reason, /OffscreenCanvas/);
+  }
+  if (adapter?.software) {
+    const previous = Deno.env.get("DENO_DIFFUSION_BACKEND");
+    Deno.env.delete("DENO_DIFFUSION_BACKEND");
+    try {
+      const backend = await selectBackend();
+      assert.notEqual(backend.name, "tfjs-webgpu");
+      backend.dispose();
+    } finally {
+      if (previous !== undefined) Deno.env.set("DENO_DIFFUSION_BACKEND", previous);
+    }
+  }
 });

@@ -21,9 +21,18 @@ Deno.test("backends --json prints one object per backend with the documented key
   const { code, out } = await capture(["--json"]);
   assert.equal(code, 0);
   const list = JSON.parse(out) as Record<string, unknown>[];
-  assert.deepEqual(list.map((b) => b.name), ["torch-cuda", "torch-cpu", "tfjs-wasm", "tfjs-cpu"]);
+  assert.deepEqual(list.map((b) => b.name), [
+    "torch-cuda",
+    "tfjs-webgpu",
+    "torch-cpu",
+    "tfjs-wasm",
+    "tfjs-cpu",
+  ]);
   for (const b of list) {
-    assert.deepEqual(Object.keys(b), ["name", "available", "device", "version", "reason"]);
+    const keys = ["name", "available", "device", "version", "reason"];
+    // tfjs-webgpu also names the WebGPU adapter found (or null).
+    if (b.name === "tfjs-webgpu") keys.push("adapter");
+    assert.deepEqual(Object.keys(b), keys);
     assert.equal(typeof b.available, "boolean");
   }
 });
@@ -32,8 +41,9 @@ Deno.test("backends prints a table line per backend", async () => {
   const { code, out } = await capture([]);
   assert.equal(code, 0);
   const lines = out.split("\n");
-  assert.equal(lines.length, 4);
-  assert.match(lines[1], /^torch-cpu\s+(available|unavailable)\s+\S/);
+  assert.equal(lines.length, 5);
+  assert.match(lines[1], /^tfjs-webgpu\s+(available|unavailable)\s+\S/);
+  assert.match(lines[2], /^torch-cpu\s+(available|unavailable)\s+\S/);
 });
 
 Deno.test("backends rejects unknown flags with exit code 2 and the usage", async () => {

@@ -21,7 +21,7 @@ async function run(cmd: string, args: string[], env: Record<string, string> = {}
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 
-Deno.test("fid --ckpt equals sample --out-dir + fid on folders, and caches the reference", async () => {
+Deno.test("fid --ckpt (reference: the run's own data) equals sample --out-dir + fid on folders, and caches", async () => {
   const root = await Deno.makeTempDir();
   try {
     const weights = await makeInceptionFixture(`${root}/weights`);
@@ -58,6 +58,8 @@ Deno.test("fid --ckpt equals sample --out-dir + fid on folders, and caches the r
       previewEvery: 0,
       backendName: backend.name,
       report: () => {},
+      // What `cli.ts train --data ROOT/data` records: fid --ckpt's default reference.
+      source: { data: `${root}/data`, classes: "x" },
     });
     task.dispose();
     backend.dispose();
@@ -73,8 +75,6 @@ Deno.test("fid --ckpt equals sample --out-dir + fid on folders, and caches the r
       `${root}/run`,
       "--n",
       "6",
-      "--ref",
-      `${root}/data:test`,
       "--seed",
       "5",
       "--kid",

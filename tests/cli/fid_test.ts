@@ -3,7 +3,8 @@ import { writeNpz } from "../../src/io/npy.ts";
 import { encodePng } from "../../src/io/png.ts";
 import { fidCommand } from "../../src/cli/fid.ts";
 import { UsageError } from "../../src/cli/args.ts";
-import { frechetDistance } from "../../src/metrics/fid.ts";
+import { frechetDistance, statisticsOf } from "../../src/metrics/fid.ts";
+import { writeStatistics } from "../../src/metrics/stats_io.ts";
 
 // The network is never loaded here (npz inputs or inputs refused first); the image-folder path
 // with weights is tested in tests/metrics/inception_test.ts.
@@ -100,4 +101,62 @@ Deno.test("`fid` flags are checked: unknown flag, bad --dims, path count, --kid 
   await assert.rejects(fidCommand([npz, npz, "--kid", "--dims", "64", ...flags]), /--kid needs/);
   const [help] = await captureStdout(() => fidCommand(["--help"]));
   assert.match(help, /--save-stats/);
+});
+
+Deno.test("`fid --json` reports the stored sample counts of .npz inputs, null when absent", async () => {
+  const counted = `${dir}/counted.npz`;
+  await writeStatistics(counted, statisticsOf(new Float32Array([0, 1, 2, 4, 5, 3, 1, 1]), 4, 2));
+  const bare = await statsFile("bare.npz", [0, 0], [1, 0.2, 0.2, 2]); // pytorch-fid's layout
+  const [line] = await captureStdout(() => fidCommand([counted, bare, "--json", ...flags]));
+  const out = JSON.parse(line);
+  assert.equal(out.n_a, 4);
+  assert.equal(out.n_b, null);
+});
+
+Deno.test("`fid` checks the second folder before computing any features or loading weights", async () => {
+  await Deno.mkdir(`${dir}/two`);
+  const img = { width: 2, height: 2, channels: 3 as const, data: new Uint8Array(12) };
+  for (const i of [0, 1]) await Deno.writeFile(`${dir}/two/${i}.png`, encodePng(img));
+  // The weights are absent too: the folder's problem must be the one reported.
+  await assert.rejects(
+    fidCommand([`${dir}/two`, `${dir}/missing-folder`, ...flags]),
+    /image folder .*missing-folder does not exist/,
+  );
+  const bad = await statsFile("not_psd.npz", [0, 0], [1, 2, 2, 1]);
+  await assert.rejects(
+    fidCommand([`${dir}/two`, bad, ...flags]),
+    /not_psd\.npz: sigma is not positive semi-definite/,
+  );
+});
+
+Deno.test("`fid` refuses statistics whose covariance is not PSD, naming the file", async () => {
+  const good = await statsFile("good.npz", [0, 0], [1, 0, 0, 1]);
+  const bad = await statsFile("indefinite.npz", [0, 0], [1, 2, 2, 1]);
+  await assert.rejects(fidCommand([good, bad, ...flags]), /indefinite\.npz: sigma is not positive/);
+  await assert.rejects(fidCommand([bad, good, ...flags]), /indefinite\.npz: sigma is not positive/);
+});
+
+Deno.test("examples/score_fid.ts takes the weights by --inception-weights, as its error says", async () => {
+  const example = new URL("../../examples/score_fid.ts", import.meta.url).pathname;
+  await Deno.mkdir(`${dir}/ex`, { recursive: true });
+  const img = { width: 2, height: 2, channels: 3 as const, data: new Uint8Array(12) };
+  for (const i of [0, 1]) await Deno.writeFile(`${dir}/ex/${i}.png`, encodePng(img));
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      example,
+      "--inception-weights",
+      `${dir}/absent.pth`,
+      `${dir}/ex`,
+      `${dir}/ex`,
+    ],
+    env: { DENO_DIFFUSION_BACKEND: "tfjs-cpu" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 1, stderr);
+  assert.match(stderr, /absent\.pth \(from --inception-weights\) does not exist/);
+  assert.match(stderr, /pt_inception-2015-12-05-6726825d\.pth/);
 });

@@ -1,6 +1,7 @@
 import { deepEqual, equal, notDeepEqual, ok as assert, throws } from "node:assert/strict";
 import type { Backend, Tensor } from "../../src/backend/backend.ts";
-import { Rng } from "../../src/core/rng.ts";
+import { imageNoise, offsetNoise, Rng } from "../../src/core/rng.ts";
+import { toUint8Images } from "../../src/io/png.ts";
 import { DiffusionProcess } from "../../src/diffusion/process.ts";
 import { ddimTimesteps, sampleImages } from "../../src/diffusion/sampler.ts";
 import { makeSchedule } from "../../src/diffusion/schedule.ts";
@@ -177,3 +178,43 @@ Deno.test("ddimTimesteps() spaces the steps evenly and rejects more steps than T
   throws(() => ddimTimesteps(10, 11), /DDIM steps must be an integer in 1..10, got 11/);
   throws(() => ddimTimesteps(10, 0), RangeError);
 });
+
+testEachBackend(
+  "each image's noise comes from its own index: batch size, position and offset do not change it",
+  (b) => {
+    const process = new DiffusionProcess(b, makeSchedule({ kind: "cosine", timesteps: 20 }));
+    const model = createDenoiser(b, new Rng(5), {
+      preset: "convnet",
+      numClasses: 0,
+      imageSize: 4,
+      channels: 1,
+      baseWidth: 4,
+      timesteps: 20,
+    });
+    const forward = (x: Tensor, t: Tensor) => model.forward(x, t);
+    const shape = [1, 4, 4] as const;
+    for (const options of [{ sampler: "ddpm" }, { sampler: "ddim", steps: 7, eta: 1 }] as const) {
+      const noise = imageNoise(11);
+      const whole = sampleImages(b, process, forward, shape, { count: 5 }, noise, {
+        ...options,
+        batchSize: 5,
+      });
+      const pairs = sampleImages(b, process, forward, shape, { count: 5 }, noise, {
+        ...options,
+        batchSize: 2,
+      });
+      const fourth = sampleImages(b, process, forward, shape, { count: 1 }, offsetNoise(noise, 3), {
+        ...options,
+      });
+      // 8-bit images are what a file holds; the floats agree to rounding of batched kernels.
+      deepEqual(toUint8Images(pairs, [5, ...shape]), toUint8Images(whole, [5, ...shape]));
+      deepEqual(
+        toUint8Images(fourth, [1, ...shape]),
+        toUint8Images(whole, [5, ...shape]).slice(3, 4),
+      );
+      assert(maxAbsDiff(pairs, whole) < 1e-5, `${options.sampler}: ${maxAbsDiff(pairs, whole)}`);
+    }
+    model.dispose();
+    process.dispose();
+  },
+);

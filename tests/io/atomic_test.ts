@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { writeFileAtomic, writeFileAtomicSync } from "../../src/io/atomic.ts";
+import { removeStaleTemps, writeFileAtomic, writeFileAtomicSync } from "../../src/io/atomic.ts";
 
 Deno.test("writeFileAtomic() writes the bytes and leaves no temp file", async () => {
   const dir = await Deno.makeTempDir();
@@ -39,4 +39,20 @@ Deno.test("writeFileAtomic() names the path when the folder is missing", async (
     () => writeFileAtomic("/nonexistent-dir-xyz/file.bin", "x"),
     /could not write \/nonexistent-dir-xyz\/file.bin/,
   );
+});
+
+Deno.test("removeStaleTemps() removes only the temp files atomic writes name, and lists them", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeFileAtomic(`${dir}/kept.json`, "{}");
+    const ours = [".checkpoint.safetensors.1a2b3c4d5e.tmp", ".log.jsonl.zz09.tmp"];
+    const theirs = ["notes.tmp", ".hidden.tmp", "checkpoint.safetensors.tmp", ".a.B9.tmp"];
+    for (const name of [...ours, ...theirs]) await Deno.writeTextFile(`${dir}/${name}`, "x");
+    assert.deepEqual(await removeStaleTemps(dir), [...ours].sort());
+    const left = [];
+    for await (const e of Deno.readDir(dir)) left.push(e.name);
+    assert.deepEqual(left.sort(), ["kept.json", ...theirs].sort());
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { crc32, deflateSync } from "node:zlib";
+import { deflateSync } from "node:zlib";
 import { decodeGif, encodeGif } from "../../src/io/gif.ts";
+import { damaged, gifBomb, interlacedPng, jpegBomb, pngBomb } from "./_hostile_images.ts";
 import { decodeImage } from "../../src/io/image.ts";
 import { loadTurboJpeg } from "../../src/io/turbojpeg.ts";
 
@@ -8,95 +9,6 @@ import { loadTurboJpeg } from "../../src/io/turbojpeg.ts";
 // The bombs are built here: tiny files whose headers claim billions of pixels.
 const fixture = (name: string) => new URL(`../fixtures/${name}`, import.meta.url).pathname;
 const MiB = 2 ** 20;
-
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const body = new Uint8Array(4 + data.length);
-  body.set(new TextEncoder().encode(type));
-  body.set(data, 4);
-  const out = new Uint8Array(12 + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  out.set(body, 4);
-  view.setUint32(8 + data.length, crc32(body) >>> 0);
-  return out;
-}
-
-/** A well-formed PNG (correct CRCs) whose IHDR claims `width` x `height` 8-bit RGB pixels. */
-function pngBomb(width: number, height: number): Uint8Array {
-  const ihdr = new Uint8Array(13);
-  new DataView(ihdr.buffer).setUint32(0, width);
-  new DataView(ihdr.buffer).setUint32(4, height);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  // The first 100 bytes of zero-filtered black rows: 12 bytes of zlib, 69 bytes of PNG.
-  const idat = new Uint8Array(deflateSync(new Uint8Array(100)));
-  const parts = [
-    new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", ihdr),
-    chunk("IDAT", idat),
-    chunk("IEND", new Uint8Array(0)),
-  ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
-  return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
-  return out;
-}
-
-/** An Adam7-interlaced 8-bit RGB PNG of `rgb` [H, W, 3], or with `idat` as its image data. */
-function interlacedPng(width: number, height: number, rgb: Uint8Array, idat?: Uint8Array) {
-  const rows: number[] = [];
-  const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [
-    1,
-    0,
-    2,
-    2,
-  ], [0, 1, 1, 2]];
-  for (const [x0, y0, dx, dy] of passes) {
-    if (x0 >= width) continue;
-    for (let y = y0; y < height; y += dy) {
-      rows.push(0); // filter type None
-      for (let x = x0; x < width; x += dx) {
-        rows.push(...rgb.subarray((y * width + x) * 3, (y * width + x) * 3 + 3));
-      }
-    }
-  }
-  const ihdr = new Uint8Array(13);
-  new DataView(ihdr.buffer).setUint32(0, width);
-  new DataView(ihdr.buffer).setUint32(4, height);
-  ihdr.set([8, 2, 0, 0, 1], 8); // 8-bit RGB, Adam7
-  return concat([
-    new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", ihdr),
-    chunk("IDAT", idat ?? new Uint8Array(deflateSync(new Uint8Array(rows)))),
-    chunk("IEND", new Uint8Array(0)),
-  ]);
-}
-
-/** A real JPEG whose SOF marker is rewritten to claim `width` x `height`. */
-async function jpegBomb(width: number, height: number): Promise<Uint8Array> {
-  const bytes = (await Deno.readFile(fixture("jpeg/photo_420_base_q75.jpg"))).slice();
-  for (let p = 2; p < bytes.length;) {
-    const marker = bytes[p + 1];
-    if (marker === 0xc0) {
-      bytes.set([height >> 8, height & 255, width >> 8, width & 255], p + 5);
-      return bytes;
-    }
-    p += 2 + ((bytes[p + 2] << 8) | bytes[p + 3]);
-  }
-  throw new Error("fixture has no baseline SOF");
-}
-
-/** A real GIF whose logical screen is rewritten to `width` x `height`. */
-function gifBomb(width: number, height: number): Uint8Array {
-  const frame = { width: 4, height: 4, channels: 3 as const, data: new Uint8Array(48) };
-  const bytes = encodeGif([frame], { delayMs: 10 });
-  bytes.set([width & 255, width >> 8, height & 255, height >> 8], 6);
-  return bytes;
-}
 
 function rssGrowthMiB(fn: () => void): number {
   const before = Deno.memoryUsage().rss;
@@ -182,17 +94,6 @@ Deno.test("the pixel cap is an option and DENO_DIFFUSION_MAX_PIXELS, and says ho
   assert.throws(() => decodeImage(pngBomb(0, 7), "empty.png"), /empty.png: corrupt PNG .* 0x7/);
 });
 
-/** Seeded positions: every cut length below 64 bytes, then a spread over the rest. */
-function positions(length: number, count: number, seed: number): number[] {
-  let state = seed;
-  const out = Array.from({ length: Math.min(64, length) }, (_, i) => i);
-  while (out.length < count) {
-    state = (state * 1103515245 + 12345) % 2 ** 31;
-    out.push(state % length);
-  }
-  return out;
-}
-
 /** Each damaged file decodes or throws an Error naming the file and its format. */
 function checkDamaged(
   good: Uint8Array,
@@ -210,16 +111,15 @@ function checkDamaged(
       assert.match(error.message, format, `${what}: ${error.message}`);
     }
   };
-  const cuts = positions(good.length, 160, 1);
-  for (const cut of cuts) attempt(good.subarray(0, cut), `cut at ${cut}`);
-  const flips = positions(good.length * 8, 300, 2);
-  for (const bit of flips) {
-    const bytes = good.slice();
-    bytes[bit >> 3] ^= 1 << (bit & 7);
-    attempt(bytes, `bit ${bit} flipped`);
+  let cuts = 0;
+  let flips = 0;
+  for (const { what, bytes } of damaged(good, 160, 300)) {
+    if (what.startsWith("cut")) cuts++;
+    else flips++;
+    attempt(bytes, what);
   }
-  assert.ok(decoded < cuts.length + flips.length, "some damage must be detected");
-  return { cuts: cuts.length, flips: flips.length, decoded };
+  assert.ok(decoded < cuts + flips, "some damage must be detected");
+  return { cuts, flips, decoded };
 }
 
 Deno.test("truncated and bit-flipped PNGs give a clear error or an image, never a crash", async () => {

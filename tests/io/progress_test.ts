@@ -19,9 +19,9 @@ Deno.test("byteProgress() shows MiB and percent, and ends the line when the tota
   ]);
 });
 
-Deno.test("ProgressBar draws a bar for a known total, a count otherwise, and finishes the line", () => {
+Deno.test("ProgressBar on a terminal draws a bar for a known total, a count otherwise, and finishes the line", () => {
   const { status, lines } = recorder();
-  const bar = new ProgressBar("features", 10, "images", status);
+  const bar = new ProgressBar("features", 10, "images", status, true);
   bar.update(5);
   bar.finish(10);
   assert.match(lines[0][0], /^features \[#{15}\.{15}\] 5\/10 images, [\d.]+ img\/s, \d+ s$/);
@@ -32,4 +32,27 @@ Deno.test("ProgressBar draws a bar for a known total, a count otherwise, and fin
   new ProgressBar("files", undefined, "images", open.status).update(3, true);
   assert.match(open.lines[0][0], /^files 3 images, /);
   assert.equal(open.lines[0][1], true);
+});
+
+Deno.test("ProgressBar writes plain lines without a bar when stderr is not a terminal", async () => {
+  // A child process whose stderr is a pipe, as in a log file or CI.
+  const code = `import { ProgressBar } from ${
+    JSON.stringify(new URL("../../src/io/progress.ts", import.meta.url).href)
+  };
+const bar = new ProgressBar("sampling", 10);
+bar.update(5, true);
+bar.finish(10);`;
+  const { stderr, success } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.ok(success);
+  const text = new TextDecoder().decode(stderr);
+  assert.ok(!text.includes("\r") && !text.includes("\x1b"), "no redraw codes in a log");
+  assert.doesNotMatch(text, /\[#/);
+  assert.deepEqual(
+    text.trim().split("\n").map((line) => line.replace(/, [\d.]+ img\/s, \d+ s$/, "")),
+    ["sampling 5/10 images", "sampling 10/10 images"],
+  );
 });

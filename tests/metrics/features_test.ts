@@ -85,6 +85,7 @@ function centrePixelNet(backend: Backend): InceptionNet {
     blocks: (x: Tensor) => [centre(x)],
     features: centre,
     dispose() {},
+    [Symbol.dispose]() {},
   };
 }
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readNpy } from "../../src/io/npy.ts";
 import {
   backendEigvalsh,
+  checkStatistics,
   fidFromStatistics,
   frechetDistance,
   statisticsOf,
@@ -149,3 +150,19 @@ testEachBackend(
   },
   { only: ["torch-cuda", "torch-cpu"] },
 );
+
+Deno.test("checkStatistics() refuses a covariance that is not PSD, asymmetric or not finite, naming the file", () => {
+  const mu = new Float64Array(2);
+  const check = (sigma: number[]) =>
+    checkStatistics({ mu, sigma: Float64Array.from(sigma), dims: 2 }, "ref.npz");
+  // eigenvalues 3 and -1: no features have this covariance, yet an FID number came out before.
+  assert.throws(() => check([1, 2, 2, 1]), /ref\.npz: sigma is not positive semi-definite/);
+  assert.throws(() => check([1, 0.5, 0.4, 1]), /ref\.npz: sigma is not symmetric/);
+  assert.throws(() => check([1, 0, 0, NaN]), /ref\.npz: sigma has a non-finite value/);
+  assert.throws(() => check([-1, 0, 0, 1]), /ref\.npz: sigma has a negative variance/);
+  check([1, 0.5, 0.5, 1]);
+  // Rank-deficient covariances are PSD within rounding and pass.
+  const a = statisticsOf(new Float32Array([0, 1, 2, 3, 4, 6]), 3, 2);
+  checkStatistics(statisticsOf(new Float32Array(16).map((_, i) => i % 3), 2, 8), "singular.npz");
+  checkStatistics(a, "a.npz");
+});

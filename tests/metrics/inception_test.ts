@@ -159,7 +159,7 @@ Deno.test("a weights file with a missing, unexpected or misshapen tensor is refu
 Deno.test("resolveInceptionWeights() explains what is missing and where to put the file", async () => {
   await assert.rejects(
     resolveInceptionWeights({ path: `${workDir}/nope.pth` }),
-    /nope.pth \(from --inception-weights\) does not exist/,
+    /nope.pth \(from --inception-weights\) does not exist. Download/,
   );
   const cachePath = `${workDir}/cache/${FID_WEIGHTS_FILE}`;
   const previous = Deno.env.get("DENO_DIFFUSION_INCEPTION");

@@ -39,3 +39,20 @@ Deno.test("readStatistics() refuses mu and sigma whose shapes do not fit", async
     /do not fit \(expected \[d\] and \[d, d\]\)/,
   );
 });
+
+Deno.test("writeStatistics() stores the sample count and readStatistics() gives it back", async () => {
+  const stats = statisticsOf(new Float32Array([0, 1, 2, 4, 5, 3]), 3, 2);
+  await writeStatistics(`${dir}/counted.npz`, stats);
+  assert.equal((await readStatistics(`${dir}/counted.npz`)).count, 3);
+});
+
+Deno.test("readStatistics() of pytorch-fid's npz (mu and sigma only) leaves the count unknown", async () => {
+  await writeNpz(
+    `${dir}/pytorch_fid.npz`,
+    new Map([
+      ["mu", { dtype: "float64" as const, shape: [1], data: new Float64Array([0]) }],
+      ["sigma", { dtype: "float64" as const, shape: [1, 1], data: new Float64Array([1]) }],
+    ]),
+  );
+  assert.equal((await readStatistics(`${dir}/pytorch_fid.npz`)).count, undefined);
+});

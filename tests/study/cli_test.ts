@@ -43,3 +43,45 @@ Deno.test("studyCommand() rejects bad arguments with a hint", async () => {
   await rejects(["floor", "--scale", "0"], /--scale must be greater than 0/);
   await rejects(["floor", "--n", "1"], /--n must be an integer >= 2/);
 });
+
+Deno.test("studyCommand() writes Reproduce commands with the plan file and data by absolute path", async () => {
+  const root = await Deno.realPath(await Deno.makeTempDir());
+  const here = Deno.cwd();
+  try {
+    // A tiny CIFAR-10 binary folder: 40 train and 40 test records, labels i % 10.
+    const batch = new Uint8Array(40 * 3073).map((_, i) => i % 3073 === 0 ? (i / 3073) % 10 : i);
+    await Deno.mkdir(`${root}/data`);
+    await Deno.writeFile(`${root}/data/data_batch_1.bin`, batch);
+    await Deno.writeFile(`${root}/data/test_batch.bin`, batch);
+    await Deno.writeTextFile(
+      `${root}/plan.json`,
+      JSON.stringify({
+        name: "tiny-floor",
+        entries: [{ id: "floor-cat", kind: "floor", classes: "cat", samples: 4 }],
+      }),
+    );
+    Deno.chdir(root);
+    const status = await studyCommand([
+      "plan.json",
+      "--data",
+      "data",
+      "--no-download",
+      "--backend",
+      "tfjs-cpu",
+      "--out",
+      "out",
+    ]);
+    assert.equal(status, 0);
+    const json = JSON.parse(await Deno.readTextFile(`${root}/out/report.json`));
+    assert.equal(
+      json.results[0].command,
+      `deno run -A cli.ts study ${root}/plan.json --only floor-cat --data ${root}/data --out out`,
+    );
+    const md = await Deno.readTextFile(`${root}/out/report.md`);
+    assert.match(md, /\| floor-cat|train vs test/);
+    assert.match(md, /trains no model \(train-vs-test floor rows only\)/);
+  } finally {
+    Deno.chdir(here);
+    await Deno.remove(root, { recursive: true });
+  }
+});

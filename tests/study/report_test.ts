@@ -128,3 +128,78 @@ Deno.test("formatSeconds() writes short durations", () => {
   assert.equal(formatSeconds(75), "1m15s");
   assert.equal(formatSeconds(3725), "1h02m");
 });
+
+Deno.test("Reproduce commands carry the weights flag and quote paths that need it", () => {
+  const md = renderReport(run([result("unet-3x")], { status: "ok", note: "" }), {
+    outDir: "runs/s",
+    planSource: "/home/me/my plans/grid.json",
+    inceptionWeights: "/w/pt_inception-2015-12-05-6726825d.pth",
+    dataSource: "/data/cifar-10-batches-bin",
+  });
+  assert.match(
+    md,
+    /`deno run -A cli\.ts study '\/home\/me\/my plans\/grid\.json' --only unet-3x --data \/data\/cifar-10-batches-bin --inception-weights \/w\/pt_inception-2015-12-05-6726825d\.pth --out runs\/s`/,
+  );
+});
+
+Deno.test("a floor-only report shows every finished row and says it has no samples", () => {
+  const plan = BUILT_IN_PLANS.floor;
+  const results: EntryResult[] = plan.entries.map((entry, i) => ({
+    ...result("unet-3x"),
+    id: entry.id,
+    label: entry.label,
+    table: entry.table,
+    kind: entry.kind,
+    classes: entry.classes,
+    params: {},
+    train: null,
+    sampling: null,
+    bitsPerDim: null,
+    files: {},
+    scores: [{
+      className: null,
+      n: 100 + i,
+      referenceN: 100 + i,
+      fid: 50 + i,
+      kid: null,
+      kidStd: null,
+      floor: 50 + i,
+      published: typeof entry.published === "number" ? entry.published : null,
+    }],
+  }));
+  const md = renderReport({ ...run(results, { status: "ok", note: "" }), plan }, {
+    outDir: "runs/f",
+    planSource: "floor",
+  });
+  assert.match(
+    md,
+    /\| Comparison \| Published FID \| FID \(ours\) \| KID x 10\^3 \| Images per split \|/,
+  );
+  for (const [i, entry] of plan.entries.entries()) {
+    assert.ok(md.includes(`| ${entry.label} | `), entry.label);
+    assert.ok(md.includes(`| ${(50 + i).toFixed(1)} | n/a | ${100 + i} vs ${100 + i} |`), entry.id);
+  }
+  assert.match(md, /trains no model \(train-vs-test floor rows only\), so there are no samples/);
+  assert.doesNotMatch(md, /No model has finished yet/);
+});
+
+Deno.test("the timesteps plan says its published column is empty and why", () => {
+  const plan = BUILT_IN_PLANS.timesteps;
+  assert.ok(plan.entries.every((e) => e.published === undefined));
+  assert.match(plan.description, /original \(seed\) study gives no FID for a sweep over T/);
+});
+
+Deno.test("renderReport() links the training curves and samples strip it is given", () => {
+  const r = run([result("unet-3x"), result("gan-default-512")], { status: "ok", note: "ok" });
+  const md = renderReport(r, options, {
+    curves: { "unet-3x": "entries/unet-3x/curves.svg" },
+    strip: "samples-strip.svg",
+  });
+  assert.match(
+    md,
+    /## Training curves\n\n!\[unet-3x training loss\]\(entries\/unet-3x\/curves\.svg\)/,
+  );
+  assert.doesNotMatch(md, /gan-default-512 training loss/);
+  assert.match(md, /## Samples at a glance\n\n!\[[^\]]*\]\(samples-strip\.svg\)/);
+  assert.doesNotMatch(renderReport(r, options), /Training curves|at a glance/);
+});

@@ -75,7 +75,9 @@ Deno.test({
     assert.deepEqual(frames.length, 7);
     assert.deepEqual([frames[0].width, frames[0].height], [274, 274]);
     // FID inputs: one PNG per sample (per class for the conditional model).
-    const count = async (dir: string) => (await Array.fromAsync(Deno.readDir(dir))).length;
+    // Images only: each sample folder also carries its hidden .samples.json manifest.
+    const count = async (dir: string) =>
+      (await Array.fromAsync(Deno.readDir(dir))).filter((e) => e.name.endsWith(".png")).length;
     assert.deepEqual(await count(`${out}/entries/ddpm-tiny/fid-samples`), 8);
     assert.deepEqual(await count(`${out}/entries/cond-gan-tiny/fid-samples/frog`), 8);
   },

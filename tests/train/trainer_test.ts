@@ -8,6 +8,7 @@ import { CheckpointError, loadCheckpoint } from "../../src/train/checkpoint.ts";
 import { DEFAULT_GAN_CONFIG } from "../../src/gan/task.ts";
 import { type DdpmConfig, DEFAULT_DDPM_CONFIG } from "../../src/diffusion/task.ts";
 import { decodeGif } from "../../src/io/gif.ts";
+import { decodeImageFile } from "../../src/io/image.ts";
 
 /** 16 images of 32x32: class 0 solid dark red, class 1 solid light blue. */
 function twoColours(): Dataset {
@@ -88,6 +89,9 @@ testEachBackend(
       assert.equal(partial.interrupted, true);
       assert.equal(partial.step, 6);
       assert.equal((await loadCheckpoint(`${root}/resumed`)).state.step, 6);
+      // Stopped mid-epoch (6 of 8 steps into epoch 2): a final grid, and the GIF ends with it.
+      await Deno.stat(`${root}/resumed/samples/step-00000006.png`);
+      assert.equal(decodeGif(await Deno.readFile(`${root}/resumed/progress.gif`)).length, 2);
 
       const second = createTask(b, { kind: "gan", config: tinyGan }, 99); // different init: the checkpoint must overwrite it
       const done = await train(second, data, options(`${root}/resumed`, b, { resume: true }));
@@ -112,6 +116,17 @@ testEachBackend(
 
       const gif = decodeGif(await Deno.readFile(`${root}/straight/progress.gif`));
       assert.equal(gif.length, 3, "one GIF frame per epoch preview");
+      // The resumed run's GIF has the mid-epoch frame between epochs 1 and 2, in step order.
+      const frames = decodeGif(await Deno.readFile(`${root}/resumed/progress.gif`));
+      assert.equal(frames.length, 4);
+      const step6 = await decodeImageFile(`${root}/resumed/samples/step-00000006.png`);
+      const epoch2 = await decodeImageFile(`${root}/resumed/samples/epoch-0002.png`);
+      const distance = (a: Uint8Array, b: Uint8Array) =>
+        a.reduce((sum, v, i) => sum + Math.abs(v - b[i]), 0) / a.length;
+      assert.ok(
+        distance(frames[1].data, step6.data) <= distance(frames[1].data, epoch2.data),
+        "frame 2 is the step-6 grid",
+      );
     } finally {
       await Deno.remove(root, { recursive: true });
     }
@@ -199,3 +214,24 @@ testEachBackend("a corrupt or mismatched checkpoint gives a clear error", async 
     await Deno.remove(root, { recursive: true });
   }
 }, { only: ["torch-cpu", "tfjs-cpu"] });
+
+testEachBackend(
+  "train() stopped by --max-seconds mid-epoch writes a final grid and logs the GAN's D noise",
+  async (b) => {
+    const root = await Deno.makeTempDir();
+    try {
+      const task = createTask(b, { kind: "gan", config: tinyGan }, 1);
+      const result = await train(task, twoColours(), options(root, b, { maxSeconds: 0 }));
+      task.dispose();
+      assert.equal(result.step, 1);
+      await Deno.stat(`${root}/samples/step-00000001.png`);
+      assert.equal(decodeGif(await Deno.readFile(`${root}/progress.gif`)).length, 1);
+      const [line] = await logLines(root);
+      // The first step's sigma: 0.2 annealed by progress 0 of 12 steps.
+      assert.equal(line.dNoise, 0.2);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+  { only: ["torch-cpu"] },
+);

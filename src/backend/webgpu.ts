@@ -1,0 +1,92 @@
+/**
+ * The WebGPU adapter, as tfjs-webgpu would get it: found with the web platform's
+ * `navigator.gpu` alone (no Deno API), so the browser page probes it the same way.
+ *
+ * A software adapter (Mesa's lavapipe/llvmpipe, SwiftShader) counts as present for tests but is
+ * never selected automatically: it is slower than tfjs-wasm.
+ *
+ * Why tfjs-webgpu cannot run under Deno today: the backend contract reads tensors
+ * synchronously ({@link Backend.read}, and valueAndGrad's loss value), and tfjs-webgpu's only
+ * synchronous read (`readSync`) copies the buffer through an `OffscreenCanvas` 2D context,
+ * which Deno does not have; a GPU buffer can otherwise only be mapped with `mapAsync`, whose
+ * promise needs the event loop that a synchronous read blocks. Checked with Deno 2.9.6 and
+ * lavapipe: `setBackend("webgpu")` and kernels work, `dataSync()` fails in `clearRect` of a
+ * null canvas context. In a browser the canvas path exists, so the backend is created there.
+ *
+ * @module
+ */
+
+/** What {@link probeWebGpu} found. */
+export interface WebGpuAdapterInfo {
+  /** e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" or "Apple M2". */
+  description: string;
+  /** The adapter's vendor, as the driver reports it. */
+  vendor: string;
+  /** A CPU implementation of the API (lavapipe, SwiftShader): never auto-selected. */
+  software: boolean;
+  /** Largest single buffer, bytes. */
+  maxBufferSize: number;
+  /** Largest storage-buffer binding, bytes (bounds one tensor in tfjs-webgpu's kernels). */
+  maxStorageBufferBindingSize: number;
+}
+
+interface AdapterLike {
+  info?: { description?: string; vendor?: string; device?: string; isFallbackAdapter?: boolean };
+  isFallbackAdapter?: boolean;
+  limits: { maxBufferSize: number; maxStorageBufferBindingSize: number };
+}
+
+/** Names of adapters that are CPU implementations of WebGPU. */
+const SOFTWARE = /llvmpipe|lavapipe|swiftshader|software|microsoft basic render/i;
+
+/**
+ * The default WebGPU adapter, or null when there is none (no `navigator.gpu`, no driver).
+ * Never throws.
+ *
+ * @example
+ * ```ts
+ * import { probeWebGpu } from "./webgpu.ts";
+ * const adapter = await probeWebGpu();
+ * console.log(adapter?.description ?? "no WebGPU adapter", adapter?.software);
+ * ```
+ */
+export async function probeWebGpu(): Promise<WebGpuAdapterInfo | null> {
+  const gpu = (globalThis.navigator as { gpu?: { requestAdapter(): Promise<unknown> } })?.gpu;
+  if (!gpu) return null;
+  let adapter: AdapterLike | null;
+  try {
+    adapter = (await gpu.requestAdapter()) as AdapterLike | null;
+  } catch {
+    return null;
+  }
+  if (!adapter) return null;
+  const info = adapter.info ?? {};
+  const description = info.description || info.device || "unknown adapter";
+  const fallback = info.isFallbackAdapter ?? adapter.isFallbackAdapter ?? false;
+  return {
+    description,
+    vendor: info.vendor ?? "",
+    software: fallback || SOFTWARE.test(description),
+    maxBufferSize: adapter.limits.maxBufferSize,
+    maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+  };
+}
+
+/**
+ * Why tfjs-webgpu cannot meet the synchronous backend contract here, or null when it can
+ * (a platform with `OffscreenCanvas`, i.e. a browser).
+ */
+export function webGpuSyncReadProblem(): string | null {
+  // Deno 2.9 defines OffscreenCanvas (for WebGPU canvas contexts) but has no 2D context.
+  const Canvas = (globalThis as {
+    OffscreenCanvas?: new (w: number, h: number) => { getContext(kind: string): unknown };
+  }).OffscreenCanvas;
+  try {
+    if (Canvas && new Canvas(1, 1).getContext("2d")) return null;
+  } catch {
+    // no 2D context: fall through
+  }
+  return "tfjs-webgpu reads tensors synchronously only through an OffscreenCanvas 2D context, " +
+    "which this runtime lacks (Deno), and the backend contract's read() is synchronous; use " +
+    "it in a browser, or torch-cuda/torch-cpu/tfjs-wasm here";
+}
