@@ -152,6 +152,22 @@ export {
 } from "./src/app/registry.ts";
 export { Adam, clipGradNorm } from "./src/task/optimizer.ts";
 
+// Data parallelism (libtorch c10d: Gloo on CPU, NCCL on CUDA) and its launcher.
+export {
+  type CollectiveBackend,
+  DistributedError,
+  ProcessGroup,
+  type ProcessGroupOptions,
+} from "./src/backend/distributed.ts";
+export {
+  launch,
+  type LaunchOptions,
+  type RankExit,
+  readTorchrunEnv,
+  type TorchrunEnv,
+} from "./src/app/launch.ts";
+export { type FeatureGatherer, shardedActivations } from "./src/metrics/sharded.ts";
+
 // Data and files
 export { type BatchOptions, Dataset } from "./src/data/dataset.ts";
 export { type DatasetOptions, loadDataset } from "./src/data/load.ts";

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what deno-diffusion needs on a fresh Debian machine and builds the native shim.
 # Safe to run again: each step is skipped when already done.
-#   deno 2.9.6 (from the npm registry), libtorch 1.13 CPU + OpenBLAS (Debian),
+#   deno 2.9.6 (from the npm registry), libtorch 1.13 CPU + OpenBLAS + gloo headers (Debian),
 #   python3-torch (Debian; only the test fixtures and the PyTorch peer benchmark use it),
 #   libturbojpeg0 (Debian; JPEG decoded exactly as PIL does, else a pure-JS approximation),
 #   mesa-vulkan-drivers (Debian; lavapipe, a software Vulkan: WebGPU gets an adapter to probe).
@@ -18,6 +18,8 @@ missing=()
 [ -f /usr/include/torch/csrc/api/include/torch/version.h ] || [ -n "${LIBTORCH:-}" ] || missing+=(libtorch-dev)
 dpkg -s libopenblas0-pthread >/dev/null 2>&1 || missing+=(libopenblas0-pthread)
 dpkg -s libturbojpeg0 >/dev/null 2>&1 || missing+=(libturbojpeg0)
+# gloo's headers: c10d's ProcessGroupGloo (data-parallel training on CPU) compiles against them.
+if [ -z "${LIBTORCH:-}" ] && [ ! -f /usr/include/gloo/config.h ]; then missing+=(libgloo-dev); fi
 dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
 # Headless Chromium (with SwiftShader WebGL) for the dashboard and browser-sampling tests.
 if [ "${DENO_DIFFUSION_SKIP_BROWSER:-0}" != 1 ]; then

@@ -55,18 +55,30 @@ async function detectCxx11Abi(libDir: string): Promise<0 | 1> {
   return 1;
 }
 
+/** Which c10d collective backends can be compiled: gloo/ and nccl.h beside libtorch's headers. */
+function findCollectives(includeDirs: string[], cuda: boolean): { gloo: boolean; nccl: boolean } {
+  const roots = [...includeDirs, "/usr/include", "/usr/local/include", "/usr/local/cuda/include"];
+  const gloo = roots.some((d) => exists(`${d}/gloo/config.h`)) &&
+    roots.some((d) => exists(`${d}/torch/csrc/distributed/c10d/ProcessGroupGloo.hpp`));
+  const nccl = cuda && roots.some((d) => exists(`${d}/nccl.h`));
+  return { gloo, nccl };
+}
+
 function locationFromRoot(
   source: string,
   includeRoot: string,
   libDir: string,
   cxx11Abi: 0 | 1,
 ): LibtorchLocation {
+  const includeDirs = [includeRoot, `${includeRoot}/torch/csrc/api/include`];
+  const cuda = exists(`${libDir}/libtorch_cuda.so`);
   return {
     source,
-    includeDirs: [includeRoot, `${includeRoot}/torch/csrc/api/include`],
+    includeDirs,
     libDir,
     cxx11Abi,
-    cuda: exists(`${libDir}/libtorch_cuda.so`),
+    cuda,
+    collectives: findCollectives(includeDirs, cuda),
   };
 }
 
@@ -116,12 +128,15 @@ export async function findLibtorch(tried: string[] = []): Promise<LibtorchLocati
   const arch = Deno.build.arch === "aarch64" ? "aarch64" : "x86_64";
   const sysLib = `/usr/lib/${arch}-linux-gnu`;
   if (exists("/usr/include/ATen/ATen.h") && exists(`${sysLib}/libtorch.so`)) {
+    const includeDirs = ["/usr/include/torch/csrc/api/include"];
+    const cuda = exists(`${sysLib}/libtorch_cuda.so`);
     return {
       source: "system",
-      includeDirs: ["/usr/include/torch/csrc/api/include"],
+      includeDirs,
       libDir: sysLib,
       cxx11Abi: await detectCxx11Abi(sysLib),
-      cuda: exists(`${sysLib}/libtorch_cuda.so`),
+      cuda,
+      collectives: findCollectives(includeDirs, cuda),
     };
   }
   tried.push(`system libtorch (/usr/include/ATen/ATen.h and ${sysLib}/libtorch.so)`);
@@ -141,9 +156,14 @@ export async function findLibtorch(tried: string[] = []): Promise<LibtorchLocati
 export function compileArgs(where: LibtorchLocation, output: string): string[] {
   const sources = listSources().filter((f) => f.endsWith(".cpp")).map((f) => `${NATIVE_DIR}/${f}`);
   const cudaLibs = where.cuda ? ["-ltorch_cuda", "-lc10_cuda"] : [];
+  const collectives = [
+    ...(where.collectives?.gloo ? ["-DUSE_C10D_GLOO"] : []),
+    ...(where.collectives?.nccl ? ["-DUSE_C10D_NCCL"] : []),
+  ];
   return [
     ...COMPILE_FLAGS,
     `-D_GLIBCXX_USE_CXX11_ABI=${where.cxx11Abi}`,
+    ...collectives,
     ...where.includeDirs.map((d) => `-I${d}`),
     ...sources,
     "-o",

@@ -12,7 +12,7 @@
  */
 
 /** Folders under native/ whose .h and .cpp files make up the shim. */
-export const SOURCE_DIRS = ["abi", "ops", "kernels"] as const;
+export const SOURCE_DIRS = ["abi", "ops", "kernels", "distributed"] as const;
 
 /** Where a libtorch was found and how to compile against it. */
 export interface LibtorchLocation {
@@ -24,6 +24,12 @@ export interface LibtorchLocation {
   cxx11Abi: 0 | 1;
   /** libtorch_cuda is present (link it so the CUDA hooks register). */
   cuda: boolean;
+  /**
+   * Collective backends whose headers were found (c10d's ProcessGroupGloo needs gloo's headers,
+   * Debian's libgloo-dev; ProcessGroupNCCL needs nccl.h). Without them the shim still builds
+   * and native/distributed/ says what to install.
+   */
+  collectives?: { gloo: boolean; nccl: boolean };
 }
 
 /** Compiler flags that do not depend on paths (build.ts adds sources, includes and libraries). */
@@ -132,6 +138,7 @@ export async function sourceHash(
     libDir: where.libDir,
     cxx11Abi: where.cxx11Abi,
     cuda: where.cuda,
+    collectives: where.collectives ?? null,
   };
   parts.push(enc.encode(JSON.stringify(identity)));
   const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));

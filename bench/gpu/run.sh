@@ -9,7 +9,8 @@
 #                                     (the npm cache the runs need) into DIR
 #
 # Every result lands in OUT_DIR as JSON: machine.json, build.json, conformance.json (+ .log),
-# compare_fp32.jsonl, compare_bf16.jsonl (+ .log), summary.json.
+# compare_fp32.jsonl, compare_bf16.jsonl (+ .log), distributed.json (+ .log: with 2+ GPUs, NCCL
+# all-reduce vs torch.distributed and images/s per GPU over all GPUs vs 1), summary.json.
 #
 # Environment:
 #   DENO_BIN_DIR   folder holding `deno` or `deno.xz` (and optionally `deno_dir.tar.xz`, the
@@ -194,21 +195,41 @@ if [[ $CPU == 0 ]]; then
   log "compare bf16: $bf16_status"
 fi
 
+# ---- data parallel over every GPU (NCCL) ----
+nccl_status=skipped
+if [[ $CPU == 0 ]]; then
+  NGPU="$("$PY" -c 'import torch; print(torch.cuda.device_count())')"
+  if [[ "$NGPU" -ge 2 ]]; then
+    set +e
+    (cd "$ROOT" && DENO_DIFFUSION_TORCH_PYTHON="$PY" "$DENO" run $CACHED_ONLY -A --no-check \
+      bench/distributed.ts --json --gpus "$NGPU") > "$OUT/distributed.json.tmp" 2> "$OUT/distributed.log"
+    nccl_status=$?
+    set -e
+    if [[ $nccl_status == 0 ]]; then mv "$OUT/distributed.json.tmp" "$OUT/distributed.json"; else rm -f "$OUT/distributed.json.tmp"; fi
+  fi
+  log "nccl over ${NGPU} GPUs: $nccl_status"
+fi
+
 total=$(( $(date +%s) - STARTED ))
-"$PY" - "$OUT" "$conf_status" "$compare_status" "$bf16_status" "$total" "$CPU" \
+"$PY" - "$OUT" "$conf_status" "$compare_status" "$bf16_status" "$total" "$CPU" "$nccl_status" \
   > "$WORK/summary.json" <<'EOF'
 import json, os, sys
-out, conf, cmp, bf16, total, cpu = sys.argv[1:]
+out, conf, cmp, bf16, total, cpu, nccl = sys.argv[1:]
 rows = {}
 for name in ("compare_fp32", "compare_bf16"):
     path = os.path.join(out, name + ".jsonl")
     if os.path.exists(path):
         rows[name] = [json.loads(l) for l in open(path) if l.strip()]
-ok = conf == "0" and cmp == "0" and bf16 in ("0", "skipped")
+dist = os.path.join(out, "distributed.json")
+if os.path.exists(dist):
+    rows["distributed_nccl"] = json.load(open(dist))
+ok = conf == "0" and cmp == "0" and bf16 in ("0", "skipped") and nccl in ("0", "skipped")
 print(json.dumps({"ok": ok, "mode": "cpu" if cpu == "1" else "gpu", "conformance_exit": int(conf),
-                  "compare_fp32_exit": int(cmp), "compare_bf16": bf16, "seconds": int(total),
+                  "compare_fp32_exit": int(cmp), "compare_bf16": bf16, "nccl": nccl,
+                  "seconds": int(total),
                   "rows": rows}, indent=2))
 EOF
 write_json summary.json < "$WORK/summary.json"
 log "done in ${total}s; results in $OUT"
-[[ "$conf_status" == 0 && "$compare_status" == 0 && ( "$bf16_status" == 0 || "$bf16_status" == skipped ) ]]
+[[ "$conf_status" == 0 && "$compare_status" == 0 && ( "$bf16_status" == 0 || "$bf16_status" == skipped ) \
+  && ( "$nccl_status" == 0 || "$nccl_status" == skipped ) ]]

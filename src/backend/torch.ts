@@ -38,6 +38,43 @@ import {
 import { collectTensors, shapesOf, type Slot, TorchTensor } from "./torch_tensor.ts";
 import * as V from "./validate.ts";
 
+/**
+ * A replacement for the shim's training-mode dd_batch_norm with the same arguments and result
+ * (dd_dist_sync_batch_norm of a process group); `lastError` explains a non-zero status.
+ */
+export interface TrainingBatchNorm {
+  run(
+    x: Deno.PointerObject,
+    weight: Deno.PointerObject | null,
+    bias: Deno.PointerObject | null,
+    runningMean: Deno.PointerObject,
+    runningVar: Deno.PointerObject,
+    momentum: number,
+    eps: number,
+    out: BigInt64Array,
+  ): number;
+  lastError(): string;
+}
+
+/** What src/backend/distributed.ts reaches inside a torch backend. */
+export interface TorchInternals {
+  addresses(ts: readonly Tensor[], op: string): BigInt64Array;
+  setTrainingBatchNorm(hook: TrainingBatchNorm | null): void;
+}
+
+/**
+ * The torch-only hooks of `backend`, or null when it is not a torch backend (tfjs).
+ *
+ * @example
+ * ```ts ignore
+ * import { torchInternals } from "./torch.ts";
+ * if (torchInternals(backend) === null) throw new Error("data parallelism needs torch-cpu or torch-cuda");
+ * ```
+ */
+export function torchInternals(backend: Backend): TorchInternals | null {
+  return backend instanceof TorchBackend ? backend : null;
+}
+
 /** libtorch through the shim. Create with {@link createTorchBackend}. */
 class TorchBackend implements Backend {
   readonly name: string;
@@ -53,6 +90,7 @@ class TorchBackend implements Backend {
   #nextId = 1;
   #bytes = 0;
   #closed = false;
+  #trainingBatchNorm: TrainingBatchNorm | null = null;
 
   constructor(lib: Lib, cuda: boolean) {
     this.#lib = lib;
@@ -167,6 +205,19 @@ class TorchBackend implements Backend {
 
   #checkOpen(op: string): void {
     if (this.#closed) throw new BackendError(op, [], `backend ${this.name} was disposed`);
+  }
+
+  // ---- hooks for native/distributed/ (same layer: src/backend/distributed.ts) ----
+
+  /** The shim handles of `ts` as integers (for collectives over them). */
+  addresses(ts: readonly Tensor[], op: string): BigInt64Array {
+    this.#checkOpen(op);
+    return this.#addrs(ts, op);
+  }
+
+  /** Routes training-mode batchNorm through `hook` (null: the shim's own again). */
+  setTrainingBatchNorm(hook: TrainingBatchNorm | null): void {
+    this.#trainingBatchNorm = hook;
   }
 
   // ---- creation and reading ----
@@ -545,6 +596,23 @@ class TorchBackend implements Backend {
           "running statistics must be variables (they are updated in place)",
         );
       }
+    }
+    const hook = opts.training ? this.#trainingBatchNorm : null;
+    if (hook) {
+      const status = hook.run(
+        this.#h(x, op),
+        this.#hOpt(weight, op),
+        this.#hOpt(bias, op),
+        this.#h(runningMean, op),
+        this.#h(runningVar, op),
+        opts.momentum ?? 0.1,
+        opts.eps ?? 1e-5,
+        this.#out,
+      );
+      if (status !== 0) {
+        throw new BackendError(op, shapesOf([x, weight, bias]), hook.lastError());
+      }
+      return this.#result(0, op, [x, weight, bias, runningMean, runningVar]);
     }
     const status = this.#lib.dd_batch_norm(
       this.#h(x, op),

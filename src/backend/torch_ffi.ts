@@ -116,8 +116,16 @@ const BUILD_HINT = "run `deno task build:native` (needs libtorch and g++)";
  * Finds the shim: `$DENO_DIFFUSION_NATIVE` (a library file or its folder, used as is) or
  * native/build/ beside this module, which must be fresh (native/shim_stamp.ts). Never builds:
  * a missing or stale shim is a {@link BackendUnavailableError} that says how to build it.
+ * Other FFI tables over the same library (src/backend/distributed.ts) open this path with their
+ * own symbols.
+ *
+ * @example
+ * ```ts ignore
+ * import { locateLibrary } from "./torch_ffi.ts";
+ * console.log(await locateLibrary("torch-cpu")); // .../native/build/libdd_shim.so
+ * ```
  */
-async function locateLibrary(backendName: string): Promise<string> {
+export async function locateLibrary(backendName: string): Promise<string> {
   const { nativeLibraryName, shimStatus } = await import("../../native/shim_stamp.ts");
   const unavailable = (why: string, tried: string[]) =>
     new BackendUnavailableError(backendName, `${why}; ${BUILD_HINT}. Tried: ${tried.join("; ")}`);

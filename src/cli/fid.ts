@@ -11,6 +11,10 @@ import { fidBetweenFolders } from "../metrics/compare.ts";
 import { isInceptionDims } from "../metrics/inception.ts";
 import { FidScorer, openFidSource } from "../metrics/scorer.ts";
 import { writeStatistics } from "../metrics/stats_io.ts";
+import type { ProcessGroup } from "../backend/distributed.ts";
+import { torchCudaDeviceCount } from "../backend/torch.ts";
+import { readTorchrunEnv } from "../app/launch.ts";
+import { joinJob, launchRanks, prepareRank } from "../app/parallel.ts";
 import { UsageError } from "./args.ts";
 
 const USAGE = `usage: deno task fid PATH_A PATH_B [flags]
@@ -32,6 +36,8 @@ options:
   --skip-weights-check       load weights without the size/sha256 check (test weights in the
                              same layout; FID values are then not comparable to papers)
   --backend NAME             torch-cuda, torch-cpu, tfjs-wasm, tfjs-cpu or auto (default auto)
+  --nproc N                  split the images over N processes (torch backends; also under torchrun)
+  --master-port PORT         rendezvous port for --nproc (default: a free one)
   --help                     show this help`;
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {
@@ -67,6 +73,8 @@ export async function fidCommand(argv: string[]): Promise<number> {
         "inception-weights": { type: "string" },
         "skip-weights-check": { type: "boolean" },
         backend: { type: "string" },
+        nproc: { type: "string" },
+        "master-port": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -96,12 +104,33 @@ export async function fidCommand(argv: string[]): Promise<number> {
     );
   }
   const [pathA, pathB] = positionals;
+  const nproc = positiveInt(values.nproc, "nproc") ?? 1;
+  if (nproc > 1) {
+    if (readTorchrunEnv() !== null) {
+      throw new UsageError(
+        "--nproc starts the ranks itself; under torchrun (WORLD_SIZE set) drop it",
+      );
+    }
+    return await launchRanks("fid", argv, {
+      nproc,
+      masterPort: positiveInt(values["master-port"], "master-port"),
+      backendFlag: backendName,
+      gpus: backendName === "torch-cuda" ||
+        (backendName === "auto" && (await torchCudaDeviceCount()) > 0),
+    });
+  }
+  const job = prepareRank(backendName);
+  const lead = (job?.rank ?? 0) === 0;
   const started = performance.now();
-  const log = (m: string) => console.error(m);
+  const log = (m: string) => lead && console.error(m);
   const backend = await selectBackend({ name: backendName as BackendName | "auto", log });
+  let group: ProcessGroup | undefined;
   try {
+    group = await joinJob(backend, job, { fid: positionals, dims, batchSize, numSamples });
     const options = {
       backend,
+      group,
+      progress: lead ? undefined : false,
       weights: values["inception-weights"],
       verify: !values["skip-weights-check"],
       dims,
@@ -119,6 +148,7 @@ export async function fidCommand(argv: string[]): Promise<number> {
         throw new UsageError(`--save-stats reads a folder of images; ${pathA} is statistics`);
       }
       const stats = scorer.statistics(await scorer.folderFeatures(source));
+      if (!lead) return 0;
       await writeStatistics(pathB, stats);
       log(`saved statistics of ${stats.count} images (${stats.dims} dims) to ${pathB}`);
       return 0;
@@ -129,6 +159,7 @@ export async function fidCommand(argv: string[]): Promise<number> {
       }
     }
     const r = await fidBetweenFolders(pathA, pathB, { ...options, kid: values.kid });
+    if (!lead) return 0;
     if (values.json) {
       const result: Record<string, number | string | null> = { fid: r.fid };
       if (values.kid) Object.assign(result, { kid: r.kid!, kid_std: r.kidStd! });
@@ -146,6 +177,7 @@ export async function fidCommand(argv: string[]): Promise<number> {
     }
     return 0;
   } finally {
+    group?.dispose();
     backend.dispose();
   }
 }

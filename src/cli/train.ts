@@ -21,6 +21,15 @@ import { type DataSourceRecord, loadCheckpoint } from "../train/checkpoint.ts";
 import { previewOptions, runDefaults } from "../app/defaults.ts";
 import { type AnyTask, createTask, parseTaskConfig, type TaskConfig } from "../app/registry.ts";
 import { train } from "../train/trainer.ts";
+import { torchCudaDeviceCount } from "../backend/torch.ts";
+import { readTorchrunEnv, type TorchrunEnv } from "../app/launch.ts";
+import {
+  interruptSignals,
+  joinJob,
+  launchRanks,
+  prepareRank,
+  requireTorchForParallel,
+} from "../app/parallel.ts";
 import {
   BACKEND_FLAG,
   backendFlag,
@@ -130,6 +139,21 @@ const SPEC: CommandSpec = {
     },
     "log-every": { type: "string", arg: "STEPS", help: "JSON log interval (default 10)" },
     "no-flip": { type: "boolean", help: "no random horizontal flips" },
+    nproc: {
+      type: "string",
+      arg: "N",
+      help: "data-parallel processes on this machine (torch backends; --batch-size is per process)",
+    },
+    "master-port": {
+      type: "string",
+      arg: "PORT",
+      help: "rendezvous port for --nproc (default: a free one)",
+    },
+    "dist-timeout": {
+      type: "string",
+      arg: "S",
+      help: "seconds a rank waits for the others before failing (default 300)",
+    },
     "on-nonfinite": {
       type: "string",
       arg: "stop|skip",
@@ -141,6 +165,9 @@ const SPEC: CommandSpec = {
     "With no flags: DDPM on CIFAR-10 cats with the study's best configuration (unet-2xud, cosine",
     "schedule, T=1000). Without a GPU it trains a CPU-sized variant (unet-2xud-half, batch 32)",
     "and says so. Ctrl-C writes a checkpoint; --resume --out RUN continues exactly.",
+    "--nproc N (or torchrun's MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK) trains",
+    "data-parallel: the global batch is --batch-size x ranks; resume with any world size that",
+    "divides the run's global batch.",
     "",
     "--resume keeps every setting of the run (model, data, seed, batch size, budget, --log-every,",
     "--checkpoint-every, --preview-every); give --epochs, --max-steps or an interval to change",
@@ -182,11 +209,32 @@ export async function trainCommand(argv: string[]): Promise<number> {
     console.log(helpText(SPEC));
     return 0;
   }
+  const nproc = int(parsed, "nproc", 1) ?? 1;
+  const inJob = readTorchrunEnv() !== null;
+  if (nproc > 1 && inJob) {
+    throw new UsageError(
+      "--nproc starts the ranks itself; under torchrun or SLURM (WORLD_SIZE set) drop it",
+    );
+  }
+  if (nproc > 1) {
+    const flag = backendFlag(parsed);
+    return await launchRanks("train", argv, {
+      nproc,
+      masterPort: int(parsed, "master-port", 1, 65535),
+      backendFlag: flag,
+      gpus: flag === "torch-cuda" || (flag === "auto" && (await torchCudaDeviceCount()) > 0),
+    });
+  }
+  const job = prepareRank(backendFlag(parsed));
   using backend = await selectBackend({ name: backendFlag(parsed), log: (m) => console.error(m) });
-  return await (bool(parsed, "resume") ? resumeRun(parsed, backend) : newRun(parsed, backend));
+  requireTorchForParallel(backend.name, job?.worldSize ?? 1);
+  return await (bool(parsed, "resume")
+    ? resumeRun(parsed, backend, job)
+    : newRun(parsed, backend, job));
 }
 
-async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
+async function newRun(parsed: Parsed, backend: Backend, job: TorchrunEnv | null): Promise<number> {
+  const lead = (job?.rank ?? 0) === 0;
   const model = choice(parsed, "model", ["ddpm", "gan"] as const) ?? "ddpm";
   const defaults = runDefaults(model, backend.name);
   const classes = str(parsed, "classes");
@@ -300,12 +348,16 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   spec.config.channels = dataChannels;
   const task = createTask(backend, spec, seed);
   try {
-    console.error(
-      `training ${model} ${spec.config.preset} on ${data.size} ${record.classes} images ` +
-        `(${conditional ? `conditional, ${data.numClasses} classes` : "unconditional"}) ` +
-        `on ${backend.name} (${backend.device}); run folder ${runDir}`,
-    );
-    const result = await runTraining(task, data, parsed, backend, {
+    if (lead) {
+      console.error(
+        `training ${model} ${spec.config.preset} on ${data.size} ${record.classes} images ` +
+          `(${conditional ? `conditional, ${data.numClasses} classes` : "unconditional"}) ` +
+          `on ${backend.name} (${backend.device})${
+            job && job.worldSize > 1 ? ` x ${job.worldSize} ranks` : ""
+          }; run folder ${runDir}`,
+      );
+    }
+    const result = await runTraining(task, data, parsed, backend, job, {
       runDir,
       batchSize,
       epochs,
@@ -318,7 +370,11 @@ async function newRun(parsed: Parsed, backend: Backend): Promise<number> {
   }
 }
 
-async function resumeRun(parsed: Parsed, backend: Backend): Promise<number> {
+async function resumeRun(
+  parsed: Parsed,
+  backend: Backend,
+  job: TorchrunEnv | null,
+): Promise<number> {
   const runDir = str(parsed, "out");
   if (!runDir) throw new UsageError("--resume needs --out RUN_FOLDER (the run to continue)");
   const given = MODEL_FLAGS.filter((f) => argvHas(parsed, f));
@@ -369,9 +425,18 @@ async function resumeRun(parsed: Parsed, backend: Backend): Promise<number> {
   };
   const task = createTask(backend, spec, trainRecord.seed);
   try {
-    return await runTraining(task, data, parsed, backend, {
+    // The global batch stays, whatever the number of ranks now: the sample stream continues.
+    const globalBatch = trainRecord.globalBatch ?? trainRecord.batchSize;
+    const world = job?.worldSize ?? 1;
+    if (globalBatch % world !== 0) {
+      throw new UsageError(
+        `${runDir} was trained with a global batch of ${globalBatch}, which ${world} ranks ` +
+          `cannot split evenly: resume with a number of ranks that divides ${globalBatch}`,
+      );
+    }
+    return await runTraining(task, data, parsed, backend, job, {
       runDir,
-      batchSize: trainRecord.batchSize,
+      batchSize: globalBatch / world,
       // The same budget as the interrupted run unless a new one is given, so schedules that
       // depend on progress (the GAN's input-noise annealing) continue unchanged. A new
       // --epochs replaces a recorded --max-steps.
@@ -397,6 +462,7 @@ async function runTraining(
   data: Dataset,
   parsed: Parsed,
   backend: Backend,
+  job: TorchrunEnv | null,
   run: {
     runDir: string;
     batchSize: number;
@@ -418,9 +484,26 @@ async function runTraining(
     );
     controller.abort();
   };
-  Deno.addSignalListener("SIGINT", onSigint);
+  const signals = interruptSignals();
+  for (const s of signals) Deno.addSignalListener(s, onSigint);
+  // Started by our launcher: the terminal's Ctrl-C reaches this rank too, but the launcher
+  // turns it into one SIGTERM, so the SIGINT itself is ignored here.
+  const ignore = () => {};
+  if (!signals.includes("SIGINT")) Deno.addSignalListener("SIGINT", ignore);
+  const flags = trainingOptions(parsed);
+  let group: Awaited<ReturnType<typeof joinJob>>;
   try {
-    const flags = trainingOptions(parsed);
+    group = await joinJob(backend, job, {
+      kind: task.kind,
+      config: task.config,
+      batchSize: run.batchSize,
+      epochs: run.epochs,
+      maxSteps: flags.maxSteps ?? run.maxSteps ?? null,
+      seed: run.seed,
+      flip: run.flip ?? !bool(parsed, "no-flip"),
+      data: data.size,
+      resume: run.resume ?? false,
+    }, num(parsed, "dist-timeout", 0.001));
     const result = await train(task, data, {
       ...flags,
       logEvery: flags.logEvery ?? run.intervals?.logEvery,
@@ -438,11 +521,14 @@ async function runTraining(
       signal: controller.signal,
       backendName: backend.name,
       source: run.source,
+      group,
     });
     if (result.nonfinite) return 1;
     return result.interrupted ? 130 : 0;
   } finally {
-    Deno.removeSignalListener("SIGINT", onSigint);
+    group?.dispose();
+    for (const s of signals) Deno.removeSignalListener(s, onSigint);
+    if (!signals.includes("SIGINT")) Deno.removeSignalListener("SIGINT", ignore);
   }
 }
 

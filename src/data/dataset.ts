@@ -160,6 +160,10 @@ export class Dataset {
    * Batch number `index` of an epoch with the given order (the last one may be short).
    * Flips (if asked) use `rng`, one draw per image.
    *
+   * `part` keeps images [offset, offset + count) of that batch (a data-parallel rank's shard
+   * of the global batch); the flip draws of the images before it are skipped, so each image
+   * is flipped exactly as in the whole batch. The result carries `shard` for the task.
+   *
    * @example
    * ```ts
    * import { Dataset, flipRng } from "./dataset.ts";
@@ -175,7 +179,7 @@ export class Dataset {
     order: Int32Array,
     index: number,
     batchSize: number,
-    options: { flip?: boolean; rng?: Rng } = {},
+    options: { flip?: boolean; rng?: Rng; part?: { offset: number; count: number } } = {},
   ): Batch {
     checkBatchSize(batchSize);
     const start = index * batchSize;
@@ -185,13 +189,25 @@ export class Dataset {
       );
     }
     if (options.flip && !options.rng) throw new TypeError("batchAt: flip needs an rng");
-    const count = Math.min(batchSize, order.length - start);
+    const whole = Math.min(batchSize, order.length - start);
+    const part = options.part ?? { offset: 0, count: whole };
+    if (
+      !Number.isInteger(part.offset) || !Number.isInteger(part.count) || part.offset < 0 ||
+      part.count < 1 || part.offset + part.count > whole
+    ) {
+      throw new RangeError(
+        `batchAt: part [${part.offset}, ${part.offset + part.count}) is outside batch ${index} ` +
+          `of ${whole} images`,
+      );
+    }
+    if (options.flip) { for (let b = 0; b < part.offset; b++) options.rng!.uniform(); }
+    const count = part.count;
     const [c, h, w] = this.imageShape;
     const imageSize = c * h * w;
     const images = new Float32Array(count * imageSize); // [B, C, H, W]
     const labels = new Int32Array(count);
     for (let b = 0; b < count; b++) {
-      const source = order[start + b];
+      const source = order[start + part.offset + b];
       labels[b] = this.#labels[source];
       const flip = options.flip ? options.rng!.uniform() < 0.5 : false;
       const src = source * imageSize;
@@ -204,7 +220,9 @@ export class Dataset {
         }
       }
     }
-    return { images, labels, shape: [count, c, h, w] };
+    const shape = [count, c, h, w] as const;
+    if (!options.part) return { images, labels, shape };
+    return { images, labels, shape, shard: { offset: part.offset, total: whole } };
   }
 
   /**

@@ -10,7 +10,7 @@ import { assertFinite } from "../core/finite.ts";
 import type { ImageNoise, Rng } from "../core/rng.ts";
 import { ParamStore } from "../nn/params.ts";
 import { Adam, clipGradNorm } from "../task/optimizer.ts";
-import type { Batch } from "../data/batch.ts";
+import { type Batch, shardSlice } from "../data/batch.ts";
 import type { TrainTask } from "../task/task.ts";
 import { accumulatedValueAndGrad } from "../task/microbatch.ts";
 import type { BatchFit } from "../backend/memory.ts";
@@ -204,9 +204,9 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
       );
     }
     // Algorithm 1: an independent timestep and noise for every sample.
-    const t = rng.intArray(n, 0, config.timesteps);
-    const noise = rng.normal(n * perImage);
-    const labels = config.numClasses > 0 ? dropLabels(batch.labels, config, rng) : undefined;
+    const t = shardSlice(batch, 1, (k) => rng.intArray(k, 0, config.timesteps));
+    const noise = shardSlice(batch, perImage, (k) => rng.normal(k));
+    const labels = config.numClasses > 0 ? dropLabels(batch, config, rng) : undefined;
     const metrics = backend.scope(() => {
       const forward = model.forward.bind(model);
       // Samples [start, start + size) of the batch: one micro-batch (all of it when it fits).
@@ -233,6 +233,7 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
         return backend.valueAndGrad(lossFn, params);
       };
       const { value, grads } = accumulatedValueAndGrad(backend, n, part, fits);
+      optimizer.averageGradients(grads);
       const clipped = clipGradNorm(
         backend,
         grads,
@@ -371,14 +372,17 @@ export function sampleBatchSize(
 }
 
 /** Labels with each replaced by the null class `numClasses` with probability cfgDrop. */
-function dropLabels(labels: Int32Array, config: DdpmConfig, rng: Rng): Int32Array {
-  const out = Int32Array.from(labels);
-  for (let i = 0; i < out.length; i++) {
-    if (!(out[i] >= 0 && out[i] < config.numClasses)) {
-      throw new RangeError(`batch label ${out[i]} is outside 0..${config.numClasses - 1}`);
+function dropLabels(batch: Batch, config: DdpmConfig, rng: Rng): Int32Array {
+  const out = Int32Array.from(batch.labels);
+  for (const label of out) {
+    if (!(label >= 0 && label < config.numClasses)) {
+      throw new RangeError(`batch label ${label} is outside 0..${config.numClasses - 1}`);
     }
-    if (config.cfgDrop > 0 && rng.uniform() < config.cfgDrop) out[i] = config.numClasses;
   }
+  if (config.cfgDrop <= 0) return out;
+  // One draw per image of the global batch, so data-parallel ranks drop what one process would.
+  const u = shardSlice(batch, 1, (k) => Float64Array.from({ length: k }, () => rng.uniform()));
+  for (let i = 0; i < out.length; i++) if (u[i] < config.cfgDrop) out[i] = config.numClasses;
   return out;
 }
 

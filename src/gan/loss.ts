@@ -111,11 +111,21 @@ export function inputNoiseSigma(initial: number, progress: number): number {
  * console.log(noisy.shape, addInputNoise(b, images, 0, new Rng(0)) === images); // [2, 3, 4, 4] true
  * ```
  */
-export function addInputNoise(b: Backend, x: Tensor, sigma: number, rng: Rng): Tensor {
+export function addInputNoise(
+  b: Backend,
+  x: Tensor,
+  sigma: number,
+  rng: Rng,
+  shard?: { offset: number; total: number },
+): Tensor {
   if (sigma <= 0) return x;
-  let n = 1;
-  for (const d of x.shape) n *= d;
-  return b.add(x, b.tensor(rng.normal(n).map((v) => v * sigma), x.shape));
+  const [n, ...image] = x.shape;
+  let per = 1;
+  for (const d of image) per *= d;
+  // Under data parallelism, noise for the whole global batch is drawn and this rank's slice kept.
+  const { offset, total } = shard ?? { offset: 0, total: n };
+  const drawn = rng.normal(total * per).subarray(offset * per, (offset + n) * per);
+  return b.add(x, b.tensor(drawn.map((v) => v * sigma), x.shape));
 }
 
 /**

@@ -30,7 +30,7 @@ import {
 } from "../models/dcgan.ts";
 import { ParamStore } from "../nn/params.ts";
 import { Adam } from "../task/optimizer.ts";
-import type { Batch } from "../data/batch.ts";
+import { type Batch, shardSlice } from "../data/batch.ts";
 import { previewLabels } from "../task/preview.ts";
 import type { TrainTask } from "../task/task.ts";
 import {
@@ -224,7 +224,8 @@ export function createGanTask(
     checkBatch(batch);
     const batchSize = batch.shape[0];
     const sigma = inputNoiseSigma(resolved.dNoise, progress);
-    const zData = stepRng.normal(batchSize * model.nz);
+    const zData = shardSlice(batch, model.nz, (k) => stepRng.normal(k));
+    const noise = (x: Tensor) => addInputNoise(b, x, sigma, stepRng, batch.shard);
     return b.scope(() => {
       const real = b.tensor(batch.images, batch.shape); // [B, C, 32, 32]
       // Fakes carry the real batch's labels, so they follow the data's class mix.
@@ -234,8 +235,8 @@ export function createGanTask(
 
       // D step: the fakes are constants here (PyTorch: fake.detach()).
       const fake = b.noGrad(() => generatorForward(b, generator, model, z, labels, train));
-      const realInput = addInputNoise(b, real, sigma, stepRng);
-      const fakeInput = addInputNoise(b, fake, sigma, stepRng);
+      const realInput = noise(real);
+      const fakeInput = noise(fake);
       let dReal = 0;
       let dFake = 0;
       const dResult = b.valueAndGrad(() => {
@@ -246,6 +247,7 @@ export function createGanTask(
         dFake = meanProbability(b, fakeLogits);
         return discriminatorLoss(b, realLogits, fakeLogits, resolved.smooth);
       }, discriminator.trainable());
+      optimizers.discriminator.averageGradients(dResult.grads);
       // A non-finite loss would make the weights NaN: no update, and the trainer, seeing the
       // metric, stops or skips the batch.
       if (!Number.isFinite(dResult.value)) {
@@ -260,12 +262,13 @@ export function createGanTask(
           training: true,
           statsSink: generatorStatsSink,
         });
-        const input = addInputNoise(b, images, sigma, stepRng);
+        const input = noise(images);
         return generatorLoss(
           b,
           discriminatorForward(b, discriminator, model, input, labels, train),
         );
       }, generator.trainable());
+      optimizers.generator.averageGradients(gResult.grads);
       // D's update above stays: a non-finite G loss skips only G's half of the step.
       if (Number.isFinite(gResult.value)) optimizers.generator.step(gResult.grads);
 

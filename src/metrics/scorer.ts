@@ -20,6 +20,7 @@ import {
 import type { InceptionDims, InceptionNet } from "./inception.ts";
 import { kernelInceptionDistance, type KidOptions, type KidResult } from "./kid.ts";
 import type { EigvalshFn } from "./linalg.ts";
+import { type FeatureGatherer, shardedActivations } from "./sharded.ts";
 import { readStatistics } from "./stats_io.ts";
 import { loadInception, resolveInceptionWeights } from "./weights.ts";
 
@@ -41,6 +42,11 @@ export interface FidScorerOptions {
   log?: (message: string) => void;
   /** Folder of the feature cache ({@link FidScorer.features} with a `cacheKey`); off if unset. */
   cacheDir?: string;
+  /**
+   * Data-parallel ranks (a `ProcessGroup`): each computes the features of one block of a
+   * folder's images and the blocks are gathered, equal to one process's features.
+   */
+  group?: FeatureGatherer;
 }
 
 /** Options of one {@link FidScorer.features} call. */
@@ -179,10 +185,21 @@ export class FidScorer implements Disposable {
       ? await openFidSource(folder, { numSamples })
       : folder;
     if (source.kind !== "folder") throw new Error(`${source.path} is statistics, not images`);
-    return await this.features(decodeFiles(source.files), {
-      total: source.files.length,
-      label: source.path,
-    });
+    const files = source.files;
+    const part = (start: number, end: number) =>
+      this.features(decodeFiles(files.slice(start, end)), {
+        total: end - start,
+        label: source.path,
+      });
+    const group = this.#options.group;
+    if (!group || group.worldSize <= 1) return await part(0, files.length);
+    return await shardedActivations(
+      files.length,
+      this.#options.batchSize ?? 50,
+      this.dims,
+      group,
+      part,
+    );
   }
 
   /** Mean and covariance of features (float64, N - 1). */

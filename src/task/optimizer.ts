@@ -32,6 +32,11 @@ export class Adam {
   readonly #params: Tensor[];
   readonly #names: string[];
   readonly #backend: Backend;
+  /**
+   * Set by the trainer under data parallelism: averages gradients over ranks in place. Tasks
+   * call {@link averageGradients} right after computing gradients (before clipping).
+   */
+  gradientAverager: ((grads: readonly Tensor[]) => void) | null = null;
 
   /** Zero moments for every trainable parameter of `store`. */
   constructor(readonly store: ParamStore, public options: AdamOptions) {
@@ -44,6 +49,11 @@ export class Adam {
       m: this.#backend.scope(() => this.#params.map(zerosLike)),
       v: this.#backend.scope(() => this.#params.map(zerosLike)),
     };
+  }
+
+  /** Averages `grads` over the ranks of a data-parallel job (in place); alone, does nothing. */
+  averageGradients(grads: readonly Tensor[]): void {
+    this.gradientAverager?.(grads);
   }
 
   /** Applies one update with `grads` (one per trainable parameter, in store order). */

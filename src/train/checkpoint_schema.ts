@@ -43,8 +43,12 @@ export interface DataSourceRecord {
 
 /** The training options a run was started with, as recorded in its checkpoint. */
 export interface TrainRecord {
-  /** Images per step. */
+  /** Images per step and process (per rank under data parallelism). */
   batchSize: number;
+  /** Ranks of the data-parallel job (absent: 1, runs from before data parallelism). */
+  worldSize?: number;
+  /** batchSize x worldSize: what a resume on any number of ranks keeps (absent: batchSize). */
+  globalBatch?: number;
   /** Budget in epochs. */
   epochs: number;
   /** Budget in steps (the run's total), or null when epochs set it. */
@@ -180,7 +184,21 @@ export function validateCheckpointState(
   if (rngProblem) fail("rng", `is not a usable RNG state: ${rngProblem}`);
 
   const train = obj(state, "train", "train");
-  int(train, "batchSize", "train.batchSize", 1);
+  const batchSize = int(train, "batchSize", "train.batchSize", 1);
+  const worldSize = train.worldSize === undefined
+    ? 1
+    : int(train, "worldSize", "train.worldSize", 1, 65_536);
+  if (train.globalBatch !== undefined) {
+    const globalBatch = int(train, "globalBatch", "train.globalBatch", 1);
+    if (globalBatch !== batchSize * worldSize) {
+      fail(
+        "train.globalBatch",
+        `is ${globalBatch}, but train.batchSize ${batchSize} x train.worldSize ${worldSize} = ${
+          batchSize * worldSize
+        }`,
+      );
+    }
+  }
   int(train, "epochs", "train.epochs", 0);
   if (train.maxSteps !== null) int(train, "maxSteps", "train.maxSteps", 1);
   int(train, "seed", "train.seed", 0, 2 ** 32 - 1);

@@ -4,6 +4,20 @@
  * a progress line, preview grids every N epochs (and one where a run stops mid-epoch) and a GIF
  * of them at the end.
  *
+ * Data parallelism (`options.group`, PyTorch DDP semantics): `batchSize` is per rank and the
+ * global batch is batchSize x worldSize. Batch `i` of epoch `e` is positions
+ * [i * global, (i + 1) * global) of the seeded epoch order, rank r taking its slice
+ * [r * batchSize, (r + 1) * batchSize), and the tasks draw their per-image randomness for the
+ * whole global batch (see {@link Batch.shard}); so the sample stream depends only on
+ * (seed, epoch, global position), the world size can change on resume as long as the global
+ * batch stays, and R ranks compute what one process with the global batch computes. Weights,
+ * buffers and optimizer moments are broadcast from rank 0 at start; gradients are averaged
+ * over ranks before clipping and the update; BatchNorm runs synchronised (SyncBatchNorm: the
+ * batch statistics of the global batch), so every rank keeps identical weights and running
+ * statistics. Metrics are averaged over ranks; stopping (Ctrl-C, time budget) is agreed on
+ * every step, so all ranks stop after the same step. Rank 0 alone writes checkpoints,
+ * log.jsonl, previews and the GIF.
+ *
  * Exact resume rests on three facts: the data order of epoch e and the flips of batch i are
  * derived from (seed, e, i) alone (see {@link Dataset.epochOrder}); the task's RNG state is in the checkpoint; and all other
  * state (weights, EMA, optimizer moments and step counts) is in the checkpoint too.
@@ -18,6 +32,8 @@ import { writeFileAtomic } from "../io/atomic.ts";
 import { statusLine } from "../io/progress.ts";
 import { previewLabels } from "../task/preview.ts";
 import type { SampleOptionsOf, TrainTask } from "../task/task.ts";
+import type { Batch } from "../data/batch.ts";
+import type { ProcessGroup } from "../backend/distributed.ts";
 import { type Dataset, flipRng } from "../data/dataset.ts";
 import {
   type DataSourceRecord,
@@ -27,12 +43,13 @@ import {
   type TrainRecord,
 } from "./checkpoint.ts";
 import { openRunFolder, reconcileRunFolder } from "./run_folder.ts";
+import { agree, joinData, leaveData } from "./data_parallel.ts";
 
 /** Options of {@link train}; `SampleOptions` are those of the task being trained. */
 export interface TrainOptions<SampleOptions = never> {
   /** Folder for checkpoints, logs and previews (created). */
   runDir: string;
-  /** Images per optimisation step. */
+  /** Images per optimisation step (per rank under data parallelism). */
   batchSize: number;
   /** Budget in epochs (ignored when maxSteps is set). */
   epochs: number;
@@ -71,6 +88,8 @@ export interface TrainOptions<SampleOptions = never> {
    * checkpoint of the last finite step; "skip" leaves the batch out and goes on.
    */
   onNonfinite?: NonfinitePolicy;
+  /** This process is one rank of a data-parallel job (see the module notes). */
+  group?: ProcessGroup;
 }
 
 /** See {@link TrainOptions.onNonfinite}. */
@@ -129,16 +148,27 @@ export async function train<T extends TrainTask>(
   data: Dataset,
   options: TrainOptions<SampleOptionsOf<T>>,
 ): Promise<TrainResult> {
-  const report = options.report ?? statusLine();
+  const world = options.group?.worldSize ?? 1;
+  const lead = (options.group?.rank ?? 0) === 0;
+  const report = lead ? options.report ?? statusLine() : () => {};
   if (data.size === 0) throw new Error("the training data set is empty");
-  const batchSize = Math.min(options.batchSize, data.size);
-  const stepsPerEpoch = Math.max(1, Math.floor(data.size / batchSize));
+  if (world > 1 && options.batchSize * world > data.size) {
+    throw new Error(
+      `the global batch ${options.batchSize} x ${world} ranks = ${options.batchSize * world} ` +
+        `exceeds the ${data.size} training images: lower --batch-size (it is per rank)`,
+    );
+  }
+  const batchSize = world > 1 ? options.batchSize : Math.min(options.batchSize, data.size);
+  const globalBatch = batchSize * world;
+  const stepsPerEpoch = Math.max(1, Math.floor(data.size / globalBatch));
   const totalSteps = options.maxSteps ?? options.epochs * stepsPerEpoch;
   const logEvery = options.logEvery ?? 10;
   const checkpointEvery = options.checkpointEvery ?? 500;
   const previewEvery = options.previewEvery ?? 1;
   const trainRecord: TrainRecord = {
     batchSize,
+    worldSize: world,
+    globalBatch,
     epochs: options.epochs,
     maxSteps: options.maxSteps ?? null,
     seed: options.seed,
@@ -150,14 +180,15 @@ export async function train<T extends TrainTask>(
     checkpointEvery,
     previewEvery,
   };
-  const folder = await openRunFolder(options.runDir);
-  if (folder.removedTemps.length) {
+  // Rank 0 alone owns the run folder: the other ranks only read the checkpoint on resume.
+  const folder = lead ? await openRunFolder(options.runDir) : null;
+  if (folder?.removedTemps.length) {
     report(`removed temp files of an interrupted write: ${folder.removedTemps.join(", ")}`, true);
   }
   try {
-    return await trainIn(task, data, options, trainRecord);
+    return await trainIn(task, data, options, trainRecord, report);
   } catch (e) {
-    await folder.discardIfEmpty();
+    await folder?.discardIfEmpty();
     throw e;
   }
 }
@@ -167,42 +198,60 @@ async function trainIn<T extends TrainTask>(
   data: Dataset,
   options: TrainOptions<SampleOptionsOf<T>>,
   trainRecord: TrainRecord,
+  report: (line: string, final: boolean) => void,
 ): Promise<TrainResult> {
   const { batchSize, stepsPerEpoch, totalSteps } = trainRecord;
   const { logEvery = 10, checkpointEvery = 500, previewEvery = 1 } = trainRecord;
   const previewCount = options.previewCount ?? 64;
-  const report = options.report ?? statusLine();
+  const group = options.group;
+  const world = group?.worldSize ?? 1;
+  const rank = group?.rank ?? 0;
+  const lead = rank === 0;
+  const globalBatch = batchSize * world;
   const logPath = `${options.runDir}/log.jsonl`;
 
   let step = 0;
   let rng = new Rng(deriveSeed(options.seed, 0x7a5c));
   if (options.resume) {
     const ckpt = await loadCheckpoint(options.runDir);
+    const savedGlobal = ckpt.state.train.globalBatch ?? ckpt.state.train.batchSize;
+    if (savedGlobal !== globalBatch) {
+      throw new Error(
+        `${options.runDir} was trained with a global batch of ${savedGlobal}; ${batchSize} x ` +
+          `${world} rank(s) = ${globalBatch} would change the data stream. Resume with a world ` +
+          `size that divides ${savedGlobal} (batch per rank = ${savedGlobal} / ranks)`,
+      );
+    }
     restoreTask(task, ckpt);
     step = ckpt.state.step;
     rng = Rng.fromState(ckpt.state.rng);
-    const rewritten = await reconcileRunFolder(options.runDir, ckpt, task.exportStore);
-    if (rewritten.length) {
-      report(
-        `rewrote ${rewritten.join(", ")} from the checkpoint (an earlier run was killed)`,
-        true,
-      );
+    if (lead) {
+      const rewritten = await reconcileRunFolder(options.runDir, ckpt, task.exportStore);
+      if (rewritten.length) {
+        report(
+          `rewrote ${rewritten.join(", ")} from the checkpoint (an earlier run was killed)`,
+          true,
+        );
+      }
+      await truncateLog(logPath, step);
+      await removeLaterGrids(`${options.runDir}/samples`, step);
     }
-    await truncateLog(logPath, step);
-    await removeLaterGrids(`${options.runDir}/samples`, step);
     report(`resumed ${options.runDir} at step ${step} (epoch ${ckpt.state.epoch})`, true);
-  } else {
+  } else if (lead) {
     await writeFileAtomic(logPath, "");
   }
+  if (group && world > 1) joinData(task, group);
 
-  const save = (epoch: number) =>
-    saveCheckpoint(options.runDir, task, {
+  const save = async (epoch: number) => {
+    if (!lead) return;
+    await saveCheckpoint(options.runDir, task, {
       step,
       epoch,
       rng: rng.state(),
       train: trainRecord,
       backend: options.backendName,
     });
+  };
 
   const started = performance.now();
   let stepsTimed = 0;
@@ -216,87 +265,106 @@ async function trainIn<T extends TrainTask>(
   let skippedSteps = 0;
   let lastPreviewStep = -1;
 
-  while (step < totalSteps) {
-    const epoch = Math.floor(step / stepsPerEpoch);
-    const index = step % stepsPerEpoch;
-    if (orderEpoch !== epoch) {
-      order = data.epochOrder(epoch, options.seed);
-      orderEpoch = epoch;
-    }
-    const batch = data.batchAt(order!, index, batchSize, {
-      flip: options.flip,
-      rng: flipRng(options.seed, epoch, index),
-    });
-    const t0 = performance.now();
-    const rngBefore = rng.state();
-    const stepMetrics = task.step(batch, rng, step / totalSteps);
-    timedMs += performance.now() - t0;
-    stepsTimed++;
-    // The task already read its metrics to the host; checking them costs no device sync.
-    const bad = Object.entries(stepMetrics).find(([, v]) => !Number.isFinite(v));
-    if (bad && options.onNonfinite !== "skip") {
-      // The task applied no update; with the RNG rewound the checkpoint is the last finite step.
-      rng = Rng.fromState(rngBefore);
-      nonfinite = { step: step + 1, metric: bad[0], value: bad[1] };
-      break;
-    }
-    step++;
-    if (bad) {
-      skippedSteps++;
-      report(`step ${step}: ${bad[0]} is ${bad[1]}; batch skipped (--on-nonfinite skip)`, true);
-    } else {
-      metrics = stepMetrics;
-    }
-    const imagesPerSecond = (stepsTimed * batchSize) / (timedMs / 1000);
+  let timeUp = false;
 
-    if (step % logEvery === 0 || step === totalSteps) {
-      const line = {
-        step,
-        epoch,
-        ...metrics,
-        ...(skippedSteps ? { skipped_steps: skippedSteps } : {}),
-        images_per_s: round(imagesPerSecond),
-        time: round(elapsed(started)),
-      };
-      await Deno.writeTextFile(logPath, JSON.stringify(line) + "\n", { append: true });
-    }
-    const etaSeconds = ((totalSteps - step) * batchSize) / imagesPerSecond;
-    report(progressText(step, totalSteps, epoch, metrics, imagesPerSecond, etaSeconds), false);
+  try {
+    while (step < totalSteps) {
+      const epoch = Math.floor(step / stepsPerEpoch);
+      const index = step % stepsPerEpoch;
+      if (orderEpoch !== epoch) {
+        order = data.epochOrder(epoch, options.seed);
+        orderEpoch = epoch;
+      }
+      const batch: Batch = data.batchAt(order!, index, globalBatch, {
+        flip: options.flip,
+        rng: flipRng(options.seed, epoch, index),
+        ...(world > 1 ? { part: { offset: rank * batchSize, count: batchSize } } : {}),
+      });
+      const t0 = performance.now();
+      const rngBefore = rng.state();
+      let stepMetrics = task.step(batch, rng, step / totalSteps);
+      timedMs += performance.now() - t0;
+      stepsTimed++;
+      // Let signal handlers run: they only fire between macrotasks.
+      if (performance.now() - lastYield > 200) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        lastYield = performance.now();
+      }
+      let stop = options.signal?.aborted ?? false;
+      timeUp = options.maxSeconds !== undefined && elapsed(started) >= options.maxSeconds;
+      if (group && world > 1) {
+        // One all-reduce per step: the metrics' mean over ranks (non-finite when any rank's is,
+        // so every rank stops or skips together), and whether any rank must stop.
+        const agreed = agree(group, stepMetrics, stop, timeUp);
+        stepMetrics = agreed.metrics;
+        stop = agreed.stop;
+        timeUp = agreed.timeUp;
+      }
+      // The task already read its metrics to the host; checking them costs no device sync.
+      const bad = Object.entries(stepMetrics).find(([, v]) => !Number.isFinite(v));
+      if (bad && options.onNonfinite !== "skip") {
+        // The task applied no update; with the RNG rewound the checkpoint is the last finite step.
+        rng = Rng.fromState(rngBefore);
+        nonfinite = { step: step + 1, metric: bad[0], value: bad[1] };
+        break;
+      }
+      step++;
+      if (bad) {
+        skippedSteps++;
+        report(`step ${step}: ${bad[0]} is ${bad[1]}; batch skipped (--on-nonfinite skip)`, true);
+      } else {
+        metrics = stepMetrics;
+      }
+      const imagesPerSecond = (stepsTimed * globalBatch) / (timedMs / 1000);
 
-    const epochDone = step % stepsPerEpoch === 0;
-    if (epochDone && previewEvery > 0 && (epoch + 1) % previewEvery === 0) {
-      await writePreview(
-        task,
-        gridPath(options.runDir, step, stepsPerEpoch),
-        previewCount,
-        options,
-      );
-      lastPreviewStep = step;
+      if (lead && (step % logEvery === 0 || step === totalSteps)) {
+        const line = {
+          step,
+          epoch,
+          ...metrics,
+          ...(skippedSteps ? { skipped_steps: skippedSteps } : {}),
+          images_per_s: round(imagesPerSecond),
+          time: round(elapsed(started)),
+        };
+        await Deno.writeTextFile(logPath, JSON.stringify(line) + "\n", { append: true });
+      }
+      const etaSeconds = ((totalSteps - step) * globalBatch) / imagesPerSecond;
+      report(progressText(step, totalSteps, epoch, metrics, imagesPerSecond, etaSeconds), false);
+
+      const epochDone = step % stepsPerEpoch === 0;
+      if (lead && epochDone && previewEvery > 0 && (epoch + 1) % previewEvery === 0) {
+        await writePreview(
+          task,
+          gridPath(options.runDir, step, stepsPerEpoch),
+          previewCount,
+          options,
+        );
+        lastPreviewStep = step;
+      }
+      if (checkpointEvery > 0 && step % checkpointEvery === 0 && step < totalSteps) {
+        await save(Math.floor(step / stepsPerEpoch));
+      }
+      // Alone, an abort raised during this step's report or writes stops here too; in a job the
+      // ranks stop only on the flag they agreed on (an abort now is agreed next step).
+      if (stop || (world === 1 && options.signal?.aborted)) {
+        interrupted = true;
+        break;
+      }
+      if (timeUp) break;
     }
-    if (checkpointEvery > 0 && step % checkpointEvery === 0 && step < totalSteps) {
-      await save(Math.floor(step / stepsPerEpoch));
-    }
-    // Let signal handlers run: they only fire between macrotasks.
-    if (performance.now() - lastYield > 200) {
-      await new Promise((resolve) => setTimeout(resolve, 0));
-      lastYield = performance.now();
-    }
-    if (options.signal?.aborted) {
-      interrupted = true;
-      break;
-    }
-    if (options.maxSeconds !== undefined && elapsed(started) >= options.maxSeconds) break;
+  } finally {
+    if (group && world > 1) leaveData(task, group);
   }
   const epoch = Math.floor(step / stepsPerEpoch);
   await save(epoch);
   // A run that stops between previews (--max-steps, --max-seconds, Ctrl-C) still shows where
   // it got to: one more grid, after the checkpoint so an impatient second Ctrl-C loses nothing.
-  if (!nonfinite && previewEvery > 0 && stepsTimed > 0 && lastPreviewStep !== step) {
+  if (lead && !nonfinite && previewEvery > 0 && stepsTimed > 0 && lastPreviewStep !== step) {
     await writePreview(task, gridPath(options.runDir, step, stepsPerEpoch), previewCount, options);
   }
-  if (options.gif && !nonfinite) await writeProgressGif(options.runDir, stepsPerEpoch);
+  if (lead && options.gif && !nonfinite) await writeProgressGif(options.runDir, stepsPerEpoch);
   const seconds = elapsed(started);
-  const imagesPerSecond = stepsTimed > 0 ? (stepsTimed * batchSize) / (timedMs / 1000) : 0;
+  const imagesPerSecond = stepsTimed > 0 ? (stepsTimed * globalBatch) / (timedMs / 1000) : 0;
   if (nonfinite) {
     report(
       `stopped: ${nonfinite.metric} is ${nonfinite.value} at step ${nonfinite.step}; ` +

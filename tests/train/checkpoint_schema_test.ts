@@ -55,6 +55,13 @@ Deno.test("a well-formed checkpoint state passes and comes back unchanged", () =
   assert.deepEqual(validateCheckpointState(validState(), PATH, TENSORS), validState());
 });
 
+Deno.test("a data-parallel run's world size and global batch pass when they agree", () => {
+  const state = validState();
+  state.train.worldSize = 2;
+  state.train.globalBatch = state.train.batchSize * 2;
+  assert.deepEqual(validateCheckpointState(structuredClone(state), PATH, TENSORS), state);
+});
+
 // Each case: what is wrong, and the field the error must name.
 const CASES: [string, (s: Loose) => void, RegExp][] = [
   ["an all-zero RNG state", (s) => (s.rng.s = [0, 0, 0, 0]), /'rng'.*all zero/],
@@ -70,6 +77,15 @@ const CASES: [string, (s: Loose) => void, RegExp][] = [
   ["an epoch that contradicts the step", (s) => (s.epoch = 5), /'epoch' is 5, but step 6/],
   ["a step past the budget", (s) => (s.step = 13), /'step' is 13, past/],
   ["a zero batch size", (s) => (s.train.batchSize = 0), /'train.batchSize'/],
+  ["a zero world size", (s) => (s.train.worldSize = 0), /'train.worldSize'/],
+  [
+    "a global batch that is not batch size x world size",
+    (s) => {
+      s.train.worldSize = 2;
+      s.train.globalBatch = s.train.batchSize * 3;
+    },
+    /'train.globalBatch' is \d+, but train.batchSize \d+ x train.worldSize 2/,
+  ],
   ["a seed past 32 bits", (s) => (s.train.seed = 2 ** 32), /'train.seed'/],
   ["flip as a string", (s) => (s.train.flip = "yes"), /'train.flip'/],
   ["zero steps per epoch", (s) => (s.train.stepsPerEpoch = 0), /'train.stepsPerEpoch'/],

@@ -1,0 +1,171 @@
+import assert from "node:assert/strict";
+import { encodePng } from "../../src/io/png.ts";
+import { loadCheckpoint } from "../../src/train/checkpoint.ts";
+import { listBackends } from "../../src/backend/select.ts";
+
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+const torch = (await listBackends()).find((b) => b.name === "torch-cpu");
+const opts = { ignore: !torch?.available, sanitizeResources: false, sanitizeOps: false };
+
+function spawnCli(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { DENO_DIFFUSION_TORCH_THREADS: "1" },
+  }).spawn();
+}
+
+/** Output of a CLI run, killed (and so failed) after `timeoutMs`. */
+async function cli(args: string[], timeoutMs = 180_000) {
+  const child = spawnCli(args);
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  try {
+    const out = await child.output();
+    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+    return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** ROOT/train/{a,b}/*.png: 8 noisy 32x32 images per class. */
+async function tinyImageFolder(root: string): Promise<void> {
+  let seed = 1;
+  for (const name of ["a", "b"]) {
+    await Deno.mkdir(`${root}/train/${name}`, { recursive: true });
+    for (let i = 0; i < 8; i++) {
+      const data = Uint8Array.from(
+        { length: 32 * 32 * 3 },
+        () => (seed = (seed * 69069 + 1) >>> 0) >>> 24,
+      );
+      await Deno.writeFile(
+        `${root}/train/${name}/${i}.png`,
+        encodePng({ width: 32, height: 32, channels: 3, data }),
+      );
+    }
+  }
+}
+
+const GAN = [
+  "--model",
+  "gan",
+  "--ngf",
+  "4",
+  "--ndf",
+  "4",
+  "--nz",
+  "8",
+  "--classes",
+  "a,b",
+  "--preview-every",
+  "0",
+];
+
+Deno.test("train --nproc 2 on a tfjs backend is an error naming the torch backends", async () => {
+  const r = await cli(["train", "--backend", "tfjs-cpu", "--nproc", "2", "--max-steps", "1"]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /cannot run 2 processes.*torch-cpu.*torch-cuda/);
+});
+
+Deno.test(
+  "train --nproc 2 trains one job: global batch 8 of 2 x 4, one progress line, rank 0's checkpoint",
+  opts,
+  async () => {
+    const root = await Deno.makeTempDir();
+    try {
+      await tinyImageFolder(`${root}/data`);
+      const r = await cli([
+        "train",
+        "--backend",
+        "torch-cpu",
+        "--nproc",
+        "2",
+        ...GAN,
+        "--data",
+        `${root}/data`,
+        "--out",
+        `${root}/run`,
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "2",
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr.match(/done: step 2\/2/g)?.length, 1, r.stderr);
+      assert.doesNotMatch(r.stderr, /\[rank 1\] .*done/);
+      const ckpt = await loadCheckpoint(`${root}/run`);
+      assert.equal(ckpt.state.step, 2);
+      assert.equal(ckpt.state.train.globalBatch, 8);
+      assert.equal(ckpt.state.train.worldSize, 2);
+      // One process takes the run over with the whole global batch.
+      const resumed = await cli([
+        "train",
+        "--backend",
+        "torch-cpu",
+        "--resume",
+        "--out",
+        `${root}/run`,
+        "--max-steps",
+        "3",
+      ]);
+      assert.equal(resumed.code, 0, resumed.stderr);
+      const after = await loadCheckpoint(`${root}/run`);
+      assert.equal(after.state.step, 3);
+      assert.equal(after.state.train.batchSize, 8);
+      assert.equal(after.state.train.worldSize, 1);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "Ctrl-C on the launcher stops every rank after the same step with one checkpoint",
+  opts,
+  async () => {
+    const root = await Deno.makeTempDir();
+    try {
+      await tinyImageFolder(`${root}/data`);
+      const child = spawnCli([
+        "train",
+        "--backend",
+        "torch-cpu",
+        "--nproc",
+        "2",
+        ...GAN,
+        "--data",
+        `${root}/data`,
+        "--out",
+        `${root}/run`,
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "100000",
+        "--log-every",
+        "1",
+      ]);
+      const killer = setTimeout(() => child.kill("SIGKILL"), 180_000);
+      try {
+        // Wait (bounded by the killer) for training to be under way, then press Ctrl-C once.
+        for (;;) {
+          await new Promise((r) => setTimeout(r, 500));
+          const log = await Deno.readTextFile(`${root}/run/log.jsonl`).catch(() => "");
+          if (log.split("\n").filter(Boolean).length >= 2) break;
+        }
+        child.kill("SIGINT");
+        const out = await child.output();
+        assert.equal(out.code, 130, new TextDecoder().decode(out.stderr));
+      } finally {
+        clearTimeout(killer);
+      }
+      const ckpt = await loadCheckpoint(`${root}/run`);
+      assert.ok(
+        ckpt.state.step >= 2 && ckpt.state.step < 100000,
+        `checkpoint at step ${ckpt.state.step}`,
+      );
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+);
