@@ -14,7 +14,7 @@
  * @module
  */
 import type { Backend } from "../../backend/backend.ts";
-import { Rng } from "../../core/rng.ts";
+import { imageNoise, normalRows } from "../../core/rng.ts";
 import { decodeSafetensors, toFloat32 } from "../../io/safetensors.ts";
 import { ParamStore } from "../../nn/params.ts";
 import { denoiserOverStore, type DenoiserPreset } from "../../models/denoiser.ts";
@@ -170,7 +170,7 @@ function ddpmModel(
         },
         info.imageShape,
         config.numClasses > 0 ? { labels } : { count: labels.length },
-        new Rng(request.seed),
+        imageNoise(request.seed), // as `cli.ts sample --seed`: one noise stream per image
         {
           varianceType: config.varianceType as VarianceType,
           nullClass: config.numClasses,
@@ -220,8 +220,9 @@ function ganModel(
     sample(request, onProgress) {
       const labels = labelsOf(info, request);
       const n = labels.length;
-      // As the GAN task: all noise first, so the images do not depend on the chunk size.
-      const zData = new Rng(request.seed).normal(n * model.nz);
+      // As the GAN task (and `cli.ts sample --seed`): each image's z from its own stream.
+      const streams = imageNoise(request.seed);
+      const zData = normalRows(Array.from({ length: n }, (_, i) => streams.stream(i)), model.nz);
       const perImage = info.imageShape[0] * info.imageShape[1] * info.imageShape[2];
       const out = new Float32Array(n * perImage);
       const total = Math.ceil(n / chunk);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Rng } from "../../../src/core/rng.ts";
+import { imageNoise } from "../../../src/core/rng.ts";
 import { createBackend } from "../../../src/backend/select.ts";
 import { openCheckpoint } from "../../../src/app/registry.ts";
 import { loadExportedModel } from "../../../src/web/browser/model.ts";
@@ -24,8 +24,8 @@ Deno.test({
           assert.equal(model.info.numClasses, 2);
           const labels = new Int32Array(3).fill(1);
           const expected = task.kind === "ddpm"
-            ? task.sample(labels, new Rng(11), { sampler: "ddim", steps: 5, clipX0: true })
-            : task.sample(labels, new Rng(11), {});
+            ? task.sample(labels, imageNoise(11), { sampler: "ddim", steps: 5, clipX0: true })
+            : task.sample(labels, imageNoise(11), {});
           const progress: number[] = [];
           const got = model.sample(
             { count: 3, seed: 11, steps: 5, classId: 1 },
