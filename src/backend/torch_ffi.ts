@@ -2,7 +2,7 @@
  * The C ABI of the native shim (native/abi/shim.h) as a Deno FFI symbol table, and the loader
  * that finds and opens the shim: `$DENO_DIFFUSION_NATIVE` > native/build/ beside this module.
  * The loader never builds: `deno task build:native` (or the CLI, which offers it) does.
- * Used by torch.ts only.
+ * Used by the torch backend (torch*.ts) only.
  *
  * @module
  */

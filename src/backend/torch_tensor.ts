@@ -1,6 +1,6 @@
 /**
  * The torch backend's tensor handle: an id into its owner's table of native handles, with the
- * shape and dtype kept on the JS side, and helpers over handles shared by torch.ts.
+ * shape and dtype kept on the JS side, and helpers over handles shared by the torch*.ts files.
  *
  * @module
  */
