@@ -1,7 +1,8 @@
 /**
  * The tensor layer's contract. Every model, loss, sampler and metric is written against
- * {@link Backend}; one file per backend implements it (`torch.ts`, `tfjs.ts`). Op names and
- * semantics follow PyTorch so formulas read the same as in the papers' reference code.
+ * {@link Backend}; each backend implements it (`torch.ts`, `tfjs.ts`, each over a few files of
+ * its own). Op names and semantics follow PyTorch so formulas read the same as in the papers'
+ * reference code.
  *
  * Layout is always NCHW at this interface (a backend may store channels_last internally).
  *

@@ -1,7 +1,7 @@
 /**
  * The tfjs backend's tensor handle and its layout: a {@link Tensor} over one tfjs tensor that may
  * hold an NCHW tensor channels-last, the transposes between the two orders, and small helpers
- * shared by the ops in tfjs.ts.
+ * shared by the ops in the tfjs_*.ts files.
  *
  * @module
  */
