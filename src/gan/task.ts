@@ -15,7 +15,7 @@
  */
 import type { Backend, Tensor } from "../backend/backend.ts";
 import { assertFinite } from "../core/finite.ts";
-import { type ImageNoise, normalRows, type Rng, toImageNoise } from "../core/rng.ts";
+import type { ImageNoise, Rng } from "../core/rng.ts";
 import {
   DCGAN_IMAGE_SIZE,
   type DcganModelConfig,
@@ -40,6 +40,7 @@ import {
   inputNoiseSigma,
   meanProbability,
 } from "./loss.ts";
+import { checkGanLabels, sampleGenerator } from "./sample.ts";
 
 /** Everything that defines a GAN run; stored in checkpoints as the task's config. */
 export interface GanConfig {
@@ -193,15 +194,7 @@ export function createGanTask(
 
   const labelTensor = (labels: Int32Array): Tensor | undefined => {
     if (!conditional) return undefined;
-    for (const label of labels) {
-      if (!(label >= 0 && label < model.numClasses)) {
-        throw new Error(
-          `label ${label} is outside the model's ${model.numClasses} classes (0..${
-            model.numClasses - 1
-          })`,
-        );
-      }
-    }
+    checkGanLabels(labels, model.numClasses);
     return b.tensor(labels, [labels.length], "int32");
   };
 
@@ -278,29 +271,7 @@ export function createGanTask(
   }
 
   function sample(labels: Int32Array, noise: Rng | ImageNoise, options: GanSampleOptions = {}) {
-    const n = labels.length;
-    const chunk = typeof options.batchSize === "number" && options.batchSize > 0
-      ? Math.floor(options.batchSize)
-      : 256;
-    // Each image's z from its own stream, so images do not depend on the chunk size.
-    const streams = toImageNoise(noise);
-    const zData = normalRows(Array.from({ length: n }, (_, i) => streams.stream(i)), model.nz);
-    const perImage = imageShape[0] * imageShape[1] * imageShape[2];
-    const out = new Float32Array(n * perImage);
-    for (let start = 0; start < n; start += chunk) {
-      const size = Math.min(chunk, n - start);
-      b.scope(() =>
-        b.noGrad(() => {
-          const z = b.tensor(
-            zData.subarray(start * model.nz, (start + size) * model.nz),
-            [size, model.nz, 1, 1],
-          );
-          const y = labelTensor(labels.subarray(start, start + size));
-          const images = generatorForward(b, generator, model, z, y, { training: false });
-          out.set(b.read(images), start * perImage); // [size, C, 32, 32]
-        })
-      );
-    }
+    const out = sampleGenerator(b, generator, model, labels, noise, options);
     assertFinite(out, "sampled images");
     return out;
   }

@@ -4,25 +4,27 @@
  * forward passes, the noise schedule and the DDPM/DDIM sampler. The page runs this in a Web
  * Worker; the tests run it in Deno too.
  *
- * It assembles those pieces the way `createDdpmTask` and `createGanTask` do for `sample`, but
- * over a store holding only the sampling weights: the tasks would also allocate the training
- * copy, the optimizer moments (3x the memory) and draw a random initialisation first, and their
- * modules import the trainer's file I/O, which a browser bundle cannot carry. The RNG draws,
- * batch sizes and sampler options are those of `cli.ts sample`, so a seed gives the same images
+ * It assembles those pieces the way `createDdpmTask` and `createGanTask` do for `sample` (a GAN
+ * runs the task's own loop, `sampleGenerator` of gan/sample.ts), but over a store holding only the
+ * sampling weights: the tasks would also allocate the training copy, the optimizer moments (3x the
+ * memory) and draw a random initialisation first, and their modules import the trainer's file
+ * I/O, which a browser bundle cannot carry. The RNG draws, batch sizes and sampler options are
+ * those of `cli.ts sample`, so a seed gives the same images
  * (tests/web/export_test.ts compares them).
  *
  * @module
  */
 import type { Backend } from "../../backend/backend.ts";
-import { imageNoise, normalRows } from "../../core/rng.ts";
+import { imageNoise } from "../../core/rng.ts";
 import { decodeSafetensors, toFloat32 } from "../../io/safetensors.ts";
 import { ParamStore } from "../../nn/params.ts";
 import { denoiserOverStore, type DenoiserPreset } from "../../models/denoiser.ts";
-import { type DcganModelConfig, type DcganPreset, generatorForward } from "../../models/dcgan.ts";
+import type { DcganModelConfig, DcganPreset } from "../../models/dcgan.ts";
 import { DiffusionProcess, type VarianceType } from "../../diffusion/process.ts";
 import { makeSchedule, type ScheduleKind } from "../../diffusion/schedule.ts";
 import { sampleImages } from "../../diffusion/sampler.ts";
 import { type DdpmConfig, sampleBatchSize } from "../../diffusion/task.ts";
+import { sampleGenerator } from "../../gan/sample.ts";
 
 /** safetensors metadata keys of an exported model (the run's model.safetensors uses the first two). */
 export const META_KIND = "deno_diffusion_kind";
@@ -214,36 +216,14 @@ function ganModel(
     timesteps: 1,
     params,
   };
-  const chunk = 256; // gan/task.ts's default sampling chunk
   return {
     info,
     sample(request, onProgress) {
       const labels = labelsOf(info, request);
-      const n = labels.length;
       // As the GAN task (and `cli.ts sample --seed`): each image's z from its own stream.
-      const streams = imageNoise(request.seed);
-      const zData = normalRows(Array.from({ length: n }, (_, i) => streams.stream(i)), model.nz);
-      const perImage = info.imageShape[0] * info.imageShape[1] * info.imageShape[2];
-      const out = new Float32Array(n * perImage);
-      const total = Math.ceil(n / chunk);
-      for (let start = 0; start < n; start += chunk) {
-        const size = Math.min(chunk, n - start);
-        b.scope(() =>
-          b.noGrad(() => {
-            const z = b.tensor(
-              zData.subarray(start * model.nz, (start + size) * model.nz),
-              [size, model.nz, 1, 1],
-            );
-            const y = model.numClasses > 0
-              ? b.tensor(labels.subarray(start, start + size), [size], "int32")
-              : undefined;
-            const images = generatorForward(b, generator, model, z, y, { training: false });
-            out.set(b.read(images), start * perImage); // [size, C, H, W]
-          })
-        );
-        onProgress?.(start / chunk + 1, total);
-      }
-      return out;
+      return sampleGenerator(b, generator, model, labels, imageNoise(request.seed), {
+        onBatch: onProgress,
+      });
     },
     dispose() {
       generator.dispose();
