@@ -25,12 +25,8 @@
  * @module
  */
 import { deriveSeed, Rng } from "../core/rng.ts";
-import { decodeImageFile, listImageFiles } from "../io/image.ts";
-import { writeGif } from "../io/gif.ts";
-import { writeImageGrid } from "../io/png.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { statusLine } from "../io/progress.ts";
-import { previewLabels } from "../task/preview.ts";
 import type { SampleOptionsOf, TrainTask } from "../task/task.ts";
 import type { Batch } from "../data/batch.ts";
 import type { ProcessGroup } from "../backend/distributed.ts";
@@ -43,6 +39,7 @@ import {
   type TrainRecord,
 } from "./checkpoint.ts";
 import { openRunFolder, reconcileRunFolder } from "./run_folder.ts";
+import { gridPath, removeLaterGrids, writePreview, writeProgressGif } from "./preview_grids.ts";
 import { agree, joinData, leaveData } from "./data_parallel.ts";
 
 /** Options of {@link train}; `SampleOptions` are those of the task being trained. */
@@ -337,7 +334,8 @@ async function trainIn<T extends TrainTask>(
           task,
           gridPath(options.runDir, step, stepsPerEpoch),
           previewCount,
-          options,
+          options.seed,
+          options.previewOptions,
         );
         lastPreviewStep = step;
       }
@@ -360,7 +358,8 @@ async function trainIn<T extends TrainTask>(
   // A run that stops between previews (--max-steps, --max-seconds, Ctrl-C) still shows where
   // it got to: one more grid, after the checkpoint so an impatient second Ctrl-C loses nothing.
   if (lead && !nonfinite && previewEvery > 0 && stepsTimed > 0 && lastPreviewStep !== step) {
-    await writePreview(task, gridPath(options.runDir, step, stepsPerEpoch), previewCount, options);
+    const path = gridPath(options.runDir, step, stepsPerEpoch);
+    await writePreview(task, path, previewCount, options.seed, options.previewOptions);
   }
   if (lead && options.gif && !nonfinite) await writeProgressGif(options.runDir, stepsPerEpoch);
   const seconds = elapsed(started);
@@ -390,72 +389,6 @@ async function trainIn<T extends TrainTask>(
     skippedSteps,
     ...(nonfinite ? { nonfinite } : {}),
   };
-}
-
-async function writePreview<T extends TrainTask>(
-  task: T,
-  path: string,
-  n: number,
-  options: TrainOptions<SampleOptionsOf<T>>,
-): Promise<void> {
-  const labels = previewLabels(n, task.numClasses);
-  // Fixed noise for every preview, so the GIF shows the same samples evolving.
-  const rng = new Rng(deriveSeed(options.seed, 0x9e71));
-  const images = task.sample(labels, rng, options.previewOptions); // [n, C, H, W]
-  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-  await writeImageGrid(path, images, [n, ...task.imageShape], { nrow: 8 });
-}
-
-/**
- * The preview grid of training step `step`: `epoch-EEEE.png` when an epoch just ended, else
- * `step-SSSSSSSS.png` (a run that stopped mid-epoch).
- */
-function gridPath(runDir: string, step: number, stepsPerEpoch: number): string {
-  return step % stepsPerEpoch === 0
-    ? `${runDir}/samples/epoch-${String(step / stepsPerEpoch).padStart(4, "0")}.png`
-    : `${runDir}/samples/step-${String(step).padStart(8, "0")}.png`;
-}
-
-/** The training step a preview grid's file name stands for; null for other files. */
-function gridStep(file: string, stepsPerEpoch: number): number | null {
-  const m = file.match(/(epoch|step)-(\d+)\.png$/);
-  if (!m) return null;
-  return m[1] === "epoch" ? Number(m[2]) * stepsPerEpoch : Number(m[2]);
-}
-
-/** Mid-epoch grids from after `step` belong to a future this resume will redo. */
-async function removeLaterGrids(dir: string, step: number): Promise<void> {
-  let files: string[];
-  try {
-    files = await listImageFiles(dir);
-  } catch {
-    return;
-  }
-  for (const f of files) {
-    const m = f.match(/step-(\d+)\.png$/);
-    if (m && Number(m[1]) > step) await Deno.remove(f).catch(() => {});
-  }
-}
-
-/**
- * Builds progress.gif from the preview grids in runDir/samples, in training order (epoch grids
- * and mid-epoch `step-` grids interleaved by the step they show).
- */
-export async function writeProgressGif(runDir: string, stepsPerEpoch = 1): Promise<void> {
-  let files: string[];
-  try {
-    files = await listImageFiles(`${runDir}/samples`);
-  } catch {
-    return;
-  }
-  const grids = files
-    .map((f) => ({ f, step: gridStep(f, stepsPerEpoch) }))
-    .filter((g): g is { f: string; step: number } => g.step !== null)
-    .sort((a, b) => a.step - b.step || a.f.localeCompare(b.f))
-    .map((g) => g.f);
-  if (grids.length === 0) return;
-  const frames = await Promise.all(grids.map((f) => decodeImageFile(f)));
-  await writeGif(`${runDir}/progress.gif`, frames, { delayMs: 400 });
 }
 
 async function truncateLog(path: string, step: number): Promise<void> {
