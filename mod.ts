@@ -196,11 +196,8 @@ export {
   type LoadInceptionOptions,
   type ResolveOptions,
 } from "./src/metrics/weights.ts";
-export {
-  BLOCK_INDEX_BY_DIM,
-  type InceptionDims,
-  type InceptionNet,
-} from "./src/metrics/inception.ts";
+export type { InceptionNet } from "./src/metrics/inception.ts";
+export { BLOCK_INDEX_BY_DIM, type InceptionDims } from "./src/metrics/inception_layers.ts";
 export {
   type ActivationOptions,
   computeActivations,

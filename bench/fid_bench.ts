@@ -18,11 +18,8 @@ import type { Backend } from "../src/backend/backend.ts";
 import { Rng } from "../src/core/rng.ts";
 import { type BackendName, createBackend, listBackends } from "../src/backend/select.ts";
 import { computeActivations, type ImageLike } from "../src/metrics/features.ts";
-import {
-  inceptionFromStateDict,
-  type InceptionNet,
-  inceptionStateDictShapes,
-} from "../src/metrics/inception.ts";
+import { inceptionFromStateDict, type InceptionNet } from "../src/metrics/inception.ts";
+import { inceptionStateDictShapes } from "../src/metrics/inception_layers.ts";
 
 /** Random weights in the released state_dict's layout (He-normal convs, identity BatchNorm). */
 function randomInception(backend: Backend): InceptionNet {

@@ -15,7 +15,8 @@ import {
 import { createGanTask, resolveGanConfig } from "../src/gan/task.ts";
 import type { DenoiserPreset } from "../src/models/denoiser.ts";
 import { toInceptionInput } from "../src/metrics/features.ts";
-import { inceptionFromStateDict, inceptionStateDictShapes } from "../src/metrics/inception.ts";
+import { inceptionFromStateDict } from "../src/metrics/inception.ts";
+import { inceptionStateDictShapes } from "../src/metrics/inception_layers.ts";
 import type { Batch } from "../src/data/batch.ts";
 
 /** Workload names shared with peer.py, with the letter of issue 7 that each answers. */

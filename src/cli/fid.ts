@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { type BackendName, isBackendName, selectBackend } from "../backend/select.ts";
 import { fidBetweenFolders } from "../metrics/compare.ts";
-import { isInceptionDims } from "../metrics/inception.ts";
+import { isInceptionDims } from "../metrics/inception_layers.ts";
 import { FidScorer, openFidSource } from "../metrics/scorer.ts";
 import { writeStatistics } from "../metrics/stats_io.ts";
 import type { ProcessGroup } from "../backend/distributed.ts";

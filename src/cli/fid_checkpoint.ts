@@ -7,7 +7,7 @@
  * @module
  */
 import { selectBackend } from "../backend/select.ts";
-import { isInceptionDims } from "../metrics/inception.ts";
+import { isInceptionDims } from "../metrics/inception_layers.ts";
 import { fidOfCheckpoint } from "../app/evaluate.ts";
 import {
   BACKEND_FLAG,

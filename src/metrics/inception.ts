@@ -27,17 +27,6 @@ import {
   inceptionStateDictShapes,
 } from "./inception_layers.ts";
 
-// The layer table is part of this module's interface (mod.ts, the tests and benches use it).
-export {
-  BLOCK_INDEX_BY_DIM,
-  type ConvSpec,
-  type InceptionDims,
-  inceptionHeads,
-  inceptionLayers,
-  inceptionStateDictShapes,
-  isInceptionDims,
-} from "./inception_layers.ts";
-
 /** BatchNorm eps of the TensorFlow graph (torchvision's BasicConv2d uses it too). */
 const BN_EPS = 0.001;
 

@@ -17,7 +17,8 @@ import {
   type FidStatistics,
   statisticsOf,
 } from "./fid.ts";
-import type { InceptionDims, InceptionNet } from "./inception.ts";
+import type { InceptionNet } from "./inception.ts";
+import type { InceptionDims } from "./inception_layers.ts";
 import { kernelInceptionDistance, type KidOptions, type KidResult } from "./kid.ts";
 import type { EigvalshFn } from "./linalg.ts";
 import { type FeatureGatherer, shardedActivations } from "./sharded.ts";

@@ -12,7 +12,8 @@ import { defaultCacheDir } from "../io/cache.ts";
 import { downloadFile } from "../io/download.ts";
 import type { Backend } from "../backend/backend.ts";
 import { readTorchStateDict } from "../io/torch_pickle.ts";
-import { type InceptionDims, inceptionFromStateDict, type InceptionNet } from "./inception.ts";
+import { inceptionFromStateDict, type InceptionNet } from "./inception.ts";
+import type { InceptionDims } from "./inception_layers.ts";
 
 /** File name of the released weights. */
 export const FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth";

@@ -17,11 +17,8 @@ import {
   toInceptionInput,
 } from "../../src/metrics/features.ts";
 import { fidFromStatistics, statisticsOf } from "../../src/metrics/fid.ts";
-import {
-  inceptionFromStateDict,
-  inceptionHeads,
-  inceptionLayers,
-} from "../../src/metrics/inception.ts";
+import { inceptionFromStateDict } from "../../src/metrics/inception.ts";
+import { inceptionHeads, inceptionLayers } from "../../src/metrics/inception_layers.ts";
 import {
   FID_WEIGHTS_FILE,
   FID_WEIGHTS_SIZE,
