@@ -133,6 +133,8 @@ int32_t dd_ema_update(const int64_t* targets, const int64_t* sources, int32_t n,
 /* ---- host linear algebra ---- */
 /* Symmetric eigendecomposition (float64, row-major n x n): ascending values, vectors as columns. */
 int32_t dd_eigh_f64(const double* a, int32_t n, double* values, double* vectors);
+/* Symmetric eigenvalues only (float64, row-major n x n, lower triangle read), ascending. */
+int32_t dd_eigvalsh_f64(const double* a, int32_t n, double* values);
 
 #ifdef __cplusplus
 }

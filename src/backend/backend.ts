@@ -102,8 +102,9 @@ export interface Conv2dOptions extends Omit<ConvOptions, "padding" | "outputPadd
  */
 export interface BackendCapabilities {
   /**
-   * {@link Backend.eighFloat64} runs (LAPACK in float64). Where false it throws
-   * {@link BackendError}; callers use their own solver (metrics/fid.ts has one).
+   * {@link Backend.eighFloat64} and {@link Backend.eigvalshFloat64} run (LAPACK in float64).
+   * Where false they throw {@link BackendError}; callers use their own solver (metrics/linalg.ts
+   * has one).
    */
   readonly eighFloat64: boolean;
   /**
@@ -383,6 +384,13 @@ export interface Backend {
    * Throws {@link BackendError} unless `capabilities.eighFloat64`.
    */
   eighFloat64(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array };
+  /**
+   * Eigenvalues only (ascending) of a symmetric n x n row-major float64 matrix. More accurate
+   * than {@link Backend.eighFloat64}'s values for the small eigenvalues of a graded matrix
+   * (large entries first), as FID's cross term needs. Throws {@link BackendError} unless
+   * `capabilities.eighFloat64`.
+   */
+  eigvalshFloat64(a: Float64Array, n: number): Float64Array;
   /**
    * Runs conv/matmul/attention in bfloat16 under autocast; "float32" turns it off (accepted
    * everywhere). "bfloat16" throws {@link BackendError} unless `capabilities.autocast`.

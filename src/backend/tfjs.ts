@@ -207,6 +207,11 @@ class TfjsBackend extends TfjsNn implements Backend {
     throw new BackendError("eighFloat64", [[a.length]], "unreachable: declared unsupported");
   }
 
+  eigvalshFloat64(a: Float64Array, n: number): Float64Array {
+    V.checkEigh(this.capabilities, a.length, n, "eigvalshFloat64");
+    throw new BackendError("eigvalshFloat64", [[a.length]], "unreachable: declared unsupported");
+  }
+
   setAutocast(dtype: "bfloat16" | "float32"): void {
     V.checkAutocast(this.capabilities, dtype); // "float32" is the only mode and stays on
   }

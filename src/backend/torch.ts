@@ -141,6 +141,13 @@ class TorchBackend extends TorchNn implements Backend {
     return { values, vectors };
   }
 
+  eigvalshFloat64(a: Float64Array, n: number): Float64Array {
+    V.checkEigh(this.capabilities, a.length, n, "eigvalshFloat64");
+    const values = new Float64Array(n);
+    if (this.#lib.dd_eigvalsh_f64(a, n, values) !== 0) throw this.#error("eigvalshFloat64", []);
+    return values;
+  }
+
   setAutocast(dtype: "bfloat16" | "float32"): void {
     V.checkAutocast(this.capabilities, dtype);
     if (this.lib.dd_set_autocast(dtype === "bfloat16" ? 1 : 0) !== 0) {

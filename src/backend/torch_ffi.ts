@@ -73,6 +73,7 @@ export const SYMBOLS = {
   },
   dd_ema_update: { parameters: ["buffer", "buffer", "i32", "f64"], result: "i32" },
   dd_eigh_f64: { parameters: ["buffer", "i32", "buffer", "buffer"], result: "i32" },
+  dd_eigvalsh_f64: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];

@@ -449,17 +449,22 @@ export function checkAutocast(capabilities: BackendCapabilities, dtype: string):
   }
 }
 
-/** `eighFloat64(a, n)`: supported here, and a holds n x n values. */
-export function checkEigh(capabilities: BackendCapabilities, length: number, n: number): void {
+/** `eighFloat64(a, n)` or `eigvalshFloat64(a, n)`: supported here, a holds n x n values. */
+export function checkEigh(
+  capabilities: BackendCapabilities,
+  length: number,
+  n: number,
+  op: "eighFloat64" | "eigvalshFloat64" = "eighFloat64",
+): void {
   if (!capabilities.eighFloat64) {
     fail(
-      "eighFloat64",
+      op,
       [[length]],
       "not supported on this backend (capabilities.eighFloat64 is false); use a host solver",
     );
   }
   if (!Number.isInteger(n) || n < 0 || length !== n * n) {
-    fail("eighFloat64", [[length]], `expected ${n}x${n} = ${n * n} values`);
+    fail(op, [[length]], `expected ${n}x${n} = ${n * n} values`);
   }
 }
 

@@ -242,5 +242,5 @@ export function backendEigvalsh(
   backend: Backend,
 ): EigvalshFn | undefined {
   if (!backend.capabilities.eighFloat64) return undefined;
-  return (a, n) => backend.eighFloat64(a, n).values;
+  return (a, n) => backend.eigvalshFloat64(a, n);
 }

@@ -353,6 +353,25 @@ testEachBackend("eighFloat64() returns ascending eigenpairs with A v = lambda v"
   }
 });
 
+testEachBackend(
+  "eigvalshFloat64() keeps the small eigenvalues of a graded matrix to high relative accuracy",
+  (b) => {
+    if (!b.capabilities.eighFloat64) return; // declared unsupported: validate_test checks the error
+    // M = D C D with C = [[2, 1, 0], [1, 2, 1], [0, 1, 2]] and D = diag(1, 1e-4, 1e-8): the
+    // eigenvalues are, to relative 1e-8, the Schur-complement pivots 2, 1.5e-8, (4/3)·1e-16.
+    const d = [1, 1e-4, 1e-8];
+    const c = [[2, 1, 0], [1, 2, 1], [0, 1, 2]];
+    const m = new Float64Array(9);
+    for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) m[i * 3 + j] = d[i] * c[i][j] * d[j];
+    const values = b.eigvalshFloat64(m, 3);
+    const expected = [(4 / 3) * 1e-16, 1.5e-8, 2];
+    for (let k = 0; k < 3; k++) {
+      const rel = Math.abs(values[k] - expected[k]) / expected[k];
+      assert.ok(rel < 1e-6, `eigenvalue ${k}: ${values[k]} vs ${expected[k]}`);
+    }
+  },
+);
+
 testEachBackend("detach() stops gradients: d/dw sum(w * detach(w)) = w", (b) => {
   const w = b.scope(() => b.variable(b.tensor([1, -2, 3], [3]), true));
   const { grads } = b.valueAndGrad(() => b.sum(b.mul(w, b.detach(w))), [w]);

@@ -213,14 +213,20 @@ for (const bad of BAD_CALLS) {
 }
 
 testEachBackend(
-  "setAutocast('bfloat16') and eighFloat64() follow the declared capabilities",
+  "setAutocast('bfloat16'), eighFloat64() and eigvalshFloat64() follow the declared capabilities",
   (b) => {
     const a = Float64Array.from([2, 0, 0, 3]);
     if (b.capabilities.eighFloat64) {
       assert.deepEqual([...b.eighFloat64(a, 2).values], [2, 3]);
       assert.throws(() => b.eighFloat64(a, 3), /eighFloat64\(\[4\]\): expected 3x3 = 9 values/);
+      assert.deepEqual([...b.eigvalshFloat64(a, 2)], [2, 3]);
+      assert.throws(
+        () => b.eigvalshFloat64(a, 3),
+        /eigvalshFloat64\(\[4\]\): expected 3x3 = 9 values/,
+      );
     } else {
       assert.throws(() => b.eighFloat64(a, 2), /capabilities\.eighFloat64 is false/);
+      assert.throws(() => b.eigvalshFloat64(a, 2), /capabilities\.eighFloat64 is false/);
     }
     if (!b.capabilities.autocast) {
       assert.throws(() => b.setAutocast("bfloat16"), (e) => e instanceof BackendError);

@@ -64,6 +64,40 @@ Deno.test("symmetricEigenvalues() equals the values of symmetricEigen()", () => 
   assert.ok(maxAbsDiff(symmetricEigenvalues(a, 50), symmetricEigen(a, 50).values) < 1e-10);
 });
 
+Deno.test("symmetricEigen(values) keeps a graded matrix's tiny eigenvalues to 1e-6 relative", () => {
+  // M = D C D, D = diag(1, 1e-3, ..., 1e-15): its eigenvalues equal the LDLᵀ pivots of C times
+  // d_k² up to relative O((1e-3)²), an independent closed form. Eigenvalues span 30 decades,
+  // so only a reduction that starts from the large end gets the small ones (the old one was
+  // 7e13 off on the smallest).
+  const n = 6;
+  const c = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) c[i * n + j] = i === j ? 4 : 1 / (1 + Math.abs(i - j));
+  }
+  const d = Array.from({ length: n }, (_, i) => 10 ** (-3 * i));
+  const m = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) m[i * n + j] = d[i] * c[i * n + j] * d[j];
+  const w = Float64Array.from(c);
+  const pivots: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const p = w[k * n + k];
+    pivots.push(p * d[k] ** 2);
+    for (let i = k + 1; i < n; i++) {
+      const f = w[i * n + k] / p;
+      for (let j = k + 1; j < n; j++) w[i * n + j] -= f * w[k * n + j];
+    }
+  }
+  pivots.sort((x, y) => x - y);
+  for (const values of [symmetricEigenvalues(m, n), symmetricEigen(m, n).values]) {
+    values.forEach((v, k) => {
+      assert.ok(
+        Math.abs(v - pivots[k]) <= 1e-6 * pivots[k],
+        `eigenvalue ${k}: ${v} vs ${pivots[k]}`,
+      );
+    });
+  }
+});
+
 Deno.test("sqrtmPsd() matches scipy.linalg.sqrtm on a 5x5 SPD matrix", () => {
   const { n, a, root } = fixtures.sqrtm;
   assert.ok(maxAbsDiff(sqrtmPsd(Float64Array.from(a), n), root) < 1e-12);
