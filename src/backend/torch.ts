@@ -144,7 +144,7 @@ class TorchBackend extends TorchNn implements Backend {
   eigvalshFloat64(a: Float64Array, n: number): Float64Array {
     V.checkEigh(this.capabilities, a.length, n, "eigvalshFloat64");
     const values = new Float64Array(n);
-    if (this.#lib.dd_eigvalsh_f64(a, n, values) !== 0) throw this.#error("eigvalshFloat64", []);
+    if (this.lib.dd_eigvalsh_f64(a, n, values) !== 0) throw this.error("eigvalshFloat64", []);
     return values;
   }
 
