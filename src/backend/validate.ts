@@ -451,18 +451,14 @@ export function checkAutocast(capabilities: BackendCapabilities, dtype: string):
 
 /** `eighFloat64(a, n)` or `eigvalshFloat64(a, n)`: supported here, a holds n x n values. */
 export function checkEigh(
-  capabilities: BackendCapabilities,
+  caps: BackendCapabilities,
   length: number,
   n: number,
-  op: "eighFloat64" | "eigvalshFloat64" = "eighFloat64",
-): void {
-  if (!capabilities.eighFloat64) {
-    fail(
-      op,
-      [[length]],
-      "not supported on this backend (capabilities.eighFloat64 is false); use a host solver",
-    );
-  }
+  op = "eighFloat64",
+) {
+  const why =
+    "not supported on this backend (capabilities.eighFloat64 is false); use a host solver";
+  if (!caps.eighFloat64) fail(op, [[length]], why);
   if (!Number.isInteger(n) || n < 0 || length !== n * n) {
     fail(op, [[length]], `expected ${n}x${n} = ${n * n} values`);
   }

@@ -6,7 +6,8 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
-import { type EigvalshFn, multiplyABt, symmetricEigenvalues, traceSqrtProduct } from "./linalg.ts";
+import { type EigvalshFn, multiplyABt, symmetricEigenvalues } from "./linalg.ts";
+import { traceSqrtProduct } from "./trace_sqrt.ts";
 
 /** Mean and covariance of a set of feature vectors (what pytorch-fid's .npz holds). */
 export interface FidStatistics {
