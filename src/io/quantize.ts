@@ -73,6 +73,11 @@ interface Box {
 /** Per-value sums of a box along one axis: weight, the three channel sums, sum of squares. */
 const BINS = 256 * 5;
 
+/**
+ * The box over order[start, end) with its best split: of every axis and every threshold, the
+ * one whose two halves leave the least squared error about their means (from prefix sums of
+ * the per-value bins, so each axis costs one pass over the box).
+ */
 function makeBox(h: Histogram, order: Uint32Array, start: number, end: number, bins: Float64Array) {
   const box: Box = { start, end, gain: 0, axis: 0, threshold: 0 };
   const channels = [h.r, h.g, h.b];
