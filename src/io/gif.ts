@@ -6,11 +6,11 @@
  * within ~1.1 levels on average, one of 64 within ~2.3.
  *
  * 256 colours is GIF's limit per image, and it bounds what a grid of 64 unrelated photos (a
- * trained model's preview) can keep: ~3.4 levels of mean error here (PIL: 3.5-4.9); a very slow
- * search finds ~3.35, and ~1,100 colours would be needed for 2. GIF can split a frame into
- * several images with their own tables, but every reader counts each image as a frame of its
- * own (PIL, ImageMagick, ./decodeGif), and browsers show each for at least 100 ms, so that is
- * not used.
+ * trained model's preview) can keep: ~3.4 levels of mean error here (PIL: 3.5-4.9); searches
+ * thousands of times slower find 3.33-3.38, and 2 takes ~1,100 colours
+ * (bench/reference/quantize_floor.py). GIF can split a frame into several images with their
+ * own tables, but readers count each image as a frame of its own (PIL, ImageMagick, decodeGif
+ * below), and Chromium and Firefox play a delay of 0 or 10 ms as 100 ms, so that is not used.
  *
  * @module
  */
