@@ -1,9 +1,16 @@
 /**
  * Animated GIFs (training progress: one frame per saved grid) with omggif. Each frame carries
  * its own palette (a local colour table) of up to 256 colours built from its own pixels
- * (./quantize.ts), so the GIF shows the colours of the PNG grids: frames with at most 256
- * colours are exact, sample grids with gradients stay within ~1 level on average. 256 colours
- * is GIF's limit per image: a grid of 64 unrelated photos keeps ~3.5 levels of mean error.
+ * (./quantize.ts, which minimises the mean absolute error), so the GIF shows the colours of the
+ * PNG grids: frames with at most 256 colours are exact, a grid of 16 gradient samples stays
+ * within ~1.1 levels on average, one of 64 within ~2.3.
+ *
+ * 256 colours is GIF's limit per image, and it bounds what a grid of 64 unrelated photos (a
+ * trained model's preview) can keep: ~3.4 levels of mean error here (PIL: 3.5-4.9); searches
+ * thousands of times slower find 3.33-3.38, and 2 takes ~1,100 colours
+ * (bench/reference/quantize_floor.py). GIF can split a frame into several images with their
+ * own tables, but readers count each image as a frame of its own (PIL, ImageMagick, decodeGif
+ * below), and Chromium and Firefox play a delay of 0 or 10 ms as 100 ms, so that is not used.
  *
  * @module
  */

@@ -4,10 +4,17 @@
  * frames are compared with their PNGs pixel by pixel, and dithering trades a lower perceived
  * error for a higher per-pixel one.
  *
- * The palette comes from a variance-based median cut over the image's distinct colours
- * (weighted by how often each occurs), refined by a few rounds of weighted k-means (Lloyd), which
- * lowers the squared error the cut leaves by moving each colour to the mean of what maps to it.
- * An image with 256 or fewer distinct colours gets exactly those colours (lossless).
+ * What is minimised is what the GIF is judged by: the mean absolute error (L1) between a pixel
+ * and its palette colour. So the palette is refined by weighted k-medians under the L1 distance
+ * (Lloyd's alternation: map each colour to its L1-nearest entry, move each entry to the
+ * per-channel weighted median of what maps to it; both steps never raise the error), not by
+ * k-means, which minimises squared error. A median is always a value that occurs, so a colour
+ * that dominates its cluster (the black padding of a grid, a flat border) is kept exactly.
+ *
+ * The refinement starts from a greedy variance cut: the box of colours whose best split lowers
+ * the squared error most is split where that error is lowest (any axis, any position: a 1-D
+ * search over per-value sums, as in Wu's quantizer), rather than at the median of the widest
+ * axis. An image with 256 or fewer distinct colours gets exactly those colours (lossless).
  *
  * @module
  */
@@ -20,144 +27,305 @@ export interface Quantized {
   indices: Uint8Array;
 }
 
-/** Distinct colours of RGB [N, 3] data: keys 0xRRGGBB and their counts, plus each pixel's key. */
-function histogram(rgb: Uint8Array): { colors: Uint32Array; counts: Float64Array } {
-  const keys = new Uint32Array(rgb.length / 3);
-  for (let i = 0, p = 0; i < keys.length; i++, p += 3) {
-    keys[i] = (rgb[p] << 16) | (rgb[p + 1] << 8) | rgb[p + 2];
-  }
-  const sorted = keys.slice().sort();
-  const colors: number[] = [];
-  const counts: number[] = [];
-  for (let i = 0; i < sorted.length;) {
-    let j = i + 1;
-    while (j < sorted.length && sorted[j] === sorted[i]) j++;
-    colors.push(sorted[i]);
-    counts.push(j - i);
-    i = j;
-  }
-  return { colors: Uint32Array.from(colors), counts: Float64Array.from(counts) };
+/** Distinct colours of RGB [N, 3] data, sorted by 0xRRGGBB key, and how often each occurs. */
+interface Histogram {
+  /** [M] sorted 0xRRGGBB keys */
+  keys: Uint32Array;
+  /** [M] per channel */
+  r: Uint8Array;
+  g: Uint8Array;
+  b: Uint8Array;
+  /** [M] */
+  counts: Float64Array;
 }
 
-const channel = (key: number, c: number) => (key >> (16 - 8 * c)) & 255;
+function histogram(rgb: Uint8Array): Histogram {
+  const all = new Uint32Array(rgb.length / 3);
+  for (let i = 0, p = 0; i < all.length; i++, p += 3) {
+    all[i] = (rgb[p] << 16) | (rgb[p + 1] << 8) | rgb[p + 2];
+  }
+  all.sort();
+  let m = 0;
+  for (let i = 0; i < all.length; i++) if (i === 0 || all[i] !== all[i - 1]) m++;
+  const keys = new Uint32Array(m);
+  const counts = new Float64Array(m);
+  for (let i = 0, j = -1; i < all.length; i++) {
+    if (i === 0 || all[i] !== all[i - 1]) keys[++j] = all[i];
+    counts[j]++;
+  }
+  const r = Uint8Array.from(keys, (k) => k >> 16);
+  const g = Uint8Array.from(keys, (k) => (k >> 8) & 255);
+  const b = Uint8Array.from(keys, (k) => k & 255);
+  return { keys, r, g, b, counts };
+}
 
+/** A box of the variance cut: order[start, end) and its best split, found when it was made. */
 interface Box {
   start: number;
-  end: number; // exclusive, into the order array
-  sse: number;
+  end: number;
+  /** drop in squared error if split (0: cannot split) */
+  gain: number;
+  axis: number;
+  /** members with value <= threshold on `axis` go left */
+  threshold: number;
 }
 
-/** Weighted sum of squared distances to the mean over order[start, end). */
-function boxError(order: Uint32Array, colors: Uint32Array, counts: Float64Array, box: Box) {
-  const sum = [0, 0, 0];
-  const sq = [0, 0, 0];
-  let weight = 0;
-  for (let i = box.start; i < box.end; i++) {
-    const k = order[i];
-    const w = counts[k];
-    weight += w;
-    for (let c = 0; c < 3; c++) {
-      const v = channel(colors[k], c);
-      sum[c] += w * v;
-      sq[c] += w * v * v;
+/** Per-value sums of a box along one axis: weight, the three channel sums, sum of squares. */
+const BINS = 256 * 5;
+
+/**
+ * The box over order[start, end) with its best split: of every axis and every threshold, the
+ * one whose two halves leave the least squared error about their means (from prefix sums of
+ * the per-value bins, so each axis costs one pass over the box).
+ */
+function makeBox(h: Histogram, order: Uint32Array, start: number, end: number, bins: Float64Array) {
+  const box: Box = { start, end, gain: 0, axis: 0, threshold: 0 };
+  const channels = [h.r, h.g, h.b];
+  for (let axis = 0; axis < 3; axis++) {
+    bins.fill(0);
+    const along = channels[axis];
+    for (let i = start; i < end; i++) {
+      const k = order[i];
+      const w = h.counts[k];
+      const r = h.r[k];
+      const g = h.g[k];
+      const b = h.b[k];
+      const o = along[k] * 5;
+      bins[o] += w;
+      bins[o + 1] += w * r;
+      bins[o + 2] += w * g;
+      bins[o + 3] += w * b;
+      bins[o + 4] += w * (r * r + g * g + b * b);
+    }
+    const total = [0, 0, 0, 0, 0];
+    for (let v = 0; v < 256; v++) for (let s = 0; s < 5; s++) total[s] += bins[v * 5 + s];
+    const sse = (w: number, r: number, g: number, b: number, q: number) =>
+      q - (r * r + g * g + b * b) / w;
+    const whole = sse(total[0], total[1], total[2], total[3], total[4]);
+    const left = [0, 0, 0, 0, 0];
+    for (let v = 0; v < 255; v++) {
+      if (bins[v * 5] === 0) continue;
+      for (let s = 0; s < 5; s++) left[s] += bins[v * 5 + s];
+      const rightWeight = total[0] - left[0];
+      if (rightWeight <= 0) break;
+      const split = sse(left[0], left[1], left[2], left[3], left[4]) +
+        sse(
+          rightWeight,
+          total[1] - left[1],
+          total[2] - left[2],
+          total[3] - left[3],
+          total[4] - left[4],
+        );
+      const gain = whole - split;
+      if (gain > box.gain) Object.assign(box, { gain, axis, threshold: v });
     }
   }
-  const variances = sum.map((s, c) => sq[c] - (s * s) / weight);
-  return { weight, sum, variances };
+  return box;
 }
 
-function medianCut(colors: Uint32Array, counts: Float64Array, size: number): Float64Array {
-  const order = new Uint32Array(colors.length).map((_, i) => i);
-  const boxes: Box[] = [{ start: 0, end: colors.length, sse: Infinity }];
+/** Greedy variance cut into at most `size` boxes; returns each colour's box index. */
+function varianceCut(h: Histogram, size: number): { assign: Uint16Array; boxes: number } {
+  const m = h.keys.length;
+  const order = new Uint32Array(m).map((_, i) => i);
+  const bins = new Float64Array(BINS);
+  const boxes = [makeBox(h, order, 0, m, bins)];
+  const channels = [h.r, h.g, h.b];
   while (boxes.length < size) {
-    let pick = -1;
-    for (let b = 0; b < boxes.length; b++) {
-      if (boxes[b].end - boxes[b].start < 2) continue;
-      if (pick < 0 || boxes[b].sse > boxes[pick].sse) pick = b;
-    }
-    if (pick < 0 || boxes[pick].sse === 0) break;
+    let pick = 0;
+    for (let i = 1; i < boxes.length; i++) if (boxes[i].gain > boxes[pick].gain) pick = i;
     const box = boxes[pick];
-    const { weight, variances } = boxError(order, colors, counts, box);
-    const axis = variances.indexOf(Math.max(...variances));
-    // Sort the box by the axis: value * 2^24 + index sorts natively (no comparator) and
-    // keeps the index (< 2^24 distinct colours) in the low bits.
-    const part = order.subarray(box.start, box.end);
-    const keyed = Float64Array.from(part, (k) => channel(colors[k], axis) * 2 ** 24 + k).sort();
-    for (let i = 0; i < part.length; i++) part[i] = keyed[i] % 2 ** 24;
-    // Split where the running weight passes half: both halves keep pixels, the larger box
-    // is cut near its weighted median along its widest axis.
-    let acc = 0;
-    let cut = box.start + 1;
-    for (let i = box.start; i < box.end - 1; i++) {
-      acc += counts[order[i]];
-      cut = i + 1;
-      if (acc >= weight / 2) break;
+    if (!(box.gain > 0)) break;
+    // Partition order[start, end) in place: values <= threshold first.
+    const along = channels[box.axis];
+    let lo = box.start;
+    let hi = box.end - 1;
+    while (lo <= hi) {
+      if (along[order[lo]] <= box.threshold) {
+        lo++;
+      } else {
+        const t = order[lo];
+        order[lo] = order[hi];
+        order[hi--] = t;
+      }
     }
-    const left: Box = { start: box.start, end: cut, sse: 0 };
-    const right: Box = { start: cut, end: box.end, sse: 0 };
-    for (const half of [left, right]) {
-      half.sse = boxError(order, colors, counts, half).variances.reduce((a, b) => a + b, 0);
-    }
-    boxes.splice(pick, 1, left, right);
+    boxes.splice(
+      pick,
+      1,
+      makeBox(h, order, box.start, lo, bins),
+      makeBox(h, order, lo, box.end, bins),
+    );
   }
-  const palette = new Float64Array(boxes.length * 3);
-  boxes.forEach((box, b) => {
-    const { weight, sum } = boxError(order, colors, counts, box);
-    for (let c = 0; c < 3; c++) palette[b * 3 + c] = sum[c] / weight;
+  const assign = new Uint16Array(m);
+  boxes.forEach((box, i) => {
+    for (let j = box.start; j < box.end; j++) assign[order[j]] = i;
   });
-  return palette;
+  return { assign, boxes: boxes.length };
 }
 
 /**
- * Index of the nearest palette entry (squared RGB distance) for each colour key. The palette is
- * sorted by green so the search can stop once green alone is farther than the best match.
+ * Moves every used entry to the per-channel weighted median of the colours assigned to it (the
+ * L1-optimal centre; the lower median, so always a value that occurs). Unused entries keep
+ * their place. palette: [K, 3] integers.
  */
-function nearest(colors: Uint32Array, palette: Float64Array): Uint16Array {
+function medians(h: Histogram, assign: Uint16Array, palette: Int32Array): void {
   const k = palette.length / 3;
-  const byGreen = new Uint16Array(k).map((_, i) => i).sort((a, b) =>
-    palette[a * 3 + 1] - palette[b * 3 + 1]
-  );
-  const greens = Float64Array.from(byGreen, (i) => palette[i * 3 + 1]);
-  const out = new Uint16Array(colors.length);
-  for (let n = 0; n < colors.length; n++) {
-    const r = channel(colors[n], 0);
-    const g = channel(colors[n], 1);
-    const b = channel(colors[n], 2);
-    let lo = 0;
-    let hi = k;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (greens[mid] < g) lo = mid + 1;
-      else hi = mid;
-    }
-    let best = Infinity;
-    let bestIndex = 0;
-    const visit = (j: number) => {
-      const i = byGreen[j];
-      const dr = palette[i * 3] - r;
-      const dg = palette[i * 3 + 1] - g;
-      const db = palette[i * 3 + 2] - b;
-      const d = dr * dr + dg * dg + db * db;
-      if (d < best) {
-        best = d;
-        bestIndex = i;
-      }
-    };
-    for (let up = lo, down = lo - 1; up < k || down >= 0;) {
-      const du = up < k ? greens[up] - g : Infinity;
-      const dd = down >= 0 ? g - greens[down] : Infinity;
-      if (Math.min(du, dd) ** 2 >= best) break;
-      if (du <= dd) visit(up++);
-      else visit(down--);
-    }
-    out[n] = bestIndex;
+  const counts = new Float64Array(k * 3 * 256); // [K, 3, 256]
+  const weights = new Float64Array(k);
+  for (let n = 0; n < assign.length; n++) {
+    const i = assign[n];
+    const w = h.counts[n];
+    weights[i] += w;
+    counts[(i * 3) * 256 + h.r[n]] += w;
+    counts[(i * 3 + 1) * 256 + h.g[n]] += w;
+    counts[(i * 3 + 2) * 256 + h.b[n]] += w;
   }
-  return out;
+  for (let i = 0; i < k; i++) {
+    if (weights[i] === 0) continue;
+    for (let c = 0; c < 3; c++) {
+      const base = (i * 3 + c) * 256;
+      let acc = 0;
+      let v = 0;
+      while ((acc += counts[base + v]) * 2 < weights[i]) v++;
+      palette[i * 3 + c] = v;
+    }
+  }
+}
+
+/** Palette entries sorted by r + g + b, for the pruned nearest-entry search. */
+interface SortedPalette {
+  /** [K] entry index in sum order */
+  bySum: Uint16Array;
+  /** [K] r + g + b, ascending, and each channel in the same order */
+  sums: Int32Array;
+  r: Int32Array;
+  g: Int32Array;
+  b: Int32Array;
+}
+
+function sortPalette(palette: Int32Array): SortedPalette {
+  const k = palette.length / 3;
+  const sum = (i: number) => palette[i * 3] + palette[i * 3 + 1] + palette[i * 3 + 2];
+  const bySum = new Uint16Array(k).map((_, i) => i).sort((a, b) => sum(a) - sum(b));
+  return {
+    bySum,
+    sums: Int32Array.from(bySum, sum),
+    r: Int32Array.from(bySum, (i) => palette[i * 3]),
+    g: Int32Array.from(bySum, (i) => palette[i * 3 + 1]),
+    b: Int32Array.from(bySum, (i) => palette[i * 3 + 2]),
+  };
+}
+
+/**
+ * Lloyd's state per distinct colour: its entry, its exact L1 distance to that entry (`upper`),
+ * and a lower bound on its distance to every other entry (`lower`). After the entries move,
+ * the bounds are loosened by the moves (the triangle inequality holds for L1), and only colours
+ * whose bounds cross are searched again (Hamerly's k-means acceleration): late rounds touch few.
+ */
+interface Assignment {
+  /** [M] */
+  index: Uint16Array;
+  upper: Float64Array;
+  lower: Float64Array;
+}
+
+/**
+ * Exact search for colour n's L1-nearest entry and the distance to the second nearest. Entries
+ * are visited in order of their distance in r + g + b from the colour, which bounds the L1
+ * distance from below, so the search stops once that alone reaches the second-best distance.
+ * On a tie the current entry is kept, so a colour moves only to a strictly nearer entry.
+ */
+function search(h: Histogram, sorted: SortedPalette, n: number, a: Assignment): void {
+  const { bySum, sums } = sorted;
+  const k = sums.length;
+  const r = h.r[n];
+  const g = h.g[n];
+  const b = h.b[n];
+  const s = r + g + b;
+  const current = a.index[n];
+  let best = Infinity;
+  let second = Infinity;
+  let bestIndex = current;
+  let lo = 0;
+  let hi = k;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sums[mid] < s) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let up = lo, down = lo - 1; up < k || down >= 0;) {
+    const du = up < k ? sums[up] - s : Infinity;
+    const dd = down >= 0 ? s - sums[down] : Infinity;
+    if (du >= second && dd >= second) break;
+    const j = du <= dd ? up++ : down--;
+    const d = Math.abs(sorted.r[j] - r) + Math.abs(sorted.g[j] - g) + Math.abs(sorted.b[j] - b);
+    if (d < best || (d === best && bySum[j] === current)) {
+      second = best;
+      best = d;
+      bestIndex = bySum[j];
+    } else if (d < second) {
+      second = d;
+    }
+  }
+  a.index[n] = bestIndex;
+  a.upper[n] = best;
+  a.lower[n] = second;
+}
+
+/** Maps every distinct colour to its L1-nearest entry from scratch. */
+function assignAll(h: Histogram, palette: Int32Array, index: Uint16Array): Assignment {
+  const m = index.length;
+  const a = { index, upper: new Float64Array(m), lower: new Float64Array(m) };
+  const sorted = sortPalette(palette);
+  for (let n = 0; n < m; n++) search(h, sorted, n, a);
+  return a;
+}
+
+/** Re-maps after the entries moved from `before` to `palette`, searching only where needed. */
+function reassign(h: Histogram, before: Int32Array, palette: Int32Array, a: Assignment): void {
+  const k = palette.length / 3;
+  const moved = new Float64Array(k);
+  let top = 0; // the entry that moved most, and the most any other moved
+  let topMove = 0;
+  let nextMove = 0;
+  for (let i = 0; i < k; i++) {
+    moved[i] = Math.abs(palette[i * 3] - before[i * 3]) +
+      Math.abs(palette[i * 3 + 1] - before[i * 3 + 1]) +
+      Math.abs(palette[i * 3 + 2] - before[i * 3 + 2]);
+    if (moved[i] > topMove) {
+      [nextMove, topMove, top] = [topMove, moved[i], i];
+    } else if (moved[i] > nextMove) {
+      nextMove = moved[i];
+    }
+  }
+  if (topMove === 0) return;
+  let sorted: SortedPalette | undefined;
+  for (let n = 0; n < a.index.length; n++) {
+    const i = a.index[n];
+    a.upper[n] += moved[i];
+    a.lower[n] -= i === top ? nextMove : topMove;
+    if (a.upper[n] <= a.lower[n]) continue;
+    a.upper[n] = Math.abs(palette[i * 3] - h.r[n]) + Math.abs(palette[i * 3 + 1] - h.g[n]) +
+      Math.abs(palette[i * 3 + 2] - h.b[n]);
+    if (a.upper[n] <= a.lower[n]) continue;
+    search(h, sorted ??= sortPalette(palette), n, a);
+  }
+}
+
+/** Total weighted L1 error of an assignment (exact: the bounds may be loose). */
+function totalError(h: Histogram, palette: Int32Array, index: Uint16Array): number {
+  let total = 0;
+  for (let n = 0; n < index.length; n++) {
+    const i = index[n];
+    total += h.counts[n] * (Math.abs(palette[i * 3] - h.r[n]) +
+      Math.abs(palette[i * 3 + 1] - h.g[n]) + Math.abs(palette[i * 3 + 2] - h.b[n]));
+  }
+  return total;
 }
 
 /**
  * Builds a palette of at most `size` colours (default 256) for RGB [H, W, 3] data and maps
- * every pixel to its nearest entry.
+ * every pixel to its L1-nearest entry. `rounds` caps the k-medians rounds (they stop earlier
+ * once a round lowers the error by less than one part in 10^5).
  *
  * @example
  * ```ts
@@ -167,56 +335,47 @@ function nearest(colors: Uint32Array, palette: Float64Array): Uint16Array {
  * console.log(palette.length / 3, [...indices]); // 2 [1, 0, 1]
  * ```
  */
-export function quantize(rgb: Uint8Array, size = 256, rounds = 6): Quantized {
+export function quantize(rgb: Uint8Array, size = 256, rounds = 40): Quantized {
   if (rgb.length % 3 !== 0) throw new TypeError(`quantize: ${rgb.length} bytes is not RGB data`);
   if (!(Number.isInteger(size) && size >= 1 && size <= 256)) {
     throw new RangeError(`quantize: palette size must be 1..256, got ${size}`);
   }
-  const { colors, counts } = histogram(rgb);
-  let palette: Float64Array;
-  let assignment: Uint16Array;
-  if (colors.length <= size) {
-    palette = new Float64Array(colors.length * 3);
-    colors.forEach((key, i) => {
-      for (let c = 0; c < 3; c++) palette[i * 3 + c] = channel(key, c);
-    });
-    assignment = new Uint16Array(colors.length).map((_, i) => i);
+  const h = histogram(rgb);
+  const m = h.keys.length;
+  let palette: Int32Array;
+  let assign: Uint16Array;
+  if (m <= size) {
+    palette = new Int32Array(m * 3);
+    for (let i = 0; i < m; i++) palette.set([h.r[i], h.g[i], h.b[i]], i * 3);
+    assign = new Uint16Array(m).map((_, i) => i);
   } else {
-    palette = medianCut(colors, counts, size);
-    assignment = nearest(colors, palette);
+    const cut = varianceCut(h, size);
+    palette = new Int32Array(cut.boxes * 3);
+    medians(h, cut.assign, palette);
+    const a = assignAll(h, palette, cut.assign);
+    let error = totalError(h, palette, a.index);
     for (let round = 0; round < rounds; round++) {
-      const sums = new Float64Array(palette.length);
-      const weights = new Float64Array(palette.length / 3);
-      for (let n = 0; n < colors.length; n++) {
-        const i = assignment[n];
-        weights[i] += counts[n];
-        for (let c = 0; c < 3; c++) sums[i * 3 + c] += counts[n] * channel(colors[n], c);
-      }
-      for (let i = 0; i < weights.length; i++) {
-        if (weights[i] === 0) continue; // an unused entry keeps its place
-        for (let c = 0; c < 3; c++) palette[i * 3 + c] = sums[i * 3 + c] / weights[i];
-      }
-      // Round before the last assignment, so pixels map to the colours actually stored.
-      if (round === rounds - 1) palette = palette.map(Math.round);
-      assignment = nearest(colors, palette);
+      const before = palette.slice();
+      medians(h, a.index, palette);
+      reassign(h, before, palette, a);
+      const next = totalError(h, palette, a.index);
+      const done = error - next < error * 1e-5;
+      error = next;
+      if (done) break;
     }
-    if (rounds === 0) {
-      palette = palette.map(Math.round);
-      assignment = nearest(colors, palette);
-    }
+    assign = a.index;
   }
   const indices = new Uint8Array(rgb.length / 3);
   for (let i = 0, p = 0; i < indices.length; i++, p += 3) {
     const key = (rgb[p] << 16) | (rgb[p + 1] << 8) | rgb[p + 2];
-    // Binary search of the sorted distinct colours.
-    let lo = 0;
-    let hi = colors.length - 1;
+    let lo = 0; // binary search of the sorted distinct colours
+    let hi = m - 1;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (colors[mid] < key) lo = mid + 1;
+      if (h.keys[mid] < key) lo = mid + 1;
       else hi = mid;
     }
-    indices[i] = assignment[lo];
+    indices[i] = assign[lo];
   }
   return { palette: Uint8Array.from(palette), indices };
 }
