@@ -180,6 +180,7 @@ export {
   writeImageGrid,
 } from "./src/io/png.ts";
 export { decodeGif, writeGif } from "./src/io/gif.ts";
+export { type ApngOptions, encodeApng, writeApng } from "./src/io/apng.ts";
 export {
   readSafetensors,
   type SafeDtype,

@@ -7,6 +7,7 @@
 import { deriveSeed, Rng } from "../core/rng.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
+import { writeApng } from "../io/apng.ts";
 import { writeGif } from "../io/gif.ts";
 import { decodeImageFile, listImageFiles } from "../io/image.ts";
 import { writeImageGrid } from "../io/png.ts";
@@ -14,6 +15,7 @@ import { CHECKPOINT_FILE, loadCheckpoint } from "../train/checkpoint.ts";
 import { DEFAULT_BATCH_SIZE, previewOptions } from "../app/defaults.ts";
 import type { AnyTask } from "../app/registry.ts";
 import { previewLabels } from "../task/preview.ts";
+import { PROGRESS_DELAY_MS } from "../train/preview_grids.ts";
 import { train } from "../train/trainer.ts";
 import type { ScaledEntry } from "./plans.ts";
 import { type EntryContext, type EntryResult, exists, type StudyOptions } from "./entry.ts";
@@ -35,7 +37,7 @@ interface TrainProgress {
 /**
  * Trains to the entry's scaled budget, resuming a checkpoint left by an earlier attempt.
  * GANs train in up to {@link GIF_FRAMES} segments with a fixed-noise grid before training and
- * after each segment (the frames of progress.gif), so even a run shorter than an epoch shows
+ * after each segment (the frames of progress.gif and progress.png), so even a run shorter than an epoch shows
  * its progress; each segment continues exactly from the previous one's checkpoint.
  */
 export async function trainEntry(
@@ -122,9 +124,10 @@ export async function trainEntry(
   let gif = false;
   if (framed) {
     const frames = (await listImageFiles(`${dir}/frames`)).sort();
-    await writeGif(`${dir}/progress.gif`, await Promise.all(frames.map(decodeImageFile)), {
-      delayMs: 400,
-    });
+    const images = await Promise.all(frames.map(decodeImageFile));
+    // The same pair the trainer writes (../train/preview_grids.ts): small GIF, exact APNG.
+    await writeGif(`${dir}/progress.gif`, images, { delayMs: PROGRESS_DELAY_MS });
+    await writeApng(`${dir}/progress.png`, images, { delayMs: PROGRESS_DELAY_MS });
     gif = true;
   } else {
     gif = await exists(`${dir}/progress.gif`);

@@ -1,11 +1,13 @@
 /**
  * A run's preview grids: sampling one (fixed noise per run), the file name of the grid of a
- * training step, removing the grids a resume will redo, and the progress GIF built from them.
+ * training step, removing the grids a resume will redo, and the progress animations built from
+ * them.
  *
  * @module
  */
 import { deriveSeed, Rng } from "../core/rng.ts";
 import { decodeImageFile, listImageFiles } from "../io/image.ts";
+import { writeApng } from "../io/apng.ts";
 import { writeGif } from "../io/gif.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { previewLabels } from "../task/preview.ts";
@@ -81,14 +83,18 @@ export async function removeLaterGrids(dir: string, step: number): Promise<void>
   }
 }
 
+/** How long each preview grid shows in the progress animations. */
+export const PROGRESS_DELAY_MS = 400;
+
 /**
- * Builds progress.gif from the preview grids in runDir/samples, in training order (epoch grids
- * and mid-epoch `step-` grids interleaved by the step they show). Nothing is written when there
- * are no grids.
+ * Builds the progress animations from the preview grids in runDir/samples, in training order
+ * (epoch grids and mid-epoch `step-` grids interleaved by the step they show): progress.gif
+ * (small, plays everywhere, ~256 colours a frame) and progress.png, an animated PNG with the
+ * grids' exact pixels. Nothing is written when there are no grids.
  *
  * @example
  * ```ts ignore
- * await writeProgressGif("runs/cifar-ddpm", stepsPerEpoch); // runs/cifar-ddpm/progress.gif
+ * await writeProgressGif("runs/cifar-ddpm", stepsPerEpoch); // progress.gif and progress.png
  * ```
  */
 export async function writeProgressGif(runDir: string, stepsPerEpoch = 1): Promise<void> {
@@ -105,5 +111,6 @@ export async function writeProgressGif(runDir: string, stepsPerEpoch = 1): Promi
     .map((g) => g.f);
   if (grids.length === 0) return;
   const frames = await Promise.all(grids.map((f) => decodeImageFile(f)));
-  await writeGif(`${runDir}/progress.gif`, frames, { delayMs: 400 });
+  await writeGif(`${runDir}/progress.gif`, frames, { delayMs: PROGRESS_DELAY_MS });
+  await writeApng(`${runDir}/progress.png`, frames, { delayMs: PROGRESS_DELAY_MS });
 }
