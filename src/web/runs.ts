@@ -30,7 +30,10 @@ export interface RunSummary {
   state: "training" | "interrupted" | "finished";
   /** Newest first: paths below the root of samples/epoch-*.png. */
   previews: string[];
+  /** progress.gif below the root, null when absent. */
   gif: string | null;
+  /** progress.png (the lossless animated PNG beside the GIF) below the root, null when absent. */
+  apng: string | null;
   /** The checkpoint's config, {} before the first checkpoint. */
   config: Record<string, unknown>;
   /** Seconds since log.jsonl or the checkpoint last changed. */
@@ -197,6 +200,7 @@ export async function summarizeRun(root: string, rel: string): Promise<RunSummar
   }
   previews.sort().reverse();
   const gif = (await mtime(join(dir, "progress.gif"))) !== null ? `${rel}/progress.gif` : null;
+  const apng = (await mtime(join(dir, "progress.png"))) !== null ? `${rel}/progress.png` : null;
   return {
     path: rel,
     name: rel === "" ? basename(root) : rel,
@@ -210,6 +214,7 @@ export async function summarizeRun(root: string, rel: string): Promise<RunSummar
     state: finished ? "finished" : idleSeconds < ACTIVE_SECONDS ? "training" : "interrupted",
     previews,
     gif,
+    apng,
     config,
     idleSeconds,
   };

@@ -1,7 +1,7 @@
 /**
  * `cli.ts serve` in headless Chromium: the page lists the fixture runs, a run's chart has as
  * many points as its log.jsonl, a line appended to the log shows up without a reload, the
- * preview grid and progress.gif decode, and a study's report.md renders as tables and images.
+ * preview grid and progress.png (the animated PNG) decode, and a study's report.md renders as tables and images.
  */
 import assert from "node:assert/strict";
 import { decodeImage } from "../../src/io/image.ts";
@@ -100,12 +100,19 @@ Deno.test({
         page,
         `ddDash.view === "run" && ddDash.run === "gan-tiny" && ddDash.points > 0`,
       );
-      await waitFor(page, `document.getElementById("gif")?.complete`);
+      await waitFor(page, `document.getElementById("progress")?.complete`);
       const gan = await page.evaluate(`({
         titles: [...document.querySelectorAll(".u-title")].map((t) => t.textContent),
-        gif: document.getElementById("gif").naturalWidth })`) as { titles: string[]; gif: number };
+        src: document.getElementById("progress").src,
+        width: document.getElementById("progress").naturalWidth })`) as {
+        titles: string[];
+        src: string;
+        width: number;
+      };
       assert.deepEqual(gan.titles, ["lossD, lossG", "dReal, dFake, dNoise"]);
-      assert.ok(gan.gif > 0, "progress.gif decodes");
+      // The lossless animated PNG is shown in preference to the GIF.
+      assert.ok(gan.src.endsWith("/gan-tiny/progress.png"), gan.src);
+      assert.ok(gan.width > 0, "progress.png decodes");
 
       await page.goto(`${dash.url}#study=study`);
       await waitFor(page, `document.querySelector("#report table") !== null`);

@@ -53,6 +53,11 @@ Deno.test("summarizeRun says training, interrupted or finished from the checkpoi
     assert.equal(busy.state, "training");
     assert.equal(busy.etaSeconds, (90 * 4) / 2);
     assert.deepEqual(busy.previews, ["busy/samples/epoch-0002.png", "busy/samples/epoch-0001.png"]);
+    assert.deepEqual([busy.gif, busy.apng], [null, null], "no progress animations yet");
+    await Deno.writeTextFile(`${root}/busy/progress.gif`, "");
+    await Deno.writeTextFile(`${root}/busy/progress.png`, "");
+    const animated = (await summarizeRun(root, "busy"))!;
+    assert.deepEqual([animated.gif, animated.apng], ["busy/progress.gif", "busy/progress.png"]);
     assert.equal((await summarizeRun(root, "stopped"))!.state, "interrupted");
     assert.equal((await summarizeRun(root, "done"))!.state, "finished");
     assert.equal(await summarizeRun(root, "nothing"), null);

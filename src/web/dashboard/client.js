@@ -117,7 +117,9 @@ function summaryLine(s) {
 }
 
 function previewsCard(s) {
-  if (!s.previews.length && !s.gif) return el("p", { class: "muted" }, "No previews yet.");
+  // The animated PNG has the grids' exact colours; the GIF (256 a frame) is the fallback.
+  const animation = s.apng || s.gif;
+  if (!s.previews.length && !animation) return el("p", { class: "muted" }, "No previews yet.");
   const [newest, ...older] = s.previews;
   return el(
     "div",
@@ -130,8 +132,10 @@ function previewsCard(s) {
       { class: "strip" },
       ...older.map((p) => el("img", { class: "pixel", src: fileUrl(p), title: p })),
     ),
-    s.gif ? el("h3", {}, "progress.gif") : "",
-    s.gif ? el("img", { id: "gif", class: "pixel", src: fileUrl(s.gif), width: "548" }) : "",
+    animation ? el("h3", {}, animation.split("/").pop()) : "",
+    animation
+      ? el("img", { id: "progress", class: "pixel", src: fileUrl(animation), width: "548" })
+      : "",
   );
 }
 
@@ -189,7 +193,10 @@ async function showRun(path) {
     const s = JSON.parse(e.data);
     if (!s) return;
     header.textContent = summaryLine(s);
-    if (s.previews.join() !== shownPreviews || (s.gif && !document.getElementById("gif"))) {
+    if (
+      s.previews.join() !== shownPreviews ||
+      ((s.apng || s.gif) && !document.getElementById("progress"))
+    ) {
       shownPreviews = s.previews.join();
       const fresh = previewsCard(s);
       previews.replaceWith(fresh);
