@@ -1,12 +1,20 @@
 import { deepEqual, equal } from "node:assert/strict";
 import { decodeGif } from "../../src/io/gif.ts";
+import { readApng } from "../io/_apng_reader.ts";
 import { encodePng } from "../../src/io/png.ts";
-import { listImageFiles } from "../../src/io/image.ts";
-import { gridPath, removeLaterGrids, writeProgressGif } from "../../src/train/preview_grids.ts";
+import { decodeImage, listImageFiles } from "../../src/io/image.ts";
+import {
+  gridPath,
+  PROGRESS_DELAY_MS,
+  removeLaterGrids,
+  writeProgressGif,
+} from "../../src/train/preview_grids.ts";
 
-/** A 2x2 PNG of one grey level. */
+/** A 2x2 PNG of one grey level, with one pixel a colour a GIF palette need not keep. */
 function solid(level: number): Uint8Array {
-  return encodePng({ width: 2, height: 2, channels: 3, data: new Uint8Array(12).fill(level) });
+  const data = new Uint8Array(12).fill(level);
+  data.set([level ^ 1, 255 - level, 7], 9);
+  return encodePng({ width: 2, height: 2, channels: 3, data });
 }
 
 Deno.test("gridPath() names an epoch's grid by epoch and a mid-epoch grid by step", () => {
@@ -27,6 +35,13 @@ Deno.test("writeProgressGif() orders epoch and mid-epoch grids by the step they 
     await writeProgressGif(run, 10);
     const frames = decodeGif(await Deno.readFile(`${run}/progress.gif`));
     deepEqual(frames.map((f) => f.data[0]), [50, 100, 200]);
+    // progress.png: the same frames in the same order, each the grid's pixels exactly.
+    const apng = readApng(await Deno.readFile(`${run}/progress.png`));
+    const grids = ["epoch-0001", "step-00000015", "epoch-0002"].map((n) =>
+      decodeImage(Deno.readFileSync(`${run}/samples/${n}.png`)).data
+    );
+    deepEqual(apng.frames.map((f) => f.data), grids);
+    deepEqual(apng.frames.map((f) => f.delayMs), [1, 2, 3].map(() => PROGRESS_DELAY_MS));
   } finally {
     await Deno.remove(run, { recursive: true });
   }

@@ -9,6 +9,7 @@ import { DEFAULT_GAN_CONFIG } from "../../src/gan/task.ts";
 import { type DdpmConfig, DEFAULT_DDPM_CONFIG } from "../../src/diffusion/task.ts";
 import { decodeGif } from "../../src/io/gif.ts";
 import { decodeImageFile } from "../../src/io/image.ts";
+import { readApng } from "../io/_apng_reader.ts";
 
 /** 16 images of 32x32: class 0 solid dark red, class 1 solid light blue. */
 function twoColours(): Dataset {
@@ -127,6 +128,14 @@ testEachBackend(
         distance(frames[1].data, step6.data) <= distance(frames[1].data, epoch2.data),
         "frame 2 is the step-6 grid",
       );
+      // progress.png: the same four frames, each the PNG grid's pixels exactly (GIF's 256 colours
+      // a frame only approximate them).
+      const apng = readApng(await Deno.readFile(`${root}/resumed/progress.png`));
+      const grids = ["epoch-0001", "step-00000006", "epoch-0002", "epoch-0003"];
+      const pngs = await Promise.all(
+        grids.map((n) => decodeImageFile(`${root}/resumed/samples/${n}.png`)),
+      );
+      assert.deepEqual(apng.frames.map((f) => f.data), pngs.map((p) => p.data));
     } finally {
       await Deno.remove(root, { recursive: true });
     }
@@ -226,6 +235,11 @@ testEachBackend(
       assert.equal(result.step, 1);
       await Deno.stat(`${root}/samples/step-00000001.png`);
       assert.equal(decodeGif(await Deno.readFile(`${root}/progress.gif`)).length, 1);
+      const [frame] = readApng(await Deno.readFile(`${root}/progress.png`)).frames;
+      assert.deepEqual(
+        frame.data,
+        (await decodeImageFile(`${root}/samples/step-00000001.png`)).data,
+      );
       const [line] = await logLines(root);
       // The first step's sigma: 0.2 annealed by progress 0 of 12 steps.
       assert.equal(line.dNoise, 0.2);
