@@ -4,6 +4,8 @@ import type { StudyRun } from "../../src/study/entry.ts";
 import type { GanEntry } from "../../src/study/plans.ts";
 import { writeReport } from "../../src/study/report.ts";
 import { decodeGif } from "../../src/io/gif.ts";
+import { decodeImageFile, listImageFiles } from "../../src/io/image.ts";
+import { readApng } from "../io/_apng_reader.ts";
 import { makeTinyData, studyBackend, tinyPlan } from "./_tiny.ts";
 
 const work = await Deno.makeTempDir({ prefix: "study_runner_test_" });
@@ -74,6 +76,13 @@ Deno.test({
     const frames = decodeGif(await Deno.readFile(`${out}/entries/gan-tiny/progress.gif`));
     assert.deepEqual(frames.length, 7);
     assert.deepEqual([frames[0].width, frames[0].height], [274, 274]);
+    // progress.png: the same frames, each the fixed-noise grid PNG's pixels exactly.
+    const apng = readApng(await Deno.readFile(`${out}/entries/gan-tiny/progress.png`));
+    const grids = await listImageFiles(`${out}/entries/gan-tiny/frames`);
+    assert.deepEqual(
+      apng.frames.map((f) => f.data),
+      (await Promise.all(grids.sort().map(decodeImageFile))).map((g) => g.data),
+    );
     // FID inputs: one PNG per sample (per class for the conditional model).
     // Images only: each sample folder also carries its hidden .samples.json manifest.
     const count = async (dir: string) =>
