@@ -1,8 +1,8 @@
 /**
  * `cli.ts serve`: a read-only local web dashboard over a runs folder. It lists runs and studies,
  * draws loss curves with uPlot (served from Deno's npm cache, no CDN) that grow live through
- * Server-Sent Events as training appends to log.jsonl, and shows previews, progress.gif, the
- * config and a study's report.md.
+ * Server-Sent Events as training appends to log.jsonl, and shows previews, the progress animation
+ * (progress.png, else progress.gif), the config and a study's report.md.
  *
  * Safe by default: it binds 127.0.0.1, answers only GET and HEAD, serves only regular files
  * inside the folder (no `..`, no symlink out: see files.ts), refuses request bodies, long URLs,
