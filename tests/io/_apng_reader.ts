@@ -130,3 +130,25 @@ export function readApng(bytes: Uint8Array): Apng {
   assert.equal(frames.length, count, "acTL frame count");
   return { width, height, plays, frames, filters };
 }
+
+/**
+ * Asserts two frames' pixels are identical, naming the number of differing bytes, the first
+ * one and the mean absolute error (assert.deepEqual's diff of big arrays takes minutes).
+ */
+export function assertSamePixels(actual: Uint8Array, expected: Uint8Array, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: byte count`);
+  let differing = 0;
+  let first = -1;
+  let sum = 0;
+  for (let i = 0; i < actual.length; i++) {
+    if (actual[i] === expected[i]) continue;
+    if (first < 0) first = i;
+    differing++;
+    sum += Math.abs(actual[i] - expected[i]);
+  }
+  assert.ok(
+    differing === 0,
+    `${what}: ${differing} bytes differ (first at ${first}: ${actual[first]} vs ` +
+      `${expected[first]}), mean absolute error ${(sum / actual.length).toFixed(4)} levels`,
+  );
+}
