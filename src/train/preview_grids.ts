@@ -94,10 +94,10 @@ export const PROGRESS_DELAY_MS = 400;
  *
  * @example
  * ```ts ignore
- * await writeProgressGif("runs/cifar-ddpm", stepsPerEpoch); // progress.gif and progress.png
+ * await writeProgressAnimations("runs/cifar-ddpm", stepsPerEpoch); // progress.gif and progress.png
  * ```
  */
-export async function writeProgressGif(runDir: string, stepsPerEpoch = 1): Promise<void> {
+export async function writeProgressAnimations(runDir: string, stepsPerEpoch = 1): Promise<void> {
   let files: string[];
   try {
     files = await listImageFiles(`${runDir}/samples`);

@@ -39,7 +39,12 @@ import {
   type TrainRecord,
 } from "./checkpoint.ts";
 import { openRunFolder, reconcileRunFolder } from "./run_folder.ts";
-import { gridPath, removeLaterGrids, writePreview, writeProgressGif } from "./preview_grids.ts";
+import {
+  gridPath,
+  removeLaterGrids,
+  writePreview,
+  writeProgressAnimations,
+} from "./preview_grids.ts";
 import { agree, joinData, leaveData } from "./data_parallel.ts";
 
 /** Options of {@link train}; `SampleOptions` are those of the task being trained. */
@@ -361,7 +366,9 @@ async function trainIn<T extends TrainTask>(
     const path = gridPath(options.runDir, step, stepsPerEpoch);
     await writePreview(task, path, previewCount, options.seed, options.previewOptions);
   }
-  if (lead && options.gif && !nonfinite) await writeProgressGif(options.runDir, stepsPerEpoch);
+  if (lead && options.gif && !nonfinite) {
+    await writeProgressAnimations(options.runDir, stepsPerEpoch);
+  }
   const seconds = elapsed(started);
   const imagesPerSecond = stepsTimed > 0 ? (stepsTimed * globalBatch) / (timedMs / 1000) : 0;
   if (nonfinite) {

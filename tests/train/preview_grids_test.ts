@@ -7,7 +7,7 @@ import {
   gridPath,
   PROGRESS_DELAY_MS,
   removeLaterGrids,
-  writeProgressGif,
+  writeProgressAnimations,
 } from "../../src/train/preview_grids.ts";
 
 /** A 2x2 PNG of one grey level, with one pixel a colour a GIF palette need not keep. */
@@ -23,7 +23,7 @@ Deno.test("gridPath() names an epoch's grid by epoch and a mid-epoch grid by ste
   equal(gridPath("r", 7, 1), "r/samples/epoch-0007.png");
 });
 
-Deno.test("writeProgressGif() orders epoch and mid-epoch grids by the step they show", async () => {
+Deno.test("writeProgressAnimations() orders epoch and mid-epoch grids by the step they show", async () => {
   const run = await Deno.makeTempDir({ prefix: "dd-preview-" });
   try {
     await Deno.mkdir(`${run}/samples`);
@@ -32,7 +32,7 @@ Deno.test("writeProgressGif() orders epoch and mid-epoch grids by the step they 
     await Deno.writeFile(`${run}/samples/step-00000015.png`, solid(100));
     await Deno.writeFile(`${run}/samples/epoch-0001.png`, solid(50));
     await Deno.writeFile(`${run}/samples/other.png`, solid(0)); // not a grid: left out
-    await writeProgressGif(run, 10);
+    await writeProgressAnimations(run, 10);
     const frames = decodeGif(await Deno.readFile(`${run}/progress.gif`));
     deepEqual(frames.map((f) => f.data[0]), [50, 100, 200]);
     // progress.png: the same frames in the same order, each the grid's pixels exactly.
@@ -47,12 +47,12 @@ Deno.test("writeProgressGif() orders epoch and mid-epoch grids by the step they 
   }
 });
 
-Deno.test("writeProgressGif() writes nothing without grids or without a samples folder", async () => {
+Deno.test("writeProgressAnimations() writes nothing without grids or without a samples folder", async () => {
   const run = await Deno.makeTempDir({ prefix: "dd-preview-" });
   try {
-    await writeProgressGif(run, 10);
+    await writeProgressAnimations(run, 10);
     await Deno.mkdir(`${run}/samples`);
-    await writeProgressGif(run, 10);
+    await writeProgressAnimations(run, 10);
     deepEqual([...Deno.readDirSync(run)].map((e) => e.name), ["samples"]);
   } finally {
     await Deno.remove(run, { recursive: true });
