@@ -8,7 +8,7 @@
  */
 import { selectBackend } from "../backend/select.ts";
 import { isInceptionDims } from "../metrics/inception.ts";
-import { fidOfCheckpoint } from "../app/evaluate.ts";
+import { fidOfCheckpoint, type ReferenceSpec } from "../app/evaluate.ts";
 import {
   BACKEND_FLAG,
   backendFlag,
@@ -22,6 +22,8 @@ import {
   str,
   UsageError,
 } from "./args.ts";
+import { distTimeout, launchIfAsked, parallelFlags } from "./parallel_flags.ts";
+import { joinJob, prepareRank, requireTorchForParallel } from "../app/parallel.ts";
 
 const SPEC: CommandSpec = {
   name: "fid --ckpt",
@@ -79,6 +81,7 @@ const SPEC: CommandSpec = {
     },
     seed: { type: "string", arg: "N", help: "sampling seed", default: "0" },
     backend: BACKEND_FLAG,
+    ...parallelFlags("the ranks share the samples and the reference; the FID equals one process's"),
   },
   details:
     "Conditional models draw the --ref classes in equal shares; unconditional ones ignore them.",
@@ -119,12 +122,31 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
     if (v !== undefined) sampler[key] = v;
   }
 
+  const launched = await launchIfAsked("fid", argv, parsed);
+  if (launched !== null) return launched;
+  const job = prepareRank(backendFlag(parsed));
+  const lead = (job?.rank ?? 0) === 0;
   const started = performance.now();
-  const log = (m: string) => console.error(m);
+  const log = (m: string) => lead && console.error(m);
   const backend = await selectBackend({ name: backendFlag(parsed), log });
+  let group: Awaited<ReturnType<typeof joinJob>>;
   try {
+    requireTorchForParallel(backend.name, job?.worldSize ?? 1);
+    const ref: ReferenceSpec = {
+      source: sourceField,
+      split,
+      classes,
+      data: str(parsed, "data"),
+      limit: refLimit,
+    };
+    group = await joinJob(
+      backend,
+      job,
+      { fidCkpt: ckpt, ref, n, seed, sampler, dims, batchSize, kid: bool(parsed, "kid") },
+      distTimeout(parsed),
+    );
     const r = await fidOfCheckpoint(backend, ckpt, {
-      ref: { source: sourceField, split, classes, data: str(parsed, "data"), limit: refLimit },
+      ref,
       n,
       seed,
       sampler,
@@ -133,9 +155,11 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
       verify: !bool(parsed, "skip-weights-check"),
       dims,
       batchSize,
-      progress: true,
+      progress: lead,
       log,
+      group,
     });
+    if (!lead) return 0;
     const result: Record<string, unknown> = { fid: r.fid, n_a: r.nA, n_b: r.nB, dims: r.dims };
     if (r.kid !== undefined) Object.assign(result, { kid: r.kid, kid_std: r.kidStd });
     result.backend = backend.name;
@@ -151,6 +175,7 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
     }
     return 0;
   } finally {
+    group?.dispose();
     backend.dispose();
   }
 }
