@@ -158,6 +158,11 @@ export interface CheckpointFidOptions extends FidScorerOptions {
   sampler?: Record<string, unknown>;
   /** Also compute KID. */
   kid?: boolean;
+  /**
+   * Images per sampling call, rounded up to whole feature batches. Default about 1,000. With
+   * `group`, ranks take whole calls, so the samples are one process's whatever the ranks.
+   */
+  sampleChunk?: number;
 }
 
 /** Result of {@link fidOfCheckpoint}. */
@@ -242,10 +247,10 @@ export async function fidOfCheckpoint(
     );
     const options8 = task.kind === "ddpm" ? { clipX0: true, ...sampler } : sampler;
     const noise = imageNoise(options.seed ?? 0);
-    // Sampling chunks of whole feature batches (about 1,000 images): with options.group each
-    // rank samples and scores whole chunks, the very calls one process makes.
+    // Sampling chunks of whole feature batches: with options.group each rank samples and
+    // scores whole chunks, the very calls one process makes.
     const batch = options.batchSize ?? 50;
-    const block = batch * Math.max(1, Math.round(1000 / batch));
+    const block = batch * Math.max(1, Math.round((options.sampleChunk ?? 1000) / batch));
     const generated = await scorer.shardedFeatures(n, async (start, end) => {
       const images = new Float32Array((end - start) * task.imageShape.reduce((a, b) => a * b));
       const per = images.length / (end - start);

@@ -70,6 +70,12 @@ const SPEC: CommandSpec = {
       default: "2048",
     },
     "batch-size": { type: "string", arg: "N", help: "images per Inception pass", default: "50" },
+    "sample-chunk": {
+      type: "string",
+      arg: "N",
+      help: "images per sampling call, a multiple of --batch-size (default ~1000); the unit " +
+        "--nproc ranks share",
+    },
     "inception-weights": {
       type: "string",
       arg: "PATH",
@@ -110,6 +116,7 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--dims must be one of 64, 192, 768, 2048, got ${dims}`);
   }
   const batchSize = int(parsed, "batch-size", 1)!;
+  const sampleChunk = int(parsed, "sample-chunk", 1);
   const seed = int(parsed, "seed", 0, 2 ** 32 - 1)!;
   const sampler: Record<string, unknown> = {};
   if (bool(parsed, "no-clip")) sampler.clipX0 = false;
@@ -142,7 +149,17 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
     group = await joinJob(
       backend,
       job,
-      { fidCkpt: ckpt, ref, n, seed, sampler, dims, batchSize, kid: bool(parsed, "kid") },
+      {
+        fidCkpt: ckpt,
+        ref,
+        n,
+        seed,
+        sampler,
+        dims,
+        batchSize,
+        sampleChunk: sampleChunk ?? null,
+        kid: bool(parsed, "kid"),
+      },
       distTimeout(parsed),
     );
     const r = await fidOfCheckpoint(backend, ckpt, {
@@ -155,6 +172,7 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
       verify: !bool(parsed, "skip-weights-check"),
       dims,
       batchSize,
+      sampleChunk,
       progress: lead,
       log,
       group,
