@@ -75,6 +75,7 @@ Deno.test(
         kind: "gan",
         config: { ...DEFAULT_GAN_CONFIG, nz: 8, ngf: 4, ndf: 4 },
       }, 3);
+      await Deno.mkdir(`${root}/run`, { recursive: true });
       await saveCheckpoint(`${root}/run`, task, {
         step: 0,
         epoch: 0,
