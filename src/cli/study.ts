@@ -8,7 +8,7 @@ import { selectBackend } from "../backend/select.ts";
 import { statusLine } from "../io/progress.ts";
 import { BUILT_IN_PLANS, PLAN_NAMES, resolvePlan } from "../study/plans.ts";
 import { writeReport } from "../study/report.ts";
-import { runStudy } from "../study/runner.ts";
+import { checkBatches, runStudy } from "../study/runner.ts";
 import {
   BACKEND_FLAG,
   backendFlag,
@@ -96,6 +96,15 @@ export async function studyCommand(argv: string[]): Promise<number> {
   const outDir = str(parsed, "out") ??
     `runs/study-${plan.name}${scale === 1 ? "" : `-scale-${scale}`}`;
   const samples = int(parsed, "n", 2);
+  const nproc = int(parsed, "nproc", 1) ?? 1;
+  if (nproc > 1) {
+    const selected = only ? plan.entries.filter((e) => only.includes(e.id)) : plan.entries;
+    try {
+      checkBatches(selected, nproc, { scale, samples });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
   const launched = await launchIfAsked("study", argv, parsed);
   if (launched !== null) return launched;
   const job = prepareRank(backendFlag(parsed));

@@ -254,14 +254,14 @@ async function runEntry(
 }
 
 /**
- * Before any work: every selected entry's batch (the global batch) must split evenly over the
+ * Before any work (the CLI calls it before starting the ranks): every selected entry's batch (the global batch) must split evenly over the
  * ranks, or the job would train another model than one process does.
  */
-function checkBatches(
+export function checkBatches(
   entries: readonly StudyPlan["entries"][number][],
   world: number,
-  options: StudyOptions,
-) {
+  options: Pick<StudyOptions, "scale" | "samples">,
+): void {
   for (const entry of entries) {
     if (entry.kind === "floor") continue;
     const batch = scaleEntry(entry, options.scale, options.samples).batchSize ??

@@ -206,3 +206,35 @@ Deno.test(
     assert.doesNotMatch(two.stderr, /\[rank 1\] .*(done|wrote)/);
   },
 );
+
+Deno.test("study --nproc 2 refuses a plan whose batch does not split over the ranks, before any work", async () => {
+  const root = await Deno.makeTempDir({ dir: shared });
+  const plan = {
+    name: "odd",
+    entries: [{
+      id: "gan-odd",
+      kind: "gan",
+      classes: "a",
+      samples: 4,
+      batchSize: 3,
+      budget: { epochs: 1 },
+    }],
+  };
+  await Deno.writeTextFile(`${root}/plan.json`, JSON.stringify(plan));
+  const r = await cli(
+    [
+      "study",
+      `${root}/plan.json`,
+      "--out",
+      `${root}/out`,
+      "--backend",
+      "torch-cpu",
+      "--nproc",
+      "2",
+    ],
+    {},
+  );
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /entry gan-odd: its batch of 3 images does not split over 2 ranks/);
+  assert.equal(await Deno.stat(`${root}/out`).then(() => true, () => false), false);
+});
