@@ -21,10 +21,12 @@ import { type DataSourceRecord, loadCheckpoint } from "../train/checkpoint.ts";
 import { previewOptions, runDefaults } from "../app/defaults.ts";
 import { type AnyTask, createTask, parseTaskConfig, type TaskConfig } from "../app/registry.ts";
 import { train } from "../train/trainer.ts";
-import type { TorchrunEnv } from "../app/launch.ts";
+import { torchCudaDeviceCount } from "../backend/torch.ts";
+import { readTorchrunEnv, type TorchrunEnv } from "../app/launch.ts";
 import {
   interruptSignals,
   joinJob,
+  launchRanks,
   prepareRank,
   requireTorchForParallel,
 } from "../app/parallel.ts";
@@ -42,7 +44,6 @@ import {
   str,
   UsageError,
 } from "./args.ts";
-import { distTimeout, launchIfAsked, parallelFlags } from "./parallel_flags.ts";
 
 const SPEC: CommandSpec = {
   name: "train",
@@ -138,7 +139,21 @@ const SPEC: CommandSpec = {
     },
     "log-every": { type: "string", arg: "STEPS", help: "JSON log interval (default 10)" },
     "no-flip": { type: "boolean", help: "no random horizontal flips" },
-    ...parallelFlags("--batch-size is per process"),
+    nproc: {
+      type: "string",
+      arg: "N",
+      help: "data-parallel processes on this machine (torch backends; --batch-size is per process)",
+    },
+    "master-port": {
+      type: "string",
+      arg: "PORT",
+      help: "rendezvous port for --nproc (default: a free one)",
+    },
+    "dist-timeout": {
+      type: "string",
+      arg: "S",
+      help: "seconds a rank waits for the others before failing (default 300)",
+    },
     "on-nonfinite": {
       type: "string",
       arg: "stop|skip",
@@ -194,8 +209,22 @@ export async function trainCommand(argv: string[]): Promise<number> {
     console.log(helpText(SPEC));
     return 0;
   }
-  const launched = await launchIfAsked("train", argv, parsed);
-  if (launched !== null) return launched;
+  const nproc = int(parsed, "nproc", 1) ?? 1;
+  const inJob = readTorchrunEnv() !== null;
+  if (nproc > 1 && inJob) {
+    throw new UsageError(
+      "--nproc starts the ranks itself; under torchrun or SLURM (WORLD_SIZE set) drop it",
+    );
+  }
+  if (nproc > 1) {
+    const flag = backendFlag(parsed);
+    return await launchRanks("train", argv, {
+      nproc,
+      masterPort: int(parsed, "master-port", 1, 65535),
+      backendFlag: flag,
+      gpus: flag === "torch-cuda" || (flag === "auto" && (await torchCudaDeviceCount()) > 0),
+    });
+  }
   const job = prepareRank(backendFlag(parsed));
   using backend = await selectBackend({ name: backendFlag(parsed), log: (m) => console.error(m) });
   requireTorchForParallel(backend.name, job?.worldSize ?? 1);
@@ -474,7 +503,7 @@ async function runTraining(
       flip: run.flip ?? !bool(parsed, "no-flip"),
       data: data.size,
       resume: run.resume ?? false,
-    }, distTimeout(parsed));
+    }, num(parsed, "dist-timeout", 0.001));
     const result = await train(task, data, {
       ...flags,
       logEvery: flags.logEvery ?? run.intervals?.logEvery,
