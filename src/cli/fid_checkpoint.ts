@@ -8,7 +8,7 @@
  */
 import { selectBackend } from "../backend/select.ts";
 import { isInceptionDims } from "../metrics/inception.ts";
-import { fidOfCheckpoint, type ReferenceSpec } from "../app/evaluate.ts";
+import { fidOfCheckpoint } from "../app/evaluate.ts";
 import {
   BACKEND_FLAG,
   backendFlag,
@@ -24,6 +24,7 @@ import {
 } from "./args.ts";
 import { distTimeout, launchIfAsked, parallelFlags } from "./parallel_flags.ts";
 import { joinJob, prepareRank, requireTorchForParallel } from "../app/parallel.ts";
+import type { ReferenceSpec } from "../app/evaluate.ts";
 
 const SPEC: CommandSpec = {
   name: "fid --ckpt",
