@@ -14,7 +14,7 @@ import { parseClassFilter } from "../data/source.ts";
 import { defaultCacheDir } from "../io/cache.ts";
 import { FidScorer, type FidScorerOptions } from "../metrics/scorer.ts";
 import { openCheckpoint } from "./registry.ts";
-import { sampleInChunks } from "./sampling.ts";
+import { chunksOf, sampleChunks } from "./sample_ranks.ts";
 import type { BitsPerDim } from "../diffusion/loss.ts";
 import { toUint8Images } from "../io/png.ts";
 import type { ImageLike } from "../metrics/features.ts";
@@ -158,6 +158,11 @@ export interface CheckpointFidOptions extends FidScorerOptions {
   sampler?: Record<string, unknown>;
   /** Also compute KID. */
   kid?: boolean;
+  /**
+   * Images per sampling call, rounded up to whole feature batches. Default about 1,000. With
+   * `group`, ranks take whole calls, so the samples are one process's whatever the ranks.
+   */
+  sampleChunk?: number;
 }
 
 /** Result of {@link fidOfCheckpoint}. */
@@ -232,15 +237,37 @@ export async function fidOfCheckpoint(
       cacheDir: options.cacheDir ?? `${defaultCacheDir()}/fid-reference`,
     });
     await scorer.weightsPath();
-    const refFeatures = await scorer.features(refImages, {
-      label: "reference",
-      cacheKey: [reference.description, split, classes ?? "all", refImages.length],
-    });
+    const refFeatures = await scorer.shardedFeatures(
+      refImages.length,
+      (start, end) => refImages.slice(start, end),
+      {
+        label: "reference",
+        cacheKey: [reference.description, split, classes ?? "all", refImages.length],
+      },
+    );
     const options8 = task.kind === "ddpm" ? { clipX0: true, ...sampler } : sampler;
-    const images = sampleInChunks(task, labels, imageNoise(options.seed ?? 0), options8, true);
-    const generated = await scorer.features(generatedImages(images, [n, ...task.imageShape]), {
-      label: "samples",
-    });
+    const noise = imageNoise(options.seed ?? 0);
+    // Sampling chunks of whole feature batches: with options.group each rank samples and
+    // scores whole chunks, the very calls one process makes.
+    const batch = options.batchSize ?? 50;
+    const block = batch * Math.max(1, Math.round((options.sampleChunk ?? 1000) / batch));
+    const generated = await scorer.shardedFeatures(n, async (start, end) => {
+      const images = new Float32Array((end - start) * task.imageShape.reduce((a, b) => a * b));
+      const per = images.length / (end - start);
+      await sampleChunks(
+        task,
+        labels,
+        noise,
+        options8,
+        chunksOf([[start, end]], block),
+        undefined,
+        (s, count, part) => {
+          images.set(part, (s - start) * per);
+          if (options.progress) console.error(`sampled ${s + count - start}/${end - start}`);
+        },
+      );
+      return generatedImages(images, [end - start, ...task.imageShape]);
+    }, { label: "samples", block });
     const result: CheckpointFidResult = {
       fid: scorer.fid(scorer.statistics(generated), scorer.statistics(refFeatures)),
       nA: generated.n,

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { type ImageNoise, imageNoise, offsetNoise, type Rng, toImageNoise } from "../core/rng.ts";
+import { type ImageNoise, imageNoise, type Rng, toImageNoise } from "../core/rng.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { decodeImageFile } from "../io/image.ts";
 import { Md5 } from "../io/md5.ts";
@@ -20,11 +20,19 @@ import { makeOutputFolder, OutputError } from "../io/output.ts";
 import { encodePng, toUint8Images } from "../io/png.ts";
 import type { DecodedImage } from "../io/image.ts";
 import type { SampleOptionsOf, TrainTask } from "../task/task.ts";
+import {
+  chunksOf,
+  onRankZero,
+  sampleChunks,
+  type SampleGroup,
+  shareIndexSet,
+} from "./sample_ranks.ts";
 
 /**
  * Samples `labels.length` images in chunks of at most 1,000, all in memory (for the few callers
- * that need the floats, such as scoring in memory). Image i uses stream i of `noise`, so the
- * result does not depend on the chunking.
+ * that need the floats, such as a grid). Image i uses stream i of `noise`, so the result does
+ * not depend on the chunking. With `group` (a data-parallel job) the ranks share the chunks
+ * and every rank returns all the images, bit-identical to one process's (`sample_ranks.ts`).
  *
  * @example
  * ```ts
@@ -36,27 +44,27 @@ import type { SampleOptionsOf, TrainTask } from "../task/task.ts";
  * using backend = await createBackend("tfjs-cpu");
  * const config = { ...DEFAULT_DDPM_CONFIG, preset: "convnet" as const, baseWidth: 8, imageSize: 8, timesteps: 20, ema: 0 };
  * using task = createTask(backend, { kind: "ddpm", config }, 0);
- * // The CLI: 5,000 labels in five chunks, with a progress bar (last argument true).
- * const images = sampleInChunks(task, new Int32Array(3), new Rng(0), { sampler: "ddim", steps: 2 }, false);
+ * // The CLI: 5,000 labels in five chunks, with a progress line per chunk (true).
+ * const images = await sampleInChunks(task, new Int32Array(3), new Rng(0), { sampler: "ddim", steps: 2 }, false);
  * console.log(images.length); // 576: [3, 3, 8, 8]
  * ```
  */
-export function sampleInChunks<T extends TrainTask>(
+export async function sampleInChunks<T extends TrainTask>(
   task: T,
   labels: Int32Array,
   noise: Rng | ImageNoise,
   options: SampleOptionsOf<T>,
   progress: boolean,
-): Float32Array {
+  group?: SampleGroup,
+): Promise<Float32Array> {
   const per = task.imageShape[0] * task.imageShape[1] * task.imageShape[2];
+  const images = new Float32Array(labels.length * per); // [n, C, H, W]
+  const chunks = chunksOf([[0, labels.length]], 1000);
   const streams = toImageNoise(noise);
-  const images = new Float32Array(labels.length * per);
-  const chunk = 1000;
-  for (let start = 0; start < labels.length; start += chunk) {
-    const part = labels.subarray(start, Math.min(labels.length, start + chunk));
-    images.set(task.sample(part, offsetNoise(streams, start), options), start * per);
-    if (progress) console.error(`sampled ${start + part.length}/${labels.length}`);
-  }
+  await sampleChunks(task, labels, streams, options, chunks, group, (start, count, part) => {
+    images.set(part, start * per);
+    if (progress) console.error(`sampled ${start + count}/${labels.length}`);
+  });
   return images;
 }
 
@@ -113,6 +121,11 @@ export interface SampleToFolderOptions<T extends TrainTask> {
   keep?: number;
   /** Called after each chunk with images written so far (skipped ones included) and `n`. */
   progress?: (done: number, total: number) => void;
+  /**
+   * Ranks of a data-parallel job: each samples its share of the chunks, rank 0 alone reads and
+   * writes the folder (the same files as one process). Every rank passes the same run.
+   */
+  group?: SampleGroup;
 }
 
 /** What {@link sampleToFolder} did. */
@@ -324,38 +337,68 @@ export async function sampleToFolder<T extends TrainTask>(
 ): Promise<SampleToFolderResult> {
   const n = run.labels.length;
   if (n < 1) throw new RangeError("need at least one image to sample");
+  const group = run.group;
+  const lead = (group?.rank ?? 0) === 0;
   const manifest = samplesManifest(task, run);
-  const done = await prepareFolder(dir, manifest, run.existing ?? "resume");
   const batch = (run.options as { batchSize?: number } | undefined)?.batchSize ?? 0;
   // One chunk per forward batch when the batch is given: files land as each batch finishes.
   const chunk = run.chunk ?? (batch > 0 ? batch : 256);
   const keep = Math.min(run.keep ?? 0, n);
-  const kept: DecodedImage[] = new Array(keep);
+  const kept: DecodedImage[] = new Array(lead ? keep : 0);
   const paths = Array.from({ length: n }, (_, i) => `${dir}/${sampleFileName(i)}`);
-  for (const index of done) if (index < keep) kept[index] = await decodeImageFile(paths[index]);
-  if (done.size < n) {
-    await makeOutputFolder(dir);
-    // The manifest goes first: a folder with images and no manifest is never ours.
-    await writeFileAtomic(`${dir}/${SAMPLES_MANIFEST}`, JSON.stringify(manifest, null, 2) + "\n");
-  }
-  const noise = imageNoise(manifest.seed, manifest.first);
-  let finished = done.size;
-  run.progress?.(finished, n);
-  for (const [from, to] of missingRuns(n, done)) {
-    for (let start = from; start < to; start += chunk) {
-      const count = Math.min(chunk, to - start);
-      const labels = run.labels.subarray(start, start + count);
-      const images = task.sample(labels, offsetNoise(noise, start), run.options);
-      const tiles = toUint8Images(images, [count, ...task.imageShape]); // [count] 8-bit RGB
-      for (let j = 0; j < count; j++) {
-        await writeFileAtomic(paths[start + j], encodePng(tiles[j]));
-        if (start + j < keep) kept[start + j] = tiles[j];
-      }
-      finished += count;
-      run.progress?.(finished, n);
+  // Rank 0 alone looks at the folder; the others learn which images are left.
+  let done = await onRankZero(group, `prepare ${dir}`, async () => {
+    const found = await prepareFolder(dir, manifest, run.existing ?? "resume");
+    for (const index of found) {
+      if (index < keep) kept[index] = await decodeImageFile(paths[index]);
     }
-  }
-  return { written: n - done.size, skipped: done.size, kept, paths };
+    if (found.size < n) {
+      await makeOutputFolder(dir);
+      // The manifest goes first: a folder with images and no manifest is never ours.
+      await writeFileAtomic(
+        `${dir}/${SAMPLES_MANIFEST}`,
+        JSON.stringify(manifest, null, 2) + "\n",
+      );
+    }
+    return found;
+  });
+  if (group && group.worldSize > 1) done = shareIndexSet(group, n, done);
+  const skipped = done!.size;
+  let finished = skipped;
+  if (lead) run.progress?.(finished, n);
+  const chunks = chunksOf(missingRuns(n, done!), chunk);
+  const noise = imageNoise(manifest.seed, manifest.first);
+  let writeError: unknown = null;
+  await sampleChunks(
+    task,
+    run.labels,
+    noise,
+    run.options,
+    chunks,
+    group,
+    async (start, count, images) => {
+      if (!lead || writeError !== null) return;
+      try {
+        const tiles = toUint8Images(images, [count, ...task.imageShape]); // [count] 8-bit RGB
+        for (let j = 0; j < count; j++) {
+          await writeFileAtomic(paths[start + j], encodePng(tiles[j]));
+          if (start + j < keep) kept[start + j] = tiles[j];
+        }
+        finished += count;
+        run.progress?.(finished, n);
+      } catch (e) {
+        // Alone: stop now. In a job: finish the gathers the other ranks are in, then fail.
+        if (!group || group.worldSize === 1) throw e;
+        writeError = e;
+      }
+    },
+  );
+  // Every rank returns only once rank 0 wrote the last file (and learns if it could not).
+  await onRankZero(group, `write the samples into ${dir}`, () => {
+    if (writeError !== null) throw writeError;
+    return Promise.resolve();
+  });
+  return { written: n - skipped, skipped, kept, paths };
 }
 
 /** Bytes a PNG sample of `imageShape` takes at most (uncompressed RGB plus headers), for free-space checks. */

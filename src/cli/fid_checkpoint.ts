@@ -22,6 +22,9 @@ import {
   str,
   UsageError,
 } from "./args.ts";
+import { distTimeout, launchIfAsked, parallelFlags } from "./parallel_flags.ts";
+import { joinJob, prepareRank, requireTorchForParallel } from "../app/parallel.ts";
+import type { ReferenceSpec } from "../app/evaluate.ts";
 
 const SPEC: CommandSpec = {
   name: "fid --ckpt",
@@ -68,6 +71,12 @@ const SPEC: CommandSpec = {
       default: "2048",
     },
     "batch-size": { type: "string", arg: "N", help: "images per Inception pass", default: "50" },
+    "sample-chunk": {
+      type: "string",
+      arg: "N",
+      help: "images per sampling call, a multiple of --batch-size (default ~1000); the unit " +
+        "--nproc ranks share",
+    },
     "inception-weights": {
       type: "string",
       arg: "PATH",
@@ -79,6 +88,7 @@ const SPEC: CommandSpec = {
     },
     seed: { type: "string", arg: "N", help: "sampling seed", default: "0" },
     backend: BACKEND_FLAG,
+    ...parallelFlags("the ranks share the samples and the reference; the FID equals one process's"),
   },
   details:
     "Conditional models draw the --ref classes in equal shares; unconditional ones ignore them.",
@@ -107,6 +117,7 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--dims must be one of 64, 192, 768, 2048, got ${dims}`);
   }
   const batchSize = int(parsed, "batch-size", 1)!;
+  const sampleChunk = int(parsed, "sample-chunk", 1);
   const seed = int(parsed, "seed", 0, 2 ** 32 - 1)!;
   const sampler: Record<string, unknown> = {};
   if (bool(parsed, "no-clip")) sampler.clipX0 = false;
@@ -119,12 +130,41 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
     if (v !== undefined) sampler[key] = v;
   }
 
+  const launched = await launchIfAsked("fid", argv, parsed);
+  if (launched !== null) return launched;
+  const job = prepareRank(backendFlag(parsed));
+  const lead = (job?.rank ?? 0) === 0;
   const started = performance.now();
-  const log = (m: string) => console.error(m);
+  const log = (m: string) => lead && console.error(m);
   const backend = await selectBackend({ name: backendFlag(parsed), log });
+  let group: Awaited<ReturnType<typeof joinJob>>;
   try {
+    requireTorchForParallel(backend.name, job?.worldSize ?? 1);
+    const ref: ReferenceSpec = {
+      source: sourceField,
+      split,
+      classes,
+      data: str(parsed, "data"),
+      limit: refLimit,
+    };
+    group = await joinJob(
+      backend,
+      job,
+      {
+        fidCkpt: ckpt,
+        ref,
+        n,
+        seed,
+        sampler,
+        dims,
+        batchSize,
+        sampleChunk: sampleChunk ?? null,
+        kid: bool(parsed, "kid"),
+      },
+      distTimeout(parsed),
+    );
     const r = await fidOfCheckpoint(backend, ckpt, {
-      ref: { source: sourceField, split, classes, data: str(parsed, "data"), limit: refLimit },
+      ref,
       n,
       seed,
       sampler,
@@ -133,9 +173,12 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
       verify: !bool(parsed, "skip-weights-check"),
       dims,
       batchSize,
-      progress: true,
+      sampleChunk,
+      progress: lead,
       log,
+      group,
     });
+    if (!lead) return 0;
     const result: Record<string, unknown> = { fid: r.fid, n_a: r.nA, n_b: r.nB, dims: r.dims };
     if (r.kid !== undefined) Object.assign(result, { kid: r.kid, kid_std: r.kidStd });
     result.backend = backend.name;
@@ -151,6 +194,7 @@ export async function fidCheckpointCommand(argv: string[]): Promise<number> {
     }
     return 0;
   } finally {
+    group?.dispose();
     backend.dispose();
   }
 }

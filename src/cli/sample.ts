@@ -20,6 +20,7 @@ import {
   sampleToFolder,
 } from "../app/sampling.ts";
 import { previewLabels } from "../task/preview.ts";
+import { joinJob, prepareRank, requireTorchForParallel } from "../app/parallel.ts";
 import type { DdpmSampleOptions } from "../diffusion/task.ts";
 import {
   BACKEND_FLAG,
@@ -35,6 +36,7 @@ import {
   str,
   UsageError,
 } from "./args.ts";
+import { distTimeout, launchIfAsked, parallelFlags } from "./parallel_flags.ts";
 
 const SPEC: CommandSpec = {
   name: "sample",
@@ -103,6 +105,7 @@ const SPEC: CommandSpec = {
     seed: { type: "string", arg: "N", help: "random seed (default 0)" },
     backend: BACKEND_FLAG,
     quiet: { type: "boolean", help: "no progress output" },
+    ...parallelFlags("the ranks share the images; the files equal one process's"),
   },
 };
 
@@ -141,15 +144,21 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   if (!out && !outDir) throw new UsageError("say where to write: --out grid.png or --out-dir DIR");
   const n = int(parsed, "n", 1, 1_000_000) ?? 64;
   const seed = int(parsed, "seed", 0, 2 ** 32 - 1) ?? 0;
-  const quiet = bool(parsed, "quiet");
   // Output locations first: a bad path must not cost a model load or a sampling run.
   if (out) await checkOutputFile(out, { flag: "--out" });
   if (outDir) await checkOutputFolder(outDir, { flag: "--out-dir" });
+  const launched = await launchIfAsked("sample", argv, parsed);
+  if (launched !== null) return launched;
+  const job = prepareRank(backendFlag(parsed));
+  const lead = (job?.rank ?? 0) === 0;
+  const quiet = bool(parsed, "quiet") || !lead;
   const backend = await selectBackend({
     name: backendFlag(parsed),
     log: quiet ? undefined : (m) => console.error(m),
   });
+  let group: Awaited<ReturnType<typeof joinJob>>;
   try {
+    requireTorchForParallel(backend.name, job?.worldSize ?? 1);
     const { task, classNames } = await openForSampling(backend, ckpt, {
       preset: str(parsed, "preset"),
     });
@@ -160,6 +169,13 @@ export async function sampleCommand(argv: string[]): Promise<number> {
       const bytes = n * pngBytesBound(task.imageShape);
       if (outDir) await checkOutputFolder(outDir, { flag: "--out-dir", expectedBytes: bytes });
       if (out) await checkOutputFile(out, { flag: "--out", expectedBytes: bytes });
+      group = await joinJob(backend, job, {
+        sample: imageSettings(parsed, ckpt),
+        out: out ?? null,
+        outDir: outDir ?? null,
+        overwrite,
+        batchSize: options.batchSize ?? null,
+      }, distTimeout(parsed));
       const started = performance.now();
       let grid: DecodedImage[];
       let summary = "";
@@ -173,21 +189,25 @@ export async function sampleCommand(argv: string[]): Promise<number> {
           settings: imageSettings(parsed, ckpt),
           keep: out ? n : 0,
           progress: (done) => bar?.update(done),
+          group,
         });
         bar?.finish(n);
         grid = result.kept;
         if (result.skipped > 0) summary = ` (${result.skipped} were already there)`;
       } else {
-        const images = sampleInChunks(task, labels, imageNoise(seed), options, false);
-        grid = toUint8Images(images, shape);
+        const images = await sampleInChunks(task, labels, imageNoise(seed), options, false, group);
+        grid = lead ? toUint8Images(images, shape) : [];
       }
-      if (out) await writeFileAtomic(out, encodePng(makeGrid(grid, { nrow: Math.min(8, n) })));
+      if (out && lead) {
+        await writeFileAtomic(out, encodePng(makeGrid(grid, { nrow: Math.min(8, n) })));
+      }
       const seconds = (performance.now() - started) / 1000;
       if (!quiet) {
+        const ranks = group ? ` on ${group.worldSize} ranks` : "";
         console.error(
           `wrote ${n} images to ${[out, outDir].filter(Boolean).join(" and ")} in ${
             seconds.toFixed(1)
-          } s${summary}`,
+          } s${ranks}${summary}`,
         );
       }
       return 0;
@@ -195,6 +215,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
       task.dispose();
     }
   } finally {
+    group?.dispose();
     backend.dispose();
   }
 }

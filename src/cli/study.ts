@@ -8,7 +8,7 @@ import { selectBackend } from "../backend/select.ts";
 import { statusLine } from "../io/progress.ts";
 import { BUILT_IN_PLANS, PLAN_NAMES, resolvePlan } from "../study/plans.ts";
 import { writeReport } from "../study/report.ts";
-import { runStudy } from "../study/runner.ts";
+import { checkBatches, runStudy } from "../study/runner.ts";
 import {
   BACKEND_FLAG,
   backendFlag,
@@ -21,6 +21,13 @@ import {
   str,
   UsageError,
 } from "./args.ts";
+import { distTimeout, launchIfAsked, parallelFlags } from "./parallel_flags.ts";
+import {
+  interruptSignals,
+  joinJob,
+  prepareRank,
+  requireTorchForParallel,
+} from "../app/parallel.ts";
 
 const SPEC: CommandSpec = {
   name: "study",
@@ -50,6 +57,7 @@ const SPEC: CommandSpec = {
     n: { type: "string", arg: "N", help: "samples per entry (per class), instead of the plan's" },
     only: { type: "string", arg: "IDS", help: "run only these entries (comma separated)" },
     list: { type: "boolean", help: "list the plan's entries and exit" },
+    ...parallelFlags("every entry's training, sampling and FID; the plan's batch is global"),
   },
   details: [
     `Built-in plans: ${PLAN_NAMES.join(", ")}; or a path to a .json plan file`,
@@ -88,20 +96,43 @@ export async function studyCommand(argv: string[]): Promise<number> {
   const outDir = str(parsed, "out") ??
     `runs/study-${plan.name}${scale === 1 ? "" : `-scale-${scale}`}`;
   const samples = int(parsed, "n", 2);
-  using backend = await selectBackend({
-    name: backendFlag(parsed),
-    log: (m) => console.error(m),
-  });
+  const nproc = int(parsed, "nproc", 1) ?? 1;
+  if (nproc > 1) {
+    const selected = only ? plan.entries.filter((e) => only.includes(e.id)) : plan.entries;
+    try {
+      checkBatches(selected, nproc, { scale, samples });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
+  const launched = await launchIfAsked("study", argv, parsed);
+  if (launched !== null) return launched;
+  const job = prepareRank(backendFlag(parsed));
+  const lead = (job?.rank ?? 0) === 0;
+  const log = (m: string) => lead && console.error(m);
+  using backend = await selectBackend({ name: backendFlag(parsed), log });
+  requireTorchForParallel(backend.name, job?.worldSize ?? 1);
   const controller = new AbortController();
   const onSigint = () => {
     if (controller.signal.aborted) Deno.exit(130);
-    console.error(
-      "\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to quit)",
-    );
+    log("\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to quit)");
     controller.abort();
   };
-  Deno.addSignalListener("SIGINT", onSigint);
+  const signals = interruptSignals();
+  for (const s of signals) Deno.addSignalListener(s, onSigint);
+  // Started by our launcher: it turns the terminal's Ctrl-C into one SIGTERM per rank.
+  const ignore = () => {};
+  if (!signals.includes("SIGINT")) Deno.addSignalListener("SIGINT", ignore);
+  let group: Awaited<ReturnType<typeof joinJob>>;
   try {
+    group = await joinJob(backend, job, {
+      study: plan,
+      scale,
+      samples: samples ?? null,
+      only: only ?? null,
+      outDir,
+      data: str(parsed, "data") ?? null,
+    }, distTimeout(parsed));
     const run = await runStudy(plan, {
       backend,
       outDir,
@@ -111,11 +142,13 @@ export async function studyCommand(argv: string[]): Promise<number> {
       inceptionWeights: str(parsed, "inception-weights"),
       download: !bool(parsed, "no-download"),
       only,
-      log: (m) => console.error(m),
+      log,
       // The trainer's progress line: in place on a terminal, every 30 s in a log file.
-      trainerReport: statusLine({ logIntervalMs: 30_000 }),
+      trainerReport: lead ? statusLine({ logIntervalMs: 30_000 }) : undefined,
       signal: controller.signal,
+      group,
     });
+    if (!lead) return run.failed.length ? 1 : run.unfinished.length ? 130 : 0;
     // The report's commands must run from any folder: files by absolute path.
     const weights = str(parsed, "inception-weights");
     const data = str(parsed, "data");
@@ -127,7 +160,9 @@ export async function studyCommand(argv: string[]): Promise<number> {
     });
     console.error(
       `wrote ${outDir}/report.md and report.json (${run.results.length}/${plan.entries.length} ` +
-        `entries finished, ${run.seconds.toFixed(0)} s)`,
+        `entries finished, ${run.seconds.toFixed(0)} s${
+          group ? `, ${group.worldSize} ranks` : ""
+        })`,
     );
     if (run.failed.length) {
       console.error(`failed: ${run.failed.map((f) => f.id).join(", ")} (see report.md)`);
@@ -135,7 +170,9 @@ export async function studyCommand(argv: string[]): Promise<number> {
     }
     return run.unfinished.length ? 130 : 0;
   } finally {
-    Deno.removeSignalListener("SIGINT", onSigint);
+    group?.dispose();
+    for (const s of signals) Deno.removeSignalListener(s, onSigint);
+    if (!signals.includes("SIGINT")) Deno.removeSignalListener("SIGINT", ignore);
   }
 }
 

@@ -141,28 +141,95 @@ export class FidScorer implements Disposable {
     images: Iterable<ImageLike> | AsyncIterable<ImageLike>,
     options: FeatureOptions = {},
   ): Promise<FeatureMatrix> {
-    const compute = async () =>
-      computeActivations(this.backend, await this.network(), images, {
-        batchSize: this.#options.batchSize,
-        total: options.total,
-        progress: this.#options.progress,
-        label: options.label,
-      });
-    if (!options.cacheKey || !this.#options.cacheDir) return await compute();
-    const path = `${this.#options.cacheDir}/${await this.#cacheName(options.cacheKey)}.npy`;
+    const path = await this.#cachePath(options.cacheKey);
+    const cached = path ? await this.#readCache(path, options.label) : null;
+    if (cached) return cached;
+    const features = await this.#compute(images, options);
+    if (path) await this.#writeCache(path, features);
+    return features;
+  }
+
+  /**
+   * Features of `count` images, image i being `imagesAt(start, end)`'s (i - start)-th. With the
+   * scorer's `group` each rank computes contiguous blocks of whole multiples of `block` images
+   * (default: the batch size; it must be a multiple of it) and every rank gets all the
+   * features, equal to one process's: the same batches run on the same images. A keyed cache
+   * is used only when every rank has the entry; rank 0 alone writes it.
+   *
+   * @example
+   * ```ts ignore
+   * const f = await scorer.shardedFeatures(refImages.length, (s, e) => refImages.slice(s, e));
+   * ```
+   */
+  async shardedFeatures(
+    count: number,
+    imagesAt: (
+      start: number,
+      end: number,
+    ) =>
+      | Iterable<ImageLike>
+      | AsyncIterable<ImageLike>
+      | Promise<Iterable<ImageLike> | AsyncIterable<ImageLike>>,
+    options: FeatureOptions & { block?: number } = {},
+  ): Promise<FeatureMatrix> {
+    const group = this.#options.group;
+    const batch = this.#options.batchSize ?? 50;
+    const block = options.block ?? batch;
+    if (!Number.isInteger(block) || block < 1 || block % batch !== 0) {
+      throw new RangeError(
+        `feature block ${block} must be a positive multiple of the batch ${batch}`,
+      );
+    }
+    const path = await this.#cachePath(options.cacheKey);
+    let cached = path ? await this.#readCache(path, options.label) : null;
+    if (group && group.worldSize > 1 && path) {
+      // One rank without the entry (another machine's cache) makes every rank compute.
+      const hits = group.allGather(Float32Array.of(cached ? 1 : 0));
+      if (hits.some((h) => h === 0)) cached = null;
+    }
+    if (cached) return cached;
+    const part = async (start: number, end: number) =>
+      await this.#compute(await imagesAt(start, end), { ...options, total: end - start });
+    const features = !group || group.worldSize <= 1
+      ? await part(0, count)
+      : await shardedActivations(count, block, this.dims, group, part);
+    if (path && (group?.rank ?? 0) === 0) await this.#writeCache(path, features);
+    return features;
+  }
+
+  async #compute(
+    images: Iterable<ImageLike> | AsyncIterable<ImageLike>,
+    options: FeatureOptions,
+  ): Promise<FeatureMatrix> {
+    return computeActivations(this.backend, await this.network(), images, {
+      batchSize: this.#options.batchSize,
+      total: options.total,
+      progress: this.#options.progress,
+      label: options.label,
+    });
+  }
+
+  async #cachePath(key: readonly unknown[] | undefined): Promise<string | null> {
+    if (!key || !this.#options.cacheDir) return null;
+    return `${this.#options.cacheDir}/${await this.#cacheName(key)}.npy`;
+  }
+
+  async #readCache(path: string, label?: string): Promise<FeatureMatrix | null> {
     const cached = await readNpy(path).catch(() => null);
     if (cached?.dtype === "float32" && cached.shape.length === 2 && cached.shape[1] === this.dims) {
-      this.#options.log?.(`${options.label ?? "image"} features from the cache: ${path}`);
+      this.#options.log?.(`${label ?? "image"} features from the cache: ${path}`);
       return { data: cached.data as Float32Array, n: cached.shape[0], dims: cached.shape[1] };
     }
-    const features = await compute();
-    await Deno.mkdir(this.#options.cacheDir, { recursive: true });
+    return null;
+  }
+
+  async #writeCache(path: string, features: FeatureMatrix): Promise<void> {
+    await Deno.mkdir(this.#options.cacheDir!, { recursive: true });
     await writeNpy(path, {
       dtype: "float32",
       shape: [features.n, features.dims],
       data: features.data,
     });
-    return features;
   }
 
   async #cacheName(key: readonly unknown[]): Promise<string> {
@@ -187,19 +254,11 @@ export class FidScorer implements Disposable {
       : folder;
     if (source.kind !== "folder") throw new Error(`${source.path} is statistics, not images`);
     const files = source.files;
-    const part = (start: number, end: number) =>
-      this.features(decodeFiles(files.slice(start, end)), {
-        total: end - start,
-        label: source.path,
-      });
-    const group = this.#options.group;
-    if (!group || group.worldSize <= 1) return await part(0, files.length);
-    return await shardedActivations(
+    // Each rank decodes only the files of its own block.
+    return await this.shardedFeatures(
       files.length,
-      this.#options.batchSize ?? 50,
-      this.dims,
-      group,
-      part,
+      (start, end) => decodeFiles(files.slice(start, end)),
+      { label: source.path },
     );
   }
 

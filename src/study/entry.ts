@@ -5,6 +5,7 @@
  * @module
  */
 import type { Backend } from "../backend/backend.ts";
+import type { ProcessGroup } from "../backend/distributed.ts";
 import { loadDataset } from "../data/load.ts";
 import type { FeatureMatrix } from "../metrics/features.ts";
 import type { FidStatus, StudyScorer } from "./evaluate.ts";
@@ -97,6 +98,13 @@ export interface StudyOptions {
   trainerReport?: (line: string, final: boolean) => void;
   /** Stops training (with a checkpoint) between steps; the entry stays unfinished. */
   signal?: AbortSignal;
+  /**
+   * A data-parallel job (`study --nproc`): every rank runs the study; training, sampling and
+   * FID features are split over the ranks and rank 0 alone writes the run folder. A plan's
+   * batch size stays the global batch (it must divide by the ranks), so the numbers are one
+   * process's.
+   */
+  group?: ProcessGroup;
 }
 
 /** Result of {@link runStudy}. */
@@ -180,4 +188,9 @@ export function loadSplit(context: EntryContext, split: "train" | "test", classe
     split,
     classes: classFilter(classes),
   });
+}
+
+/** Whether this process writes the run folder (rank 0 of a job, or the only process). */
+export function isLead(options: StudyOptions): boolean {
+  return (options.group?.rank ?? 0) === 0;
 }

@@ -10,6 +10,7 @@
 import type { Backend } from "../backend/backend.ts";
 import type { FeatureMatrix, ImageLike } from "../metrics/features.ts";
 import { FidScorer, type Score } from "../metrics/scorer.ts";
+import type { FeatureGatherer } from "../metrics/sharded.ts";
 import { verifyInceptionWeights } from "../metrics/weights.ts";
 
 export type { Score };
@@ -40,6 +41,8 @@ export interface FidScorerOptions {
   /** Progress bars on stderr. */
   progress?: boolean;
   log?: (message: string) => void;
+  /** Data-parallel ranks: each computes the features of its share of the images. */
+  group?: FeatureGatherer;
 }
 
 /**
@@ -64,6 +67,7 @@ export async function openFidScorer(
     batchSize: options.batchSize,
     progress: options.progress ?? false,
     log: options.log,
+    group: options.group,
   });
   let path: string;
   try {
@@ -87,7 +91,8 @@ export async function openFidScorer(
   return {
     status,
     note,
-    features: (images, label) => scorer.features(images, { label }),
+    features: (images, label) =>
+      scorer.shardedFeatures(images.length, (start, end) => images.slice(start, end), { label }),
     score: (a, b) => scorer.score(a, b),
     dispose: () => scorer.dispose(),
   };

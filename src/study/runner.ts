@@ -8,10 +8,12 @@
  * @module
  */
 import { deriveSeed } from "../core/rng.ts";
+import { DistributedError } from "../backend/distributed.ts";
 import { DEFAULT_DDPM_CONFIG } from "../diffusion/task.ts";
 import { DEFAULT_GAN_CONFIG } from "../gan/task.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { CHECKPOINT_FILE } from "../train/checkpoint.ts";
+import { DEFAULT_BATCH_SIZE } from "../app/defaults.ts";
 import { createTask, type TaskConfig } from "../app/registry.ts";
 import { diffusionBitsPerDim } from "../app/evaluate.ts";
 import { type FidStatus, openFidScorer } from "./evaluate.ts";
@@ -21,6 +23,7 @@ import {
   entryDir,
   type EntryResult,
   fingerprintOf,
+  isLead,
   loadSplit,
   readResult,
   type StudyOptions,
@@ -60,12 +63,18 @@ export async function runStudy(plan: StudyPlan, options: StudyOptions): Promise<
       })`,
     );
   }
-  await Deno.mkdir(`${options.outDir}/entries`, { recursive: true });
-  await writeFileAtomic(`${options.outDir}/plan.json`, JSON.stringify(plan, null, 2) + "\n");
+  const lead = isLead(options);
+  const world = options.group?.worldSize ?? 1;
+  if (world > 1) checkBatches(selected, world, options);
+  if (lead) {
+    await Deno.mkdir(`${options.outDir}/entries`, { recursive: true });
+    await writeFileAtomic(`${options.outDir}/plan.json`, JSON.stringify(plan, null, 2) + "\n");
+  }
   const scorer = await openFidScorer(backend, {
     weightsPath: options.inceptionWeights,
     download: options.download,
     log,
+    group: options.group,
   });
   log(scorer.note);
   const context: EntryContext = {
@@ -111,6 +120,8 @@ export async function runStudy(plan: StudyPlan, options: StudyOptions): Promise<
           ? await rescore(previous, scaled, dir, context)
           : await runEntry(scaled, fingerprint, dir, context);
       } catch (e) {
+        // The ranks of a job can no longer agree on what comes next: the job stops.
+        if (e instanceof DistributedError) throw e;
         // One failing entry (out of memory, a bad config in a custom plan) should not cost
         // the others: record it, go on, and let the report say what failed.
         const message = (e as Error).message;
@@ -119,7 +130,9 @@ export async function runStudy(plan: StudyPlan, options: StudyOptions): Promise<
         continue;
       }
       if (result) {
-        await writeFileAtomic(`${dir}/result.json`, JSON.stringify(result, null, 2) + "\n");
+        if (lead) {
+          await writeFileAtomic(`${dir}/result.json`, JSON.stringify(result, null, 2) + "\n");
+        }
         results.push(result);
       } else {
         unfinished.push(entry.id);
@@ -161,7 +174,7 @@ async function runEntry(
     fingerprint,
     backend: options.backend.name,
   };
-  await Deno.mkdir(dir, { recursive: true });
+  if (isLead(options)) await Deno.mkdir(dir, { recursive: true });
   if (entry.kind === "floor") {
     log(`${entry.id}: train-vs-test FID floor at ${entry.scaledSamples} images`);
     const scores = await scoreGroups(entry, null, context);
@@ -201,7 +214,7 @@ async function runEntry(
     const trained = await trainEntry(task, data, entry, dir, context);
     if (!trained) return null;
     log(`${entry.id}: sampling ${entry.scaledSamples} images${conditional ? " per class" : ""}`);
-    const sampling = await sampleEntry(task, data, entry, dir, seed);
+    const sampling = await sampleEntry(task, data, entry, dir, seed, options.group);
     let bpd: EntryResult["bitsPerDim"] = null;
     if (entry.kind === "ddpm") {
       const test = await loadSplit(context, "test", entry.classes);
@@ -237,5 +250,27 @@ async function runEntry(
     };
   } finally {
     task.dispose();
+  }
+}
+
+/**
+ * Before any work (the CLI calls it before starting the ranks): every selected entry's batch (the global batch) must split evenly over the
+ * ranks, or the job would train another model than one process does.
+ */
+export function checkBatches(
+  entries: readonly StudyPlan["entries"][number][],
+  world: number,
+  options: Pick<StudyOptions, "scale" | "samples">,
+): void {
+  for (const entry of entries) {
+    if (entry.kind === "floor") continue;
+    const batch = scaleEntry(entry, options.scale, options.samples).batchSize ??
+      DEFAULT_BATCH_SIZE[entry.kind];
+    if (batch % world !== 0) {
+      throw new Error(
+        `entry ${entry.id}: its batch of ${batch} images does not split over ${world} ranks; ` +
+          `use a number of processes that divides it (the plan's batch is the global batch)`,
+      );
+    }
   }
 }

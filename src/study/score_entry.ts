@@ -15,6 +15,7 @@ import type { FeatureMatrix, ImageLike } from "../metrics/features.ts";
 import type { AnyTask } from "../app/registry.ts";
 import { datasetImages } from "../app/evaluate.ts";
 import { sampleToFolder } from "../app/sampling.ts";
+import type { SampleGroup } from "../app/sample_ranks.ts";
 import type { ScaledEntry } from "./plans.ts";
 import { type EntryContext, type EntryResult, type GroupScore, loadSplit } from "./entry.ts";
 import { GRID_IMAGES } from "./train_entry.ts";
@@ -30,6 +31,7 @@ export async function sampleEntry(
   entry: ScaledEntry,
   dir: string,
   seed: number,
+  group?: SampleGroup,
 ): Promise<NonNullable<EntryResult["sampling"]>> {
   const n = entry.scaledSamples;
   const groups = task.numClasses > 0 ? task.numClasses : 1;
@@ -49,11 +51,15 @@ export async function sampleEntry(
       options: entry.scaledSampler,
       existing: "replace-different",
       keep: gridPerGroup,
+      group,
     });
     grid.push(...kept);
   }
   const seconds = (performance.now() - started) / 1000;
-  await writeFileAtomic(`${dir}/samples.png`, encodePng(makeGrid(grid, { nrow: 8 })));
+  // Rank 0 holds the grid tiles (and writes every file of a job).
+  if ((group?.rank ?? 0) === 0) {
+    await writeFileAtomic(`${dir}/samples.png`, encodePng(makeGrid(grid, { nrow: 8 })));
+  }
   return { n, options: entry.scaledSampler, seconds };
 }
 

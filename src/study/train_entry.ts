@@ -18,7 +18,7 @@ import { previewLabels } from "../task/preview.ts";
 import { PROGRESS_DELAY_MS } from "../train/preview_grids.ts";
 import { train } from "../train/trainer.ts";
 import type { ScaledEntry } from "./plans.ts";
-import { type EntryContext, type EntryResult, exists, type StudyOptions } from "./entry.ts";
+import { type EntryContext, type EntryResult, exists, isLead, type StudyOptions } from "./entry.ts";
 
 /** Images per grid in the report. */
 export const GRID_IMAGES = 64;
@@ -54,6 +54,14 @@ export async function trainEntry(
     images,
     data.size,
   );
+  const group = options.group;
+  const world = group?.worldSize ?? 1;
+  const lead = isLead(options);
+  if (batchSize % world !== 0) {
+    throw new Error(
+      `entry ${entry.id}: its batch of ${batchSize} images does not split over ${world} ranks`,
+    );
+  }
   const totalSteps = Math.max(1, Math.round(images / batchSize));
   const stepsPerEpoch = Math.max(1, Math.floor(data.size / batchSize));
   const progressPath = `${dir}/progress.json`;
@@ -73,7 +81,7 @@ export async function trainEntry(
   );
   let resume = await exists(`${dir}/${CHECKPOINT_FILE}`);
   let stepBefore = resume ? await checkpointStep(dir) : 0;
-  if (framed && !resume) {
+  if (framed && !resume && lead) {
     await Deno.mkdir(`${dir}/frames`, { recursive: true });
     await writeFixedNoiseGrid(task, `${dir}/frames/step-${pad(0, 7)}.png`, seed);
   }
@@ -85,7 +93,8 @@ export async function trainEntry(
       : Math.max(0, entry.scaledSeconds - progress.seconds);
     const result = await train(task, data, {
       runDir: dir,
-      batchSize,
+      batchSize: batchSize / world, // per rank: the plan's batch is the global one
+      group,
       epochs: Math.ceil(totalSteps / stepsPerEpoch),
       maxSteps,
       maxSeconds: remaining,
@@ -101,6 +110,8 @@ export async function trainEntry(
       backendName: options.backend.name,
       source: { data: options.dataSource ?? null, classes: entry.classes },
     });
+    // Rank 0 wrote the checkpoint the next segment (and checkpointStep) reads on every rank.
+    group?.barrier();
     resume = true;
     progress.seconds += result.seconds;
     const imagesRun = (result.step - stepBefore) * batchSize;
@@ -110,19 +121,19 @@ export async function trainEntry(
     }
     stepBefore = result.step;
     if (result.interrupted) {
-      await writeFileAtomic(progressPath, JSON.stringify(progress));
+      if (lead) await writeFileAtomic(progressPath, JSON.stringify(progress));
       log(`${entry.id}: interrupted at step ${result.step}; rerun the study to continue`);
       return null;
     }
-    if (framed) {
+    if (framed && lead) {
       await writeFixedNoiseGrid(task, `${dir}/frames/step-${pad(result.step, 7)}.png`, seed);
     }
     progress.frames = segment + 1;
-    await writeFileAtomic(progressPath, JSON.stringify(progress));
+    if (lead) await writeFileAtomic(progressPath, JSON.stringify(progress));
     if (remaining !== undefined && progress.seconds >= entry.scaledSeconds!) break;
   }
   let gif = false;
-  if (framed) {
+  if (framed && lead) {
     const frames = (await listImageFiles(`${dir}/frames`)).sort();
     const images = await Promise.all(frames.map(decodeImageFile));
     // The same pair the trainer writes (../train/preview_grids.ts): small GIF, exact APNG.
@@ -130,7 +141,7 @@ export async function trainEntry(
     await writeApng(`${dir}/progress.png`, images, { delayMs: PROGRESS_DELAY_MS });
     gif = true;
   } else {
-    gif = await exists(`${dir}/progress.gif`);
+    gif = framed || await exists(`${dir}/progress.gif`);
   }
   const steps = await checkpointStep(dir);
   return {

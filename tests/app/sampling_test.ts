@@ -33,10 +33,10 @@ function labelEcho(calls: number[]): TrainTask {
   };
 }
 
-Deno.test("sampleInChunks() samples in chunks of at most 1,000 and keeps the label order", () => {
+Deno.test("sampleInChunks() samples in chunks of at most 1,000 and keeps the label order", async () => {
   const calls: number[] = [];
   const labels = Int32Array.from({ length: 2500 }, (_, i) => i % 7);
-  const images = sampleInChunks(labelEcho(calls), labels, new Rng(0), {}, false);
+  const images = await sampleInChunks(labelEcho(calls), labels, new Rng(0), {}, false);
   assert.deepEqual(calls, [1000, 1000, 500]);
   assert.equal(images.length, 2500 * 3);
   for (let i = 0; i < 2500; i++) assert.equal(images[i * 3 + 2], i % 7);
