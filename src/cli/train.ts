@@ -22,12 +22,11 @@ import { type DataSourceRecord, loadCheckpoint } from "../train/checkpoint.ts";
 import { previewOptions, runDefaults } from "../app/defaults.ts";
 import { type AnyTask, createTask, parseTaskConfig, type TaskConfig } from "../app/registry.ts";
 import { train } from "../train/trainer.ts";
-import { torchCudaDeviceCount } from "../backend/torch.ts";
-import { readTorchrunEnv, type TorchrunEnv } from "../app/launch.ts";
+import type { TorchrunEnv } from "../app/launch.ts";
+import { distTimeout, launchIfAsked } from "./parallel_flags.ts";
 import {
   interruptSignals,
   joinJob,
-  launchRanks,
   prepareRank,
   requireTorchForParallel,
 } from "../app/parallel.ts";
@@ -51,22 +50,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     console.log(helpText(TRAIN_SPEC));
     return 0;
   }
-  const nproc = int(parsed, "nproc", 1) ?? 1;
-  const inJob = readTorchrunEnv() !== null;
-  if (nproc > 1 && inJob) {
-    throw new UsageError(
-      "--nproc starts the ranks itself; under torchrun or SLURM (WORLD_SIZE set) drop it",
-    );
-  }
-  if (nproc > 1) {
-    const flag = backendFlag(parsed);
-    return await launchRanks("train", argv, {
-      nproc,
-      masterPort: int(parsed, "master-port", 1, 65535),
-      backendFlag: flag,
-      gpus: flag === "torch-cuda" || (flag === "auto" && (await torchCudaDeviceCount()) > 0),
-    });
-  }
+  const launched = await launchIfAsked("train", argv, parsed);
+  if (launched !== null) return launched;
   const job = prepareRank(backendFlag(parsed));
   using backend = await selectBackend({ name: backendFlag(parsed), log: (m) => console.error(m) });
   requireTorchForParallel(backend.name, job?.worldSize ?? 1);
@@ -345,7 +330,7 @@ async function runTraining(
       flip: run.flip ?? !bool(parsed, "no-flip"),
       data: data.size,
       resume: run.resume ?? false,
-    }, num(parsed, "dist-timeout", 0.001));
+    }, distTimeout(parsed));
     const result = await train(task, data, {
       ...flags,
       logEvery: flags.logEvery ?? run.intervals?.logEvery,

@@ -7,6 +7,7 @@
 import { DENOISER_PRESETS } from "../models/denoiser.ts";
 import { DCGAN_PRESETS } from "../models/dcgan.ts";
 import { BACKEND_FLAG, type CommandSpec } from "./args.ts";
+import { parallelFlags } from "./parallel_flags.ts";
 
 /** Flags, help and usage of `cli.ts train`. */
 export const TRAIN_SPEC: CommandSpec = {
@@ -103,21 +104,7 @@ export const TRAIN_SPEC: CommandSpec = {
     },
     "log-every": { type: "string", arg: "STEPS", help: "JSON log interval (default 10)" },
     "no-flip": { type: "boolean", help: "no random horizontal flips" },
-    nproc: {
-      type: "string",
-      arg: "N",
-      help: "data-parallel processes on this machine (torch backends; --batch-size is per process)",
-    },
-    "master-port": {
-      type: "string",
-      arg: "PORT",
-      help: "rendezvous port for --nproc (default: a free one)",
-    },
-    "dist-timeout": {
-      type: "string",
-      arg: "S",
-      help: "seconds a rank waits for the others before failing (default 300)",
-    },
+    ...parallelFlags("--batch-size is per process"),
     "on-nonfinite": {
       type: "string",
       arg: "stop|skip",
