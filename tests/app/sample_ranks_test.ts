@@ -7,10 +7,10 @@ import {
   shareIndexSet,
 } from "../../src/app/sample_ranks.ts";
 import { sampleToFolder } from "../../src/app/sampling.ts";
-import { type ImageNoise, imageNoise, type Rng, toImageNoise } from "../../src/core/rng.ts";
-import { ParamStore } from "../../src/nn/params.ts";
+import { imageNoise } from "../../src/core/rng.ts";
 import { createBackend } from "../../src/backend/select.ts";
-import type { TrainTask } from "../../src/task/task.ts";
+import { ParamStore } from "../../src/nn/params.ts";
+import { noiseTaskOn } from "./_noise_task.ts";
 
 /**
  * In-process stand-ins for the ranks of a job. Nothing a rank sends depends on what it
@@ -68,33 +68,9 @@ const backend = await createBackend("tfjs-cpu");
 const weights = new ParamStore(backend);
 weights.add("w", [1], new Float32Array([0.5]), false);
 
-/** Image i: its noise stream's normals (squashed) plus its label; `calls` logs each call. */
-function noiseTask(calls: [number, number][] = []): TrainTask {
-  const per = 48;
-  let offsetProbe = 0;
-  return {
-    kind: "gan",
-    config: {},
-    stores: { generator: weights },
-    exportStore: "generator",
-    modelStores: ["generator"],
-    optimizers: {},
-    step: () => ({}),
-    sample: (labels: Int32Array, noise: Rng | ImageNoise) => {
-      calls.push([offsetProbe++, labels.length]);
-      const streams = toImageNoise(noise);
-      const out = new Float32Array(labels.length * per); // [n, 3, 4, 4]
-      labels.forEach((y, i) => {
-        const z = streams.stream(i).normal(per);
-        for (let k = 0; k < per; k++) out[i * per + k] = Math.tanh(z[k]) * 0.9 + 0.01 * y;
-      });
-      return out;
-    },
-    imageShape: [3, 4, 4],
-    numClasses: 0,
-    dispose: () => {},
-    [Symbol.dispose]: () => {},
-  };
+/** The noise task; `calls` logs [call index, image count] of each sample call. */
+function noiseTask(calls: [number, number][] = []) {
+  return noiseTaskOn(weights, (count) => calls.push([calls.length, count]));
 }
 
 Deno.test("chunksOf() cuts each run of missing images from its start", () => {

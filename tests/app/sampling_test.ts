@@ -5,10 +5,11 @@ import {
   SAMPLES_MANIFEST,
   sampleToFolder,
 } from "../../src/app/sampling.ts";
-import { type ImageNoise, Rng, toImageNoise } from "../../src/core/rng.ts";
-import { ParamStore } from "../../src/nn/params.ts";
+import { Rng } from "../../src/core/rng.ts";
 import { createBackend } from "../../src/backend/select.ts";
+import { ParamStore } from "../../src/nn/params.ts";
 import type { TrainTask } from "../../src/task/task.ts";
+import { noiseTaskOn } from "./_noise_task.ts";
 
 /** A task whose samples are their own label, so chunk boundaries show in the output. */
 function labelEcho(calls: number[]): TrainTask {
@@ -46,37 +47,7 @@ const backend = await createBackend("tfjs-cpu");
 const weights = new ParamStore(backend);
 weights.add("w", [1], new Float32Array([0.5]), false);
 
-/**
- * A task whose image i is its noise stream's first normals (scaled into [-1, 1]) plus its label:
- * what a real sampler does with its noise, without a model. `hook` runs before each call.
- */
-function noiseTask(hook: (count: number) => void = () => {}): TrainTask {
-  const shape = [3, 4, 4] as const;
-  const per = 48;
-  return {
-    kind: "gan",
-    config: {},
-    stores: { generator: weights },
-    exportStore: "generator",
-    modelStores: ["generator"],
-    optimizers: {},
-    step: () => ({}),
-    sample: (labels: Int32Array, noise: Rng | ImageNoise) => {
-      hook(labels.length);
-      const streams = toImageNoise(noise);
-      const out = new Float32Array(labels.length * per); // [n, 3, 4, 4]
-      labels.forEach((y, i) => {
-        const z = streams.stream(i).normal(per);
-        for (let k = 0; k < per; k++) out[i * per + k] = Math.tanh(z[k]) * 0.9 + 0.01 * y;
-      });
-      return out;
-    },
-    imageShape: shape,
-    numClasses: 0,
-    dispose: () => {},
-    [Symbol.dispose]: () => {},
-  };
-}
+const noiseTask = (hook?: (count: number) => void) => noiseTaskOn(weights, hook);
 
 async function folderBytes(dir: string): Promise<Map<string, Uint8Array>> {
   const files = new Map<string, Uint8Array>();

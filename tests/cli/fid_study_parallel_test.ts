@@ -6,34 +6,18 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { createTask } from "../../src/app/registry.ts";
 import { createBackend, listBackends } from "../../src/backend/select.ts";
-import { Rng } from "../../src/core/rng.ts";
 import { DEFAULT_GAN_CONFIG } from "../../src/gan/task.ts";
 import { encodePng } from "../../src/io/png.ts";
-import { loadCheckpoint, saveCheckpoint } from "../../src/train/checkpoint.ts";
+import { loadCheckpoint } from "../../src/train/checkpoint.ts";
+import { makeFreshRun, runCli } from "./_cli.ts";
 import { makeInceptionFixture } from "../_inception_weights.ts";
 
-const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const torch = (await listBackends()).find((b) => b.name === "torch-cpu");
 const opts = { ignore: !torch?.available, sanitizeResources: false, sanitizeOps: false };
 
-async function cli(args: string[], env: Record<string, string>, timeoutMs = 300_000) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { DENO_DIFFUSION_TORCH_THREADS: "1", ...env },
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-  try {
-    const out = await child.output();
-    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-    return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const cli = (args: string[], env: Record<string, string>) =>
+  runCli(args, { env, timeoutMs: 300_000 });
 
 /** ROOT/{train,test}/a/*.png: `count` noisy 32x32 images per split. */
 async function tinyImageFolder(root: string, count: number): Promise<void> {
@@ -71,26 +55,10 @@ Deno.test(
     await tinyImageFolder(`${root}/data`, 5);
     {
       using backend = await createBackend("torch-cpu");
-      using task = createTask(backend, {
+      await makeFreshRun(backend, `${root}/run`, {
         kind: "gan",
         config: { ...DEFAULT_GAN_CONFIG, nz: 8, ngf: 4, ndf: 4 },
-      }, 3);
-      await Deno.mkdir(`${root}/run`, { recursive: true });
-      await saveCheckpoint(`${root}/run`, task, {
-        step: 0,
-        epoch: 0,
-        rng: new Rng(1).state(),
-        backend: backend.name,
-        train: {
-          batchSize: 4,
-          epochs: 1,
-          maxSteps: null,
-          seed: 3,
-          flip: false,
-          stepsPerEpoch: 1,
-          totalSteps: 1,
-        },
-      });
+      }, 4);
     }
     // 5 samples and 5 reference images in Inception batches of 2, sampled 2 per call: rank 0
     // takes images [0, 4) and rank 1 image 4 of each side.

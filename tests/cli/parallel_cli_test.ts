@@ -2,32 +2,12 @@ import assert from "node:assert/strict";
 import { encodePng } from "../../src/io/png.ts";
 import { loadCheckpoint } from "../../src/train/checkpoint.ts";
 import { listBackends } from "../../src/backend/select.ts";
+import { runCli, spawnCli } from "./_cli.ts";
 
-const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const torch = (await listBackends()).find((b) => b.name === "torch-cpu");
 const opts = { ignore: !torch?.available, sanitizeResources: false, sanitizeOps: false };
 
-function spawnCli(args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { DENO_DIFFUSION_TORCH_THREADS: "1" },
-  }).spawn();
-}
-
-/** Output of a CLI run, killed (and so failed) after `timeoutMs`. */
-async function cli(args: string[], timeoutMs = 180_000) {
-  const child = spawnCli(args);
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-  try {
-    const out = await child.output();
-    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-    return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const cli = (args: string[]) => runCli(args);
 
 /** ROOT/train/{a,b}/*.png: 8 noisy 32x32 images per class. */
 async function tinyImageFolder(root: string): Promise<void> {

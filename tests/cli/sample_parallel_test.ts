@@ -5,34 +5,16 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { createTask, type TaskConfig } from "../../src/app/registry.ts";
-import type { Backend } from "../../src/backend/backend.ts";
+import type { TaskConfig } from "../../src/app/registry.ts";
 import { createBackend, listBackends } from "../../src/backend/select.ts";
-import { Rng } from "../../src/core/rng.ts";
 import { DEFAULT_DDPM_CONFIG } from "../../src/diffusion/task.ts";
 import { DEFAULT_GAN_CONFIG } from "../../src/gan/task.ts";
-import { saveCheckpoint } from "../../src/train/checkpoint.ts";
+import { makeFreshRun, runCli } from "./_cli.ts";
 
-const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const torch = (await listBackends()).find((b) => b.name === "torch-cpu");
 const opts = { ignore: !torch?.available, sanitizeResources: false, sanitizeOps: false };
 
-async function cli(args: string[], timeoutMs = 180_000) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { DENO_DIFFUSION_TORCH_THREADS: "1" },
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-  try {
-    const out = await child.output();
-    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-    return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const cli = (args: string[]) => runCli(args);
 
 const TINY: TaskConfig[] = [
   {
@@ -47,27 +29,6 @@ const TINY: TaskConfig[] = [
   },
   { kind: "gan", config: { ...DEFAULT_GAN_CONFIG, nz: 8, ngf: 4, ndf: 4 } },
 ];
-
-/** A run folder holding a freshly initialised model, as `train` would leave it. */
-async function makeRun(backend: Backend, dir: string, spec: TaskConfig): Promise<void> {
-  using task = createTask(backend, spec, 3);
-  await Deno.mkdir(dir, { recursive: true });
-  await saveCheckpoint(dir, task, {
-    step: 0,
-    epoch: 0,
-    rng: new Rng(1).state(),
-    backend: backend.name,
-    train: {
-      batchSize: 8,
-      epochs: 1,
-      maxSteps: null,
-      seed: 3,
-      flip: false,
-      stepsPerEpoch: 1,
-      totalSteps: 1,
-    },
-  });
-}
 
 /** Name -> bytes of every file in `dir` (the manifest included). */
 async function files(dir: string): Promise<Map<string, Uint8Array>> {
@@ -92,7 +53,7 @@ Deno.test(
     try {
       {
         using backend = await createBackend("torch-cpu");
-        for (const spec of TINY) await makeRun(backend, `${root}/${spec.kind}`, spec);
+        for (const spec of TINY) await makeFreshRun(backend, `${root}/${spec.kind}`, spec);
       }
       for (const spec of TINY) {
         const run = `${root}/${spec.kind}`;

@@ -1,37 +1,17 @@
 import assert from "node:assert/strict";
 import { createTask, type TaskConfig } from "../../src/app/registry.ts";
-import type { Backend } from "../../src/backend/backend.ts";
 import { createBackend } from "../../src/backend/select.ts";
-import { Rng } from "../../src/core/rng.ts";
 import { DEFAULT_DDPM_CONFIG } from "../../src/diffusion/task.ts";
 import { DEFAULT_GAN_CONFIG } from "../../src/gan/task.ts";
 import { encodeNpy } from "../../src/io/npy.ts";
-import { saveCheckpoint } from "../../src/train/checkpoint.ts";
 import { testEachBackend } from "../_backends.ts";
+import { type CliRun, makeFreshRun, runCli } from "./_cli.ts";
 
-const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const PTH_SCRIPT = new URL("../fixtures/make_state_dict_pth.py", import.meta.url).pathname;
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the CLI; `onSpawn` gets the child while it runs (for memory readings). */
-async function cli(args: string[], onSpawn?: (pid: number) => () => void): Promise<Ran> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { DENO_DIFFUSION_BACKEND: "torch-cpu" },
-  }).spawn();
-  const stop = onSpawn?.(child.pid);
-  const out = await child.output();
-  stop?.();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-}
+const cli = (args: string[], onSpawn?: (pid: number) => () => void): Promise<CliRun> =>
+  runCli(args, { env: { DENO_DIFFUSION_BACKEND: "torch-cpu" }, onSpawn, timeoutMs: 1_800_000 });
 
 const TINY_DDPM: TaskConfig = {
   kind: "ddpm",
@@ -41,31 +21,6 @@ const TINY_GAN: TaskConfig = {
   kind: "gan",
   config: { ...DEFAULT_GAN_CONFIG, nz: 8, ngf: 4, ndf: 4 },
 };
-
-/** A run folder holding a freshly initialised model, as `train` would leave it. */
-async function makeRun(backend: Backend, dir: string, spec: TaskConfig): Promise<void> {
-  const task = createTask(backend, spec, 3);
-  try {
-    await Deno.mkdir(dir, { recursive: true });
-    await saveCheckpoint(dir, task, {
-      step: 0,
-      epoch: 0,
-      rng: new Rng(1).state(),
-      backend: backend.name,
-      train: {
-        batchSize: 8,
-        epochs: 1,
-        maxSteps: null,
-        seed: 3,
-        flip: false,
-        stepsPerEpoch: 1,
-        totalSteps: 1,
-      },
-    });
-  } finally {
-    task.dispose();
-  }
-}
 
 /** File name -> bytes of the PNGs in `dir`. */
 async function pngs(dir: string): Promise<Map<string, Uint8Array>> {
@@ -90,7 +45,7 @@ testEachBackend(
     try {
       for (const spec of [TINY_DDPM, TINY_GAN]) {
         const run = `${root}/${spec.kind}`;
-        await makeRun(backend, run, spec);
+        await makeFreshRun(backend, run, spec);
         // Ancestral DDPM draws noise at every step, so every draw is covered.
         const extra = spec.kind === "ddpm" ? ["--sampler", "ddpm"] : [];
         for (const batch of ["8", "64"]) {
@@ -129,7 +84,7 @@ Deno.test("sample --out-dir continues an interrupted folder with the same images
   const root = await Deno.makeTempDir();
   try {
     const run = `${root}/gan`;
-    await makeRun(backend, run, TINY_GAN);
+    await makeFreshRun(backend, run, TINY_GAN);
     const out = `${root}/samples`;
     const args = ["sample", "--ckpt", run, "--n", "40", "--batch-size", "8", "--seed", "9"];
     const first = await cli([...args, "--out-dir", out, "--out", `${root}/grid1.png`]);
@@ -181,7 +136,7 @@ Deno.test("sample checks its output locations before loading or sampling anythin
   const root = await Deno.makeTempDir();
   try {
     const run = `${root}/gan`;
-    await makeRun(backend, run, TINY_GAN);
+    await makeFreshRun(backend, run, TINY_GAN);
     const missing = await cli(["sample", "--ckpt", run, "--out", `${root}/no/grid.png`]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /--out .*\/no\/grid.png: the folder .*\/no does not exist/);
@@ -228,7 +183,7 @@ Deno.test("sample --ckpt RUN/model.safetensors writes what sampling the run fold
   const root = await Deno.makeTempDir();
   try {
     const run = `${root}/ddpm`;
-    await makeRun(backend, run, TINY_DDPM);
+    await makeFreshRun(backend, run, TINY_DDPM);
     const common = ["--n", "6", "--sampler", "ddim", "--steps", "4", "--seed", "2"];
     const fromRun = await cli(["sample", "--ckpt", run, ...common, "--out-dir", `${root}/a`]);
     assert.equal(fromRun.code, 0, fromRun.stderr);
@@ -261,7 +216,7 @@ Deno.test({
     try {
       const run = `${root}/gan`;
       const spec: TaskConfig = { kind: "gan", config: { ...DEFAULT_GAN_CONFIG } }; // the preset
-      await makeRun(backend, run, spec);
+      await makeFreshRun(backend, run, spec);
       // The generator's state_dict, written by PyTorch itself.
       const task = createTask(backend, spec, 3);
       await Deno.mkdir(`${root}/npy`);
@@ -318,7 +273,7 @@ Deno.test("sample --out-dir memory stays flat in --n (peak RSS of 4,000 vs 400 i
   const root = await Deno.makeTempDir();
   try {
     const run = `${root}/gan`;
-    await makeRun(backend, run, TINY_GAN);
+    await makeFreshRun(backend, run, TINY_GAN);
     const peaks: number[] = [];
     for (const n of ["400", "4000"]) {
       let peak = 0;
