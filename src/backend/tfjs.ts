@@ -13,7 +13,9 @@
  * Gradients that wasm lacks, runs slowly or gets wrong (conv, matmul, gather, pooling,
  * resize, abs, BCE) are custom gradients built from fast forward kernels: see tfjs_kernels.ts
  * and tfjs_conv.ts.
- * wasm runs single-threaded: tfjs disables its threaded build outside browsers.
+ * wasm runs tfjs's threaded-SIMD build with one XNNPACK thread per core (tfjs_threads.ts makes
+ * it load under Deno; `DENO_DIFFUSION_TFJS_THREADS=1` keeps the single-threaded build, whose
+ * large convs are then split with the conv worker of tfjs_worker.ts).
  *
  * tfjs has a single global engine. Each op switches it to this instance's kernel backend
  * before running, so a wasm and a cpu instance can live in one process; a handle used with the
@@ -25,7 +27,13 @@ import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 // Registers the "wasm" kernel backend; Deno drops an import that binds nothing unless it is
 // a bare side-effect import like this one.
 import "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
-import { acquireConvWorker, type ConvWorker, releaseConvWorker } from "./tfjs_worker.ts";
+import {
+  acquireConvWorker,
+  type ConvWorker,
+  initWasm,
+  releaseConvWorker,
+  wasmThreadsWanted,
+} from "./tfjs_worker.ts";
 import {
   type AdamOptions,
   type AdamState,
@@ -122,8 +130,10 @@ export async function createTfjsBackend(kind: TfjsKind): Promise<Backend> {
     await import("npm:@tensorflow/tfjs-backend-webgpu@4.22.0");
   }
   let ok = false;
+  let threads = 1;
   try {
-    ok = await tf.setBackend(kind);
+    if (kind === "wasm") threads = await initWasm(wasmThreadsWanted());
+    ok = kind === "wasm" || await tf.setBackend(kind);
   } catch (e) {
     throw new BackendUnavailableError(`tfjs-${kind}`, errorText(e));
   }
@@ -136,7 +146,9 @@ export async function createTfjsBackend(kind: TfjsKind): Promise<Backend> {
     return backend;
   }
   if (kind !== "wasm") return new TfjsBackend(kind);
-  return new TfjsBackend(kind, acquireConvWorker(), heapMeterOf(tf.backend()));
+  // With XNNPACK threads on every core, a conv worker would only compete for them.
+  const convWorker = threads > 1 ? undefined : acquireConvWorker();
+  return new TfjsBackend(kind, convWorker, heapMeterOf(tf.backend()), threads);
 }
 
 class TfjsBackend implements Backend {
@@ -158,8 +170,12 @@ class TfjsBackend implements Backend {
   #pruneAt = 4096;
   #disposed = false;
 
-  constructor(kind: TfjsKind, convWorker?: ConvWorker, heap?: HeapMeter) {
+  /** XNNPACK threads of tfjs-wasm (1: the single-threaded build). */
+  readonly #threads: number;
+
+  constructor(kind: TfjsKind, convWorker?: ConvWorker, heap?: HeapMeter, threads = 1) {
     this.#kind = kind;
+    this.#threads = threads;
     this.#heap = heap;
     if (heap) this.capabilities = { ...this.capabilities, memoryLimitBytes: WASM_TENSOR_BUDGET };
     this.name = `tfjs-${kind}`;
@@ -177,6 +193,7 @@ class TfjsBackend implements Backend {
     }
     if (this.#kind === "webgl") return `webgl ${tf.env().getNumber("WEBGL_VERSION")}`;
     const simd = tf.env().getBool("WASM_HAS_SIMD_SUPPORT") ? "SIMD" : "no SIMD";
+    if (this.#threads > 1) return `wasm (${simd}, ${this.#threads} threads)`;
     const worker = this.#convWorker;
     if (!worker) return `wasm (${simd}, 1 thread)`;
     if (worker.failure !== undefined && !this.#disposed) {

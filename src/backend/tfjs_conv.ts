@@ -279,27 +279,24 @@ export function conv2dWithGrad(x: Tf, w: Tf, s: number, p: number): Tf {
  * convTranspose2d on channels-last x [N, H, W, Cin], w [Cin, Cout, k, k] (PyTorch layout) ->
  * [N, Ho, Wo, Cout]: the input-gradient of a conv whose weight is w read as
  * [Cout_conv = Cin, Cin_conv = Cout]. Its gradients are that conv's forward pass (dx) and
- * weight gradient (dw), with the roles of x and dy swapped.
+ * weight gradient (dw), with the roles of x and dy swapped. So the three are the same
+ * {@link convJob}s as a conv layer's, and each may be split with the conv worker alike
+ * (the DCGAN generator's layers are all transposed convs).
  */
 export function convTranspose2dWithGrad(x: Tf, w: Tf, s: number, p: number, outPad: number): Tf {
-  const k = dims(w)[2];
-  const outH = (dims(x)[1] - 1) * s - 2 * p + k + outPad;
-  const outW = (dims(x)[2] - 1) * s - 2 * p + k + outPad;
+  const [n, h, wd, cIn] = dims(x);
+  const [, cOut, k] = dims(w);
+  const outH = (h - 1) * s - 2 * p + k + outPad;
+  const outW = (wd - 1) * s - 2 * p + k + outPad;
   return tf.customGrad((xv, wv, save) => {
     const [xt, wt] = [xv as Tf, wv as Tf];
     (save as tf.GradSaveFunc)([xt, wt]);
     return {
-      value: convTransposeNHWC(xt, wt, s, p, outH, outW),
+      value: splitConvJob(CONV_OP.inputGrad, xt, wt, s, p, [n, outH, outW, cOut]),
       gradFunc: (dy: Tf, [sx, sw]: Tf[]) => {
-        const dx = convNHWC(dy, sw, s, p); // [N, H, W, Cin]
-        const dw = convWeightGrad(
-          toCHWN(dy),
-          tf.transpose(sx, [1, 2, 0, 3]),
-          s,
-          p,
-          k,
-          k,
-        );
+        const dx = splitConvJob(CONV_OP.forward, dy, sw, s, p, [n, h, wd, cIn]);
+        // dW of the conv whose input is dy [N, Ho, Wo, Cout] and output gradient x.
+        const dw = splitConvJob(CONV_OP.weightGrad, dy, sx, s, p, [cIn, cOut, k, k]);
         return [dx, dw];
       },
     };

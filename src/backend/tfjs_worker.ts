@@ -29,6 +29,10 @@
 
 import { Worker } from "node:worker_threads";
 
+// The other Node-only part of tfjs-wasm: its threaded build (one import seam for the browser's
+// stub, src/web/browser/tfjs_worker_stub.ts).
+export { initWasm, wasmThreadsWanted } from "./tfjs_threads.ts";
+
 /** Whether a tfjs-wasm backend uses the conv worker when the environment does not say. */
 export const CONV_WORKER_DEFAULT = true;
 
