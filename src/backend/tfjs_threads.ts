@@ -18,8 +18,8 @@
  *    module initialises, `os.cpus()` (what emscripten asks under Node) lists every core twice,
  *    so the cap becomes the number of cores.
  *
- * The pool threads are unref'd for good, so a program that never disposes its backend still
- * exits (an idle pool thread sleeps in `Atomics.wait`; it holds nothing the main thread needs).
+ * The pool threads are unref'd once loaded, for good, so a program that never disposes its
+ * backend still exits (an idle pool thread sleeps in `Atomics.wait`; it holds nothing the main thread needs).
  * XNNPACK splits the output of an operator into tiles across its threads and computes every
  * output element exactly as on one thread, so the results are bit-identical to the
  * single-threaded build (tests/backend/tfjs_threads_test.ts checks it).
@@ -41,9 +41,11 @@ class PthreadWorker extends NodeWorker {
   constructor(script: string | URL) {
     const workerData: PthreadWorkerData = { script: String(script) };
     super(new URL("./tfjs_pthread_worker.ts", import.meta.url), { workerData });
-    super.unref();
   }
-  /** Never keeps the process alive; see the module comment. */
+  /**
+   * Emscripten unrefs a thread once it has loaded and refs it while it runs a pthread; the
+   * pool's pthreads run for the process's life, so they would keep it alive: never re-ref.
+   */
   override ref(): void {}
 }
 
