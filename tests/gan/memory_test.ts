@@ -32,7 +32,7 @@ testEachBackend(
     // The limit: what a real step at batch 4 holds at its peak, measured without a limit.
     const limit = (() => {
       using task = createGanTask(b, SMALL, new Rng(0));
-      task.step(noiseBatch(4, 1), new Rng(2), 0); // the first step allocates Adam's moments
+      task.step(noiseBatch(4, 1), new Rng(2), 0); // a first step, so the measured one is typical
       return b.peakBytes(() => void task.step(noiseBatch(4, 1), new Rng(2), 0));
     })();
     const limited = withLimit(b, limit);
