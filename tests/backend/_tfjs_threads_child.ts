@@ -16,7 +16,7 @@ const param = (shape: number[]) =>
 const x = param([16, 64, 16, 16]);
 const w = param([128, 64, 4, 4]);
 const wt = param([128, 64, 4, 4]);
-const m = param([256, 512]);
+const m = param([512, 256]);
 const lossOf = () => {
   const y = b.conv2d(x, w, undefined, { stride: 2, padding: 1 }); // [16, 128, 8, 8]
   const up = b.convTranspose2d(y, wt, undefined, { stride: 2, padding: 1 }); // [16, 64, 16, 16]
