@@ -28,6 +28,11 @@ import * as tf from "@tensorflow/tfjs";
 
 const KINDS: readonly TfjsKind[] = ["wasm", "cpu"];
 
+// The conv worker serves tfjs-wasm's single-threaded build, and the first tfjs-wasm backend of a
+// process picks the build: this file tests that build (tfjs_threads_test.ts checks that the
+// threaded one gives the same numbers bit for bit).
+Deno.env.set("DENO_DIFFUSION_TFJS_THREADS", "1");
+
 function eachKind(name: string, fn: (b: Backend) => void | Promise<void>): void {
   for (const kind of KINDS) {
     Deno.test({
