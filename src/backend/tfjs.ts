@@ -64,7 +64,7 @@ import {
   stopGradient,
   type Tf,
 } from "./tfjs_kernels.ts";
-import { conv2dWithGrad, convTranspose2dWithGrad } from "./tfjs_conv.ts";
+import { conv2dWithGrad, convTranspose2dWithGrad, gradientTargets } from "./tfjs_conv.ts";
 import {
   axesOf,
   collectTensors,
@@ -730,6 +730,8 @@ class TfjsBackend implements Backend {
     this.#activate("valueAndGrad");
     let forwardDone = false;
     let result: ReturnType<typeof tf.variableGrads>;
+    const outerTargets = gradientTargets.variables;
+    gradientTargets.variables = new Set(vars);
     try {
       result = tf.variableGrads(() => {
         const loss = lossFn();
@@ -744,6 +746,8 @@ class TfjsBackend implements Backend {
       // Errors of lossFn pass through as they are; a failure while back-propagating is ours.
       if (!forwardDone || e instanceof BackendError) throw e;
       throw new BackendError("valueAndGrad", params.map((p) => p.shape), this.#failure(e));
+    } finally {
+      gradientTargets.variables = outerTargets;
     }
     const { value, grads } = result;
     const lossValue = value.dataSync()[0];

@@ -318,11 +318,29 @@ function splitConvJob(
 }
 
 /**
+ * The variables whose gradient is being recorded (set by the backend's valueAndGrad), or
+ * undefined outside one. tfjs evaluates every output of a custom gradient, even for inputs off
+ * the path to those variables; a conv whose weight is a variable outside the set (the
+ * discriminator's weights while the generator's gradient is taken) skips its weight gradient,
+ * which tfjs would throw away.
+ */
+export const gradientTargets: { variables: ReadonlySet<Tf> | undefined } = {
+  variables: undefined,
+};
+
+/** Whether a conv's weight gradient can reach the variables of {@link gradientTargets}. */
+function weightGradWanted(w: Tf): boolean {
+  const targets = gradientTargets.variables;
+  return !(targets && w instanceof tf.Variable && !targets.has(w));
+}
+
+/**
  * conv2d on channels-last x [N, H, W, Cin], w [Cout, Cin, kh, kw] -> [N, Ho, Wo, Cout], with a
  * gradient made of forward convs. Only dW needs transposed copies of x and dy. Each of the
  * three convs may be split with the conv worker ({@link splitConvJob}).
  */
 export function conv2dWithGrad(x: Tf, w: Tf, s: number, p: number): Tf {
+  const wantDw = weightGradWanted(w);
   return tf.customGrad((xv, wv, save) => {
     const [xt, wt] = [xv as Tf, wv as Tf];
     (save as tf.GradSaveFunc)([xt, wt]);
@@ -334,7 +352,9 @@ export function conv2dWithGrad(x: Tf, w: Tf, s: number, p: number): Tf {
       value: splitConvJob(CONV_OP.forward, xt, wt, s, p, [n, ho, wo, cOut]),
       gradFunc: (dy: Tf, [sx, sw]: Tf[]) => {
         const dx = splitConvJob(CONV_OP.inputGrad, dy, sw, s, p, [n, h, wd, cIn]);
-        const dw = splitConvJob(CONV_OP.weightGrad, sx, dy, s, p, [cOut, cIn, kh, kw]);
+        const dw = wantDw
+          ? splitConvJob(CONV_OP.weightGrad, sx, dy, s, p, [cOut, cIn, kh, kw])
+          : tf.zerosLike(sw);
         return [dx, dw];
       },
     };
@@ -354,6 +374,7 @@ export function convTranspose2dWithGrad(x: Tf, w: Tf, s: number, p: number, outP
   const [, cOut, k] = dims(w);
   const outH = (h - 1) * s - 2 * p + k + outPad;
   const outW = (wd - 1) * s - 2 * p + k + outPad;
+  const wantDw = weightGradWanted(w);
   return tf.customGrad((xv, wv, save) => {
     const [xt, wt] = [xv as Tf, wv as Tf];
     (save as tf.GradSaveFunc)([xt, wt]);
@@ -362,7 +383,9 @@ export function convTranspose2dWithGrad(x: Tf, w: Tf, s: number, p: number, outP
       gradFunc: (dy: Tf, [sx, sw]: Tf[]) => {
         const dx = splitConvJob(CONV_OP.forward, dy, sw, s, p, [n, h, wd, cIn]);
         // dW of the conv whose input is dy [N, Ho, Wo, Cout] and output gradient x.
-        const dw = splitConvJob(CONV_OP.weightGrad, dy, sx, s, p, [cIn, cOut, k, k]);
+        const dw = wantDw
+          ? splitConvJob(CONV_OP.weightGrad, dy, sx, s, p, [cIn, cOut, k, k])
+          : tf.zerosLike(sw);
         return [dx, dw];
       },
     };

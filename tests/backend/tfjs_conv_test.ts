@@ -96,3 +96,42 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a conv skips the weight gradient of a variable the gradient is not taken for",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const b = await createTfjsBackend("wasm");
+    const before = convSplitOptions.minFlops;
+    try {
+      const worker = currentConvWorker();
+      assert.ok(worker && await worker.ready(), `worker failed: ${worker?.failure}`);
+      convSplitOptions.minFlops = 0; // every conv job goes half to the worker: jobs count them
+      const rng = new Rng(5);
+      const x = b.variable(b.tensor(rng.normal(4 * 3 * 8 * 8), [4, 3, 8, 8]), true);
+      const w = b.variable(b.tensor(rng.normal(5 * 3 * 4 * 4), [5, 3, 4, 4]), true);
+      const wt = b.variable(b.tensor(rng.normal(5 * 2 * 4 * 4), [5, 2, 4, 4]), true);
+      const opts = { stride: 2, padding: 1 };
+      // conv [4,3,8,8] -> [4,5,4,4], then transposed conv back to [4,2,8,8].
+      const loss = () =>
+        b.sum(b.pow(b.convTranspose2d(b.conv2d(x, w, undefined, opts), wt, undefined, opts), 2));
+      const gradsFor = (params: Tensor[]) => {
+        const jobs = worker.jobsDone;
+        const { grads } = b.valueAndGrad(loss, params);
+        return { dx: b.read(grads[0]), jobs: worker.jobsDone - jobs };
+      };
+      const all = gradsFor([x, w, wt]);
+      const onlyX = gradsFor([x]);
+      // Two forwards, two input gradients, and the two weight gradients only when asked for.
+      assert.equal(all.jobs, 6);
+      assert.equal(onlyX.jobs, 4);
+      assert.deepEqual(onlyX.dx, all.dx);
+      // Outside valueAndGrad nothing is skipped: a later call with every weight gets them.
+      assert.equal(gradsFor([x, w, wt]).jobs, 6);
+    } finally {
+      convSplitOptions.minFlops = before;
+      b.dispose();
+    }
+  },
+});
