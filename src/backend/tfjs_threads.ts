@@ -29,7 +29,12 @@
 import os from "node:os";
 import { Worker as NodeWorker } from "node:worker_threads";
 import * as tf from "npm:@tensorflow/tfjs@4.22.0";
-import * as tfWasm from "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
+
+/**
+ * tfjs-backend-wasm, loaded on first use: importing it registers "wasm" as tfjs's preferred
+ * backend, which modules that only run tfjs ops on its default cpu backend must not get.
+ */
+const wasmModule = () => import("npm:@tensorflow/tfjs-backend-wasm@4.22.0");
 
 /** What the pthread worker needs: the blob URL of emscripten's worker script. */
 export interface PthreadWorkerData {
@@ -100,15 +105,17 @@ export async function initWasm(threads: number): Promise<number> {
   first ??= threads >= 2 ? initThreaded(threads) : setWasm();
   await first;
   await setWasm(); // another caller may have switched the engine meanwhile
-  return tfWasm.getThreadsCount();
+  return (await wasmModule()).getThreadsCount();
 }
 
 async function setWasm(): Promise<void> {
+  await wasmModule(); // registers the backend
   if (!(await tf.setBackend("wasm"))) throw new Error('tf.setBackend("wasm") failed');
 }
 
 /** The first initialisation with the threaded build; see the module comment. */
 async function initThreaded(threads: number): Promise<void> {
+  const tfWasm = await wasmModule();
   tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", true);
   tfWasm.setThreadsCount(threads);
   const worker = Object.getOwnPropertyDescriptor(globalThis, "Worker");
