@@ -13,7 +13,9 @@
  * Gradients that wasm lacks, runs slowly or gets wrong (conv, matmul, gather, pooling,
  * resize, abs, BCE) are custom gradients built from fast forward kernels: see tfjs_kernels.ts
  * and tfjs_conv.ts.
- * wasm runs single-threaded: tfjs disables its threaded build outside browsers.
+ * wasm runs tfjs's threaded-SIMD build with one XNNPACK thread per core (tfjs_threads.ts makes
+ * it load under Deno; `DENO_DIFFUSION_TFJS_THREADS=1` keeps the single-threaded build, whose
+ * large convs are then split with the conv worker of tfjs_worker.ts).
  *
  * tfjs has a single global engine. Each op switches it to this instance's kernel backend
  * before running, so a wasm and a cpu instance can live in one process; a handle used with the
@@ -29,7 +31,8 @@ import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 // Registers the "wasm" kernel backend; Deno drops an import that binds nothing unless it is
 // a bare side-effect import like this one.
 import "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
-import { acquireConvWorker } from "./tfjs_worker.ts";
+import { acquireConvWorker, initWasm, wasmThreadsWanted } from "./tfjs_worker.ts";
+import { gradientTargets } from "./tfjs_conv.ts";
 import {
   type AdamOptions,
   type AdamState,
@@ -86,8 +89,10 @@ export async function createTfjsBackend(kind: TfjsKind): Promise<Backend> {
     await import("npm:@tensorflow/tfjs-backend-webgpu@4.22.0");
   }
   let ok = false;
+  let threads = 1;
   try {
-    ok = await tf.setBackend(kind);
+    if (kind === "wasm") threads = await initWasm(wasmThreadsWanted());
+    ok = kind === "wasm" || await tf.setBackend(kind);
   } catch (e) {
     throw new BackendUnavailableError(`tfjs-${kind}`, errorText(e));
   }
@@ -100,7 +105,9 @@ export async function createTfjsBackend(kind: TfjsKind): Promise<Backend> {
     return backend;
   }
   if (kind !== "wasm") return new TfjsBackend(kind);
-  return new TfjsBackend(kind, acquireConvWorker(), heapMeterOf(tf.backend()));
+  // With XNNPACK threads on every core, a conv worker would only compete for them.
+  const convWorker = threads > 1 ? undefined : acquireConvWorker();
+  return new TfjsBackend(kind, convWorker, heapMeterOf(tf.backend()), threads);
 }
 
 /** TensorFlow.js on one kernel backend. Create with {@link createTfjsBackend}. */
@@ -116,6 +123,8 @@ class TfjsBackend extends TfjsNn implements Backend {
     this.activate("valueAndGrad");
     let forwardDone = false;
     let result: ReturnType<typeof tf.variableGrads>;
+    const outerTargets = gradientTargets.variables;
+    gradientTargets.variables = new Set(vars);
     try {
       result = tf.variableGrads(() => {
         const loss = lossFn();
@@ -130,6 +139,8 @@ class TfjsBackend extends TfjsNn implements Backend {
       // Errors of lossFn pass through as they are; a failure while back-propagating is ours.
       if (!forwardDone || e instanceof BackendError) throw e;
       throw new BackendError("valueAndGrad", params.map((p) => p.shape), this.failure(e));
+    } finally {
+      gradientTargets.variables = outerTargets;
     }
     const { value, grads } = result;
     const lossValue = value.dataSync()[0];

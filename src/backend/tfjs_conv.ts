@@ -63,6 +63,70 @@ function convTransposeNHWC(dy: Tf, w: Tf, s: number, p: number, outH: number, ou
 }
 
 /**
+ * The transposed convolution of {@link convTransposeNHWC} by output phase, for stride s > 1:
+ * output rows o = s*m + a (a in [0, s)) see only the kernel taps k = s*t + r, with
+ * r = (a + p) mod s, so each of the s*s phases (a, b) is a stride-1 convolution of the
+ * undilated dy with a (ceil((kh - r)/s) x ceil((kw - r')/s)) sub-kernel, and the phases
+ * interleave into the output. Zero-stuffing instead multiplies (s*s - 1)/(s*s) of its terms
+ * by inserted zeros: for the DCGAN's k = 4, s = 2 layers this does a quarter of the work.
+ * Same shapes as {@link convTransposeNHWC}.
+ */
+function convTransposePhases(
+  dy: Tf,
+  w: Tf,
+  s: number,
+  p: number,
+  outH: number,
+  outW: number,
+): Tf {
+  const [n, h, wd] = dims(dy);
+  const [, cIn, kh, kw] = dims(w);
+  const [mh, mw] = [Math.ceil(outH / s), Math.ceil(outW / s)];
+  /** Per axis and phase: taps (kernel indices, flipped for correlation) and the input offset. */
+  const plan = (a: number, k: number) => {
+    const r = (a + p) % s;
+    const taps = Math.ceil((k - r) / s); // may be 0: no tap reaches this phase
+    const offset = Math.floor((a + p) / s) - taps + 1; // input row of tap 0 for m = 0
+    const index = Array.from({ length: taps }, (_, j) => s * (taps - 1 - j) + r);
+    return { taps, offset, index };
+  };
+  /** dy rows [offset, offset + count) along `axis`, zero outside dy. */
+  const window = (x: Tf, axis: 1 | 2, offset: number, count: number, size: number) => {
+    const before = Math.max(0, -offset);
+    const after = Math.max(0, offset + count - size);
+    const pads: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
+    pads[axis] = [before, after];
+    const padded = before || after ? tf.pad(x, pads) : x;
+    const begin = [0, 0, 0, 0];
+    begin[axis] = offset + before;
+    const extent = [-1, -1, -1, -1];
+    extent[axis] = count;
+    return tf.slice(padded, begin, extent);
+  };
+  const rows: Tf[] = [];
+  for (let a = 0; a < s; a++) {
+    const ph = plan(a, kh);
+    const cols: Tf[] = [];
+    for (let b = 0; b < s; b++) {
+      const pw = plan(b, kw);
+      if (ph.taps === 0 || pw.taps === 0) {
+        cols.push(tf.zeros([n, mh, mw, cIn]));
+        continue;
+      }
+      const xa = window(dy, 1, ph.offset, mh + ph.taps - 1, h);
+      const xab = window(xa, 2, pw.offset, mw + pw.taps - 1, wd);
+      const sub = tf.gather(tf.gather(w, ph.index, 2), pw.index, 3); // [Cout, Cin, th, tw]
+      const filter = tf.transpose(sub, [2, 3, 0, 1]); // [th, tw, Cout, Cin]
+      cols.push(tf.conv2d(xab as tf.Tensor4D, filter as tf.Tensor4D, 1, "valid"));
+    }
+    // [N, Mh, Mw, s, Cin] -> [N, Mh, Mw*s, Cin]: phase b lands at column s*m + b.
+    rows.push(tf.reshape(tf.stack(cols, 3), [n, mh, mw * s, cIn]));
+  }
+  const y = tf.reshape(tf.stack(rows, 2), [n, mh * s, mw * s, cIn]); // row s*m + a
+  return mh * s === outH && mw * s === outW ? y : tf.slice(y, [0, 0, 0, 0], [-1, outH, outW, -1]);
+}
+
+/**
  * dW of y = conv(x, w) as a forward conv over the batch: x as [Cin, H, W, N] images, dy as a
  * [Ho, Wo, N, Cout] filter dilated by the stride. xCHWN [Cin, H, W, N], dyHWNC [Ho, Wo, N, Cout]
  * -> [Cout, Cin, kh, kw].
@@ -131,7 +195,9 @@ export function convJob(
     case CONV_OP.forward:
       return convNHWC(a, b, s, p);
     case CONV_OP.inputGrad:
-      return convTransposeNHWC(a, b, s, p, outShape[1], outShape[2]);
+      return s > 1
+        ? convTransposePhases(a, b, s, p, outShape[1], outShape[2])
+        : convTransposeNHWC(a, b, s, p, outShape[1], outShape[2]);
     case CONV_OP.weightGrad:
       return convWeightGrad(
         toCHWN(a),
@@ -252,11 +318,29 @@ function splitConvJob(
 }
 
 /**
+ * The variables whose gradient is being recorded (set by the backend's valueAndGrad), or
+ * undefined outside one. tfjs evaluates every output of a custom gradient, even for inputs off
+ * the path to those variables; a conv whose weight is a variable outside the set (the
+ * discriminator's weights while the generator's gradient is taken) skips its weight gradient,
+ * which tfjs would throw away.
+ */
+export const gradientTargets: { variables: ReadonlySet<Tf> | undefined } = {
+  variables: undefined,
+};
+
+/** Whether a conv's weight gradient can reach the variables of {@link gradientTargets}. */
+function weightGradWanted(w: Tf): boolean {
+  const targets = gradientTargets.variables;
+  return !(targets && w instanceof tf.Variable && !targets.has(w));
+}
+
+/**
  * conv2d on channels-last x [N, H, W, Cin], w [Cout, Cin, kh, kw] -> [N, Ho, Wo, Cout], with a
  * gradient made of forward convs. Only dW needs transposed copies of x and dy. Each of the
  * three convs may be split with the conv worker ({@link splitConvJob}).
  */
 export function conv2dWithGrad(x: Tf, w: Tf, s: number, p: number): Tf {
+  const wantDw = weightGradWanted(w);
   return tf.customGrad((xv, wv, save) => {
     const [xt, wt] = [xv as Tf, wv as Tf];
     (save as tf.GradSaveFunc)([xt, wt]);
@@ -268,7 +352,9 @@ export function conv2dWithGrad(x: Tf, w: Tf, s: number, p: number): Tf {
       value: splitConvJob(CONV_OP.forward, xt, wt, s, p, [n, ho, wo, cOut]),
       gradFunc: (dy: Tf, [sx, sw]: Tf[]) => {
         const dx = splitConvJob(CONV_OP.inputGrad, dy, sw, s, p, [n, h, wd, cIn]);
-        const dw = splitConvJob(CONV_OP.weightGrad, sx, dy, s, p, [cOut, cIn, kh, kw]);
+        const dw = wantDw
+          ? splitConvJob(CONV_OP.weightGrad, sx, dy, s, p, [cOut, cIn, kh, kw])
+          : tf.zerosLike(sw);
         return [dx, dw];
       },
     };
@@ -279,27 +365,27 @@ export function conv2dWithGrad(x: Tf, w: Tf, s: number, p: number): Tf {
  * convTranspose2d on channels-last x [N, H, W, Cin], w [Cin, Cout, k, k] (PyTorch layout) ->
  * [N, Ho, Wo, Cout]: the input-gradient of a conv whose weight is w read as
  * [Cout_conv = Cin, Cin_conv = Cout]. Its gradients are that conv's forward pass (dx) and
- * weight gradient (dw), with the roles of x and dy swapped.
+ * weight gradient (dw), with the roles of x and dy swapped. So the three are the same
+ * {@link convJob}s as a conv layer's, and each may be split with the conv worker alike
+ * (the DCGAN generator's layers are all transposed convs).
  */
 export function convTranspose2dWithGrad(x: Tf, w: Tf, s: number, p: number, outPad: number): Tf {
-  const k = dims(w)[2];
-  const outH = (dims(x)[1] - 1) * s - 2 * p + k + outPad;
-  const outW = (dims(x)[2] - 1) * s - 2 * p + k + outPad;
+  const [n, h, wd, cIn] = dims(x);
+  const [, cOut, k] = dims(w);
+  const outH = (h - 1) * s - 2 * p + k + outPad;
+  const outW = (wd - 1) * s - 2 * p + k + outPad;
+  const wantDw = weightGradWanted(w);
   return tf.customGrad((xv, wv, save) => {
     const [xt, wt] = [xv as Tf, wv as Tf];
     (save as tf.GradSaveFunc)([xt, wt]);
     return {
-      value: convTransposeNHWC(xt, wt, s, p, outH, outW),
+      value: splitConvJob(CONV_OP.inputGrad, xt, wt, s, p, [n, outH, outW, cOut]),
       gradFunc: (dy: Tf, [sx, sw]: Tf[]) => {
-        const dx = convNHWC(dy, sw, s, p); // [N, H, W, Cin]
-        const dw = convWeightGrad(
-          toCHWN(dy),
-          tf.transpose(sx, [1, 2, 0, 3]),
-          s,
-          p,
-          k,
-          k,
-        );
+        const dx = splitConvJob(CONV_OP.forward, dy, sw, s, p, [n, h, wd, cIn]);
+        // dW of the conv whose input is dy [N, Ho, Wo, Cout] and output gradient x.
+        const dw = wantDw
+          ? splitConvJob(CONV_OP.weightGrad, dy, sx, s, p, [cIn, cOut, k, k])
+          : tf.zerosLike(sw);
         return [dx, dw];
       },
     };

@@ -49,8 +49,12 @@ export abstract class TfjsEngine {
   #pruneAt = 4096;
   #disposed = false;
 
-  constructor(kind: TfjsKind, convWorker?: ConvWorker, heap?: HeapMeter) {
+  /** XNNPACK threads of tfjs-wasm (1: the single-threaded build). */
+  readonly #threads: number;
+
+  constructor(kind: TfjsKind, convWorker?: ConvWorker, heap?: HeapMeter, threads = 1) {
     this.#kind = kind;
+    this.#threads = threads;
     this.#heap = heap;
     if (heap) this.capabilities = { ...this.capabilities, memoryLimitBytes: WASM_TENSOR_BUDGET };
     this.name = `tfjs-${kind}`;
@@ -69,6 +73,7 @@ export abstract class TfjsEngine {
     if (this.#kind === "webgl") return `webgl ${tf.env().getNumber("WEBGL_VERSION")}`;
     const simd = tf.env().getBool("WASM_HAS_SIMD_SUPPORT") ? "SIMD" : "no SIMD";
     const worker = this.#convWorker;
+    if (this.#threads > 1) return `wasm (${simd}, ${this.#threads} threads)`;
     if (!worker) return `wasm (${simd}, 1 thread)`;
     if (worker.failure !== undefined && !this.#disposed) {
       return `wasm (${simd}, 1 thread; conv worker off: ${worker.failure})`;

@@ -113,14 +113,19 @@ export abstract class TfjsNn extends TfjsOps {
       "running statistics must be variables",
     );
     return this.run("batchNorm", inputs, (xh) => {
-      const xt = xh.tf;
+      // Channels-last runs on its [N*H*W, C] view: tfjs reduces over leading axes by first
+      // transposing them last, which takes one fast 2-D transpose here instead of a slow 4-D
+      // one (and the gradients' per-channel sums likewise).
+      const xt = xh.channelsLast ? tf.reshape(xh.tf, [count, c]) : xh.tf;
       // Per-channel statistics broadcast as [1, C, 1, 1], or as [C] over channels-last.
-      const axes = xh.channelsLast ? [0, 1, 2] : [0, 2, 3];
+      const axes = xh.channelsLast ? [0] : [0, 2, 3];
       const statShape = xh.channelsLast ? [c] : [1, c, 1, 1];
       let mean: Tf, variance: Tf;
+      let centered: Tf | undefined;
       if (training) {
         mean = tf.reshape(tf.mean(xt, axes), statShape);
-        variance = tf.reshape(tf.mean(tf.square(tf.sub(xt, mean)), axes), statShape);
+        centered = tf.sub(xt, mean);
+        variance = tf.reshape(tf.mean(tf.square(centered), axes), statShape);
         // Running statistics: new = (1 - m) * old + m * batch, with the unbiased variance.
         const unbiased = tf.mul(tf.reshape(variance, [c]), count / (count - 1));
         const newMean = tf.add(tf.mul(rm, 1 - momentum), tf.mul(tf.reshape(mean, [c]), momentum));
@@ -131,12 +136,12 @@ export abstract class TfjsNn extends TfjsOps {
         mean = tf.reshape(rm, statShape);
         variance = tf.reshape(rv, statShape);
       }
-      let y = tf.mul(tf.sub(xt, mean), tf.rsqrt(tf.add(variance, eps)));
+      let y = tf.mul(centered ?? tf.sub(xt, mean), tf.rsqrt(tf.add(variance, eps)));
       if (weight) {
         y = tf.mul(y, tf.reshape(this.handle("batchNorm", weight, inputs).tf, statShape));
       }
       if (bias) y = tf.add(y, tf.reshape(this.handle("batchNorm", bias, inputs).tf, statShape));
-      return { t: y, channelsLast: xh.channelsLast };
+      return { t: xh.channelsLast ? tf.reshape(y, xh.tf.shape) : y, channelsLast: xh.channelsLast };
     });
   }
 

@@ -2,8 +2,9 @@
  * A second tfjs-wasm instance in a worker thread that computes one half of a large convolution
  * while the main thread computes the other half.
  *
- * tfjs-wasm runs on one thread under Deno (its threaded build does not load), so a conv layer
- * uses one core of two. Ops are synchronous, so the hand-off is too: the main thread copies
+ * It serves tfjs-wasm's single-threaded build (`DENO_DIFFUSION_TFJS_THREADS=1`), where a conv
+ * layer would use one core of two; the threaded build (tfjs_threads.ts, the default) spreads
+ * every XNNPACK kernel over all cores and needs no conv worker. Ops are synchronous, so the hand-off is too: the main thread copies
  * the worker's half of the batch into a SharedArrayBuffer, wakes the worker (`Atomics.notify`),
  * computes its own half, then blocks in `Atomics.wait` until the worker has written its result
  * into the same buffer. No messages are exchanged: the worker sleeps in `Atomics.wait` too, so
@@ -28,6 +29,10 @@
  */
 
 import { Worker } from "node:worker_threads";
+
+// The other Node-only part of tfjs-wasm: its threaded build (one import seam for the browser's
+// stub, src/web/browser/tfjs_worker_stub.ts).
+export { initWasm, wasmThreadsWanted } from "./tfjs_threads.ts";
 
 /** Whether a tfjs-wasm backend uses the conv worker when the environment does not say. */
 export const CONV_WORKER_DEFAULT = true;

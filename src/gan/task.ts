@@ -33,6 +33,7 @@ import { Adam } from "../task/optimizer.ts";
 import { type Batch, shardSlice } from "../data/batch.ts";
 import { previewLabels } from "../task/preview.ts";
 import type { TrainTask } from "../task/task.ts";
+import { ganBatchChecker } from "./memory.ts";
 import {
   addInputNoise,
   discriminatorLoss,
@@ -185,6 +186,15 @@ export function createGanTask(
   const generatorStatsSink = new ParamStore(b);
   defineGeneratorStatsSink(generatorStatsSink, model);
 
+  // Refuses, before the first step at a batch size, a batch that would not fit the backend's
+  // memory (tfjs-wasm): BatchNorm makes micro-batches change the math (gan/memory.ts).
+  const checkFits = ganBatchChecker(b, {
+    generator,
+    discriminator,
+    model,
+    smooth: resolved.smooth,
+  });
+
   const adam = { lr: resolved.lr, beta1: resolved.beta1, beta2: resolved.beta2, eps: 1e-8 };
   const optimizers = {
     generator: new Adam(generator, { ...adam, weightDecay: 0 }),
@@ -216,6 +226,7 @@ export function createGanTask(
   function step(batch: Batch, stepRng: Rng, progress: number): Record<string, number> {
     checkBatch(batch);
     const batchSize = batch.shape[0];
+    checkFits(batchSize);
     const sigma = inputNoiseSigma(resolved.dNoise, progress);
     const zData = shardSlice(batch, model.nz, (k) => stepRng.normal(k));
     const noise = (x: Tensor) => addInputNoise(b, x, sigma, stepRng, batch.shard);
@@ -283,6 +294,7 @@ export function createGanTask(
     generator.dispose();
     discriminator.dispose();
     generatorStatsSink.dispose();
+    checkFits.dispose();
   };
   return {
     kind: "gan",

@@ -400,6 +400,26 @@ export function defineGeneratorStatsSink(sink: ParamStore, config: DcganModelCon
   G_NORMS.forEach((name, i) => defineBatchNorm(sink, name, widths[i], undefined, false));
 }
 
+/**
+ * Creates, in `sink`, fresh copies of the discriminator's BatchNorm running-statistic buffers,
+ * for a training-mode pass that must leave the model as it was (a memory probe).
+ *
+ * @example
+ * ```ts
+ * import { ParamStore } from "../nn/params.ts";
+ * import { DEFAULT_DCGAN, defineDiscriminatorStatsSink } from "./dcgan.ts";
+ * const sink = ParamStore.shapeOnly(); // a real sink takes the backend: new ParamStore(b)
+ * defineDiscriminatorStatsSink(sink, DEFAULT_DCGAN);
+ * console.log(sink.names().length, sink.count()); // 4 0: two norms' running stats, no weights
+ * ```
+ */
+export function defineDiscriminatorStatsSink(sink: ParamStore, config: DcganModelConfig): void {
+  const widths = discriminatorWidths(config.ndf);
+  D_NORMS.forEach((name, i) => {
+    if (name) defineBatchNorm(sink, name, widths[i], undefined, false);
+  });
+}
+
 /** Trainable parameter counts of a pair. */
 export interface DcganParamCounts {
   /** Generator weights. */

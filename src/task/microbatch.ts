@@ -4,7 +4,8 @@
  * each sample's term depending on that sample alone, equals the size-weighted mean of the
  * micro-batches' losses, and so do its gradients: the result is the full batch's up to float
  * rounding. That holds for the DDPM losses over GroupNorm U-Nets (per-sample normalisation);
- * it does not for BatchNorm, whose statistics span the batch, so the DCGAN never uses this.
+ * it does not for BatchNorm, whose statistics span the batch, so the DCGAN never uses this: it
+ * refuses a batch that does not fit, naming the largest that does (gan/memory.ts).
  *
  * @module
  */

@@ -28,6 +28,11 @@ import * as tf from "@tensorflow/tfjs";
 
 const KINDS: readonly TfjsKind[] = ["wasm", "cpu"];
 
+// The conv worker serves tfjs-wasm's single-threaded build, and the first tfjs-wasm backend of a
+// process picks the build: this file tests that build (tfjs_threads_test.ts checks that the
+// threaded one gives the same numbers bit for bit).
+Deno.env.set("DENO_DIFFUSION_TFJS_THREADS", "1");
+
 function eachKind(name: string, fn: (b: Backend) => void | Promise<void>): void {
   for (const kind of KINDS) {
     Deno.test({
@@ -312,6 +317,8 @@ const CONV_CASES = [
   { n: 1, ci: 2, co: 2, h: 5, w: 5, k: 1, s: 1, p: 0 },
   { n: 2, ci: 2, co: 3, h: 4, w: 4, k: 3, s: 1, p: 2 },
   { n: 1, ci: 2, co: 2, h: 9, w: 8, k: 3, s: 3, p: 1 },
+  // A 1x1 kernel at stride 2: half the input gradient's output phases get no tap at all.
+  { n: 2, ci: 2, co: 3, h: 5, w: 6, k: 1, s: 2, p: 0 },
 ];
 
 eachKind("conv2d() forward and gradients equal the direct-loop definition", (b) => {

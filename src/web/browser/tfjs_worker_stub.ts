@@ -9,6 +9,28 @@
  * @module
  */
 
+import * as tf from "npm:@tensorflow/tfjs@4.22.0";
+
+/**
+ * Starts tfjs's "wasm" backend as tfjs itself picks its build in a browser (see
+ * src/backend/tfjs_threads.ts for Deno); returns 1, the threads this stub knows of.
+ *
+ * @example
+ * ```ts ignore
+ * import { initWasm } from "./tfjs_worker_stub.ts";
+ * await initWasm(1);
+ * ```
+ */
+export async function initWasm(_threads: number): Promise<number> {
+  if (!(await tf.setBackend("wasm"))) throw new Error('tf.setBackend("wasm") failed');
+  return 1;
+}
+
+/** Always 1: a page has no Node threads. */
+export function wasmThreadsWanted(): number {
+  return 1;
+}
+
 /** Same values as CONV_OP in src/backend/tfjs_worker.ts. */
 export const CONV_OP = { forward: 1, inputGrad: 2, weightGrad: 3 } as const;
 

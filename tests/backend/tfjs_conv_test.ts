@@ -1,0 +1,137 @@
+/**
+ * Transposed convolutions split between the main thread and the conv worker (tfjs_conv.ts,
+ * tfjs_worker.ts) give the unsplit numbers: the forward pass and the input gradient bit for
+ * bit, the weight gradient (a sum over the batch, added in two halves) to float rounding.
+ * The conv worker serves tfjs-wasm's single-threaded build, so this file asks for that build
+ * (the first tfjs-wasm backend of a process decides which build it runs).
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import type { Backend, Tensor } from "../../src/backend/backend.ts";
+import { createTfjsBackend } from "../../src/backend/tfjs.ts";
+import { convSplitOptions } from "../../src/backend/tfjs_conv.ts";
+import { currentConvWorker } from "../../src/backend/tfjs_worker.ts";
+import { Rng } from "../../src/core/rng.ts";
+
+Deno.env.set("DENO_DIFFUSION_TFJS_THREADS", "1");
+Deno.env.set("DENO_DIFFUSION_TFJS_WORKERS", "1");
+
+/** y = op(x, w) and the gradients of sum(y * r) w.r.t. x and w, read to the host. */
+function forwardAndGrads(b: Backend, x: Tensor, w: Tensor, op: (x: Tensor, w: Tensor) => Tensor) {
+  const y = b.scope(() => op(x, w));
+  const r = b.tensor(new Rng(7).normal(y.shape.reduce((a, d) => a * d)), y.shape);
+  const { grads } = b.valueAndGrad(() => b.sum(b.mul(op(x, w), r)), [x, w]);
+  const read = (t: Tensor) => b.read(t) as Float32Array;
+  const out = { y: read(y), dx: read(grads[0]), dw: read(grads[1]) };
+  [y, r, ...grads].forEach((t) => t.dispose());
+  return out;
+}
+
+type Result = ReturnType<typeof forwardAndGrads> & { jobs: number };
+
+/** Largest |a - b| / (1 + |b|). */
+function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    worst = Math.max(worst, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
+  }
+  return worst;
+}
+
+/** Odd and even batches, strides 1 and 2, paddings 0 and 1, output padding. */
+const CASES = [
+  { n: 5, ci: 6, co: 4, h: 4, k: 4, s: 2, p: 1, op: 0 },
+  { n: 4, ci: 3, co: 5, h: 1, k: 4, s: 1, p: 0, op: 0 },
+  { n: 3, ci: 4, co: 3, h: 5, k: 3, s: 2, p: 1, op: 1 },
+  { n: 2, ci: 2, co: 2, h: 6, k: 3, s: 1, p: 1, op: 0 },
+];
+
+Deno.test({
+  name: "convTranspose2d() split with the conv worker equals the unsplit result (dw to rounding)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const b = await createTfjsBackend("wasm");
+    const before = convSplitOptions.minFlops;
+    try {
+      const worker = currentConvWorker();
+      assert.ok(worker, `the single-threaded build holds the conv worker (${b.device})`);
+      assert.ok(await worker.ready(), `worker failed: ${worker.failure}`);
+      const rng = new Rng(3);
+      for (const c of CASES) {
+        const what = JSON.stringify(c);
+        const x = b.variable(
+          b.tensor(rng.normal(c.n * c.ci * c.h * c.h), [c.n, c.ci, c.h, c.h]),
+          true,
+        );
+        const w = b.variable(
+          b.tensor(rng.normal(c.ci * c.co * c.k * c.k), [c.ci, c.co, c.k, c.k]),
+          true,
+        );
+        const op = (xt: Tensor, wt: Tensor) =>
+          b.convTranspose2d(xt, wt, undefined, { stride: c.s, padding: c.p, outputPadding: c.op });
+        const run = (minFlops: number): Result => {
+          convSplitOptions.minFlops = minFlops;
+          const jobs = worker.jobsDone;
+          const got = forwardAndGrads(b, x, w, op);
+          return { ...got, jobs: worker.jobsDone - jobs };
+        };
+        const split = run(0);
+        const whole = run(Infinity);
+        // Two forwards (y, then the loss), one dx and one dw job, each half in the worker.
+        assert.equal(split.jobs, 4, `worker jobs ${what}`);
+        assert.equal(whole.jobs, 0, `worker jobs with splitting off ${what}`);
+        assert.deepEqual(split.y, whole.y, `y ${what}`);
+        assert.deepEqual(split.dx, whole.dx, `dx ${what}`);
+        assert.ok(relError(split.dw, whole.dw) <= 1e-5, `dw ${what}`);
+        assert.ok(whole.dw.some((v) => v !== 0), `dw ${what} is not all zero`);
+        x.dispose();
+        w.dispose();
+      }
+      assert.equal(worker.failure, undefined);
+    } finally {
+      convSplitOptions.minFlops = before;
+      b.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "a conv skips the weight gradient of a variable the gradient is not taken for",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const b = await createTfjsBackend("wasm");
+    const before = convSplitOptions.minFlops;
+    try {
+      const worker = currentConvWorker();
+      assert.ok(worker && await worker.ready(), `worker failed: ${worker?.failure}`);
+      convSplitOptions.minFlops = 0; // every conv job goes half to the worker: jobs count them
+      const rng = new Rng(5);
+      const x = b.variable(b.tensor(rng.normal(4 * 3 * 8 * 8), [4, 3, 8, 8]), true);
+      const w = b.variable(b.tensor(rng.normal(5 * 3 * 4 * 4), [5, 3, 4, 4]), true);
+      const wt = b.variable(b.tensor(rng.normal(5 * 2 * 4 * 4), [5, 2, 4, 4]), true);
+      const opts = { stride: 2, padding: 1 };
+      // conv [4,3,8,8] -> [4,5,4,4], then transposed conv back to [4,2,8,8].
+      const loss = () =>
+        b.sum(b.pow(b.convTranspose2d(b.conv2d(x, w, undefined, opts), wt, undefined, opts), 2));
+      const gradsFor = (params: Tensor[]) => {
+        const jobs = worker.jobsDone;
+        const { grads } = b.valueAndGrad(loss, params);
+        return { dx: b.read(grads[0]), jobs: worker.jobsDone - jobs };
+      };
+      const all = gradsFor([x, w, wt]);
+      const onlyX = gradsFor([x]);
+      // Two forwards, two input gradients, and the two weight gradients only when asked for.
+      assert.equal(all.jobs, 6);
+      assert.equal(onlyX.jobs, 4);
+      assert.deepEqual(onlyX.dx, all.dx);
+      // Outside valueAndGrad nothing is skipped: a later call with every weight gets them.
+      assert.equal(gradsFor([x, w, wt]).jobs, 6);
+    } finally {
+      convSplitOptions.minFlops = before;
+      b.dispose();
+    }
+  },
+});
