@@ -140,8 +140,9 @@ export function readMessage(
   return JSON.parse(text, (_key, v) => {
     if (v === null || typeof v !== "object" || Array.isArray(v)) return v;
     if (typeof v.$bin === "string") {
-      const Ctor = ARRAYS[v.$bin as BinaryType];
-      return new Ctor(data, binStart + v.at, v.n).slice();
+      const type = v.$bin as BinaryType;
+      const bytes = new Uint8Array(data, binStart + v.at, v.n * ARRAYS[type].BYTES_PER_ELEMENT);
+      return new ARRAYS[type](bytes.slice().buffer);
     }
     if (typeof v.$num === "string") return Number(v.$num);
     if (v.$undef === 1) return undefined; // deletes the key, or leaves an array hole

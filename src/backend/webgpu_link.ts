@@ -91,7 +91,7 @@ export class WebGpuLink {
     });
     worker.once("exit", () => exited(link.#failure ?? "the worker exited"));
     worker.unref();
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<string>((resolve) => {
       timer = setTimeout(() => resolve("timed out loading"), START_TIMEOUT_MS);
     });
@@ -167,5 +167,5 @@ function toBackendError(
   if (e.op !== undefined && e.shapes && e.detail !== undefined && e.name === "BackendError") {
     return new BackendError(e.op, e.shapes, e.detail);
   }
-  return new BackendError(op, shapes, `${e.name}: ${e.message}`);
+  return new BackendError(op, shapes, e.name === "Error" ? e.message : `${e.name}: ${e.message}`);
 }

@@ -115,7 +115,8 @@ class Server {
   readonly revive = (v: Record<string, unknown>): unknown => {
     if (typeof v.$t !== "number") return undefined;
     const t = this.#tensors.get(v.$t);
-    if (!t) throw new BackendError("worker", [], `tensor #${v.$t} is not alive in the GPU worker`);
+    // A plain Error: the main thread names the request's op and shapes.
+    if (!t) throw new Error(`tensor #${v.$t} is not alive in the GPU worker`);
     return t;
   };
 
@@ -186,7 +187,11 @@ class Server {
       resume();
     }
     try {
-      return (await x.data()) as Float32Array | Int32Array;
+      const data = await x.data();
+      // tfjs-webgpu casts without a copy where no precision is lost (bool or int32 to float32):
+      // the data keep their old type, so give the host the tensor's own.
+      const Want = h.dtype === "int32" ? Int32Array : Float32Array;
+      return data instanceof Want ? data : Want.from(data as ArrayLike<number>);
     } finally {
       if (x !== h.tf) x.dispose();
     }
@@ -318,5 +323,11 @@ if (!isMainThread && (workerData as ChannelBuffers | undefined)?.role === "dd-we
   const control = new Int32Array(buffers.control);
   globalThis.addEventListener("unhandledrejection", (e) => die(control, buffers.data, e.reason));
   globalThis.addEventListener("error", (e) => die(control, buffers.data, e.error ?? e.message));
-  serve(buffers).catch((e) => die(control, buffers.data, e));
+  // A pending Atomics.waitAsync alone does not keep a Deno worker's event loop alive (checked
+  // with Deno 2.9.6: the worker then never wakes); a timer does. The main thread unrefs the
+  // worker, so this keeps no program from exiting.
+  const keepAlive = setInterval(() => {}, 2 ** 30);
+  serve(buffers)
+    .catch((e) => die(control, buffers.data, e))
+    .finally(() => clearInterval(keepAlive));
 }

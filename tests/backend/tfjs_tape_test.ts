@@ -11,6 +11,7 @@ import { OpenTape, pauseTape } from "../../src/backend/tfjs_tape.ts";
 import { conv2dWithGrad } from "../../src/backend/tfjs_conv.ts";
 import { matmulWithGrad } from "../../src/backend/tfjs_kernels.ts";
 
+tf.enableProdMode(); // no "install tfjs-node" banner
 await tf.setBackend("cpu");
 
 function values(n: number, seed: number): Float32Array {

@@ -66,6 +66,21 @@ webgpuTest("disposing a handle frees the worker's tensor; a freed handle is refu
   assert.equal(b.liveTensors(), base);
 });
 
+webgpuTest("read() gives the tensor's own array type after copy-free casts", (b) => {
+  b.scope(() => {
+    // tfjs-webgpu casts bool and int32 to float32 without copying the data.
+    const mask = b.read(b.greater(b.tensor([1, 3], [2]), 2));
+    assert.ok(mask instanceof Float32Array);
+    assert.deepEqual([...mask], [0, 1]);
+    const floats = b.read(b.cast(b.tensor(new Int32Array([-7, 5]), [2]), "float32"));
+    assert.ok(floats instanceof Float32Array);
+    assert.deepEqual([...floats], [-7, 5]);
+    const ints = b.read(b.cast(b.tensor([2.7, -1.5], [2]), "int32"));
+    assert.ok(ints instanceof Int32Array);
+    assert.deepEqual([...ints], [2, -1]);
+  });
+});
+
 webgpuTest("scope and valueAndGrad nest, read inside each other and free all they made", (b) => {
   const w = b.scope(() => b.variable(b.tensor([1, -2, 3], [3]), true));
   const base = b.liveTensors();
