@@ -34,7 +34,7 @@ import {
   type ValueAndGrad,
 } from "./backend.ts";
 import type { WebGpuAdapterInfo } from "./webgpu.ts";
-import { WebGpuLink } from "./webgpu_link.ts";
+import { acquireLink, releaseLink, type WebGpuLink } from "./webgpu_link.ts";
 
 /** A tensor living in the GPU worker: its id there, shape and dtype. */
 export class WebGpuTensor implements Tensor {
@@ -74,15 +74,21 @@ export class WebGpuTensor implements Tensor {
  * ```
  */
 export async function createWebGpuBackend(adapter: WebGpuAdapterInfo | null): Promise<Backend> {
-  const link = await WebGpuLink.start(new URL("./webgpu_worker.ts", import.meta.url)).catch((e) => {
+  const url = new URL("./webgpu_worker.ts", import.meta.url);
+  const link = await acquireLink(url).catch((e) => {
     throw new BackendUnavailableError("tfjs-webgpu", e instanceof Error ? e.message : String(e));
   });
-  const hello = link.call("hello", []) as {
-    device: string;
-    version: string;
-    capabilities: BackendCapabilities;
-  };
-  return new WebGpuBackend(link, hello.device, hello.version, hello.capabilities, adapter);
+  try {
+    const hello = link.call("hello", []) as {
+      device: string;
+      version: string;
+      capabilities: BackendCapabilities;
+    };
+    return new WebGpuBackend(link, hello.device, hello.version, hello.capabilities, adapter);
+  } catch (e) {
+    releaseLink(link);
+    throw e;
+  }
 }
 
 /** The main thread's tfjs-webgpu backend; see the module comment. */
@@ -92,6 +98,8 @@ export class WebGpuBackend implements Backend {
   readonly #scopes: Set<WebGpuTensor>[] = [];
   /** Ids freed here and not yet freed in the worker (they go with the next request). */
   #freed: number[] = [];
+  /** Every live handle (variables too), freed in the worker by {@link dispose}. */
+  readonly #live = new Set<WebGpuTensor>();
   #disposed = false;
 
   constructor(
@@ -106,6 +114,7 @@ export class WebGpuBackend implements Backend {
   /** Frees a handle's tensor in the worker (with the next request). */
   release(t: WebGpuTensor): void {
     if (this.#disposed) return;
+    this.#live.delete(t);
     this.#freed.push(t.id);
     for (const scope of this.#scopes) scope.delete(t);
   }
@@ -122,6 +131,7 @@ export class WebGpuBackend implements Backend {
       toWire: (v) => v instanceof WebGpuTensor ? { $t: v.id } : undefined,
       fromWire: (w) => {
         const t = new WebGpuTensor(this, w.id, w.shape, w.dtype, op === "variable");
+        this.#live.add(t);
         if (!t.isVariable) this.#scopes.at(-1)?.add(t);
         return t;
       },
@@ -423,9 +433,18 @@ export class WebGpuBackend implements Backend {
 
   dispose(): void {
     if (this.#disposed) return;
+    // The worker outlives this backend (others share it): free what this one holds there and
+    // drop a gradient tape or noGrad section it left open.
+    const free = [...this.#freed, ...[...this.#live].map((t) => t.id)];
     this.#disposed = true;
     this.#scopes.length = 0;
-    this.link.close();
+    this.#live.clear();
+    this.#freed = [];
+    try {
+      if (this.link.usable) this.link.call("reset", [], { free });
+    } finally {
+      releaseLink(this.link);
+    }
   }
   [Symbol.dispose](): void {
     this.dispose();

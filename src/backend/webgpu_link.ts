@@ -31,6 +31,13 @@ const START_TIMEOUT_MS = 120_000;
  */
 export const REQUEST_TIMEOUT_MS = 600_000;
 
+/**
+ * How long an unused GPU worker stays, so that the next backend reuses it (a test suite
+ * creates one backend per test; `backends` then `train` create two): starting one loads tfjs
+ * and the device, about a second. The timer is unref'd: it keeps no program alive.
+ */
+export const LINGER_MS = 5_000;
+
 /** What a reply holds for a tensor: the worker's id, shape and dtype. */
 export interface WireTensor {
   id: number;
@@ -139,6 +146,11 @@ export class WebGpuLink {
     return reply.result;
   }
 
+  /** Whether requests can still be sent (the worker neither failed nor was closed). */
+  get usable(): boolean {
+    return this.#failure === undefined && this.#worker !== undefined;
+  }
+
   /** Stops the worker (idempotent); later calls throw. */
   close(): void {
     const worker = this.#worker;
@@ -168,4 +180,56 @@ function toBackendError(
     return new BackendError(e.op, e.shapes, e.detail);
   }
   return new BackendError(op, shapes, e.name === "Error" ? e.message : `${e.name}: ${e.message}`);
+}
+
+/** The process's GPU worker, shared by every tfjs-webgpu backend, and who holds it. */
+let shared: {
+  link: Promise<WebGpuLink>;
+  holders: number;
+  linger?: ReturnType<typeof setTimeout>;
+} | undefined;
+
+/**
+ * Takes a reference to the process's GPU worker (the worker at `url`), starting it unless a
+ * usable one exists. Pair every successful call with one {@link releaseLink}.
+ *
+ * @example
+ * ```ts ignore
+ * import { acquireLink, releaseLink } from "./webgpu_link.ts";
+ * const link = await acquireLink(new URL("./webgpu_worker.ts", import.meta.url));
+ * releaseLink(link); // the worker lingers LINGER_MS for the next backend
+ * ```
+ */
+export async function acquireLink(url: URL): Promise<WebGpuLink> {
+  if (shared && shared.holders === 0) {
+    clearTimeout(shared.linger);
+    const link = await shared.link.catch(() => undefined);
+    if (!link?.usable) shared = undefined;
+  }
+  const entry = shared ??= { link: WebGpuLink.start(url), holders: 0 };
+  entry.holders++;
+  try {
+    return await entry.link;
+  } catch (e) {
+    entry.holders--;
+    if (shared === entry) shared = undefined;
+    throw e;
+  }
+}
+
+/** Drops one reference; the last lets the worker linger {@link LINGER_MS}, then stops it. */
+export function releaseLink(link: WebGpuLink): void {
+  const entry = shared;
+  if (!entry) return link.close();
+  entry.holders = Math.max(0, entry.holders - 1);
+  if (entry.holders > 0) return;
+  if (!link.usable) {
+    shared = undefined;
+    return link.close();
+  }
+  entry.linger = setTimeout(() => {
+    if (shared === entry && entry.holders === 0) shared = undefined;
+    link.close();
+  }, LINGER_MS);
+  Deno.unrefTimer(entry.linger as unknown as number);
 }

@@ -171,6 +171,11 @@ class Server {
       case "noGrad.end":
         this.#paused.pop()?.();
         return null;
+      case "reset": // a backend was disposed: its ids came with the request
+        this.#tape?.close();
+        this.#tape = undefined;
+        while (this.#paused.length > 0) this.#paused.pop()!();
+        return null;
       default:
         throw new BackendError(op, [], "unknown request to the GPU worker");
     }
