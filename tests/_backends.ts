@@ -35,10 +35,15 @@ export interface EachBackendOptions {
   softwareGpu?: boolean;
 }
 
-/** Why tfjs-webgpu sits out tests that did not ask for a software adapter, or null. */
+/**
+ * Why tfjs-webgpu sits out tests that did not ask for a software adapter, or null.
+ * `DENO_DIFFUSION_TEST_SOFTWARE_GPU=1` runs every test there (a long run).
+ */
 const webgpu = infos.find((i) => i.name === "tfjs-webgpu");
-const softwareGpuOnly = webgpu?.available && webgpu.adapter?.software
-  ? `software adapter ${webgpu.adapter.description} (slow): only tests that ask for it run there`
+const softwareGpuOnly = webgpu?.available && webgpu.adapter?.software &&
+    Deno.env.get("DENO_DIFFUSION_TEST_SOFTWARE_GPU") !== "1"
+  ? `software adapter ${webgpu.adapter.description} (slow): only tests that ask for it ` +
+    "run there (DENO_DIFFUSION_TEST_SOFTWARE_GPU=1: all)"
   : null;
 
 /**

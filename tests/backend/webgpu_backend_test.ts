@@ -139,26 +139,29 @@ webgpuTest("noGrad inside valueAndGrad cuts the gradient; nesting valueAndGrad i
   w.dispose();
 });
 
-webgpuTest("a foreign tensor is refused; a disposed backend frees its tensors and refuses calls", async (b) => {
-  const cpu = await createBackend("tfjs-cpu");
-  const foreign = cpu.tensor([1], [1]);
-  const e = caught(() => b.neg(foreign));
-  assert.ok(e instanceof BackendError);
-  assert.match(e.message, /got a tensor of backend tfjs-cpu, not tfjs-webgpu/);
-  cpu.dispose();
-  // A second backend shares the worker; disposing it frees what it held there, variables too.
-  const base = b.liveTensors();
-  const other = await createBackend("tfjs-webgpu");
-  other.scope(() => other.variable(other.tensor([1, 2], [2]), true));
-  other.mul(other.full([3], 2), 3);
-  assert.equal(b.liveTensors(), base + 3);
-  other.dispose();
-  assert.equal(b.liveTensors(), base);
-  other.dispose(); // idempotent
-  const gone = caught(() => other.zeros([1]));
-  assert.ok(gone instanceof BackendError);
-  assert.match(gone.message, /was disposed/);
-});
+webgpuTest(
+  "a foreign tensor is refused; a disposed backend frees its tensors and refuses calls",
+  async (b) => {
+    const cpu = await createBackend("tfjs-cpu");
+    const foreign = cpu.tensor([1], [1]);
+    const e = caught(() => b.neg(foreign));
+    assert.ok(e instanceof BackendError);
+    assert.match(e.message, /got a tensor of backend tfjs-cpu, not tfjs-webgpu/);
+    cpu.dispose();
+    // A second backend shares the worker; disposing it frees what it held there, variables too.
+    const base = b.liveTensors();
+    const other = await createBackend("tfjs-webgpu");
+    other.scope(() => other.variable(other.tensor([1, 2], [2]), true));
+    other.mul(other.full([3], 2), 3);
+    assert.equal(b.liveTensors(), base + 3);
+    other.dispose();
+    assert.equal(b.liveTensors(), base);
+    other.dispose(); // idempotent
+    const gone = caught(() => other.zeros([1]));
+    assert.ok(gone instanceof BackendError);
+    assert.match(gone.message, /was disposed/);
+  },
+);
 
 webgpuTest("a program that never disposes the backend still exits", async () => {
   const script = `
