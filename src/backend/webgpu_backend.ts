@@ -387,7 +387,7 @@ export class WebGpuBackend implements Backend {
       loss = lossFn();
     } catch (e) {
       this.#endScope(made, new Set());
-      this.#call("vg.abort", [], []);
+      this.#abortTape();
       throw e; // errors of lossFn pass through as they are
     }
     // The gradients belong to the enclosing scope, not to lossFn's.
@@ -396,19 +396,29 @@ export class WebGpuBackend implements Backend {
       return this.#call("vg.end", [loss, ...params], [loss, params]) as ValueAndGrad;
     } catch (e) {
       // The tape stays open when the request never reached it (a foreign or freed loss).
-      if (!this.#disposed) this.#call("vg.abort", [], []);
+      this.#abortTape();
       throw e;
     } finally {
       // Only a loss made by lossFn is freed (it may return a variable).
       if (loss instanceof WebGpuTensor && made.has(loss)) loss.dispose();
     }
   }
+  /** Closes the worker's tape after a failure; never hides that failure with its own. */
+  #abortTape(): void {
+    if (this.#disposed || !this.link.usable) return;
+    try {
+      this.#call("vg.abort", [], []);
+    } catch {
+      // the worker is gone: the original error says more
+    }
+  }
+
   noGrad<T>(fn: () => T): T {
     this.#call("noGrad.begin", [], []);
     try {
       return fn();
     } finally {
-      if (!this.#disposed) this.#call("noGrad.end", [], []);
+      if (!this.#disposed && this.link.usable) this.#call("noGrad.end", [], []);
     }
   }
   adamStep(

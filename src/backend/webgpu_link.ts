@@ -26,10 +26,12 @@ import {
 const START_TIMEOUT_MS = 120_000;
 
 /**
- * How long one request may take before the worker is given up. Long: a large convolution's
- * gradient on a software adapter takes seconds, and a first call compiles its shaders.
+ * How long one request may take before the worker is given up. Long: a read waits for all GPU
+ * work queued before it (a whole training step), and on a software adapter a DCGAN step at
+ * batch 128 took over 10 minutes on a busy 2-core VM. A heartbeat cannot replace it: Deno
+ * blocks the worker's thread while it waits for the GPU (checked: no timer fires meanwhile).
  */
-export const REQUEST_TIMEOUT_MS = 600_000;
+export const REQUEST_TIMEOUT_MS = 3_600_000;
 
 /**
  * How long an unused GPU worker stays, so that the next backend reuses it (a test suite
