@@ -18,6 +18,7 @@ import {
   createBackend,
   isBackendName,
 } from "../src/backend/select.ts";
+import { probeWebGpu } from "../src/backend/webgpu.ts";
 
 /** A prepared benchmark: `run` does one iteration (and waits for the device). */
 export interface PreparedCase {
@@ -134,18 +135,22 @@ export const KERNEL_CASES: readonly KernelCase[] = [
 
 /**
  * Backends benchmarked by default: every backend except pure-JS tfjs-cpu (~100x slower; a
- * single conv case takes minutes). `DENO_DIFFUSION_BENCH_BACKENDS` (comma list) overrides.
+ * single conv case takes minutes) and tfjs-webgpu on a software adapter (lavapipe: slower
+ * still). `DENO_DIFFUSION_BENCH_BACKENDS` (comma list) overrides.
  *
  * @example
  * ```ts
  * import { defaultBenchBackends } from "./kernels.ts";
- * console.log(defaultBenchBackends()); // ["torch-cuda", "torch-cpu", "tfjs-wasm"]
+ * console.log(await defaultBenchBackends()); // ["torch-cuda", "tfjs-webgpu", "torch-cpu", "tfjs-wasm"]
  * ```
  */
-export function defaultBenchBackends(): BackendName[] {
+export async function defaultBenchBackends(): Promise<BackendName[]> {
   const env = Deno.env.get("DENO_DIFFUSION_BENCH_BACKENDS");
   if (env) return env.split(",").map((s) => s.trim()).filter(isBackendName);
-  return BACKEND_ORDER.filter((n) => n !== "tfjs-cpu");
+  const adapter = await probeWebGpu();
+  return BACKEND_ORDER.filter((n) =>
+    n !== "tfjs-cpu" && (n !== "tfjs-webgpu" || (adapter !== null && !adapter.software))
+  );
 }
 
 /**
@@ -178,7 +183,8 @@ export function timeCase(prepared: PreparedCase, minMs: number, maxRuns = 50): n
 const USAGE = `usage: deno run -A bench/kernels.ts [--json] [--backends a,b] [--min-ms N]
 
   --json       one JSON line per case: {"op","backend","ms","gflops"}
-  --backends   comma list of ${BACKEND_ORDER.join(", ")} (default: all but tfjs-cpu)
+  --backends   comma list of ${BACKEND_ORDER.join(", ")} (default: all but tfjs-cpu and
+               tfjs-webgpu on a software adapter)
   --min-ms     time each case for at least this long (default 1000; at least 3 runs)`;
 
 async function main(argv: string[]): Promise<number> {
@@ -213,7 +219,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`--min-ms must be a non-negative number, got ${values["min-ms"]}`);
     return 2;
   }
-  for (const name of (names as BackendName[] | undefined) ?? defaultBenchBackends()) {
+  for (const name of (names as BackendName[] | undefined) ?? await defaultBenchBackends()) {
     let backend: Backend;
     try {
       backend = await createBackend(name);

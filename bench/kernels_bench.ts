@@ -1,6 +1,7 @@
 /**
  * `deno bench -A bench/kernels_bench.ts`: the kernel cases of bench/kernels.ts, grouped by op,
- * one entry per available backend (tfjs-cpu only when DENO_DIFFUSION_BENCH_BACKENDS names it).
+ * one entry per available backend (tfjs-cpu, and tfjs-webgpu on a software adapter, only when
+ * DENO_DIFFUSION_BENCH_BACKENDS names it).
  *
  * @module
  */
@@ -9,7 +10,7 @@ import { createBackend } from "../src/backend/select.ts";
 import { defaultBenchBackends, KERNEL_CASES, type PreparedCase } from "./kernels.ts";
 
 const backends: Backend[] = [];
-for (const name of defaultBenchBackends()) {
+for (const name of await defaultBenchBackends()) {
   try {
     backends.push(await createBackend(name));
   } catch (e) {

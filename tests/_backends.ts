@@ -27,7 +27,24 @@ const reported = new Set<string>();
 export interface EachBackendOptions {
   /** Limit to these backends (e.g. skip tfjs-cpu for heavy tests). */
   only?: readonly BackendName[];
+  /**
+   * Also run on tfjs-webgpu when its adapter is a software one (lavapipe, SwiftShader): slow,
+   * so only the conformance suite and the backend's own tests ask for it. On a hardware
+   * adapter tfjs-webgpu runs every test.
+   */
+  softwareGpu?: boolean;
 }
+
+/**
+ * Why tfjs-webgpu sits out tests that did not ask for a software adapter, or null.
+ * `DENO_DIFFUSION_TEST_SOFTWARE_GPU=1` runs every test there (a long run).
+ */
+const webgpu = infos.find((i) => i.name === "tfjs-webgpu");
+const softwareGpuOnly = webgpu?.available && webgpu.adapter?.software &&
+    Deno.env.get("DENO_DIFFUSION_TEST_SOFTWARE_GPU") !== "1"
+  ? `software adapter ${webgpu.adapter.description} (slow): only tests that ask for it ` +
+    "run there (DENO_DIFFUSION_TEST_SOFTWARE_GPU=1: all)"
+  : null;
 
 /**
  * Registers `Deno.test("<name> [<backend>]")` for every backend; `fn` gets a fresh backend,
@@ -41,15 +58,17 @@ export function testEachBackend(
   for (const backendName of options.only ?? ALL_BACKENDS) {
     const info = infos.find((i) => i.name === backendName);
     const available = info?.available ?? false;
-    if (!available && !required.has(backendName)) {
-      if (!reported.has(backendName)) {
-        reported.add(backendName);
-        console.log(`skipping backend ${backendName}: ${info?.reason ?? "unknown backend"}`);
-      }
+    const slowGpu = backendName === "tfjs-webgpu" && softwareGpuOnly !== null &&
+      !options.softwareGpu;
+    const skip = (!available && !required.has(backendName)) || slowGpu;
+    if (skip && !reported.has(backendName)) {
+      reported.add(backendName);
+      const why = slowGpu ? softwareGpuOnly : info?.reason ?? "unknown backend";
+      console.log(`skipping backend ${backendName}: ${why}`);
     }
     Deno.test({
       name: `${name} [${backendName}]`,
-      ignore: !available && !required.has(backendName),
+      ignore: skip,
       sanitizeResources: false,
       sanitizeOps: false,
       async fn() {

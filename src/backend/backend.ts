@@ -194,7 +194,7 @@ export type Keepable =
  * Tensors have rank at most 8.
  */
 export interface Backend {
-  /** "torch-cuda", "torch-cpu", "tfjs-wasm" or "tfjs-cpu". */
+  /** "torch-cuda", "tfjs-webgpu", "torch-cpu", "tfjs-wasm" or "tfjs-cpu". */
   readonly name: string;
   /** Human-readable device description, e.g. "cpu (2 threads)" or "NVIDIA H200". */
   readonly device: string;

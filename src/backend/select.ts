@@ -72,14 +72,27 @@ export async function createBackend(name: BackendName): Promise<Backend> {
         const { createTorchBackend } = await import("./torch.ts");
         return await createTorchBackend(name === "torch-cuda" ? "cuda" : "cpu");
       }
-      case "tfjs-webgpu":
+      case "tfjs-webgpu": {
+        // Where tfjs-webgpu cannot read synchronously (Deno), it runs in a worker thread.
+        if (webGpuSyncReadProblem() !== null) {
+          const adapter = await probeWebGpu();
+          if (!adapter) {
+            throw new BackendUnavailableError(
+              name,
+              "no WebGPU adapter (navigator.gpu found none; on Linux a Vulkan driver is needed)",
+            );
+          }
+          const { createWebGpuBackend } = await import("./webgpu_backend.ts");
+          return await createWebGpuBackend(adapter);
+        }
+        const { createTfjsBackend } = await import("./tfjs.ts");
+        return await createTfjsBackend("webgpu");
+      }
       case "tfjs-wasm":
       case "tfjs-cpu": {
         // Loaded lazily: tfjs costs start-up time that torch users should not pay.
         const { createTfjsBackend } = await import("./tfjs.ts");
-        return await createTfjsBackend(
-          name === "tfjs-wasm" ? "wasm" : name === "tfjs-cpu" ? "cpu" : "webgpu",
-        );
+        return await createTfjsBackend(name === "tfjs-wasm" ? "wasm" : "cpu");
       }
       default:
         throw new BackendUnavailableError(
@@ -109,12 +122,12 @@ export async function listBackends(): Promise<BackendInfo[]> {
     try {
       const backend = await createBackend(name);
       infos.push({
-        ...adapter,
         name,
         available: true,
         device: backend.device,
         version: backend.version,
         reason: `loaded (${backend.version} on ${backend.device})`,
+        ...adapter,
       });
       backend.dispose();
     } catch (e) {
@@ -171,13 +184,6 @@ export async function selectBackend(
   const skipped: string[] = [];
   for (const name of BACKEND_ORDER) {
     if (name === "tfjs-webgpu") {
-      // Checked before the adapter: probing starts the GPU driver stack (and, with Mesa's
-      // Vulkan, its stderr warnings) for a backend this runtime could not use anyway.
-      const unusable = webGpuSyncReadProblem();
-      if (unusable) {
-        skipped.push(`${name}: not usable in this runtime (no synchronous GPU reads)`);
-        continue;
-      }
       const adapter = await probeWebGpu();
       if (!adapter || adapter.software) {
         const what = adapter ? `software adapter ${adapter.description}` : "no WebGPU adapter";

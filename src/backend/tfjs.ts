@@ -1,6 +1,7 @@
 /**
  * The TensorFlow.js backend: `tfjs-wasm` (XNNPACK kernels, SIMD), the pure-JS `tfjs-cpu`, or
- * `tfjs-webgpu` where synchronous reads exist (a browser; see webgpu.ts for why not Deno).
+ * `tfjs-webgpu` (directly where synchronous reads exist, a browser; under Deno inside the GPU
+ * worker of webgpu_backend.ts, see webgpu.ts for why).
  *
  * The interface is NCHW with PyTorch weight layouts; tfjs convolutions are NHWC. A conv's
  * output therefore stays channels-last (the handle records it and reports the NCHW shape), and
@@ -56,7 +57,8 @@ tf.enableProdMode();
 
 /**
  * Creates a TensorFlow.js backend. Throws {@link BackendUnavailableError} when the kernel
- * backend cannot initialise (e.g. WebAssembly missing).
+ * backend cannot initialise (e.g. WebAssembly missing). Under Deno, tfjs-webgpu is made by
+ * webgpu_backend.ts (this backend in a worker); `opts.readsAsync` is that worker's.
  *
  * @example
  * ```ts
@@ -67,7 +69,10 @@ tf.enableProdMode();
  * b.dispose();
  * ```
  */
-export async function createTfjsBackend(kind: TfjsKind): Promise<Backend> {
+export async function createTfjsBackend(
+  kind: TfjsKind,
+  opts: { readsAsync?: boolean } = {},
+): Promise<Backend> {
   let adapter: WebGpuAdapterInfo | null = null;
   if (kind === "webgpu") {
     adapter = await probeWebGpu();
@@ -77,7 +82,9 @@ export async function createTfjsBackend(kind: TfjsKind): Promise<Backend> {
         "no WebGPU adapter (navigator.gpu found none; on Linux a Vulkan driver is needed)",
       );
     }
-    const problem = webGpuSyncReadProblem();
+    // `readsAsync`: the caller (the GPU worker of webgpu_worker.ts) reads tensors with tfjs's
+    // async data(), never through this backend's synchronous read().
+    const problem = opts.readsAsync ? null : webGpuSyncReadProblem();
     if (problem) {
       const soft = adapter.software ? ", software" : "";
       throw new BackendUnavailableError(

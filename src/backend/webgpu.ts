@@ -5,13 +5,14 @@
  * A software adapter (Mesa's lavapipe/llvmpipe, SwiftShader) counts as present for tests but is
  * never selected automatically: it is slower than tfjs-wasm.
  *
- * Why tfjs-webgpu cannot run under Deno today: the backend contract reads tensors
+ * Why tfjs-webgpu runs in a worker under Deno: the backend contract reads tensors
  * synchronously ({@link Backend.read}, and valueAndGrad's loss value), and tfjs-webgpu's only
  * synchronous read (`readSync`) copies the buffer through an `OffscreenCanvas` 2D context,
  * which Deno does not have; a GPU buffer can otherwise only be mapped with `mapAsync`, whose
- * promise needs the event loop that a synchronous read blocks. Checked with Deno 2.9.6 and
- * lavapipe: `setBackend("webgpu")` and kernels work, `dataSync()` fails in `clearRect` of a
- * null canvas context. In a browser the canvas path exists, so the backend is created there.
+ * promise needs the event loop of the thread that owns the device. So under Deno the device and
+ * tfjs live in a worker that reads with `mapAsync` while the main thread waits for it
+ * (webgpu_backend.ts, webgpu_worker.ts); {@link webGpuSyncReadProblem} tells the two cases
+ * apart. In a browser the canvas path exists, and tfjs.ts runs tfjs-webgpu directly.
  *
  * @module
  */
@@ -73,8 +74,15 @@ export async function probeWebGpu(): Promise<WebGpuAdapterInfo | null> {
 }
 
 /**
- * Why tfjs-webgpu cannot meet the synchronous backend contract here, or null when it can
- * (a platform with `OffscreenCanvas`, i.e. a browser).
+ * Why tfjs-webgpu cannot meet the synchronous backend contract on this thread, or null when it
+ * can (a platform with `OffscreenCanvas`, i.e. a browser). Where not null, createBackend runs
+ * it in a worker instead (webgpu_backend.ts).
+ *
+ * @example
+ * ```ts
+ * import { webGpuSyncReadProblem } from "./webgpu.ts";
+ * console.log(webGpuSyncReadProblem() === null ? "direct" : "in a worker"); // "in a worker" in Deno
+ * ```
  */
 export function webGpuSyncReadProblem(): string | null {
   // Deno 2.9 defines OffscreenCanvas (for WebGPU canvas contexts) but has no 2D context.
@@ -87,6 +95,6 @@ export function webGpuSyncReadProblem(): string | null {
     // no 2D context: fall through
   }
   return "tfjs-webgpu reads tensors synchronously only through an OffscreenCanvas 2D context, " +
-    "which this runtime lacks (Deno), and the backend contract's read() is synchronous; use " +
-    "it in a browser, or torch-cuda/torch-cpu/tfjs-wasm here";
+    "which this runtime lacks (Deno), and the backend contract's read() is synchronous; " +
+    'createBackend("tfjs-webgpu") runs it in a worker thread instead';
 }

@@ -9,8 +9,10 @@ import { listBackends } from "../backend/select.ts";
 const USAGE = `usage: deno run -A cli.ts backends [--json]
 
 Lists the tensor backends (torch-cuda, tfjs-webgpu, torch-cpu, tfjs-wasm, tfjs-cpu), whether
-each can load on this machine, and why not; tfjs-webgpu also names the WebGPU adapter found. Automatic selection takes the first available in that order;
-override it with --backend <name> or DENO_DIFFUSION_BACKEND.
+each can load on this machine, and why not; tfjs-webgpu also names the WebGPU adapter found.
+Automatic selection takes the first available in that order (tfjs-webgpu only on a hardware
+adapter: a software one, e.g. lavapipe, is slower than tfjs-wasm); override it with
+--backend <name> or DENO_DIFFUSION_BACKEND.
 
 options:
   --json   print [{"name","available","device","version","reason"}] instead of a table

@@ -56,6 +56,6 @@ for (const c of CASES) {
       assert.ok(maxRelativeError(out, readNoGrad(() => composed(b, q, k, v))) < 1e-5);
       for (const t of [q, k, v, weights, ...fused.grads, ...reference.grads]) t.dispose();
     },
-    { only: ["torch-cpu", "torch-cuda", "tfjs-wasm"] },
+    { only: ["torch-cpu", "torch-cuda", "tfjs-wasm", "tfjs-webgpu"], softwareGpu: true },
   );
 }

@@ -11,7 +11,12 @@
  */
 import assert from "node:assert/strict";
 import { type Backend, BackendError, type Tensor } from "../../src/backend/backend.ts";
-import { testEachBackend } from "../_backends.ts";
+import { testEachBackend as eachBackend } from "../_backends.ts";
+
+/** Every case runs on every available backend, a software WebGPU adapter (lavapipe) included. */
+function testEachBackend(name: string, fn: (b: Backend) => void): void {
+  eachBackend(name, fn, { softwareGpu: true });
+}
 
 const ATOL = 1e-4;
 const RTOL = 1e-4;

@@ -25,6 +25,7 @@ import {
   currentConvWorker,
 } from "../../src/backend/tfjs_worker.ts";
 import * as tf from "@tensorflow/tfjs";
+import { testEachBackend } from "../_backends.ts";
 
 const KINDS: readonly TfjsKind[] = ["wasm", "cpu"];
 
@@ -33,7 +34,17 @@ const KINDS: readonly TfjsKind[] = ["wasm", "cpu"];
 // threaded one gives the same numbers bit for bit).
 Deno.env.set("DENO_DIFFUSION_TFJS_THREADS", "1");
 
-function eachKind(name: string, fn: (b: Backend) => void | Promise<void>): void {
+/**
+ * Registers the test on tfjs-wasm and tfjs-cpu, and on tfjs-webgpu (its ops run this file's
+ * kernels in the GPU worker; a software adapter counts) unless `mainThreadTf`: the test looks
+ * at this thread's tfjs engine, which the worker's backend does not use.
+ */
+function eachKind(
+  name: string,
+  fn: (b: Backend) => void | Promise<void>,
+  opts: { mainThreadTf?: boolean } = {},
+): void {
+  if (!opts.mainThreadTf) testEachBackend(name, fn, { only: ["tfjs-webgpu"], softwareGpu: true });
   for (const kind of KINDS) {
     Deno.test({
       name: `${name} [tfjs-${kind}]`,
@@ -403,7 +414,7 @@ eachKind("toCHWN() moves every element of [N, H, W, C] to [C, H, W, N]", () => {
       }
     }
   }
-});
+}, { mainThreadTf: true });
 
 // ---- the conv worker (tfjs_worker.ts): half of each large conv on a second core ----
 
@@ -455,7 +466,7 @@ eachKind("wasmHeapView() reads a tensor's elements in place on wasm only", (b) =
   } finally {
     t.dispose();
   }
-});
+}, { mainThreadTf: true });
 
 Deno.test({
   name: "conv2d() split with the conv worker equals the unsplit result (dw to rounding)",
@@ -885,7 +896,7 @@ eachKind("batchMatMul() equals the definition for every transpose flag and batch
       );
     }
   }
-});
+}, { mainThreadTf: true });
 
 // ---- elementwise semantics where tfjs and PyTorch differ ----
 
@@ -1291,4 +1302,5 @@ eachKind(
     // x to NHWC, and each filter [Cout, Cin, k, k] to [k, k, Cin, Cout]; nothing in between.
     assert.equal(transposes, 3);
   },
+  { mainThreadTf: true },
 );
