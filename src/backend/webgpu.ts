@@ -56,6 +56,7 @@ export async function probeWebGpu(): Promise<WebGpuAdapterInfo | null> {
   if (!gpu) return null;
   let adapter: AdapterLike | null;
   try {
+    quietVulkanLoader();
     adapter = (await gpu.requestAdapter()) as AdapterLike | null;
   } catch {
     return null;
@@ -97,4 +98,25 @@ export function webGpuSyncReadProblem(): string | null {
   return "tfjs-webgpu reads tensors synchronously only through an OffscreenCanvas 2D context, " +
     "which this runtime lacks (Deno), and the backend contract's read() is synchronous; " +
     'createBackend("tfjs-webgpu") runs it in a worker thread instead';
+}
+
+/**
+ * Mesa's Vulkan loader prints "XDG_RUNTIME_DIR is invalid or not set" to stderr once per
+ * driver when that variable is missing (servers, containers, CI), on every command that probes
+ * the adapter. Where it is unset, point it at a private empty folder first: the drivers only
+ * look for display sockets there, which a headless probe does not need. Deno only (a browser
+ * page has no environment).
+ */
+function quietVulkanLoader(): void {
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  if (deno?.build.os !== "linux") return;
+  try {
+    if (deno.env.get("XDG_RUNTIME_DIR")) return;
+    // One folder per user, reused by every run (a fresh temporary one each time would litter).
+    const dir = `${deno.env.get("TMPDIR") ?? "/tmp"}/deno-diffusion-xdg-${deno.uid() ?? "user"}`;
+    deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    deno.env.set("XDG_RUNTIME_DIR", dir);
+  } catch {
+    // Without env or write permission the probe still works, only noisier.
+  }
 }
