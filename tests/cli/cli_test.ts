@@ -2,18 +2,10 @@ import assert from "node:assert/strict";
 import { encodePng } from "../../src/io/png.ts";
 import { decodeImageFile } from "../../src/io/image.ts";
 
-const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+import { CLI, runCli } from "./_cli.ts";
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { DENO_DIFFUSION_BACKEND: "torch-cpu" },
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-}
+const cli = (...args: string[]) =>
+  runCli(args, { env: { DENO_DIFFUSION_BACKEND: "torch-cpu" }, timeoutMs: 1_800_000 });
 
 /** ROOT/train/{a,b}/*.png: 8 solid-colour 32x32 images per class. */
 async function tinyImageFolder(root: string): Promise<void> {

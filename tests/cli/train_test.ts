@@ -6,22 +6,10 @@
 import assert from "node:assert/strict";
 import { encodePng } from "../../src/io/png.ts";
 
-const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+import { runCli } from "./_cli.ts";
 
-async function cli(
-  cwd: string,
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-    env: { DENO_DIFFUSION_BACKEND: "torch-cpu" },
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-}
+const cli = (cwd: string, ...args: string[]) =>
+  runCli(args, { cwd, env: { DENO_DIFFUSION_BACKEND: "torch-cpu" }, timeoutMs: 1_800_000 });
 
 /** ROOT/train/{a,b}/*.png: 8 noisy `size`-square images per class. */
 async function imageFolder(root: string, size = 32, seed = 1): Promise<void> {

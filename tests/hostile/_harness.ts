@@ -6,72 +6,20 @@
  * @module
  */
 
-const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+import { type CliOptions, type CliRun, runCli as runTestCli } from "../_cli.ts";
 
-/** What a watched CLI run did. */
-export interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** Peak resident set size seen, MiB. */
-  peakRssMiB: number;
-  /** True when it ran past the bound and was killed. */
-  killed: boolean;
-}
-
-function peakRssKiB(pid: number): number {
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const m = status.match(/^VmHWM:\s+(\d+) kB/m);
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0; // exited between polls
-  }
-}
+export type { CliRun };
 
 /**
- * Runs `cli.ts ARGS` in `cwd` with `timeoutMs` as the bound; the torch-cpu backend with one
- * thread unless `env` says otherwise.
+ * Runs `cli.ts ARGS` with `timeoutMs` as the bound (default 60 s); the torch-cpu backend unless
+ * `env` says otherwise.
  */
-export async function runCli(
-  args: string[],
-  options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
-): Promise<CliRun> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    cwd: options.cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: {
-      DENO_DIFFUSION_BACKEND: "torch-cpu",
-      DENO_DIFFUSION_TORCH_THREADS: "1",
-      OMP_WAIT_POLICY: "PASSIVE",
-      NO_COLOR: "1",
-      ...options.env,
-    },
-  }).spawn();
-  let peak = 0;
-  let killed = false;
-  const poll = setInterval(() => (peak = Math.max(peak, peakRssKiB(child.pid))), 50);
-  const timer = setTimeout(() => {
-    killed = true;
-    child.kill("SIGKILL");
-  }, options.timeoutMs ?? 60_000);
-  try {
-    const out = await child.output();
-    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-    return {
-      code: out.code,
-      stdout: decode(out.stdout),
-      stderr: decode(out.stderr),
-      peakRssMiB: peak / 1024,
-      killed,
-    };
-  } finally {
-    clearInterval(poll);
-    clearTimeout(timer);
-  }
+export function runCli(args: string[], options: CliOptions = {}): Promise<CliRun> {
+  return runTestCli(args, {
+    ...options,
+    timeoutMs: options.timeoutMs ?? 60_000,
+    env: { DENO_DIFFUSION_BACKEND: "torch-cpu", ...options.env },
+  });
 }
 
 /** Every path under `dir` (recursive, relative), with its size and mtime, for "nothing new". */
