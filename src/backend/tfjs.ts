@@ -59,6 +59,7 @@ tf.enableProdMode();
  * Creates a TensorFlow.js backend. Throws {@link BackendUnavailableError} when the kernel
  * backend cannot initialise (e.g. WebAssembly missing). Under Deno, tfjs-webgpu is made by
  * webgpu_backend.ts (this backend in a worker); `opts.readsAsync` is that worker's.
+ * `opts.convWorker` overrides `DENO_DIFFUSION_TFJS_WORKERS` (tfjs_worker.ts) for this backend.
  *
  * @example
  * ```ts
@@ -71,7 +72,7 @@ tf.enableProdMode();
  */
 export async function createTfjsBackend(
   kind: TfjsKind,
-  opts: { readsAsync?: boolean } = {},
+  opts: { readsAsync?: boolean; convWorker?: boolean } = {},
 ): Promise<Backend> {
   let adapter: WebGpuAdapterInfo | null = null;
   if (kind === "webgpu") {
@@ -113,7 +114,7 @@ export async function createTfjsBackend(
   }
   if (kind !== "wasm") return new TfjsBackend(kind);
   // With XNNPACK threads on every core, a conv worker would only compete for them.
-  const convWorker = threads > 1 ? undefined : acquireConvWorker();
+  const convWorker = threads > 1 ? undefined : acquireConvWorker(opts.convWorker);
   return new TfjsBackend(kind, convWorker, heapMeterOf(tf.backend()), threads);
 }
 

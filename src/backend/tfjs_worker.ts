@@ -268,7 +268,8 @@ export function convWorkerWanted(): boolean {
 
 /**
  * Takes a reference to the process's conv worker (created, not yet started, on the first
- * call), or returns undefined when it is not wanted ({@link convWorkerWanted}). Pair every
+ * call), or returns undefined when it is not `wanted` (default: {@link convWorkerWanted}) or
+ * there is one core. Pair every
  * call that returned a worker with one {@link releaseConvWorker}.
  *
  * @example
@@ -278,8 +279,8 @@ export function convWorkerWanted(): boolean {
  * if (worker) releaseConvWorker();
  * ```
  */
-export function acquireConvWorker(): ConvWorker | undefined {
-  if (!convWorkerWanted()) return undefined;
+export function acquireConvWorker(wanted: boolean = convWorkerWanted()): ConvWorker | undefined {
+  if (!wanted || (navigator.hardwareConcurrency ?? 1) < 2) return undefined;
   if (!shared || (shared.failure !== undefined && holders === 0)) shared = new ConvWorker();
   holders++;
   return shared;

@@ -7,15 +7,13 @@
  *
  * @module
  */
+import "./_single_threaded_wasm.ts"; // before anything that loads tfjs-wasm
 import assert from "node:assert/strict";
 import type { Backend, Tensor } from "../../src/backend/backend.ts";
 import { createTfjsBackend } from "../../src/backend/tfjs.ts";
 import { convSplitOptions } from "../../src/backend/tfjs_conv.ts";
 import { currentConvWorker } from "../../src/backend/tfjs_worker.ts";
 import { Rng } from "../../src/core/rng.ts";
-
-Deno.env.set("DENO_DIFFUSION_TFJS_THREADS", "1");
-Deno.env.set("DENO_DIFFUSION_TFJS_WORKERS", "1");
 
 /** y = op(x, w) and the gradients of sum(y * r) w.r.t. x and w, read to the host. */
 function forwardAndGrads(b: Backend, x: Tensor, w: Tensor, op: (x: Tensor, w: Tensor) => Tensor) {
@@ -52,7 +50,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const b = await createTfjsBackend("wasm");
+    const b = await createTfjsBackend("wasm", { convWorker: true });
     const before = convSplitOptions.minFlops;
     try {
       const worker = currentConvWorker();
@@ -102,7 +100,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const b = await createTfjsBackend("wasm");
+    const b = await createTfjsBackend("wasm", { convWorker: true });
     const before = convSplitOptions.minFlops;
     try {
       const worker = currentConvWorker();

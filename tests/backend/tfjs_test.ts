@@ -11,6 +11,7 @@
  *
  * @module
  */
+import "./_single_threaded_wasm.ts"; // before anything that loads tfjs-wasm
 import assert from "node:assert/strict";
 import { type Backend, BackendError, type Tensor } from "../../src/backend/backend.ts";
 import { createTfjsBackend, type TfjsKind } from "../../src/backend/tfjs.ts";
@@ -21,18 +22,13 @@ import {
   CONV_OP,
   type ConvOp,
   ConvWorker,
-  convWorkerWanted,
   currentConvWorker,
 } from "../../src/backend/tfjs_worker.ts";
 import * as tf from "@tensorflow/tfjs";
 import { testEachBackend } from "../_backends.ts";
+import { evalWithEnv } from "../_env.ts";
 
 const KINDS: readonly TfjsKind[] = ["wasm", "cpu"];
-
-// The conv worker serves tfjs-wasm's single-threaded build, and the first tfjs-wasm backend of a
-// process picks the build: this file tests that build (tfjs_threads_test.ts checks that the
-// threaded one gives the same numbers bit for bit).
-Deno.env.set("DENO_DIFFUSION_TFJS_THREADS", "1");
 
 /**
  * Registers the test on tfjs-wasm and tfjs-cpu, and on tfjs-webgpu (its ops run this file's
@@ -418,20 +414,6 @@ eachKind("toCHWN() moves every element of [N, H, W, C] to [C, H, W, N]", () => {
 
 // ---- the conv worker (tfjs_worker.ts): half of each large conv on a second core ----
 
-const WORKERS_ENV = "DENO_DIFFUSION_TFJS_WORKERS";
-
-/** Runs `fn` with DENO_DIFFUSION_TFJS_WORKERS set to `value`, then restores it. */
-async function withWorkersEnv<T>(value: string, fn: () => Promise<T>): Promise<T> {
-  const before = Deno.env.get(WORKERS_ENV);
-  Deno.env.set(WORKERS_ENV, value);
-  try {
-    return await fn();
-  } finally {
-    if (before === undefined) Deno.env.delete(WORKERS_ENV);
-    else Deno.env.set(WORKERS_ENV, before);
-  }
-}
-
 /** Runs `fn` with every conv eligible for splitting (minFlops 0) or none (Infinity). */
 function withSplit<T>(split: boolean, fn: () => T): T {
   const before = convSplitOptions.minFlops;
@@ -473,10 +455,10 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const b = await withWorkersEnv("1", () => createTfjsBackend("wasm"));
+    const b = await createTfjsBackend("wasm", { convWorker: true });
     try {
       const worker = currentConvWorker();
-      assert.ok(worker, "a tfjs-wasm backend holds the conv worker");
+      assert.ok(worker, `a tfjs-wasm backend holds the conv worker: ${b.device}`);
       assert.match(b.device, /1 thread \+ 1 worker/);
       assert.ok(await worker.ready(), `worker failed: ${worker.failure}`);
       const rng = new Rng(21);
@@ -526,10 +508,10 @@ Deno.test({
 });
 
 Deno.test("dispose() of the last tfjs-wasm backend terminates the conv worker", async () => {
-  const [a, b] = await withWorkersEnv(
-    "1",
-    () => Promise.all([createTfjsBackend("wasm"), createTfjsBackend("wasm")]),
-  );
+  const [a, b] = await Promise.all([
+    createTfjsBackend("wasm", { convWorker: true }),
+    createTfjsBackend("wasm", { convWorker: true }),
+  ]);
   const worker = currentConvWorker();
   assert.ok(worker);
   try {
@@ -559,22 +541,29 @@ Deno.test("dispose() of the last tfjs-wasm backend terminates the conv worker", 
 });
 
 Deno.test("DENO_DIFFUSION_TFJS_WORKERS=0 keeps every conv on the main thread", async () => {
-  await withWorkersEnv("0", async () => {
-    assert.equal(convWorkerWanted(), false);
-    const b = await createTfjsBackend("wasm");
-    try {
-      assert.equal(currentConvWorker(), undefined);
-      assert.match(b.device, /, 1 thread\)$/);
-      const y = withSplit(
-        true,
-        () => b.read(b.conv2d(b.full([4, 1, 3, 3], 1), b.full([1, 1, 3, 3], 1), undefined)),
-      );
-      assert.deepEqual([...y], Array(4).fill(9));
-    } finally {
-      b.dispose();
-    }
-  });
-  await withWorkersEnv("1", () => Promise.resolve(assert.equal(convWorkerWanted(), true)));
+  // The variable is read in a child: setting it here would change it for the files beside.
+  const wanted = (value: string) =>
+    evalWithEnv(
+      `import { convWorkerWanted } from "src/backend/tfjs_worker.ts";`,
+      "convWorkerWanted()",
+      {
+        DENO_DIFFUSION_TFJS_WORKERS: value,
+      },
+    );
+  assert.equal((await wanted("0")).value, false);
+  assert.equal((await wanted("1")).value, (navigator.hardwareConcurrency ?? 1) >= 2);
+  const b = await createTfjsBackend("wasm", { convWorker: false });
+  try {
+    assert.equal(currentConvWorker(), undefined);
+    assert.match(b.device, /, 1 thread\)$/);
+    const y = withSplit(
+      true,
+      () => b.read(b.conv2d(b.full([4, 1, 3, 3], 1), b.full([1, 1, 3, 3], 1), undefined)),
+    );
+    assert.deepEqual([...y], Array(4).fill(9));
+  } finally {
+    b.dispose();
+  }
 });
 
 Deno.test({
@@ -595,7 +584,7 @@ Deno.test({
       lone.terminate();
     }
     // Through a backend: the failed worker's half is computed here and the device says so.
-    const b = await withWorkersEnv("1", () => createTfjsBackend("wasm"));
+    const b = await createTfjsBackend("wasm", { convWorker: true });
     try {
       const worker = currentConvWorker()!;
       assert.ok(await worker.ready(), `worker failed: ${worker.failure}`);

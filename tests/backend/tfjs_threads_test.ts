@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { wasmThreadsWanted } from "../../src/backend/tfjs_threads.ts";
+import { evalWithEnv } from "../_env.ts";
 
 const CHILD = new URL("./_tfjs_threads_child.ts", import.meta.url).pathname;
 const cores = navigator.hardwareConcurrency ?? 1;
@@ -49,19 +49,20 @@ Deno.test({
   },
 });
 
-Deno.test("DENO_DIFFUSION_TFJS_THREADS picks the threads, capped by the cores", () => {
-  const before = Deno.env.get("DENO_DIFFUSION_TFJS_THREADS");
-  try {
-    Deno.env.set("DENO_DIFFUSION_TFJS_THREADS", "1");
-    assert.equal(wasmThreadsWanted(), 1);
-    Deno.env.set("DENO_DIFFUSION_TFJS_THREADS", "0");
-    assert.equal(wasmThreadsWanted(), Math.min(cores, 8));
-    Deno.env.set("DENO_DIFFUSION_TFJS_THREADS", "64");
-    assert.equal(wasmThreadsWanted(), Math.min(cores, 8));
-    Deno.env.set("DENO_DIFFUSION_TFJS_THREADS", "two");
-    assert.throws(() => wasmThreadsWanted(), /must be a whole number \(0 = all cores\), got "two"/);
-  } finally {
-    if (before === undefined) Deno.env.delete("DENO_DIFFUSION_TFJS_THREADS");
-    else Deno.env.set("DENO_DIFFUSION_TFJS_THREADS", before);
-  }
+Deno.test("DENO_DIFFUSION_TFJS_THREADS picks the threads, capped by the cores", async () => {
+  // Read in a child: setting the variable here would change it for the files beside.
+  const wanted = (value: string) =>
+    evalWithEnv(
+      `import { wasmThreadsWanted } from "src/backend/tfjs_threads.ts";`,
+      "wasmThreadsWanted()",
+      {
+        DENO_DIFFUSION_TFJS_THREADS: value,
+      },
+    );
+  assert.equal((await wanted("1")).value, 1);
+  assert.equal((await wanted("0")).value, Math.min(cores, 8));
+  assert.equal((await wanted("64")).value, Math.min(cores, 8));
+  const bad = await wanted("two");
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /must be a whole number \(0 = all cores\), got "two"/);
 });

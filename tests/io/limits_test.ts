@@ -1,24 +1,21 @@
 import assert from "node:assert/strict";
 import { checkPixels, DEFAULT_MAX_PIXELS, maxPixels } from "../../src/io/limits.ts";
+import { evalWithEnv } from "../_env.ts";
 
-Deno.test("maxPixels() takes the option, else DENO_DIFFUSION_MAX_PIXELS, else 8192 x 8192", () => {
+Deno.test("maxPixels() takes the option, else DENO_DIFFUSION_MAX_PIXELS, else 8192 x 8192", async () => {
   assert.equal(DEFAULT_MAX_PIXELS, 67108864);
-  const saved = Deno.env.get("DENO_DIFFUSION_MAX_PIXELS");
-  Deno.env.delete("DENO_DIFFUSION_MAX_PIXELS");
-  try {
-    assert.equal(maxPixels(), DEFAULT_MAX_PIXELS);
-    assert.equal(maxPixels(500), 500);
-    Deno.env.set("DENO_DIFFUSION_MAX_PIXELS", " 1000000 ");
-    assert.equal(maxPixels(), 1000000);
-    assert.equal(maxPixels(7), 7);
-    for (const bad of ["0", "-5", "1.5", "1e400", "many"]) {
-      Deno.env.set("DENO_DIFFUSION_MAX_PIXELS", bad);
-      assert.throws(() => maxPixels(), /DENO_DIFFUSION_MAX_PIXELS must be a positive integer/, bad);
-    }
-    assert.throws(() => maxPixels(0), /maxPixels must be a positive integer, got 0/);
-  } finally {
-    if (saved === undefined) Deno.env.delete("DENO_DIFFUSION_MAX_PIXELS");
-    else Deno.env.set("DENO_DIFFUSION_MAX_PIXELS", saved);
+  assert.equal(maxPixels(500), 500);
+  assert.throws(() => maxPixels(0), /maxPixels must be a positive integer, got 0/);
+  const imports = `import { maxPixels } from "src/io/limits.ts";`;
+  const read = (value: string | undefined, expression = "maxPixels()") =>
+    evalWithEnv(imports, expression, { DENO_DIFFUSION_MAX_PIXELS: value });
+  assert.equal((await read(undefined)).value, DEFAULT_MAX_PIXELS);
+  assert.equal((await read(" 1000000 ")).value, 1000000);
+  assert.equal((await read("1000000", "maxPixels(7)")).value, 7);
+  for (const bad of ["0", "-5", "1.5", "1e400", "many"]) {
+    const r = await read(bad);
+    assert.notEqual(r.code, 0, bad);
+    assert.match(r.stderr, /DENO_DIFFUSION_MAX_PIXELS must be a positive integer/, bad);
   }
 });
 

@@ -4,6 +4,7 @@ import {
   FID_WEIGHTS_FILE,
   resolveInceptionWeights,
 } from "../../src/metrics/weights.ts";
+import { evalWithEnv } from "../_env.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "weights_test_" });
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
@@ -16,16 +17,16 @@ function isFullHelp(e: Error): boolean {
     e.message.includes("DENO_DIFFUSION_INCEPTION");
 }
 
-async function withEnv(value: string | undefined, fn: () => Promise<void>): Promise<void> {
-  const previous = Deno.env.get("DENO_DIFFUSION_INCEPTION");
-  if (value === undefined) Deno.env.delete("DENO_DIFFUSION_INCEPTION");
-  else Deno.env.set("DENO_DIFFUSION_INCEPTION", value);
-  try {
-    await fn();
-  } finally {
-    if (previous === undefined) Deno.env.delete("DENO_DIFFUSION_INCEPTION");
-    else Deno.env.set("DENO_DIFFUSION_INCEPTION", previous);
-  }
+/** The message resolveInceptionWeights() fails with when DENO_DIFFUSION_INCEPTION is `value`. */
+async function failureWithEnv(value: string): Promise<Error> {
+  // Read in a child: setting the variable here would change it for the test files beside.
+  const r = await evalWithEnv(
+    `import { resolveInceptionWeights } from "src/metrics/weights.ts";`,
+    `resolveInceptionWeights({ download: false }).then(() => "resolved", (e) => e.message)`,
+    { DENO_DIFFUSION_INCEPTION: value },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  return new Error(String(r.value));
 }
 
 Deno.test("a missing --inception-weights file gets the same help as no weights at all", async () => {
@@ -42,19 +43,10 @@ Deno.test("a folder given as the weights (flag or DENO_DIFFUSION_INCEPTION) gets
     resolveInceptionWeights({ path: dir }),
     (e: Error) => /\(from --inception-weights\) is a folder/.test(e.message) && isFullHelp(e),
   );
-  await withEnv(dir, async () => {
-    await assert.rejects(
-      resolveInceptionWeights({ download: false }),
-      (e: Error) =>
-        /\(from DENO_DIFFUSION_INCEPTION\) is a folder/.test(e.message) && isFullHelp(e),
-    );
-  });
-  await withEnv(`${dir}/absent.pth`, async () => {
-    await assert.rejects(
-      resolveInceptionWeights({ download: false }),
-      (e: Error) =>
-        /absent\.pth \(from DENO_DIFFUSION_INCEPTION\) does not exist/.test(e.message) &&
-        isFullHelp(e),
-    );
-  });
+  const folder = await failureWithEnv(dir);
+  assert.match(folder.message, /\(from DENO_DIFFUSION_INCEPTION\) is a folder/);
+  assert.ok(isFullHelp(folder), folder.message);
+  const absent = await failureWithEnv(`${dir}/absent.pth`);
+  assert.match(absent.message, /absent\.pth \(from DENO_DIFFUSION_INCEPTION\) does not exist/);
+  assert.ok(isFullHelp(absent), absent.message);
 });
