@@ -35,6 +35,8 @@ export const STATE = {
   dead: 4,
   /** The main thread is shutting the worker down. */
   stop: 5,
+  /** The worker freed its tensors and destroyed its device; terminating it is now safe. */
+  stopped: 6,
 } as const;
 
 /** Most bytes one message may take (a tensor crossing threads, e.g. 256 M float32 values). */

@@ -25,6 +25,9 @@ import {
 /** How long the worker may take to load tfjs and create the device. */
 const START_TIMEOUT_MS = 120_000;
 
+/** How long closing waits for the worker to free its device before terminating it anyway. */
+const STOP_TIMEOUT_MS = 10_000;
+
 /**
  * How long one request may take before the worker is given up. Long: a read waits for all GPU
  * work queued before it (a whole training step), and on a software adapter a DCGAN step at
@@ -76,6 +79,9 @@ export class WebGpuLink {
   #worker: Worker | undefined;
   /** Why the worker is gone, once it is. */
   #failure: string | undefined;
+  #removeExitHooks = () => {};
+  /** The kernel's ids of the worker's thread (Linux), to see when it has really ended. */
+  #threads = new Set<string>();
 
   private constructor(buffers: ChannelBuffers, worker: Worker) {
     this.#control = new Int32Array(buffers.control);
@@ -89,6 +95,7 @@ export class WebGpuLink {
    */
   static async start(url: URL): Promise<WebGpuLink> {
     const buffers = createChannelBuffers();
+    const before = workerThreads();
     const worker = new Worker(url, { workerData: buffers });
     const link = new WebGpuLink(buffers, worker);
     // Until the device exists the main thread waits asynchronously, so worker events arrive.
@@ -100,6 +107,25 @@ export class WebGpuLink {
     });
     worker.once("exit", () => exited(link.#failure ?? "the worker exited"));
     worker.unref();
+    link.#threads = difference(workerThreads(), before);
+    // At the end of a program, Deno tears its workers down while the main thread already runs
+    // the C exit handlers: the GPU worker's thread then unloads the Vulkan/EGL drivers while
+    // those run, which crashed Mesa now and then (exit 139, about 1 run in 50). So a link still
+    // open when the event loop empties is closed first, and the loop kept alive until the
+    // worker's thread is gone (see close()).
+    const closeBeforeExit = (e: Event) => {
+      link.close();
+      e.preventDefault();
+    };
+    // Deno.exit() skips beforeunload and exits without tearing workers down: only free the
+    // device, on the worker's own thread, and leave the thread be.
+    const stopAtExit = () => link.#stop();
+    globalThis.addEventListener("beforeunload", closeBeforeExit);
+    globalThis.addEventListener("unload", stopAtExit);
+    link.#removeExitHooks = () => {
+      globalThis.removeEventListener("beforeunload", closeBeforeExit);
+      globalThis.removeEventListener("unload", stopAtExit);
+    };
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<string>((resolve) => {
       timer = setTimeout(() => resolve("timed out loading"), START_TIMEOUT_MS);
@@ -159,8 +185,21 @@ export class WebGpuLink {
     if (!worker) return;
     this.#worker = undefined;
     this.#failure ??= "closed";
+    this.#removeExitHooks();
+    this.#stop();
+    // The worker's 'exit' comes before its thread has unloaded the GPU drivers, so the loop is
+    // kept alive (ref'd worker, then timers) until the thread itself is gone.
+    worker.ref();
+    const threads = this.#threads;
+    void worker.terminate().then(() => threadsGone(threads));
+  }
+
+  /** Asks an idle worker to free its tensors and destroy its device, and waits for that. */
+  #stop(): void {
+    const state = Atomics.load(this.#control, 0);
+    if (state !== STATE.idle) return; // busy or dead: it is terminated as it is
     publish(this.#control, STATE.stop);
-    void worker.terminate();
+    waitWhile(this.#control, STATE.stop, performance.now() + STOP_TIMEOUT_MS);
   }
 
   #workerError(): WireError {
@@ -234,4 +273,42 @@ export function releaseLink(link: WebGpuLink): void {
     link.close();
   }, LINGER_MS);
   Deno.unrefTimer(entry.linger as unknown as number);
+}
+
+/** The ids of this process's Deno worker threads ("worker-N"); empty where /proc is not. */
+function workerThreads(): Set<string> {
+  const ids = new Set<string>();
+  try {
+    for (const task of Deno.readDirSync("/proc/self/task")) {
+      try {
+        const name = Deno.readTextFileSync(`/proc/self/task/${task.name}/comm`);
+        if (name.startsWith("worker-")) ids.add(task.name);
+      } catch {
+        // the thread ended while listing
+      }
+    }
+  } catch {
+    // no /proc (macOS, Windows) or no read permission: threadsGone() waits a fixed time
+  }
+  return ids;
+}
+
+function difference(a: Set<string>, b: Set<string>): Set<string> {
+  return new Set([...a].filter((x) => !b.has(x)));
+}
+
+/** Resolves once none of `threads` exists (at most 10 s), or after 250 ms if none is known. */
+async function threadsGone(threads: Set<string>): Promise<void> {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  if (threads.size === 0) return void await sleep(250);
+  const deadline = performance.now() + 10_000;
+  const alive = (id: string) => {
+    try {
+      Deno.statSync(`/proc/self/task/${id}`);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  while ([...threads].some(alive) && performance.now() < deadline) await sleep(10);
 }

@@ -262,6 +262,8 @@ class Server {
     this.#tape?.close();
     this.#free([...this.#tensors.keys()]);
     this.backend.dispose();
+    // Destroyed here, on the thread that owns it, while the process is whole.
+    (tf.findBackend("webgpu") as { device?: { destroy(): void } } | null)?.device?.destroy();
   }
 }
 
@@ -312,7 +314,11 @@ async function serve(buffers: ChannelBuffers): Promise<void> {
     }
     publish(control, STATE.reply);
   }
-  server.close();
+  try {
+    server.close();
+  } finally {
+    publish(control, STATE.stopped);
+  }
 }
 
 /** Reports a failure that escaped `serve` so the main thread stops waiting. */
@@ -332,8 +338,8 @@ if (!isMainThread && (workerData as ChannelBuffers | undefined)?.role === "dd-we
   // A pending Atomics.waitAsync alone does not keep a Deno worker's event loop alive (checked
   // with Deno 2.9.6: the worker then never wakes); a timer does. The main thread unrefs the
   // worker, so this keeps no program from exiting.
-  const keepAlive = setInterval(() => {}, 2 ** 30);
-  serve(buffers)
-    .catch((e) => die(control, buffers.data, e))
-    .finally(() => clearInterval(keepAlive));
+  // It is not cleared when serving ends: a stopped worker waits to be terminated, since a
+  // thread ending on its own while the process exits is what webgpu_link.ts guards against.
+  setInterval(() => {}, 2 ** 30);
+  serve(buffers).catch((e) => die(control, buffers.data, e));
 }
