@@ -113,7 +113,7 @@ export class WebGpuLink {
     // those run, which crashed Mesa now and then (exit 139, about 1 run in 50). So a link still
     // open when the event loop empties is closed first, and the loop kept alive until the
     // worker's thread is gone (see close()).
-    const closeBeforeExit = (e: Event) => {
+    const closeBeforeExit = (e: { preventDefault(): void }) => {
       link.close();
       e.preventDefault();
     };
