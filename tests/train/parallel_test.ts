@@ -90,6 +90,47 @@ for (
   );
 }
 
+/** A non-loopback IPv4 interface of this machine, as two machines would talk over, if any. */
+const nic = Deno.networkInterfaces().find((i) =>
+  i.family === "IPv4" && !i.address.startsWith("127.") && i.name !== "lo"
+);
+
+Deno.test(
+  "ddpm: two 'machines' of one rank each (master on a network address, Gloo on that interface) equal 1 process",
+  { ...opts, ignore: opts.ignore || nic === undefined },
+  async () => {
+    // The multi-machine path: LOCAL_WORLD_SIZE 1 on each, MASTER_ADDR not loopback, so the
+    // shim binds Gloo to GLOO_SOCKET_IFNAME (or the hostname's address) instead of 127.0.0.1.
+    const root = await Deno.makeTempDir();
+    try {
+      const spec = { kind: "ddpm", batchSize: 8, maxSteps: 3 };
+      const one = await job(1, { ...spec, runDir: `${root}/one`, batchSize: 16 });
+      assert.deepEqual(one.codes, [0], one.stderr[0]);
+      const port = freePort();
+      const envs = [0, 1].map((rank) => ({
+        ...rankEnv(rank, 2, port),
+        MASTER_ADDR: nic!.address,
+        LOCAL_RANK: "0",
+        LOCAL_WORLD_SIZE: "1",
+        GLOO_SOCKET_IFNAME: nic!.name,
+      }));
+      const two = await runRanks(
+        WORKER,
+        [JSON.stringify({ ...spec, runDir: `${root}/two` })],
+        envs,
+        240_000,
+      );
+      assert.deepEqual(two.map((r) => r.code), [0, 0], two.map((r) => r.stderr).join("\n"));
+      assertLossesClose(await log(`${root}/two`), await log(`${root}/one`), ["loss", "gradNorm"]);
+      const weights = two.map((r) => lastJson<{ weights: Weights }>(r.stdout).weights);
+      assertClose(weights[0], one.weights[0], 1e-5, "rank 0 vs one process");
+      assertClose(weights[1], weights[0], 0, "rank 1 vs rank 0");
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+);
+
 Deno.test(
   "ddpm: a rank killed mid-run stops the other (naming it); resuming on 1 process continues the 2-rank run",
   opts,
