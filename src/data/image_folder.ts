@@ -73,61 +73,68 @@ async function isDirectory(path: string): Promise<boolean> {
 /**
  * Reads and decodes `paths` into one NCHW uint8 array, `concurrency` file reads at a time.
  * With `imageSize`, every image is resized to it (torchvision Resize + CenterCrop); without,
- * every image must have the size of the first.
+ * every image must have the size of the first path's (read before the others, so the error
+ * names the same odd file whichever read finishes first).
  */
 async function decodeAll(
   paths: string[],
   imageSize?: number,
   concurrency = 32,
 ): Promise<{ images: Uint8Array; imageShape: [3, number, number] }> {
-  let images = new Uint8Array(0);
-  let height = 0;
-  let width = 0;
-  let next = 0;
+  const decode = async (path: string) => {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(path);
+    } catch (error) {
+      throw new Error(`cannot read image ${path}: ${(error as Error).message}`, { cause: error });
+    }
+    return decodeImage(bytes, path);
+  };
+  if (paths.length === 0) return { images: new Uint8Array(0), imageShape: [3, 0, 0] };
+  const first = await decode(paths[0]);
+  const height = imageSize ?? first.height;
+  const width = imageSize ?? first.width;
+  const images = new Uint8Array(paths.length * 3 * height * width);
+  const store = (index: number, img: { width: number; height: number; data: Uint8Array }) => {
+    if (imageSize === undefined && (img.width !== width || img.height !== height)) {
+      throw new Error(
+        `${paths[index]} is ${img.width}x${img.height} but ${paths[0]}, the first image, is ` +
+          `${width}x${height}; all images of a data set must have the same size (pass ` +
+          `--image-size N to resize them all to NxN: shorter side to N, then a centre crop)`,
+      );
+    }
+    // HWC -> CHW
+    const plane = img.height * img.width;
+    const chw = new Uint8Array(3 * plane); // [3, h, w]
+    const data = img.data;
+    for (let i = 0; i < plane; i++) {
+      chw[i] = data[3 * i];
+      chw[plane + i] = data[3 * i + 1];
+      chw[2 * plane + i] = data[3 * i + 2];
+    }
+    images.set(
+      imageSize === undefined ? chw : resizeCenterCrop(chw, 3, img.height, img.width, imageSize),
+      index * 3 * height * width,
+    );
+  };
+  store(0, first);
+  let next = 1;
   let failed = false;
   const worker = async () => {
     while (next < paths.length && !failed) {
       const index = next++;
-      const path = paths[index];
-      let bytes: Uint8Array;
-      try {
-        bytes = await Deno.readFile(path);
-      } catch (error) {
-        throw new Error(`cannot read image ${path}: ${(error as Error).message}`, { cause: error });
-      }
-      const img = decodeImage(bytes, path);
-      if (images.length === 0) {
-        height = imageSize ?? img.height;
-        width = imageSize ?? img.width;
-        images = new Uint8Array(paths.length * 3 * height * width);
-      } else if (imageSize === undefined && (img.width !== width || img.height !== height)) {
-        throw new Error(
-          `${path} is ${img.width}x${img.height} but the other images are ${width}x${height}; ` +
-            `all images of a data set must have the same size (pass --image-size N to resize ` +
-            `them all to NxN: shorter side to N, then a centre crop)`,
-        );
-      }
-      // HWC -> CHW
-      const plane = img.height * img.width;
-      const chw = new Uint8Array(3 * plane); // [3, h, w]
-      const data = img.data;
-      for (let i = 0; i < plane; i++) {
-        chw[i] = data[3 * i];
-        chw[plane + i] = data[3 * i + 1];
-        chw[2 * plane + i] = data[3 * i + 2];
-      }
-      images.set(
-        imageSize === undefined ? chw : resizeCenterCrop(chw, 3, img.height, img.width, imageSize),
-        index * 3 * height * width,
-      );
+      store(index, await decode(paths[index]));
     }
   };
   await Promise.all(
-    Array.from({ length: Math.min(concurrency, paths.length) }, () =>
-      worker().catch((error) => {
-        failed = true; // stop the other readers
-        throw error;
-      })),
+    Array.from(
+      { length: Math.min(concurrency, paths.length - 1) },
+      () =>
+        worker().catch((error) => {
+          failed = true; // stop the other readers
+          throw error;
+        }),
+    ),
   );
   return { images, imageShape: [3, height, width] };
 }
