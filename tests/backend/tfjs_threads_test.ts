@@ -7,16 +7,16 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { wasmThreadsWanted } from "../../src/backend/tfjs_threads.ts";
+import { wasmThreadsTimeoutSeconds, wasmThreadsWanted } from "../../src/backend/tfjs_threads.ts";
 
 const CHILD = new URL("./_tfjs_threads_child.ts", import.meta.url).pathname;
 const cores = navigator.hardwareConcurrency ?? 1;
 
-/** Runs the child with DENO_DIFFUSION_TFJS_THREADS=`threads`; its JSON line. */
-async function child(threads: string) {
+/** Runs the child with DENO_DIFFUSION_TFJS_THREADS=`threads` (and `env`); its JSON line. */
+async function child(threads: string, env: Record<string, string> = {}) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CHILD],
-    env: { DENO_DIFFUSION_TFJS_THREADS: threads, DENO_DIFFUSION_TFJS_WORKERS: "0" },
+    env: { DENO_DIFFUSION_TFJS_THREADS: threads, DENO_DIFFUSION_TFJS_WORKERS: "0", ...env },
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(120_000),
@@ -27,10 +27,13 @@ async function child(threads: string) {
     0,
     `child (threads ${threads}) failed: ${new TextDecoder().decode(out.stderr)}`,
   );
-  return JSON.parse(text.trim().split("\n").at(-1)!) as {
-    device: string;
-    value: number;
-    grads: number[][];
+  return {
+    ...JSON.parse(text.trim().split("\n").at(-1)!) as {
+      device: string;
+      value: number;
+      grads: number[][];
+    },
+    stderr: new TextDecoder().decode(out.stderr),
   };
 }
 
@@ -47,6 +50,45 @@ Deno.test({
     many.grads.forEach((g, i) => assert.deepEqual(g, one.grads[i], `gradient ${i}`));
     assert.ok(one.grads.every((g) => g.some((v) => v !== 0)), "gradients are not all zero");
   },
+});
+
+Deno.test({
+  name:
+    "a threaded build whose pool thread never starts falls back to the single-threaded one, saying why on stderr",
+  ignore: cores < 2,
+  async fn() {
+    const hung = await child("2", {
+      DENO_DIFFUSION_TFJS_TEST_POOL_HANG: "1",
+      DENO_DIFFUSION_TFJS_THREADS_TIMEOUT: "2",
+    });
+    assert.match(hung.device, /, 1 thread\)$/);
+    const lines = hung.stderr.split("\n").filter((l) => l.startsWith("tfjs-wasm:"));
+    assert.equal(lines.length, 1, hung.stderr);
+    assert.match(lines[0], /threaded build \(2 threads\) did not start within 2 s/);
+    assert.match(lines[0], /single-threaded build runs instead/);
+    assert.match(lines[0], /DENO_DIFFUSION_TFJS_THREADS=1 .*DENO_DIFFUSION_TFJS_THREADS_TIMEOUT=0/);
+    const one = await child("1");
+    assert.equal(hung.value, one.value);
+    hung.grads.forEach((g, i) => assert.deepEqual(g, one.grads[i], `gradient ${i}`));
+    assert.equal(one.stderr.includes("tfjs-wasm:"), false, "no fallback line without a hang");
+  },
+});
+
+Deno.test("DENO_DIFFUSION_TFJS_THREADS_TIMEOUT is seconds (0 = no limit), 60 by default", () => {
+  const before = Deno.env.get("DENO_DIFFUSION_TFJS_THREADS_TIMEOUT");
+  try {
+    Deno.env.delete("DENO_DIFFUSION_TFJS_THREADS_TIMEOUT");
+    assert.equal(wasmThreadsTimeoutSeconds(), 60);
+    Deno.env.set("DENO_DIFFUSION_TFJS_THREADS_TIMEOUT", "0");
+    assert.equal(wasmThreadsTimeoutSeconds(), 0);
+    Deno.env.set("DENO_DIFFUSION_TFJS_THREADS_TIMEOUT", "2.5");
+    assert.equal(wasmThreadsTimeoutSeconds(), 2.5);
+    Deno.env.set("DENO_DIFFUSION_TFJS_THREADS_TIMEOUT", "-1");
+    assert.throws(() => wasmThreadsTimeoutSeconds(), /seconds \(0 = no limit\), got "-1"/);
+  } finally {
+    if (before === undefined) Deno.env.delete("DENO_DIFFUSION_TFJS_THREADS_TIMEOUT");
+    else Deno.env.set("DENO_DIFFUSION_TFJS_THREADS_TIMEOUT", before);
+  }
 });
 
 Deno.test("DENO_DIFFUSION_TFJS_THREADS picks the threads, capped by the cores", () => {
