@@ -74,16 +74,54 @@ export async function sampleChunks<T extends TrainTask>(
   }
   const per = task.imageShape[0] * task.imageShape[1] * task.imageShape[2];
   const widest = chunks.reduce((m, [, count]) => Math.max(m, count), 0);
+  // A rank whose onChunk fails (rank 0 writing images: disk full, folder gone) keeps drawing
+  // until the next gather, which carries one flag per rank after its images, so that every
+  // rank stops there instead of waiting in a collective for a partner that gave up.
+  let failure: { error: unknown } | undefined;
+  const deliver = async (start: number, count: number, images: Float32Array) => {
+    if (failure) return;
+    try {
+      await onChunk(start, count, images);
+    } catch (error) {
+      failure = { error };
+    }
+  };
+  const stride = widest * per + 1; // [widest, C, H, W] + the failure flag
   for (let round = 0; round * world < chunks.length; round++) {
     const mine = chunks[round * world + group.rank];
-    const padded = new Float32Array(widest * per); // [widest, C, H, W], zeros past the chunk
+    const padded = new Float32Array(stride); // zeros past the chunk
     if (mine) padded.set(draw(mine));
-    const gathered = group.allGather(padded); // [world, widest, C, H, W]
+    padded[stride - 1] = failure ? 1 : 0;
+    const gathered = group.allGather(padded); // [world, stride]
+    stopIfFailed(group.rank, failure, (r) => gathered[r * stride + stride - 1] > 0, world);
     for (let r = 0; r < world; r++) {
       const chunk = chunks[round * world + r];
       if (!chunk) break;
-      const from = r * widest * per;
-      await onChunk(chunk[0], chunk[1], gathered.subarray(from, from + chunk[1] * per));
+      const from = r * stride;
+      await deliver(chunk[0], chunk[1], gathered.subarray(from, from + chunk[1] * per));
+    }
+  }
+  // The last round's images were handled after its gather: one more agreement.
+  const flags = new Float64Array(world);
+  flags[group.rank] = failure ? 1 : 0;
+  group.allReduceSum(flags);
+  stopIfFailed(group.rank, failure, (r) => flags[r] > 0, world);
+}
+
+/** Throws on every rank when any rank's images could not be handled: its own error there. */
+function stopIfFailed(
+  rank: number,
+  failure: { error: unknown } | undefined,
+  failed: (rank: number) => boolean,
+  world: number,
+): void {
+  if (failure) throw failure.error;
+  for (let r = 0; r < world; r++) {
+    if (failed(r)) {
+      throw new Error(
+        `rank ${r} could not write the sampled images (its own message above says why); ` +
+          `rank ${rank} stopped with it`,
+      );
     }
   }
 }

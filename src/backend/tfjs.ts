@@ -47,6 +47,7 @@ import { errorText, nchw } from "./tfjs_tensor.ts";
 import * as V from "./validate.ts";
 import { probeWebGpu, type WebGpuAdapterInfo, webGpuSyncReadProblem } from "./webgpu.ts";
 import { heapMeterOf } from "./tfjs_memory.ts";
+import { gpuGuardOf } from "./webgpu_memory.ts";
 import type { TfjsKind } from "./tfjs_engine.ts";
 import { TfjsNn } from "./tfjs_nn.ts";
 
@@ -110,6 +111,7 @@ export async function createTfjsBackend(
   if (kind === "webgpu") {
     const backend = new TfjsBackend(kind);
     backend.adapter = adapter;
+    backend.gpuGuard = gpuGuardOf(tf.backend());
     return backend;
   }
   if (kind !== "wasm") return new TfjsBackend(kind);

@@ -2,7 +2,8 @@
  * The tfjs backend's engine plumbing. tfjs has a single global engine: each op switches it to
  * this instance's kernel backend, checks that its handles are this instance's and alive, runs
  * under `tf.tidy` and wraps the result with its layout (NCHW or channels-last, see
- * tfjs_tensor.ts), naming the op in any error and explaining wasm faults (tfjs_memory.ts). Also
+ * tfjs_tensor.ts), naming the op in any error and explaining wasm faults (tfjs_memory.ts) and
+ * failed GPU allocations (webgpu_memory.ts). Also
  * tensor creation and reading, scopes, memory counts and disposal.
  *
  * @module
@@ -21,6 +22,7 @@ import { collectTensors, errorText, nchw, type Out, TfjsTensor } from "./tfjs_te
 import * as V from "./validate.ts";
 import type { WebGpuAdapterInfo } from "./webgpu.ts";
 import { type HeapMeter, isWasmFault, WASM_TENSOR_BUDGET, wasmFaultDetail } from "./tfjs_memory.ts";
+import { type GpuBufferGuard, gpuFailureDetail, GpuMemoryError } from "./webgpu_memory.ts";
 
 /** Which tfjs kernel backend an instance runs on ("webgl" only in browsers: src/web/browser). */
 export type TfjsKind = "wasm" | "cpu" | "webgpu" | "webgl";
@@ -64,6 +66,9 @@ export abstract class TfjsEngine {
   /** The WebGPU adapter (tfjs-webgpu only). */
   adapter: WebGpuAdapterInfo | null = null;
 
+  /** The device's allocation guard (tfjs-webgpu only): out-of-memory errors (webgpu_memory.ts). */
+  gpuGuard: GpuBufferGuard | undefined;
+
   get device(): string {
     if (this.#kind === "cpu") return "cpu (pure JavaScript)";
     if (this.#kind === "webgpu") {
@@ -87,6 +92,9 @@ export abstract class TfjsEngine {
     if (this.#disposed) throw new BackendError(op, [], `backend ${this.name} was disposed`);
     if (this.#heap?.broken) {
       throw new BackendError(op, [], wasmFaultDetail(this.#heap.broken, this.#heap));
+    }
+    if (this.gpuGuard?.broken) {
+      throw new BackendError(op, [], gpuFailureDetail(this.gpuGuard.broken));
     }
     if (tf.getBackend() !== this.#kind) {
       // The backend is initialised, so setBackend switches synchronously; the promise it
@@ -134,6 +142,7 @@ export abstract class TfjsEngine {
 
   /** The detail of a kernel's failure: a wasm fault says what memory it needed and what to do. */
   protected failure(e: unknown): string {
+    if (e instanceof GpuMemoryError) return gpuFailureDetail(e);
     return this.#kind === "wasm" && isWasmFault(e) ? wasmFaultDetail(e, this.#heap) : errorText(e);
   }
 

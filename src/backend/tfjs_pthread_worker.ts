@@ -52,5 +52,7 @@ function serve(port: NonNullable<typeof parentPort>, { script }: PthreadWorkerDa
 }
 
 if (!isMainThread && parentPort && typeof workerData?.script === "string") {
-  serve(parentPort, workerData as PthreadWorkerData);
+  // The test hook: listen (so the thread stays up) and never answer, like a thread that hangs.
+  if ((workerData as PthreadWorkerData).hang) parentPort.on("message", () => {});
+  else serve(parentPort, workerData as PthreadWorkerData);
 }

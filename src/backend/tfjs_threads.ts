@@ -36,16 +36,28 @@ import * as tf from "npm:@tensorflow/tfjs@4.22.0";
  */
 const wasmModule = () => import("npm:@tensorflow/tfjs-backend-wasm@4.22.0");
 
-/** What the pthread worker needs: the blob URL of emscripten's worker script. */
+/**
+ * What the pthread worker needs: the blob URL of emscripten's worker script; `hang` (tests only,
+ * from `DENO_DIFFUSION_TFJS_TEST_POOL_HANG=1`) makes it never answer, as a pool thread that
+ * cannot start would.
+ */
 export interface PthreadWorkerData {
   script: string;
+  hang?: boolean;
 }
+
+/** The pool threads started so far: ended if the threaded build is given up. */
+const poolThreads = new Set<NodeWorker>();
 
 /** An emscripten pool thread: a `node:worker_threads` Worker that runs emscripten's script. */
 class PthreadWorker extends NodeWorker {
   constructor(script: string | URL) {
-    const workerData: PthreadWorkerData = { script: String(script) };
+    const workerData: PthreadWorkerData = {
+      script: String(script),
+      hang: envSetting("DENO_DIFFUSION_TFJS_TEST_POOL_HANG") === "1",
+    };
     super(new URL("./tfjs_pthread_worker.ts", import.meta.url), { workerData });
+    poolThreads.add(this);
   }
   /**
    * Emscripten unrefs a thread once it has loaded and refs it while it runs a pthread; the
@@ -67,12 +79,7 @@ class PthreadWorker extends NodeWorker {
  */
 export function wasmThreadsWanted(): number {
   const cores = Math.max(1, navigator.hardwareConcurrency ?? 1);
-  let setting: string | undefined;
-  try {
-    setting = Deno.env.get("DENO_DIFFUSION_TFJS_THREADS");
-  } catch {
-    setting = undefined; // no --allow-env: the default
-  }
+  const setting = envSetting("DENO_DIFFUSION_TFJS_THREADS");
   const asked = setting === undefined || setting.trim() === ""
     ? WASM_THREADS_DEFAULT
     : Number(setting.trim());
@@ -86,6 +93,40 @@ export function wasmThreadsWanted(): number {
 
 /** Threads when the environment does not say: 0, all cores. */
 export const WASM_THREADS_DEFAULT = 0;
+
+/** Seconds the threaded build may take to start before the single-threaded one is used. */
+export const WASM_THREADS_TIMEOUT_DEFAULT_S = 60;
+
+/**
+ * Seconds to wait for the threaded build to start: `DENO_DIFFUSION_TFJS_THREADS_TIMEOUT` if set
+ * (0: no limit), else {@link WASM_THREADS_TIMEOUT_DEFAULT_S}.
+ *
+ * @example
+ * ```ts
+ * import { wasmThreadsTimeoutSeconds } from "./tfjs_threads.ts";
+ * console.log(wasmThreadsTimeoutSeconds() >= 0); // true
+ * ```
+ */
+export function wasmThreadsTimeoutSeconds(): number {
+  const setting = envSetting("DENO_DIFFUSION_TFJS_THREADS_TIMEOUT");
+  if (setting === undefined || setting.trim() === "") return WASM_THREADS_TIMEOUT_DEFAULT_S;
+  const seconds = Number(setting.trim());
+  if (!Number.isFinite(seconds) || seconds < 0) {
+    throw new Error(
+      `DENO_DIFFUSION_TFJS_THREADS_TIMEOUT must be a number of seconds (0 = no limit), got "${setting}"`,
+    );
+  }
+  return seconds;
+}
+
+/** An environment variable, or undefined without --allow-env (the defaults then apply). */
+function envSetting(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
 
 let first: Promise<void> | undefined;
 
@@ -102,7 +143,7 @@ let first: Promise<void> | undefined;
  * ```
  */
 export async function initWasm(threads: number): Promise<number> {
-  first ??= threads >= 2 ? initThreaded(threads) : setWasm();
+  first ??= threads >= 2 ? initThreadedOrFallBack(threads) : setWasm();
   await first;
   await setWasm(); // another caller may have switched the engine meanwhile
   return (await wasmModule()).getThreadsCount();
@@ -112,6 +153,47 @@ async function setWasm(): Promise<void> {
   await wasmModule(); // registers the backend
   if (!(await tf.setBackend("wasm"))) throw new Error('tf.setBackend("wasm") failed');
 }
+
+/**
+ * The threaded build, or, when it has not started within {@link wasmThreadsTimeoutSeconds}
+ * (a pool thread that never reports ready leaves emscripten waiting forever), the
+ * single-threaded build, with one line on stderr saying so. Giving up means: end the pool
+ * threads, make tfjs forget the pending "wasm" initialisation (`removeBackend`) and register
+ * the same factory again with the multithread flag off, which then builds the plain module.
+ */
+async function initThreadedOrFallBack(threads: number): Promise<void> {
+  const seconds = wasmThreadsTimeoutSeconds();
+  if (seconds === 0) return await initThreaded(threads);
+  await wasmModule(); // registers the factory that is registered again on a fallback
+  const factory = tf.findBackendFactory("wasm");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), seconds * 1000);
+  });
+  try {
+    const outcome = await Promise.race([initThreaded(threads), timedOut]);
+    if (outcome !== "timeout") return;
+  } finally {
+    clearTimeout(timer);
+  }
+  console.error(
+    `tfjs-wasm: the threaded build (${threads} threads) did not start within ${seconds} s ` +
+      `(a pool thread never reported ready), so the single-threaded build runs instead. ` +
+      `DENO_DIFFUSION_TFJS_THREADS=1 picks the single-threaded build from the start; ` +
+      `DENO_DIFFUSION_TFJS_THREADS_TIMEOUT=0 waits for the threaded build without limit.`,
+  );
+  restoreGlobals();
+  for (const thread of poolThreads) await thread.terminate();
+  poolThreads.clear();
+  tf.removeBackend("wasm");
+  tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
+  (await wasmModule()).setThreadsCount(1);
+  tf.registerBackend("wasm", factory, WASM_PRIORITY);
+  await setWasm();
+}
+
+/** tfjs-backend-wasm's registration priority (its base.ts), kept when registering again. */
+const WASM_PRIORITY = 2;
 
 /** The first initialisation with the threaded build; see the module comment. */
 async function initThreaded(threads: number): Promise<void> {
@@ -126,11 +208,18 @@ async function initThreaded(threads: number): Promise<void> {
     set: () => {}, // emscripten's `globalThis.Worker = require("worker_threads").Worker`
   });
   os.cpus = () => [...cpus(), ...cpus()];
-  try {
-    await setWasm();
-  } finally {
+  restoreGlobals = () => {
+    restoreGlobals = () => {};
     os.cpus = cpus;
     if (worker) Object.defineProperty(globalThis, "Worker", worker);
     else delete (globalThis as { Worker?: unknown }).Worker;
+  };
+  try {
+    await setWasm();
+  } finally {
+    restoreGlobals();
   }
 }
+
+/** Undoes initThreaded's stand-ins for `Worker` and `os.cpus` (once; also on a timeout). */
+let restoreGlobals = () => {};

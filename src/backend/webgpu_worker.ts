@@ -21,6 +21,7 @@ import { type Backend, BackendError } from "./backend.ts";
 import { createTfjsBackend } from "./tfjs.ts";
 import { nchw, TfjsTensor } from "./tfjs_tensor.ts";
 import { OpenTape, pauseTape } from "./tfjs_tape.ts";
+import { type GpuBufferGuard, gpuFailureDetail } from "./webgpu_memory.ts";
 import {
   type ChannelBuffers,
   publish,
@@ -193,7 +194,10 @@ class Server {
       resume();
     }
     try {
+      this.#refuseIfGpuFailed(h);
       const data = await x.data();
+      // The out-of-memory scopes answer asynchronously: one may have failed while this waited.
+      this.#refuseIfGpuFailed(h);
       // tfjs-webgpu casts without a copy where no precision is lost (bool or int32 to float32):
       // the data keep their old type, so give the host the tensor's own.
       const Want = h.dtype === "int32" ? Int32Array : Float32Array;
@@ -201,6 +205,12 @@ class Server {
     } finally {
       if (x !== h.tf) x.dispose();
     }
+  }
+
+  /** A read after a failed allocation could return zeros for lost work: refuse it instead. */
+  #refuseIfGpuFailed(h: TfjsTensor): void {
+    const broken = (this.backend as { gpuGuard?: GpuBufferGuard }).gpuGuard?.broken;
+    if (broken) throw new BackendError("read", [h.shape], gpuFailureDetail(broken));
   }
 
   #beginGrad(params: readonly TfjsTensor[]): null {

@@ -1,6 +1,6 @@
 /**
  * The data-parallel flags every command that can run on several ranks shares (`train`,
- * `sample`, `fid --ckpt`, `study`): `--nproc N`, `--master-port P`, `--dist-timeout S`, and
+ * `sample`, `fid` (both forms), `study`): `--nproc N`, `--master-port P`, `--dist-timeout S`, and
  * what `--nproc` does (start the ranks, or refuse inside a job torchrun already started).
  *
  * @module

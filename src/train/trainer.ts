@@ -45,7 +45,16 @@ import {
   writePreview,
   writeProgressAnimations,
 } from "./preview_grids.ts";
-import { agree, joinData, leaveData } from "./data_parallel.ts";
+import {
+  agree,
+  agreeWrites,
+  joinData,
+  leaveData,
+  NO_WRITES,
+  type Rank0Write,
+  RankWriteError,
+  type WriteState,
+} from "./data_parallel.ts";
 
 /** Options of {@link train}; `SampleOptions` are those of the task being trained. */
 export interface TrainOptions<SampleOptions = never> {
@@ -213,6 +222,8 @@ async function trainIn<T extends TrainTask>(
   const logPath = `${options.runDir}/log.jsonl`;
 
   let step = 0;
+  /** The step of rank 0's last checkpoint written whole (null: none yet). */
+  let checkpointStep: number | null = null;
   let rng = new Rng(deriveSeed(options.seed, 0x7a5c));
   if (options.resume) {
     const ckpt = await loadCheckpoint(options.runDir);
@@ -226,6 +237,7 @@ async function trainIn<T extends TrainTask>(
     }
     restoreTask(task, ckpt);
     step = ckpt.state.step;
+    checkpointStep = step;
     rng = Rng.fromState(ckpt.state.rng);
     if (lead) {
       const rewritten = await reconcileRunFolder(options.runDir, ckpt, task.exportStore);
@@ -244,15 +256,43 @@ async function trainIn<T extends TrainTask>(
   }
   if (group && world > 1) joinData(task, group);
 
+  // Rank 0's writes. Alone, a failure throws at once. In a job the other ranks would only
+  // notice at the end (or wait in a collective until it times out), so rank 0 keeps the failure,
+  // writes nothing more, and every rank stops at the next agreement with a RankWriteError.
+  let failedWrite: { write: Rank0Write; path: string; error: unknown } | undefined;
+  const write = async (what: Rank0Write, path: string, fn: () => Promise<unknown>) => {
+    if (!lead || failedWrite) return false;
+    try {
+      await fn();
+      return true;
+    } catch (error) {
+      if (world === 1) throw error;
+      failedWrite = { write: what, path, error };
+      return false;
+    }
+  };
+  const writes = (): WriteState =>
+    lead ? { failed: failedWrite?.write ?? null, checkpointStep } : NO_WRITES;
+  const stopOnWriteFailure = (agreed: WriteState) => {
+    if (agreed.failed === null) return;
+    const cause = failedWrite && { path: failedWrite.path, error: failedWrite.error };
+    throw new RankWriteError(agreed.failed, step, agreed.checkpointStep, options.runDir, cause);
+  };
+
   const save = async (epoch: number) => {
-    if (!lead) return;
-    await saveCheckpoint(options.runDir, task, {
-      step,
-      epoch,
-      rng: rng.state(),
-      train: trainRecord,
-      backend: options.backendName,
-    });
+    const saved = await write(
+      "the checkpoint",
+      options.runDir,
+      () =>
+        saveCheckpoint(options.runDir, task, {
+          step,
+          epoch,
+          rng: rng.state(),
+          train: trainRecord,
+          backend: options.backendName,
+        }),
+    );
+    if (saved) checkpointStep = step;
   };
 
   const started = performance.now();
@@ -297,7 +337,8 @@ async function trainIn<T extends TrainTask>(
       if (group && world > 1) {
         // One all-reduce per step: the metrics' mean over ranks (non-finite when any rank's is,
         // so every rank stops or skips together), and whether any rank must stop.
-        const agreed = agree(group, stepMetrics, stop, timeUp);
+        const agreed = agree(group, stepMetrics, stop, timeUp, writes());
+        stopOnWriteFailure(agreed.writes);
         stepMetrics = agreed.metrics;
         stop = agreed.stop;
         timeUp = agreed.timeUp;
@@ -328,19 +369,23 @@ async function trainIn<T extends TrainTask>(
           images_per_s: round(imagesPerSecond),
           time: round(elapsed(started)),
         };
-        await Deno.writeTextFile(logPath, JSON.stringify(line) + "\n", { append: true });
+        await write(
+          "log.jsonl",
+          logPath,
+          () => Deno.writeTextFile(logPath, JSON.stringify(line) + "\n", { append: true }),
+        );
       }
       const etaSeconds = ((totalSteps - step) * globalBatch) / imagesPerSecond;
       report(progressText(step, totalSteps, epoch, metrics, imagesPerSecond, etaSeconds), false);
 
       const epochDone = step % stepsPerEpoch === 0;
       if (lead && epochDone && previewEvery > 0 && (epoch + 1) % previewEvery === 0) {
-        await writePreview(
-          task,
-          gridPath(options.runDir, step, stepsPerEpoch),
-          previewCount,
-          options.seed,
-          options.previewOptions,
+        const path = gridPath(options.runDir, step, stepsPerEpoch);
+        const { seed, previewOptions } = options;
+        await write(
+          "a preview grid",
+          path,
+          () => writePreview(task, path, previewCount, seed, previewOptions),
         );
         lastPreviewStep = step;
       }
@@ -364,11 +409,19 @@ async function trainIn<T extends TrainTask>(
   // it got to: one more grid, after the checkpoint so an impatient second Ctrl-C loses nothing.
   if (lead && !nonfinite && previewEvery > 0 && stepsTimed > 0 && lastPreviewStep !== step) {
     const path = gridPath(options.runDir, step, stepsPerEpoch);
-    await writePreview(task, path, previewCount, options.seed, options.previewOptions);
+    const { seed, previewOptions } = options;
+    await write(
+      "a preview grid",
+      path,
+      () => writePreview(task, path, previewCount, seed, previewOptions),
+    );
   }
   if (lead && options.gif && !nonfinite) {
-    await writeProgressAnimations(options.runDir, stepsPerEpoch);
+    const path = `${options.runDir}/progress.gif`;
+    await write("progress.gif", path, () => writeProgressAnimations(options.runDir, stepsPerEpoch));
   }
+  // No step's agreement follows the last writes: one more, so no rank ends "done" alone.
+  if (group && world > 1) stopOnWriteFailure(agreeWrites(group, writes()));
   const seconds = elapsed(started);
   const imagesPerSecond = stepsTimed > 0 ? (stepsTimed * globalBatch) / (timedMs / 1000) : 0;
   if (nonfinite) {

@@ -64,6 +64,27 @@ function replay(worldSize: number, logs: Sent[][]): SampleGroup & { calls: numbe
   return group;
 }
 
+/** Rank 1 of 2 against rank 0's recorded sends. */
+function replayRank1(rank0: Sent[]): SampleGroup & { calls: number } {
+  const group = {
+    rank: 1,
+    worldSize: 2,
+    calls: 0,
+    allGather(data: Float32Array) {
+      const out = new Float32Array(data.length * 2);
+      out.set(rank0[group.calls++] as Float32Array);
+      out.set(data, data.length);
+      return out;
+    },
+    allReduceSum(values: Float64Array) {
+      const sent = rank0[group.calls++] as Float64Array;
+      for (let i = 0; i < values.length; i++) values[i] += sent[i];
+      return values;
+    },
+  };
+  return group;
+}
+
 const backend = await createBackend("tfjs-cpu");
 const weights = new ParamStore(backend);
 weights.add("w", [1], new Float32Array([0.5]), false);
@@ -107,7 +128,7 @@ Deno.test("sampleChunks() on 3 ranks hands rank 0 one process's chunks, images a
   assert.deepEqual(ranked, alone);
   // Round k: rank r draws chunk 3k + r; every rank takes part in both rounds.
   assert.deepEqual(drawn.map((d) => d.map(([, count]) => count)), [[4, 4], [4, 4], [1, 3]]);
-  assert.equal(group.calls, 2);
+  assert.equal(group.calls, 3, "a gather per round and one agreement after the last");
 });
 
 Deno.test("sampleToFolder() on 2 emulated ranks writes one process's files, rank 0 alone", async () => {
@@ -169,4 +190,48 @@ Deno.test("shareIndexSet() gives every rank rank 0's set", () => {
   const log: Sent[] = [];
   shareIndexSet(recorder(1, 2, log), 6, undefined);
   assert.deepEqual([...shareIndexSet(replay(2, [[], log]), 6, new Set([1, 4]))].sort(), [1, 4]);
+});
+
+Deno.test("sampleChunks(): rank 0 failing to write stops every rank at the next gather, the others naming rank 0", async () => {
+  const labels = new Int32Array(16);
+  const chunks = chunksOf([[0, 16]], 2); // 8 chunks: 4 rounds on 2 ranks
+  const full = new Error("No space left on device (os error 28)");
+  const rank0: Sent[] = [];
+  const written: number[] = [];
+  const failing = (start: number) => {
+    if (start >= 2) throw full; // the second image file of round 1
+    written.push(start);
+  };
+  await assert.rejects(
+    () =>
+      sampleChunks(noiseTask(), labels, imageNoise(1), {}, chunks, recorder(0, 2, rank0), failing),
+    (e) => e === full,
+  );
+  assert.deepEqual(written, [0]);
+  assert.equal(rank0.length, 2, "rank 0 stops at the second round's gather");
+  const group = replayRank1(rank0);
+  await assert.rejects(
+    () => sampleChunks(noiseTask(), labels, imageNoise(1), {}, chunks, group, () => {}),
+    /^Error: rank 0 could not write the sampled images \(its own message above says why\); rank 1 stopped with it$/,
+  );
+  assert.equal(group.calls, 2, "rank 1 stops at the same gather");
+});
+
+Deno.test("sampleChunks(): a failure on the last round's images is agreed after it", async () => {
+  const labels = new Int32Array(4);
+  const chunks = chunksOf([[0, 4]], 2); // 1 round on 2 ranks
+  const rank0: Sent[] = [];
+  await assert.rejects(
+    () =>
+      sampleChunks(noiseTask(), labels, imageNoise(1), {}, chunks, recorder(0, 2, rank0), () => {
+        throw new Error("read-only file system");
+      }),
+    /read-only/,
+  );
+  const group = replayRank1(rank0);
+  await assert.rejects(
+    () => sampleChunks(noiseTask(), labels, imageNoise(1), {}, chunks, group, () => {}),
+    /rank 0 could not write the sampled images/,
+  );
+  assert.equal(group.calls, 2);
 });

@@ -12,11 +12,11 @@ import { evalWithEnv } from "../_env.ts";
 const CHILD = new URL("./_tfjs_threads_child.ts", import.meta.url).pathname;
 const cores = navigator.hardwareConcurrency ?? 1;
 
-/** Runs the child with DENO_DIFFUSION_TFJS_THREADS=`threads`; its JSON line. */
-async function child(threads: string) {
+/** Runs the child with DENO_DIFFUSION_TFJS_THREADS=`threads` (and `env`); its JSON line. */
+async function child(threads: string, env: Record<string, string> = {}) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CHILD],
-    env: { DENO_DIFFUSION_TFJS_THREADS: threads, DENO_DIFFUSION_TFJS_WORKERS: "0" },
+    env: { DENO_DIFFUSION_TFJS_THREADS: threads, DENO_DIFFUSION_TFJS_WORKERS: "0", ...env },
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(120_000),
@@ -27,10 +27,13 @@ async function child(threads: string) {
     0,
     `child (threads ${threads}) failed: ${new TextDecoder().decode(out.stderr)}`,
   );
-  return JSON.parse(text.trim().split("\n").at(-1)!) as {
-    device: string;
-    value: number;
-    grads: number[][];
+  return {
+    ...JSON.parse(text.trim().split("\n").at(-1)!) as {
+      device: string;
+      value: number;
+      grads: number[][];
+    },
+    stderr: new TextDecoder().decode(out.stderr),
   };
 }
 
@@ -47,6 +50,44 @@ Deno.test({
     many.grads.forEach((g, i) => assert.deepEqual(g, one.grads[i], `gradient ${i}`));
     assert.ok(one.grads.every((g) => g.some((v) => v !== 0)), "gradients are not all zero");
   },
+});
+
+Deno.test({
+  name:
+    "a threaded build whose pool thread never starts falls back to the single-threaded one, saying why on stderr",
+  ignore: cores < 2,
+  async fn() {
+    const hung = await child("2", {
+      DENO_DIFFUSION_TFJS_TEST_POOL_HANG: "1",
+      DENO_DIFFUSION_TFJS_THREADS_TIMEOUT: "2",
+    });
+    assert.match(hung.device, /, 1 thread\)$/);
+    const lines = hung.stderr.split("\n").filter((l) => l.startsWith("tfjs-wasm:"));
+    assert.equal(lines.length, 1, hung.stderr);
+    assert.match(lines[0], /threaded build \(2 threads\) did not start within 2 s/);
+    assert.match(lines[0], /single-threaded build runs instead/);
+    assert.match(lines[0], /DENO_DIFFUSION_TFJS_THREADS=1 .*DENO_DIFFUSION_TFJS_THREADS_TIMEOUT=0/);
+    const one = await child("1");
+    assert.equal(hung.value, one.value);
+    hung.grads.forEach((g, i) => assert.deepEqual(g, one.grads[i], `gradient ${i}`));
+    assert.equal(one.stderr.includes("tfjs-wasm:"), false, "no fallback line without a hang");
+  },
+});
+
+Deno.test("DENO_DIFFUSION_TFJS_THREADS_TIMEOUT is seconds (0 = no limit), 60 by default", async () => {
+  // Read in a child: setting the variable here would change it for the files beside.
+  const timeout = (value: string | undefined) =>
+    evalWithEnv(
+      `import { wasmThreadsTimeoutSeconds } from "src/backend/tfjs_threads.ts";`,
+      "wasmThreadsTimeoutSeconds()",
+      { DENO_DIFFUSION_TFJS_THREADS_TIMEOUT: value },
+    );
+  assert.equal((await timeout(undefined)).value, 60);
+  assert.equal((await timeout("0")).value, 0);
+  assert.equal((await timeout("2.5")).value, 2.5);
+  const bad = await timeout("-1");
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /seconds \(0 = no limit\), got "-1"/);
 });
 
 Deno.test("DENO_DIFFUSION_TFJS_THREADS picks the threads, capped by the cores", async () => {

@@ -95,12 +95,26 @@ Deno.test("`fid` flags are checked: unknown flag, bad --dims, path count, --kid 
   await assert.rejects(fidCommand([npz]), /expected 2 paths, got 1/);
   await assert.rejects(
     fidCommand([npz, npz, "--batch-size", "0"]),
-    /--batch-size must be a positive/,
+    /--batch-size must be an integer >= 1, got '0'/,
   );
   await assert.rejects(fidCommand([npz, npz, "--backend", "gpu9"]), /--backend must be/);
   await assert.rejects(fidCommand([npz, npz, "--kid", "--dims", "64", ...flags]), /--kid needs/);
   const [help] = await captureStdout(() => fidCommand(["--help"]));
   assert.match(help, /--save-stats/);
+  assert.match(help, /--nproc N .*--master-port PORT .*--dist-timeout S/s);
+});
+
+Deno.test("`fid` launches through the shared --nproc flags: their checks apply before any rank starts", async () => {
+  const npz = await statsFile("p.npz", [0], [1]);
+  await assert.rejects(
+    fidCommand([npz, npz, "--nproc", "2", "--backend", "tfjs-cpu"]),
+    /cannot run 2 processes.*torch-cpu.*torch-cuda/,
+  );
+  await assert.rejects(fidCommand([npz, npz, "--nproc", "0"]), /--nproc must be an integer >= 1/);
+  await assert.rejects(
+    fidCommand([npz, npz, "--nproc", "2", "--dist-timeout", "0"]),
+    /--dist-timeout must be a number/,
+  );
 });
 
 Deno.test("`fid --json` reports the stored sample counts of .npz inputs, null when absent", async () => {

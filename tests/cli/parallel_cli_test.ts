@@ -149,3 +149,77 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "rank 0 failing to write its log stops every rank at the next step, naming rank 0 and the write; the checkpoint stays",
+  opts,
+  async () => {
+    const root = await Deno.makeTempDir();
+    try {
+      await tinyImageFolder(`${root}/data`);
+      const log = `${root}/run/log.jsonl`;
+      const child = spawnCli([
+        "train",
+        "--backend",
+        "torch-cpu",
+        "--nproc",
+        "2",
+        ...GAN,
+        "--data",
+        `${root}/data`,
+        "--out",
+        `${root}/run`,
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "100000",
+        "--log-every",
+        "1",
+        "--checkpoint-every",
+        "2",
+      ]);
+      // A job that only noticed at the end, or when a collective timed out (5 min), is killed
+      // here and fails the exit-code check below.
+      const killer = setTimeout(() => child.kill("SIGKILL"), 180_000);
+      let out: Deno.CommandOutput;
+      try {
+        // Wait (bounded by the killer) for a checkpoint, then put a folder where the log is:
+        // rank 0's next append fails (root ignores a read-only mode, not a folder).
+        for (;;) {
+          await new Promise((r) => setTimeout(r, 500));
+          const text = await Deno.readTextFile(log).catch(() => "");
+          if (text.split("\n").filter(Boolean).length >= 3) break;
+        }
+        for (;;) {
+          await Deno.remove(log).catch(() => {});
+          try {
+            await Deno.mkdir(log);
+            break;
+          } catch (e) {
+            if (!(e instanceof Deno.errors.AlreadyExists)) throw e; // rank 0 appended again
+          }
+        }
+        out = await child.output();
+      } finally {
+        clearTimeout(killer);
+      }
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 1, stderr);
+      const own = stderr.match(
+        /^(?!\[rank)[^\n]*rank 0 could not write log\.jsonl \([^)]*log\.jsonl\): [^\n]*Every rank stopped after step (\d+); the last good checkpoint \(step (\d+)\)/m,
+      );
+      assert.ok(own, `rank 0's error names the write and its cause:\n${stderr}`);
+      const other = stderr.match(
+        /\[rank 1\] [^\n]*rank 0 could not write log\.jsonl \(its error is in rank 0's output\)\. Every rank stopped after step (\d+); the last good checkpoint \(step (\d+)\)/,
+      );
+      assert.ok(other, `rank 1 stops on its own with rank 0 named:\n${stderr}`);
+      assert.equal(other[1], own[1], "both ranks stopped after the same step");
+      assert.equal(other[2], own[2]);
+      const ckpt = await loadCheckpoint(`${root}/run`);
+      assert.equal(ckpt.state.step, Number(own[2]));
+      assert.ok(ckpt.state.step >= 2 && ckpt.state.step <= Number(own[1]), stderr);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+);
