@@ -63,6 +63,20 @@ function convTransposeNHWC(dy: Tf, w: Tf, s: number, p: number, outH: number, ou
 }
 
 /**
+ * The transposed convolution of {@link convTransposeNHWC} for a 1x1 input without padding
+ * whose output is the kernel's size (the DCGAN generator's first layer, noise -> 4x4): every
+ * output pixel is one tap, y[n, i, j, :] = dy[n, :] w[:, :, i, j], so it is one matmul. The
+ * general path would pad the single pixel by k - 1 on each side and multiply 15 zeros for
+ * every product of a 4x4 kernel. dy [N, 1, 1, Cout], w [Cout, Cin, kh, kw] -> [N, kh, kw, Cin].
+ */
+function convTransposeFrom1x1(dy: Tf, w: Tf): Tf {
+  const [n, , , cOut] = dims(dy);
+  const [, cIn, kh, kw] = dims(w);
+  const taps = tf.reshape(tf.transpose(w, [0, 2, 3, 1]), [cOut, kh * kw * cIn]);
+  return tf.reshape(tf.matMul(tf.reshape(dy, [n, cOut]), taps), [n, kh, kw, cIn]);
+}
+
+/**
  * The transposed convolution of {@link convTransposeNHWC} by output phase, for stride s > 1:
  * output rows o = s*m + a (a in [0, s)) see only the kernel taps k = s*t + r, with
  * r = (a + p) mod s, so each of the s*s phases (a, b) is a stride-1 convolution of the
@@ -70,6 +84,13 @@ function convTransposeNHWC(dy: Tf, w: Tf, s: number, p: number, outH: number, ou
  * interleave into the output. Zero-stuffing instead multiplies (s*s - 1)/(s*s) of its terms
  * by inserted zeros: for the DCGAN's k = 4, s = 2 layers this does a quarter of the work.
  * Same shapes as {@link convTransposeNHWC}.
+ *
+ * Each phase reads a window of dy that may reach past its edges; that overhang is the conv's
+ * own (asymmetric) zero padding, so dy is cropped only where a window starts or ends inside
+ * it, never padded or copied otherwise. The sub-kernels are put together from one
+ * [kh, kw, Cout, Cin] copy of w, where each tap is a contiguous Cout*Cin block, by slices and
+ * concats (block copies): wasm's GatherV2 copies element by element and took about a tenth of
+ * the DCGAN step.
  */
 function convTransposePhases(
   dy: Tf,
@@ -82,42 +103,46 @@ function convTransposePhases(
   const [n, h, wd] = dims(dy);
   const [, cIn, kh, kw] = dims(w);
   const [mh, mw] = [Math.ceil(outH / s), Math.ceil(outW / s)];
-  /** Per axis and phase: taps (kernel indices, flipped for correlation) and the input offset. */
-  const plan = (a: number, k: number) => {
+  /**
+   * Per axis and phase: the taps (kernel indices, flipped for correlation), and the rows of dy
+   * the conv reads, [start, end), with the zeros it pads before and after them.
+   */
+  const plan = (a: number, k: number, out: number, size: number) => {
     const r = (a + p) % s;
     const taps = Math.ceil((k - r) / s); // may be 0: no tap reaches this phase
     const offset = Math.floor((a + p) / s) - taps + 1; // input row of tap 0 for m = 0
     const index = Array.from({ length: taps }, (_, j) => s * (taps - 1 - j) + r);
-    return { taps, offset, index };
+    const last = offset + out + taps - 1; // one past the last row read
+    const [start, end] = [Math.max(0, offset), Math.min(size, last)];
+    return { taps, index, start, end, before: start - offset, after: last - end };
   };
-  /** dy rows [offset, offset + count) along `axis`, zero outside dy. */
-  const window = (x: Tf, axis: 1 | 2, offset: number, count: number, size: number) => {
-    const before = Math.max(0, -offset);
-    const after = Math.max(0, offset + count - size);
-    const pads: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
-    pads[axis] = [before, after];
-    const padded = before || after ? tf.pad(x, pads) : x;
-    const begin = [0, 0, 0, 0];
-    begin[axis] = offset + before;
-    const extent = [-1, -1, -1, -1];
-    extent[axis] = count;
-    return tf.slice(padded, begin, extent);
-  };
+  const taps = tf.transpose(w, [2, 3, 0, 1]); // [kh, kw, Cout, Cin]
+  /** The sub-kernel [th, tw, Cout, Cin] of taps rows x cols, one contiguous block per tap. */
+  const subKernel = (rows: number[], cols: number[]) =>
+    tf.concat(rows.map((i) => tf.concat(cols.map((j) => tf.slice(taps, [i, j], [1, 1])), 1)), 0);
   const rows: Tf[] = [];
   for (let a = 0; a < s; a++) {
-    const ph = plan(a, kh);
+    const ph = plan(a, kh, mh, h);
     const cols: Tf[] = [];
     for (let b = 0; b < s; b++) {
-      const pw = plan(b, kw);
-      if (ph.taps === 0 || pw.taps === 0) {
+      const pw = plan(b, kw, mw, wd);
+      if (ph.taps === 0 || pw.taps === 0 || ph.start >= ph.end || pw.start >= pw.end) {
         cols.push(tf.zeros([n, mh, mw, cIn]));
         continue;
       }
-      const xa = window(dy, 1, ph.offset, mh + ph.taps - 1, h);
-      const xab = window(xa, 2, pw.offset, mw + pw.taps - 1, wd);
-      const sub = tf.gather(tf.gather(w, ph.index, 2), pw.index, 3); // [Cout, Cin, th, tw]
-      const filter = tf.transpose(sub, [2, 3, 0, 1]); // [th, tw, Cout, Cin]
-      cols.push(tf.conv2d(xab as tf.Tensor4D, filter as tf.Tensor4D, 1, "valid"));
+      const filter = subKernel(ph.index, pw.index); // [th, tw, Cout, Cin]
+      const whole = ph.start === 0 && ph.end === h && pw.start === 0 && pw.end === wd;
+      const x = whole ? dy : tf.slice(
+        dy,
+        [0, ph.start, pw.start, 0],
+        [-1, ph.end - ph.start, pw.end - pw.start, -1],
+      );
+      cols.push(tf.conv2d(
+        x as tf.Tensor4D,
+        filter as tf.Tensor4D,
+        1,
+        explicitPad(ph.before, ph.after, pw.before, pw.after),
+      ));
     }
     // [N, Mh, Mw, s, Cin] -> [N, Mh, Mw*s, Cin]: phase b lands at column s*m + b.
     rows.push(tf.reshape(tf.stack(cols, 3), [n, mh, mw * s, cIn]));
@@ -194,10 +219,16 @@ export function convJob(
   switch (op) {
     case CONV_OP.forward:
       return convNHWC(a, b, s, p);
-    case CONV_OP.inputGrad:
+    case CONV_OP.inputGrad: {
+      const [, h, wd] = dims(a);
+      const [, , kh, kw] = dims(b);
+      if (h === 1 && wd === 1 && p === 0 && outShape[1] === kh && outShape[2] === kw) {
+        return convTransposeFrom1x1(a, b);
+      }
       return s > 1
         ? convTransposePhases(a, b, s, p, outShape[1], outShape[2])
         : convTransposeNHWC(a, b, s, p, outShape[1], outShape[2]);
+    }
     case CONV_OP.weightGrad:
       return convWeightGrad(
         toCHWN(a),
