@@ -351,18 +351,50 @@ function splitConvJob(
 /**
  * The variables whose gradient is being recorded (set by the backend's valueAndGrad), or
  * undefined outside one. tfjs evaluates every output of a custom gradient, even for inputs off
- * the path to those variables; a conv whose weight is a variable outside the set (the
- * discriminator's weights while the generator's gradient is taken) skips its weight gradient,
- * which tfjs would throw away.
+ * the path to those variables; a conv skips the gradients tfjs would throw away: of a weight
+ * outside the set (the discriminator's weights while the generator's gradient is taken), and of
+ * an input not computed from the set (the real images fed to the discriminator).
  */
 export const gradientTargets: { variables: ReadonlySet<Tf> | undefined } = {
   variables: undefined,
 };
 
-/** Whether a conv's weight gradient can reach the variables of {@link gradientTargets}. */
-function weightGradWanted(w: Tf): boolean {
+/** What {@link gradWanted} reads of a node of tfjs's gradient tape (public, untyped there). */
+interface TapeNodeView {
+  inputs: Record<string, Tf | undefined>;
+  outputs: Tf[];
+}
+
+/** Per tape: the ids of tensors computed from the targets, grown as the tape grows. */
+const fromTargets = new WeakMap<
+  object,
+  { targets: ReadonlySet<Tf>; scanned: number; ids: Set<number> }
+>();
+
+/**
+ * Whether a gradient w.r.t. `t` can reach the variables of {@link gradientTargets}: `t` is one
+ * of them, or an op recorded on the tape made it from one (the tape is in execution order, so
+ * one pass over the nodes added since the last call keeps the set current). True outside a
+ * valueAndGrad.
+ */
+function gradWanted(t: Tf): boolean {
   const targets = gradientTargets.variables;
-  return !(targets && w instanceof tf.Variable && !targets.has(w));
+  if (!targets || targets.has(t)) return true;
+  if (t instanceof tf.Variable) return false;
+  const tape = (tf.engine().state as unknown as { activeTape: TapeNodeView[] | null }).activeTape;
+  if (!tape) return true;
+  let seen = fromTargets.get(tape);
+  if (!seen || seen.targets !== targets) {
+    seen = { targets, scanned: 0, ids: new Set([...targets].map((v) => v.id)) };
+    fromTargets.set(tape, seen);
+  }
+  for (; seen.scanned < tape.length; seen.scanned++) {
+    const node = tape[seen.scanned];
+    if (Object.values(node.inputs).some((x) => x !== undefined && seen.ids.has(x.id))) {
+      for (const out of node.outputs) seen.ids.add(out.id);
+    }
+  }
+  return seen.ids.has(t.id);
 }
 
 /**
@@ -371,7 +403,7 @@ function weightGradWanted(w: Tf): boolean {
  * three convs may be split with the conv worker ({@link splitConvJob}).
  */
 export function conv2dWithGrad(x: Tf, w: Tf, s: number, p: number): Tf {
-  const wantDw = weightGradWanted(w);
+  const [wantDx, wantDw] = [gradWanted(x), gradWanted(w)];
   return tf.customGrad((xv, wv, save) => {
     const [xt, wt] = [xv as Tf, wv as Tf];
     (save as tf.GradSaveFunc)([xt, wt]);
@@ -382,7 +414,9 @@ export function conv2dWithGrad(x: Tf, w: Tf, s: number, p: number): Tf {
     return {
       value: splitConvJob(CONV_OP.forward, xt, wt, s, p, [n, ho, wo, cOut]),
       gradFunc: (dy: Tf, [sx, sw]: Tf[]) => {
-        const dx = splitConvJob(CONV_OP.inputGrad, dy, sw, s, p, [n, h, wd, cIn]);
+        const dx = wantDx
+          ? splitConvJob(CONV_OP.inputGrad, dy, sw, s, p, [n, h, wd, cIn])
+          : tf.zerosLike(sx);
         const dw = wantDw
           ? splitConvJob(CONV_OP.weightGrad, sx, dy, s, p, [cOut, cIn, kh, kw])
           : tf.zerosLike(sw);
@@ -405,14 +439,16 @@ export function convTranspose2dWithGrad(x: Tf, w: Tf, s: number, p: number, outP
   const [, cOut, k] = dims(w);
   const outH = (h - 1) * s - 2 * p + k + outPad;
   const outW = (wd - 1) * s - 2 * p + k + outPad;
-  const wantDw = weightGradWanted(w);
+  const [wantDx, wantDw] = [gradWanted(x), gradWanted(w)];
   return tf.customGrad((xv, wv, save) => {
     const [xt, wt] = [xv as Tf, wv as Tf];
     (save as tf.GradSaveFunc)([xt, wt]);
     return {
       value: splitConvJob(CONV_OP.inputGrad, xt, wt, s, p, [n, outH, outW, cOut]),
       gradFunc: (dy: Tf, [sx, sw]: Tf[]) => {
-        const dx = splitConvJob(CONV_OP.forward, dy, sw, s, p, [n, h, wd, cIn]);
+        const dx = wantDx
+          ? splitConvJob(CONV_OP.forward, dy, sw, s, p, [n, h, wd, cIn])
+          : tf.zerosLike(sx);
         // dW of the conv whose input is dy [N, Ho, Wo, Cout] and output gradient x.
         const dw = wantDw
           ? splitConvJob(CONV_OP.weightGrad, dy, sx, s, p, [cIn, cOut, k, k])
