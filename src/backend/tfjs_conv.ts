@@ -63,6 +63,20 @@ function convTransposeNHWC(dy: Tf, w: Tf, s: number, p: number, outH: number, ou
 }
 
 /**
+ * The transposed convolution of {@link convTransposeNHWC} for a 1x1 input without padding
+ * whose output is the kernel's size (the DCGAN generator's first layer, noise -> 4x4): every
+ * output pixel is one tap, y[n, i, j, :] = dy[n, :] w[:, :, i, j], so it is one matmul. The
+ * general path would pad the single pixel by k - 1 on each side and multiply 15 zeros for
+ * every product of a 4x4 kernel. dy [N, 1, 1, Cout], w [Cout, Cin, kh, kw] -> [N, kh, kw, Cin].
+ */
+function convTransposeFrom1x1(dy: Tf, w: Tf): Tf {
+  const [n, , , cOut] = dims(dy);
+  const [, cIn, kh, kw] = dims(w);
+  const taps = tf.reshape(tf.transpose(w, [0, 2, 3, 1]), [cOut, kh * kw * cIn]);
+  return tf.reshape(tf.matMul(tf.reshape(dy, [n, cOut]), taps), [n, kh, kw, cIn]);
+}
+
+/**
  * The transposed convolution of {@link convTransposeNHWC} by output phase, for stride s > 1:
  * output rows o = s*m + a (a in [0, s)) see only the kernel taps k = s*t + r, with
  * r = (a + p) mod s, so each of the s*s phases (a, b) is a stride-1 convolution of the
@@ -70,6 +84,13 @@ function convTransposeNHWC(dy: Tf, w: Tf, s: number, p: number, outH: number, ou
  * interleave into the output. Zero-stuffing instead multiplies (s*s - 1)/(s*s) of its terms
  * by inserted zeros: for the DCGAN's k = 4, s = 2 layers this does a quarter of the work.
  * Same shapes as {@link convTransposeNHWC}.
+ *
+ * Each phase reads a window of dy that may reach past its edges; that overhang is the conv's
+ * own (asymmetric) zero padding, so dy is cropped only where a window starts or ends inside
+ * it, never padded or copied otherwise. The sub-kernels are put together from one
+ * [kh, kw, Cout, Cin] copy of w, where each tap is a contiguous Cout*Cin block, by slices and
+ * concats (block copies): wasm's GatherV2 copies element by element and took about a tenth of
+ * the DCGAN step.
  */
 function convTransposePhases(
   dy: Tf,
@@ -82,42 +103,46 @@ function convTransposePhases(
   const [n, h, wd] = dims(dy);
   const [, cIn, kh, kw] = dims(w);
   const [mh, mw] = [Math.ceil(outH / s), Math.ceil(outW / s)];
-  /** Per axis and phase: taps (kernel indices, flipped for correlation) and the input offset. */
-  const plan = (a: number, k: number) => {
+  /**
+   * Per axis and phase: the taps (kernel indices, flipped for correlation), and the rows of dy
+   * the conv reads, [start, end), with the zeros it pads before and after them.
+   */
+  const plan = (a: number, k: number, out: number, size: number) => {
     const r = (a + p) % s;
     const taps = Math.ceil((k - r) / s); // may be 0: no tap reaches this phase
     const offset = Math.floor((a + p) / s) - taps + 1; // input row of tap 0 for m = 0
     const index = Array.from({ length: taps }, (_, j) => s * (taps - 1 - j) + r);
-    return { taps, offset, index };
+    const last = offset + out + taps - 1; // one past the last row read
+    const [start, end] = [Math.max(0, offset), Math.min(size, last)];
+    return { taps, index, start, end, before: start - offset, after: last - end };
   };
-  /** dy rows [offset, offset + count) along `axis`, zero outside dy. */
-  const window = (x: Tf, axis: 1 | 2, offset: number, count: number, size: number) => {
-    const before = Math.max(0, -offset);
-    const after = Math.max(0, offset + count - size);
-    const pads: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
-    pads[axis] = [before, after];
-    const padded = before || after ? tf.pad(x, pads) : x;
-    const begin = [0, 0, 0, 0];
-    begin[axis] = offset + before;
-    const extent = [-1, -1, -1, -1];
-    extent[axis] = count;
-    return tf.slice(padded, begin, extent);
-  };
+  const taps = tf.transpose(w, [2, 3, 0, 1]); // [kh, kw, Cout, Cin]
+  /** The sub-kernel [th, tw, Cout, Cin] of taps rows x cols, one contiguous block per tap. */
+  const subKernel = (rows: number[], cols: number[]) =>
+    tf.concat(rows.map((i) => tf.concat(cols.map((j) => tf.slice(taps, [i, j], [1, 1])), 1)), 0);
   const rows: Tf[] = [];
   for (let a = 0; a < s; a++) {
-    const ph = plan(a, kh);
+    const ph = plan(a, kh, mh, h);
     const cols: Tf[] = [];
     for (let b = 0; b < s; b++) {
-      const pw = plan(b, kw);
-      if (ph.taps === 0 || pw.taps === 0) {
+      const pw = plan(b, kw, mw, wd);
+      if (ph.taps === 0 || pw.taps === 0 || ph.start >= ph.end || pw.start >= pw.end) {
         cols.push(tf.zeros([n, mh, mw, cIn]));
         continue;
       }
-      const xa = window(dy, 1, ph.offset, mh + ph.taps - 1, h);
-      const xab = window(xa, 2, pw.offset, mw + pw.taps - 1, wd);
-      const sub = tf.gather(tf.gather(w, ph.index, 2), pw.index, 3); // [Cout, Cin, th, tw]
-      const filter = tf.transpose(sub, [2, 3, 0, 1]); // [th, tw, Cout, Cin]
-      cols.push(tf.conv2d(xab as tf.Tensor4D, filter as tf.Tensor4D, 1, "valid"));
+      const filter = subKernel(ph.index, pw.index); // [th, tw, Cout, Cin]
+      const whole = ph.start === 0 && ph.end === h && pw.start === 0 && pw.end === wd;
+      const x = whole ? dy : tf.slice(
+        dy,
+        [0, ph.start, pw.start, 0],
+        [-1, ph.end - ph.start, pw.end - pw.start, -1],
+      );
+      cols.push(tf.conv2d(
+        x as tf.Tensor4D,
+        filter as tf.Tensor4D,
+        1,
+        explicitPad(ph.before, ph.after, pw.before, pw.after),
+      ));
     }
     // [N, Mh, Mw, s, Cin] -> [N, Mh, Mw*s, Cin]: phase b lands at column s*m + b.
     rows.push(tf.reshape(tf.stack(cols, 3), [n, mh, mw * s, cIn]));
@@ -194,10 +219,16 @@ export function convJob(
   switch (op) {
     case CONV_OP.forward:
       return convNHWC(a, b, s, p);
-    case CONV_OP.inputGrad:
+    case CONV_OP.inputGrad: {
+      const [, h, wd] = dims(a);
+      const [, , kh, kw] = dims(b);
+      if (h === 1 && wd === 1 && p === 0 && outShape[1] === kh && outShape[2] === kw) {
+        return convTransposeFrom1x1(a, b);
+      }
       return s > 1
         ? convTransposePhases(a, b, s, p, outShape[1], outShape[2])
         : convTransposeNHWC(a, b, s, p, outShape[1], outShape[2]);
+    }
     case CONV_OP.weightGrad:
       return convWeightGrad(
         toCHWN(a),
@@ -320,18 +351,50 @@ function splitConvJob(
 /**
  * The variables whose gradient is being recorded (set by the backend's valueAndGrad), or
  * undefined outside one. tfjs evaluates every output of a custom gradient, even for inputs off
- * the path to those variables; a conv whose weight is a variable outside the set (the
- * discriminator's weights while the generator's gradient is taken) skips its weight gradient,
- * which tfjs would throw away.
+ * the path to those variables; a conv skips the gradients tfjs would throw away: of a weight
+ * outside the set (the discriminator's weights while the generator's gradient is taken), and of
+ * an input not computed from the set (the real images fed to the discriminator).
  */
 export const gradientTargets: { variables: ReadonlySet<Tf> | undefined } = {
   variables: undefined,
 };
 
-/** Whether a conv's weight gradient can reach the variables of {@link gradientTargets}. */
-function weightGradWanted(w: Tf): boolean {
+/** What {@link gradWanted} reads of a node of tfjs's gradient tape (public, untyped there). */
+interface TapeNodeView {
+  inputs: Record<string, Tf | undefined>;
+  outputs: Tf[];
+}
+
+/** Per tape: the ids of tensors computed from the targets, grown as the tape grows. */
+const fromTargets = new WeakMap<
+  object,
+  { targets: ReadonlySet<Tf>; scanned: number; ids: Set<number> }
+>();
+
+/**
+ * Whether a gradient w.r.t. `t` can reach the variables of {@link gradientTargets}: `t` is one
+ * of them, or an op recorded on the tape made it from one (the tape is in execution order, so
+ * one pass over the nodes added since the last call keeps the set current). True outside a
+ * valueAndGrad.
+ */
+function gradWanted(t: Tf): boolean {
   const targets = gradientTargets.variables;
-  return !(targets && w instanceof tf.Variable && !targets.has(w));
+  if (!targets || targets.has(t)) return true;
+  if (t instanceof tf.Variable) return false;
+  const tape = (tf.engine().state as unknown as { activeTape: TapeNodeView[] | null }).activeTape;
+  if (!tape) return true;
+  let seen = fromTargets.get(tape);
+  if (!seen || seen.targets !== targets) {
+    seen = { targets, scanned: 0, ids: new Set([...targets].map((v) => v.id)) };
+    fromTargets.set(tape, seen);
+  }
+  for (; seen.scanned < tape.length; seen.scanned++) {
+    const node = tape[seen.scanned];
+    if (Object.values(node.inputs).some((x) => x !== undefined && seen.ids.has(x.id))) {
+      for (const out of node.outputs) seen.ids.add(out.id);
+    }
+  }
+  return seen.ids.has(t.id);
 }
 
 /**
@@ -340,7 +403,7 @@ function weightGradWanted(w: Tf): boolean {
  * three convs may be split with the conv worker ({@link splitConvJob}).
  */
 export function conv2dWithGrad(x: Tf, w: Tf, s: number, p: number): Tf {
-  const wantDw = weightGradWanted(w);
+  const [wantDx, wantDw] = [gradWanted(x), gradWanted(w)];
   return tf.customGrad((xv, wv, save) => {
     const [xt, wt] = [xv as Tf, wv as Tf];
     (save as tf.GradSaveFunc)([xt, wt]);
@@ -351,7 +414,9 @@ export function conv2dWithGrad(x: Tf, w: Tf, s: number, p: number): Tf {
     return {
       value: splitConvJob(CONV_OP.forward, xt, wt, s, p, [n, ho, wo, cOut]),
       gradFunc: (dy: Tf, [sx, sw]: Tf[]) => {
-        const dx = splitConvJob(CONV_OP.inputGrad, dy, sw, s, p, [n, h, wd, cIn]);
+        const dx = wantDx
+          ? splitConvJob(CONV_OP.inputGrad, dy, sw, s, p, [n, h, wd, cIn])
+          : tf.zerosLike(sx);
         const dw = wantDw
           ? splitConvJob(CONV_OP.weightGrad, sx, dy, s, p, [cOut, cIn, kh, kw])
           : tf.zerosLike(sw);
@@ -374,14 +439,16 @@ export function convTranspose2dWithGrad(x: Tf, w: Tf, s: number, p: number, outP
   const [, cOut, k] = dims(w);
   const outH = (h - 1) * s - 2 * p + k + outPad;
   const outW = (wd - 1) * s - 2 * p + k + outPad;
-  const wantDw = weightGradWanted(w);
+  const [wantDx, wantDw] = [gradWanted(x), gradWanted(w)];
   return tf.customGrad((xv, wv, save) => {
     const [xt, wt] = [xv as Tf, wv as Tf];
     (save as tf.GradSaveFunc)([xt, wt]);
     return {
       value: splitConvJob(CONV_OP.inputGrad, xt, wt, s, p, [n, outH, outW, cOut]),
       gradFunc: (dy: Tf, [sx, sw]: Tf[]) => {
-        const dx = splitConvJob(CONV_OP.forward, dy, sw, s, p, [n, h, wd, cIn]);
+        const dx = wantDx
+          ? splitConvJob(CONV_OP.forward, dy, sw, s, p, [n, h, wd, cIn])
+          : tf.zerosLike(sx);
         // dW of the conv whose input is dy [N, Ho, Wo, Cout] and output gradient x.
         const dw = wantDw
           ? splitConvJob(CONV_OP.weightGrad, dy, sx, s, p, [cIn, cOut, k, k])

@@ -338,3 +338,103 @@ export function greaterMask(x: Tf, y: Tf): Tf {
     gradFunc: () => [tf.zerosLike(a as Tf), tf.zerosLike(b as Tf)],
   }))(x, y);
 }
+
+/**
+ * The mean of the rows of x [M, C] -> [C]. On wasm as one XNNPACK average pooling of x viewed
+ * as a [1, M, 1, C] image: its Mean over a leading axis first transposes x element by element,
+ * and a ones[1, M] x [M, C] matmul packs x as weights on every call (measured for [8192, 128]:
+ * 0.6 ms against 13 and 18 ms).
+ */
+function meanRows(x: Tf): Tf {
+  const [m, c] = dims(x);
+  if (tf.getBackend() !== "wasm") return tf.mean(x, 0);
+  const image = tf.reshape(x, [1, m, 1, c]) as tf.Tensor4D;
+  return tf.reshape(tf.avgPool(image, [m, 1], 1, "valid"), [c]);
+}
+
+/**
+ * Training-mode batch norm over the rows of x [M, C] (a channels-last tensor's [N*H*W, C]
+ * view) with the biased batch variance, and PyTorch's closed-form gradient instead of tfjs's
+ * autodiff of the ~12 ops of the forward pass (each broadcast and per-channel sum of which is a
+ * pass over x): with x̂ = (x - mean) * invstd, db = Σ dy, dw = Σ dy x̂ and
+ * dx = w invstd (dy - db/M - x̂ dw/M) (Ioffe & Szegedy 2015, §3). `stats` receives the batch
+ * mean and biased variance [C] (for the running statistics) while the forward pass runs.
+ * weight, bias [C] or undefined -> [M, C].
+ *
+ * @example
+ * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs@4.22.0";
+ * import { batchNormTrainWithGrad } from "./tfjs_kernels.ts";
+ * const y = batchNormTrainWithGrad(tf.tensor2d([[1, 5], [3, 9]]), undefined, undefined, 0);
+ * console.log(y.arraySync()); // [[-1, -1], [1, 1]]
+ * ```
+ */
+export function batchNormTrainWithGrad(
+  x: Tf,
+  weight: Tf | undefined,
+  bias: Tf | undefined,
+  eps: number,
+  stats?: (mean: Tf, variance: Tf) => void,
+): Tf {
+  const m = x.shape[0];
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  return tf.customGrad((...args) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [xt, w, b] = [args[0] as Tf, weight && args[1] as Tf, bias && args.at(-1) as Tf];
+    const mean = meanRows(xt); // [C]
+    const centered = tf.sub(xt, mean);
+    const variance = meanRows(tf.square(centered));
+    stats?.(mean, variance);
+    const invstd = tf.rsqrt(tf.add(variance, eps)); // [C]
+    const xhat = tf.mul(centered, invstd);
+    const scale = w ? tf.mul(w, invstd) : invstd; // [C]
+    save([xhat, scale]);
+    let y = w ? tf.mul(xhat, w) : xhat;
+    if (b) y = tf.add(y, b);
+    return {
+      value: y,
+      gradFunc: (dy: Tf, [sxhat, sscale]: Tf[]) => {
+        const dbMean = meanRows(dy); // db / M, [C]
+        const dwMean = meanRows(tf.mul(dy, sxhat)); // dw / M, [C]
+        // dx = dy scale - scale (db/M) - x̂ scale (dw/M), the per-channel factors first.
+        const k = tf.neg(sscale);
+        const dx = tf.add(
+          tf.mul(dy, sscale),
+          tf.add(tf.mul(sxhat, tf.mul(k, dwMean)), tf.mul(k, dbMean)),
+        );
+        const grads = [dx];
+        if (weight) grads.push(tf.mul(dwMean, m));
+        if (bias) grads.push(tf.mul(dbMean, m));
+        return grads;
+      },
+    };
+  })(...inputs);
+}
+
+/**
+ * leakyRelu as x * m with m = step(x, slope) (1 where x > 0, else slope: PyTorch's
+ * `x > 0 ? x : slope * x`, signed zeros and NaN included), and the gradient dy * m (NaN at a
+ * NaN input, where PyTorch's is slope * dy and the value is NaN already), m saved
+ * from the forward pass. On wasm, Step and Multiply are fast vectorised passes while LeakyRelu
+ * is a branchy scalar loop (measured on [128, 8, 8, 128]: ~1.6 ms against ~10 ms) and its
+ * tfjs gradient runs Greater, Select and Multiply.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs@4.22.0";
+ * import { leakyReluWithGrad } from "./tfjs_kernels.ts";
+ * const x = tf.tensor1d([-1, 0, 2]);
+ * console.log(leakyReluWithGrad(x, 0.2).arraySync()); // [-0.2, 0, 2]
+ * console.log(tf.grad((v: tf.Tensor) => leakyReluWithGrad(v, 0.2))(x).arraySync()); // [0.2, 0.2, 1]
+ * ```
+ */
+export function leakyReluWithGrad(x: Tf, slope: number): Tf {
+  return tf.customGrad((v, save) => {
+    const mask = tf.step(v as Tf, slope);
+    (save as tf.GradSaveFunc)([mask]);
+    return {
+      value: tf.mul(v as Tf, mask),
+      gradFunc: (dy: Tf, [m]: Tf[]) => tf.mul(dy, m),
+    };
+  })(x);
+}

@@ -9,6 +9,7 @@
 import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 import type { BatchNormOptions, Conv2dOptions, ConvOptions, Tensor } from "./backend.ts";
 import {
+  batchNormTrainWithGrad,
   bceWithLogitsWithGrad,
   matmulWithGrad,
   maxPoolWithGrad,
@@ -112,7 +113,22 @@ export abstract class TfjsNn extends TfjsOps {
       !training || (rm instanceof tf.Variable && rv instanceof tf.Variable),
       "running statistics must be variables",
     );
+    const affine = (t: Tensor | undefined) => t && this.handle("batchNorm", t, inputs).tf;
+    /** Running statistics: new = (1 - m) * old + m * batch, with the unbiased variance. */
+    const updateRunning = (mean: Tf, variance: Tf) => {
+      const unbiased = tf.mul(tf.reshape(variance, [c]), count / (count - 1));
+      const newMean = tf.add(tf.mul(rm, 1 - momentum), tf.mul(tf.reshape(mean, [c]), momentum));
+      const newVar = tf.add(tf.mul(rv, 1 - momentum), tf.mul(unbiased, momentum));
+      (rm as tf.Variable).assign(newMean);
+      (rv as tf.Variable).assign(newVar);
+    };
     return this.run("batchNorm", inputs, (xh) => {
+      if (training && xh.channelsLast) {
+        // The common case (after a conv): one op with a closed-form gradient on [N*H*W, C].
+        const rows = tf.reshape(xh.tf, [count, c]);
+        const y = batchNormTrainWithGrad(rows, affine(weight), affine(bias), eps, updateRunning);
+        return { t: tf.reshape(y, xh.tf.shape), channelsLast: true };
+      }
       // Channels-last runs on its [N*H*W, C] view: tfjs reduces over leading axes by first
       // transposing them last, which takes one fast 2-D transpose here instead of a slow 4-D
       // one (and the gradients' per-channel sums likewise).
@@ -126,21 +142,14 @@ export abstract class TfjsNn extends TfjsOps {
         mean = tf.reshape(tf.mean(xt, axes), statShape);
         centered = tf.sub(xt, mean);
         variance = tf.reshape(tf.mean(tf.square(centered), axes), statShape);
-        // Running statistics: new = (1 - m) * old + m * batch, with the unbiased variance.
-        const unbiased = tf.mul(tf.reshape(variance, [c]), count / (count - 1));
-        const newMean = tf.add(tf.mul(rm, 1 - momentum), tf.mul(tf.reshape(mean, [c]), momentum));
-        const newVar = tf.add(tf.mul(rv, 1 - momentum), tf.mul(unbiased, momentum));
-        (rm as tf.Variable).assign(newMean);
-        (rv as tf.Variable).assign(newVar);
+        updateRunning(mean, variance);
       } else {
         mean = tf.reshape(rm, statShape);
         variance = tf.reshape(rv, statShape);
       }
       let y = tf.mul(centered ?? tf.sub(xt, mean), tf.rsqrt(tf.add(variance, eps)));
-      if (weight) {
-        y = tf.mul(y, tf.reshape(this.handle("batchNorm", weight, inputs).tf, statShape));
-      }
-      if (bias) y = tf.add(y, tf.reshape(this.handle("batchNorm", bias, inputs).tf, statShape));
+      if (weight) y = tf.mul(y, tf.reshape(affine(weight)!, statShape));
+      if (bias) y = tf.add(y, tf.reshape(affine(bias)!, statShape));
       return { t: xh.channelsLast ? tf.reshape(y, xh.tf.shape) : y, channelsLast: xh.channelsLast };
     });
   }

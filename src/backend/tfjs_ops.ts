@@ -11,6 +11,7 @@ import {
   absWithGrad,
   gatherWithGrad,
   greaterMask,
+  leakyReluWithGrad,
   matmulWithGrad,
   stopGradient,
   type Tf,
@@ -126,7 +127,7 @@ export abstract class TfjsOps extends TfjsEngine {
     return this.#unary("relu", a, tf.relu);
   }
   leakyRelu(a: Tensor, slope: number): Tensor {
-    return this.#unary("leakyRelu", a, (x) => tf.leakyRelu(x, slope));
+    return this.#unary("leakyRelu", a, (x) => leakyReluWithGrad(x, slope));
   }
   gelu(a: Tensor): Tensor {
     // GELU(x) = x * Phi(x) = x/2 * (1 + erf(x / sqrt 2))  (Hendrycks & Gimpel 2016, Sec. 2)

@@ -96,6 +96,49 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a conv skips the input gradient of an input not computed from the variables",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const b = await createTfjsBackend("wasm");
+    const before = convSplitOptions.minFlops;
+    try {
+      const worker = currentConvWorker();
+      assert.ok(worker && await worker.ready(), `worker failed: ${worker?.failure}`);
+      convSplitOptions.minFlops = 0; // every conv job goes half to the worker: jobs count them
+      const rng = new Rng(6);
+      const data = rng.normal(4 * 3 * 8 * 8);
+      const xVar = b.variable(b.tensor(data, [4, 3, 8, 8]), true);
+      const xConst = b.tensor(data, [4, 3, 8, 8]);
+      const w = b.variable(b.tensor(rng.normal(5 * 3 * 4 * 4), [5, 3, 4, 4]), true);
+      const wt = b.variable(b.tensor(rng.normal(5 * 2 * 4 * 4), [5, 2, 4, 4]), true);
+      const opts = { stride: 2, padding: 1 };
+      const gradsFor = (x: Tensor, params: Tensor[]) => {
+        const jobs = worker.jobsDone;
+        const { grads } = b.valueAndGrad(() => {
+          // The input goes through an op on the tape first (a layout change, as real images do).
+          const h = b.conv2d(b.mul(x, 1), w, undefined, opts); // [4, 5, 4, 4]
+          return b.sum(b.pow(b.convTranspose2d(h, wt, undefined, opts), 2));
+        }, params);
+        return { grads: grads.map((g) => b.read(g)), jobs: worker.jobsDone - jobs };
+      };
+      const all = gradsFor(xVar, [xVar, w, wt]);
+      // Two forwards, two weight gradients, and the conv's input gradient only when x is asked
+      // for (the transposed conv's input comes from w, so its input gradient is always needed).
+      assert.equal(all.jobs, 6);
+      for (const [what, x] of [["a constant", xConst], ["another variable", xVar]] as const) {
+        const weights = gradsFor(x, [w, wt]);
+        assert.equal(weights.jobs, 5, what);
+        assert.deepEqual(weights.grads, all.grads.slice(1), what);
+      }
+    } finally {
+      convSplitOptions.minFlops = before;
+      b.dispose();
+    }
+  },
+});
+
+Deno.test({
   name: "a conv skips the weight gradient of a variable the gradient is not taken for",
   sanitizeOps: false,
   sanitizeResources: false,

@@ -980,6 +980,39 @@ eachKind("groupNorm() and layerNorm() normalise with the biased variance", (b) =
   assertClose(ln, lnExpected, 1e-4, "layerNorm");
 });
 
+eachKind(
+  "batchNorm() in training on a conv output (closed-form gradient) equals the NCHW route",
+  (b) => {
+    // A conv output stays channels-last and takes the fused path with PyTorch's closed-form
+    // gradient; its NCHW copy takes the composed ops and tfjs's autodiff: an independent check
+    // of the values, the running statistics and the gradients of x (through w), weight and bias.
+    const rng = new Rng(21);
+    const [N, C, H, W] = [3, 5, 4, 6];
+    const x = b.tensor(rng.normal(N * 2 * H * W), [N, 2, H, W]);
+    const w = b.variable(b.tensor(rng.normal(C * 2 * 9), [C, 2, 3, 3]), true);
+    const weight = b.variable(b.tensor(rng.normal(C), [C]), true);
+    const bias = b.variable(b.tensor(rng.normal(C), [C]), true);
+    const r = b.tensor(rng.normal(N * C * H * W), [N, C, H, W]);
+    const rm0 = rng.normal(C);
+    const routes = [(y: Tensor) => y, (y: Tensor) => b.reshape(y, y.shape)].map((view) => {
+      const rm = b.variable(b.tensor(rm0, [C]), false);
+      const rv = b.variable(b.full([C], 2), false);
+      const opts = { training: true, momentum: 0.3, eps: 1e-3 };
+      const bn = () =>
+        b.batchNorm(view(b.conv2d(x, w, undefined, { padding: 1 })), weight, bias, rm, rv, opts);
+      const { value, grads } = b.valueAndGrad(() => b.sum(b.mul(bn(), r)), [w, weight, bias]);
+      return { value, grads: grads.map((g) => b.read(g)), rm: b.read(rm), rv: b.read(rv) };
+    });
+    const [fused, composed] = routes;
+    assertClose([fused.value], [composed.value], 1e-4, "loss");
+    assertClose(fused.rm, composed.rm, 1e-5, "running mean");
+    assertClose(fused.rv, composed.rv, 1e-5, "running var");
+    ["dw (via dx)", "dweight", "dbias"].forEach((what, i) => {
+      assertClose(fused.grads[i], composed.grads[i], 1e-4, what);
+    });
+  },
+);
+
 eachKind("batchNorm() in training updates running stats with the unbiased variance", (b) => {
   const x = [1, 2, 3, 4, 10, 20, 30, 40]; // [2, 2, 1, 2]: channel 0 = 1,2,10,20; channel 1 = 3,4,30,40
   const ch = [[1, 2, 10, 20], [3, 4, 30, 40]];
