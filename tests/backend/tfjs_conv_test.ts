@@ -15,6 +15,10 @@ import { convSplitOptions } from "../../src/backend/tfjs_conv.ts";
 import { currentConvWorker } from "../../src/backend/tfjs_worker.ts";
 import { Rng } from "../../src/core/rng.ts";
 
+/** How long a test waits for the conv worker to load tfjs: on a loaded machine that took over
+ * the 30 s a backend waits before running without it; these tests are about results. */
+const TEST_READY_MS = 180_000;
+
 /** y = op(x, w) and the gradients of sum(y * r) w.r.t. x and w, read to the host. */
 function forwardAndGrads(b: Backend, x: Tensor, w: Tensor, op: (x: Tensor, w: Tensor) => Tensor) {
   const y = b.scope(() => op(x, w));
@@ -55,7 +59,7 @@ Deno.test({
     try {
       const worker = currentConvWorker();
       assert.ok(worker, `the single-threaded build holds the conv worker (${b.device})`);
-      assert.ok(await worker.ready(), `worker failed: ${worker.failure}`);
+      assert.ok(await worker.ready(TEST_READY_MS), `worker failed: ${worker.failure}`);
       const rng = new Rng(3);
       for (const c of CASES) {
         const what = JSON.stringify(c);
@@ -104,7 +108,7 @@ Deno.test({
     const before = convSplitOptions.minFlops;
     try {
       const worker = currentConvWorker();
-      assert.ok(worker && await worker.ready(), `worker failed: ${worker?.failure}`);
+      assert.ok(worker && await worker.ready(TEST_READY_MS), `worker failed: ${worker?.failure}`);
       convSplitOptions.minFlops = 0; // every conv job goes half to the worker: jobs count them
       const rng = new Rng(6);
       const data = rng.normal(4 * 3 * 8 * 8);
@@ -147,7 +151,7 @@ Deno.test({
     const before = convSplitOptions.minFlops;
     try {
       const worker = currentConvWorker();
-      assert.ok(worker && await worker.ready(), `worker failed: ${worker?.failure}`);
+      assert.ok(worker && await worker.ready(TEST_READY_MS), `worker failed: ${worker?.failure}`);
       convSplitOptions.minFlops = 0; // every conv job goes half to the worker: jobs count them
       const rng = new Rng(5);
       const x = b.variable(b.tensor(rng.normal(4 * 3 * 8 * 8), [4, 3, 8, 8]), true);

@@ -28,6 +28,10 @@ import * as tf from "@tensorflow/tfjs";
 import { testEachBackend } from "../_backends.ts";
 import { evalWithEnv } from "../_env.ts";
 
+/** How long a test waits for the conv worker to load tfjs: on a loaded machine that took over
+ * the 30 s a backend waits before running without it; these tests are about results. */
+const TEST_READY_MS = 180_000;
+
 const KINDS: readonly TfjsKind[] = ["wasm", "cpu"];
 
 /**
@@ -460,7 +464,7 @@ Deno.test({
       const worker = currentConvWorker();
       assert.ok(worker, `a tfjs-wasm backend holds the conv worker: ${b.device}`);
       assert.match(b.device, /1 thread \+ 1 worker/);
-      assert.ok(await worker.ready(), `worker failed: ${worker.failure}`);
+      assert.ok(await worker.ready(TEST_READY_MS), `worker failed: ${worker.failure}`);
       const rng = new Rng(21);
       for (const c of SPLIT_CASES) {
         const xs = [c.n, c.ci, c.h, c.w];
@@ -515,7 +519,7 @@ Deno.test("dispose() of the last tfjs-wasm backend terminates the conv worker", 
   const worker = currentConvWorker();
   assert.ok(worker);
   try {
-    assert.ok(await worker.ready(), `worker failed: ${worker.failure}`);
+    assert.ok(await worker.ready(TEST_READY_MS), `worker failed: ${worker.failure}`);
     const y = withSplit(
       true,
       () => a.read(a.conv2d(a.full([4, 2, 6, 6], 1), a.full([3, 2, 3, 3], 1), undefined)),
@@ -574,7 +578,7 @@ Deno.test({
     // A worker on its own: a job it cannot run reports the error instead of hanging.
     const lone = new ConvWorker();
     try {
-      assert.ok(await lone.ready(), `worker failed: ${lone.failure}`);
+      assert.ok(await lone.ready(TEST_READY_MS), `worker failed: ${lone.failure}`);
       const input = { data: new Float32Array(16), shape: [1, 4, 4, 1] };
       lone.submit(99 as ConvOp, input, input, 1, 0, [1, 1, 1, 1]);
       assert.throws(() => lone.collect(), /unknown conv job 99/);
@@ -587,7 +591,7 @@ Deno.test({
     const b = await createTfjsBackend("wasm", { convWorker: true });
     try {
       const worker = currentConvWorker()!;
-      assert.ok(await worker.ready(), `worker failed: ${worker.failure}`);
+      assert.ok(await worker.ready(TEST_READY_MS), `worker failed: ${worker.failure}`);
       const x = b.tensor(Float32Array.from(randn(new Rng(3), 6 * 2 * 5 * 5)), [6, 2, 5, 5]);
       const w = b.tensor(Float32Array.from(randn(new Rng(4), 3 * 2 * 3 * 3)), [3, 2, 3, 3]);
       const whole = withSplit(false, () => b.read(b.conv2d(x, w, undefined, { padding: 1 })));
