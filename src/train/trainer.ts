@@ -264,6 +264,16 @@ async function trainIn<T extends TrainTask>(
     if (saved) writes.checkpointStep = step;
   };
 
+  const preview = () => {
+    const path = gridPath(options.runDir, step, stepsPerEpoch);
+    const { seed, previewOptions } = options;
+    return write(
+      "a preview grid",
+      path,
+      () => writePreview(task, path, previewCount, seed, previewOptions),
+    );
+  };
+
   const started = performance.now();
   let stepsTimed = 0;
   let timedMs = 0;
@@ -349,13 +359,7 @@ async function trainIn<T extends TrainTask>(
 
       const epochDone = step % stepsPerEpoch === 0;
       if (lead && epochDone && previewEvery > 0 && (epoch + 1) % previewEvery === 0) {
-        const path = gridPath(options.runDir, step, stepsPerEpoch);
-        const { seed, previewOptions } = options;
-        await write(
-          "a preview grid",
-          path,
-          () => writePreview(task, path, previewCount, seed, previewOptions),
-        );
+        await preview();
         lastPreviewStep = step;
       }
       if (checkpointEvery > 0 && step % checkpointEvery === 0 && step < totalSteps) {
@@ -377,13 +381,7 @@ async function trainIn<T extends TrainTask>(
   // A run that stops between previews (--max-steps, --max-seconds, Ctrl-C) still shows where
   // it got to: one more grid, after the checkpoint so an impatient second Ctrl-C loses nothing.
   if (lead && !nonfinite && previewEvery > 0 && stepsTimed > 0 && lastPreviewStep !== step) {
-    const path = gridPath(options.runDir, step, stepsPerEpoch);
-    const { seed, previewOptions } = options;
-    await write(
-      "a preview grid",
-      path,
-      () => writePreview(task, path, previewCount, seed, previewOptions),
-    );
+    await preview();
   }
   if (lead && options.gif && !nonfinite) {
     const path = `${options.runDir}/progress.gif`;
