@@ -127,6 +127,58 @@ export class RankWriteError extends Error {
   }
 }
 
+/**
+ * Rank 0's writes during a run. Alone, a failed write throws at once. In a job the other ranks
+ * would only notice at the end (or wait in a collective until it times out), so rank 0 keeps
+ * the failure and writes nothing more, and every rank throws a {@link RankWriteError} at the
+ * next agreement ({@link LeadWrites.state} goes into it, {@link LeadWrites.stopIfFailed} reads
+ * the result).
+ *
+ * @example
+ * ```ts
+ * import { LeadWrites } from "./data_parallel.ts";
+ * const writes = new LeadWrites(true, 1, null);
+ * console.log(await writes.run("log.jsonl", "log.jsonl", () => Promise.resolve())); // true
+ * ```
+ */
+export class LeadWrites {
+  #failed: { write: Rank0Write; path: string; error: unknown } | undefined;
+
+  /** `checkpointStep`: the step of the last checkpoint written whole (null: none yet). */
+  constructor(
+    readonly lead: boolean,
+    readonly world: number,
+    public checkpointStep: number | null,
+  ) {}
+
+  /** Runs rank 0's write `fn` of `what` at `path`; false when skipped (not rank 0) or failed. */
+  async run(what: Rank0Write, path: string, fn: () => Promise<unknown>): Promise<boolean> {
+    if (!this.lead || this.#failed) return false;
+    try {
+      await fn();
+      return true;
+    } catch (error) {
+      if (this.world === 1) throw error;
+      this.#failed = { write: what, path, error };
+      return false;
+    }
+  }
+
+  /** What this rank contributes to an agreement. */
+  state(): WriteState {
+    return this.lead
+      ? { failed: this.#failed?.write ?? null, checkpointStep: this.checkpointStep }
+      : NO_WRITES;
+  }
+
+  /** Throws the {@link RankWriteError} when the agreed state says rank 0 failed a write. */
+  stopIfFailed(agreed: WriteState, step: number, runDir: string): void {
+    if (agreed.failed === null) return;
+    const cause = this.#failed && { path: this.#failed.path, error: this.#failed.error };
+    throw new RankWriteError(agreed.failed, step, agreed.checkpointStep, runDir, cause);
+  }
+}
+
 function errorText(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split("\n")[0];
 }

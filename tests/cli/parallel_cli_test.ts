@@ -42,6 +42,29 @@ const GAN = [
   "0",
 ];
 
+/** `train` of a 2-rank GAN job on ROOT/data into ROOT/run, 2 x batch 4, for `maxSteps`. */
+const ganJob = (root: string, maxSteps: number, extra: string[] = []) => [
+  "train",
+  "--backend",
+  "torch-cpu",
+  "--nproc",
+  "2",
+  ...GAN,
+  "--data",
+  `${root}/data`,
+  "--out",
+  `${root}/run`,
+  "--batch-size",
+  "4",
+  "--max-steps",
+  String(maxSteps),
+  ...extra,
+];
+
+/** The GAN job, logging every step, running until it is stopped. */
+const spawnLongGanJob = (root: string, extra: string[] = []) =>
+  spawnCli(ganJob(root, 100000, ["--log-every", "1", ...extra]));
+
 Deno.test("train --nproc 2 on a tfjs backend is an error naming the torch backends", async () => {
   const r = await cli(["train", "--backend", "tfjs-cpu", "--nproc", "2", "--max-steps", "1"]);
   assert.notEqual(r.code, 0);
@@ -55,22 +78,7 @@ Deno.test(
     const root = await Deno.makeTempDir();
     try {
       await tinyImageFolder(`${root}/data`);
-      const r = await cli([
-        "train",
-        "--backend",
-        "torch-cpu",
-        "--nproc",
-        "2",
-        ...GAN,
-        "--data",
-        `${root}/data`,
-        "--out",
-        `${root}/run`,
-        "--batch-size",
-        "4",
-        "--max-steps",
-        "2",
-      ]);
+      const r = await cli(ganJob(root, 2));
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stderr.match(/done: step 2\/2/g)?.length, 1, r.stderr);
       assert.doesNotMatch(r.stderr, /\[rank 1\] .*done/);
@@ -107,24 +115,7 @@ Deno.test(
     const root = await Deno.makeTempDir();
     try {
       await tinyImageFolder(`${root}/data`);
-      const child = spawnCli([
-        "train",
-        "--backend",
-        "torch-cpu",
-        "--nproc",
-        "2",
-        ...GAN,
-        "--data",
-        `${root}/data`,
-        "--out",
-        `${root}/run`,
-        "--batch-size",
-        "4",
-        "--max-steps",
-        "100000",
-        "--log-every",
-        "1",
-      ]);
+      const child = spawnLongGanJob(root);
       const killer = setTimeout(() => child.kill("SIGKILL"), 180_000);
       try {
         // Wait (bounded by the killer) for training to be under way, then press Ctrl-C once.
@@ -158,26 +149,7 @@ Deno.test(
     try {
       await tinyImageFolder(`${root}/data`);
       const log = `${root}/run/log.jsonl`;
-      const child = spawnCli([
-        "train",
-        "--backend",
-        "torch-cpu",
-        "--nproc",
-        "2",
-        ...GAN,
-        "--data",
-        `${root}/data`,
-        "--out",
-        `${root}/run`,
-        "--batch-size",
-        "4",
-        "--max-steps",
-        "100000",
-        "--log-every",
-        "1",
-        "--checkpoint-every",
-        "2",
-      ]);
+      const child = spawnLongGanJob(root, ["--checkpoint-every", "2"]);
       // A job that only noticed at the end, or when a collective timed out (5 min), is killed
       // here and fails the exit-code check below.
       const killer = setTimeout(() => child.kill("SIGKILL"), 180_000);
