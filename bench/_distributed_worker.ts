@@ -1,8 +1,8 @@
 /**
  * One rank of bench/distributed.ts. `allreduce NUMEL WARMUP REPS BUCKET_BYTES`: times
  * all-reduces of a [NUMEL] float32 gradient split like a model's parameters; `train STEPS
- * BATCH [PRESET]`: trains a DDPM preset (default convnet) on random images and reports
- * images/s. `DD_BENCH_BACKEND=torch-cuda` runs on the GPU (NCCL between ranks). Rank 0 (or
+ * BATCH [PRESET [BUCKET_BYTES]]`: trains a DDPM preset (default convnet) on random images and
+ * reports images/s and (in a group) the gradient-sync totals. `DD_BENCH_BACKEND=torch-cuda` runs on the GPU (NCCL between ranks). Rank 0 (or
  * the lone process) prints one JSON line.
  *
  * @module
@@ -78,7 +78,10 @@ if (mode === "allreduce") {
       report: () => {},
       group,
     });
-    if (lead) console.log(JSON.stringify({ imagesPerSecond: result.imagesPerSecond }));
+    if (lead) {
+      const sync = group?.gradientSyncStats() ?? null;
+      console.log(JSON.stringify({ imagesPerSecond: result.imagesPerSecond, sync }));
+    }
   } finally {
     if (lead) await Deno.remove(runDir, { recursive: true });
     task.dispose();
