@@ -70,7 +70,7 @@ const group = env && env.worldSize > 1
     timeoutMs: 8000,
     configHash: JSON.stringify(job),
     // Small buckets, so even these tiny models' gradients travel in several (overlap test).
-    bucketBytes: 16 * 1024,
+    bucketBytes: 2048,
   })
   : undefined;
 
