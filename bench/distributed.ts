@@ -10,8 +10,10 @@
  *    backward (the default) and not (`DENO_DIFFUSION_DDP_OVERLAP=0`); scaling efficiency = 2
  *    processes / 1. For each 2-process run, rank 0's gradient-sync totals from the shim's
  *    clock: ms per step waited for communication after backward, ms per step an all-reduce
- *    was in flight, and the fraction of that hidden behind backward. `--bucket-mib` sets the
- *    bucket size (default 25, as DDP).
+ *    was in flight, and the fraction of that hidden behind backward. A third 2-process job
+ *    switches the overlap on and off on alternate steps (a paired comparison: the shared
+ *    machine's load drifts between jobs) and reports the median step time of each.
+ *    `--bucket-mib` sets the bucket size (default 25, as DDP).
  *
  * With `--gpus N` (a CUDA libtorch; bench/gpu/run.sh passes all GPUs) the same on N GPUs
  * over NCCL: our all-reduce against torch.distributed's (nccl), and training images/s per GPU
@@ -163,6 +165,14 @@ if (gpus > 0) {
   // Alternated, so that a change in the shared machine's load hits both alike.
   const split = await job(deno, train(batch / 2), withOverlap(true));
   const flat = await job(deno, train(batch / 2), withOverlap(false));
+  // One more job switching the overlap on and off on alternate steps; the first two steps
+  // (one of each, warm-up) left out.
+  const paired = await job(
+    deno,
+    ["run", "-A", WORKER, "train", `${2 * steps + 2}`, `${batch / 2}`, preset, `${bucketBytes}`],
+    ranks(2, 1, true).map((e) => ({ ...e, DD_BENCH_ALTERNATE: "1" })),
+  );
+  const stepMedian = (xs: number[]) => median(xs.slice(1));
   training = {
     model: `ddpm ${preset}, 32x32, global batch ${batch}`,
     steps,
@@ -173,6 +183,9 @@ if (gpus > 0) {
     scaling_efficiency: split.imagesPerSecond / alone.imagesPerSecond,
     scaling_efficiency_no_overlap: flat.imagesPerSecond / alone.imagesPerSecond,
     overlap_speedup: split.imagesPerSecond / flat.imagesPerSecond,
+    alternating_steps_median_ms_overlap: stepMedian(paired.stepMs.on),
+    alternating_steps_median_ms_no_overlap: stepMedian(paired.stepMs.off),
+    alternating_speedup: stepMedian(paired.stepMs.off) / stepMedian(paired.stepMs.on),
     gradient_sync_overlapped: syncSummary(split.sync),
     gradient_sync_not_overlapped: syncSummary(flat.sync),
   };
