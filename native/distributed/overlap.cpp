@@ -38,7 +38,6 @@ using Clock = std::chrono::steady_clock;
 
 struct Bucket {
   std::vector<int32_t> params;  // indices into the caller's list, in bucket order
-  std::vector<int64_t> offsets;
   int64_t numel = 0;
   int32_t pending = 0;  // gradients not yet copied in
   at::Tensor flat;      // [numel]
@@ -139,7 +138,6 @@ int32_t dd_dist_grad_mean(dd_group group, dd_tensor loss, const int64_t* params,
       o.bucket_of[static_cast<size_t>(i)] = static_cast<int32_t>(o.buckets.size() - 1);
       o.offset_of[static_cast<size_t>(i)] = b.numel;
       b.params.push_back(i);
-      b.offsets.push_back(b.numel);
       b.numel += p.numel();
       b.pending++;
       filled += p.numel() * static_cast<int64_t>(p.element_size());
