@@ -288,6 +288,13 @@ export class ProcessGroup {
    * backward is still producing the rest (native/distributed/overlap.cpp); without it the
    * gradients are all-reduced after backward ({@link ProcessGroup.allReduceMean}). The numbers
    * are the same either way; {@link ProcessGroup.gradientSyncStats} tells how much was hidden.
+   *
+   * @example
+   * ```ts ignore
+   * const { value, grads } = group.valueAndGradMean(() => lossOf(batch), store.trainable());
+   * // value: this rank's loss; grads: the mean over ranks, on every rank
+   * console.log(group.gradientSyncStats().bucketsLaunchedInBackward);
+   * ```
    */
   valueAndGradMean(lossFn: () => Tensor, params: readonly Tensor[]): ValueAndGrad {
     if (this.worldSize === 1) return this.#backend.valueAndGrad(lossFn, params);
