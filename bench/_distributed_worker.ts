@@ -1,8 +1,8 @@
 /**
  * One rank of bench/distributed.ts. `allreduce NUMEL WARMUP REPS BUCKET_BYTES`: times
  * all-reduces of a [NUMEL] float32 gradient split like a model's parameters; `train STEPS
- * BATCH [PRESET]`: trains a DDPM preset (default convnet) on random images and reports
- * images/s. `DD_BENCH_BACKEND=torch-cuda` runs on the GPU (NCCL between ranks). Rank 0 (or
+ * BATCH [PRESET [BUCKET_BYTES]]`: trains a DDPM preset (default convnet) on random images and
+ * reports images/s and (in a group) the gradient-sync totals. `DD_BENCH_BACKEND=torch-cuda` runs on the GPU (NCCL between ranks). Rank 0 (or
  * the lone process) prints one JSON line.
  *
  * @module
@@ -62,6 +62,21 @@ if (mode === "allreduce") {
     kind: "ddpm",
     config: { ...DEFAULT_DDPM_CONFIG, preset: preset as DdpmConfig["preset"] },
   }, 1);
+  // DD_BENCH_ALTERNATE=1: the overlap is switched on and off on alternate steps (every rank
+  // alike) and each step timed, a paired comparison that drifts in the machine's load hit alike.
+  const stepMs: Record<"on" | "off", number[]> = { on: [], off: [] };
+  if (group && Deno.env.get("DD_BENCH_ALTERNATE") === "1") {
+    const step = task.step.bind(task);
+    let count = 0;
+    task.step = (batch, stepRng, progress) => {
+      const on = count++ % 2 === 0;
+      group.overlap = on;
+      const start = performance.now();
+      const metrics = step(batch, stepRng, progress);
+      stepMs[on ? "on" : "off"].push(performance.now() - start);
+      return metrics;
+    };
+  }
   const runDir = await Deno.makeTempDir();
   try {
     const result = await train(task, data, {
@@ -78,7 +93,10 @@ if (mode === "allreduce") {
       report: () => {},
       group,
     });
-    if (lead) console.log(JSON.stringify({ imagesPerSecond: result.imagesPerSecond }));
+    if (lead) {
+      const sync = group?.gradientSyncStats() ?? null;
+      console.log(JSON.stringify({ imagesPerSecond: result.imagesPerSecond, sync, stepMs }));
+    }
   } finally {
     if (lead) await Deno.remove(runDir, { recursive: true });
     task.dispose();

@@ -44,6 +44,20 @@ void dd_dist_free(dd_group group);
  * views of the reduced buckets (same shapes). */
 int32_t dd_dist_all_reduce_mean(dd_group group, const int64_t* tensors, int32_t n,
                                 int64_t bucket_bytes);
+/*
+ * d loss / d params[i] (as dd_grad), averaged over ranks, with the all-reduce overlapped with
+ * the backward pass (PyTorch DDP's scheme, overlap.cpp): gradients fill flat buckets in reverse
+ * parameter order (the first of about first_bucket_bytes, the others of about bucket_bytes) and
+ * each full bucket is all-reduced asynchronously while backward continues; all are waited for
+ * after backward. grads_out[i] gets a new handle (a view of its reduced bucket). When stats_out
+ * is not NULL it receives DD_DIST_OVERLAP_STATS values: buckets, buckets launched before
+ * backward ended, backward ms, ms waited for the collectives after backward, ms during which a
+ * collective was in flight, and of those the ms before backward ended (hidden).
+ */
+enum { DD_DIST_OVERLAP_STATS = 6 };
+int32_t dd_dist_grad_mean(dd_group group, dd_tensor loss, const int64_t* params, int32_t n,
+                          int64_t bucket_bytes, int64_t first_bucket_bytes, int64_t* grads_out,
+                          double* stats_out);
 /* tensors[i] <- root's tensors[i], in place (parameters, buffers, optimizer moments). */
 int32_t dd_dist_broadcast(dd_group group, const int64_t* tensors, int32_t n, int32_t root);
 /* values[i] <- sum over ranks of values[i] (host float64, e.g. metrics). */

@@ -29,10 +29,27 @@ import * as V from "./validate.ts";
 
 export type { TrainingBatchNorm } from "./torch_nn.ts";
 
+/**
+ * A gradient step in place of the shim's dd_grad: d loss / d params into `gradsOut` (new
+ * handles), throwing on failure. The data-parallel one averages over ranks during backward.
+ */
+export type GradientRun = (
+  loss: Deno.PointerObject,
+  params: BigInt64Array,
+  n: number,
+  gradsOut: BigInt64Array,
+) => void;
+
 /** What src/backend/distributed.ts reaches inside a torch backend. */
 export interface TorchInternals {
   addresses(ts: readonly Tensor[], op: string): BigInt64Array;
   setTrainingBatchNorm(hook: TrainingBatchNorm | null): void;
+  /** {@link Backend.valueAndGrad} with `grad` computing the gradients. */
+  valueAndGradWith(
+    lossFn: () => Tensor,
+    params: readonly Tensor[],
+    grad: GradientRun,
+  ): ValueAndGrad;
 }
 
 /**
@@ -53,6 +70,14 @@ class TorchBackend extends TorchNn implements Backend {
   // ---- autograd and optimisation ----
 
   valueAndGrad(lossFn: () => Tensor, params: readonly Tensor[]): ValueAndGrad {
+    return this.valueAndGradWith(lossFn, params, null);
+  }
+
+  valueAndGradWith(
+    lossFn: () => Tensor,
+    params: readonly Tensor[],
+    grad: GradientRun | null,
+  ): ValueAndGrad {
     const op = "valueAndGrad";
     params.forEach((p, i) => {
       this.h(p, op);
@@ -70,8 +95,12 @@ class TorchBackend extends TorchNn implements Backend {
         if (sizeOf(loss.shape) !== 1) {
           throw new BackendError(op, [loss.shape], "lossFn must return a scalar");
         }
-        const status = this.lib.dd_grad(this.h(loss, op), paramAddrs, params.length, gradAddrs);
-        if (status !== 0) throw this.error(op, [loss]);
+        if (grad) {
+          grad(this.h(loss, op), paramAddrs, params.length, gradAddrs);
+        } else {
+          const status = this.lib.dd_grad(this.h(loss, op), paramAddrs, params.length, gradAddrs);
+          if (status !== 0) throw this.error(op, [loss]);
+        }
         value = this.read(loss)[0];
       });
     } finally {

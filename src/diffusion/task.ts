@@ -209,8 +209,8 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
     const labels = config.numClasses > 0 ? dropLabels(batch, config, rng) : undefined;
     const metrics = backend.scope(() => {
       const forward = model.forward.bind(model);
-      // Samples [start, start + size) of the batch: one micro-batch (all of it when it fits).
-      const part = (start: number, size: number) => {
+      // The loss of samples [start, start + size) of the batch: one micro-batch, or all of it.
+      const lossOf = (start: number, size: number) => {
         const shape = [size, c, h, w];
         const x0 = backend.tensor(
           batch.images.subarray(start * perImage, (start + size) * perImage),
@@ -224,16 +224,23 @@ export function createDdpmTask(backend: Backend, config: DdpmConfig, rng: Rng): 
         const y = labels
           ? backend.tensor(labels.subarray(start, start + size), [size], "int32")
           : undefined;
-        const lossFn = () =>
+        return () =>
           config.loss === "simple"
             ? simpleLoss(backend, process, forward, x0, tt, eps, y)
             : vlbLoss(backend, process, forward, x0, tt, eps, y, {
               varianceType: config.varianceType,
             });
-        return backend.valueAndGrad(lossFn, params);
       };
-      const { value, grads } = accumulatedValueAndGrad(backend, n, part, fits);
-      optimizer.averageGradients(grads);
+      // In one pass the gradients come back averaged over ranks (overlapped with backward where
+      // the backend can); a sum of micro-batches is averaged once, after.
+      const { value, grads, whole } = accumulatedValueAndGrad(
+        backend,
+        n,
+        (start, size) => backend.valueAndGrad(lossOf(start, size), params),
+        fits,
+        () => optimizer.valueAndGrad(lossOf(0, n)),
+      );
+      if (!whole) optimizer.averageGradients(grads);
       const clipped = clipGradNorm(
         backend,
         grads,

@@ -243,15 +243,14 @@ export function createGanTask(
       const fakeInput = noise(fake);
       let dReal = 0;
       let dFake = 0;
-      const dResult = b.valueAndGrad(() => {
+      const dResult = optimizers.discriminator.valueAndGrad(() => {
         // Real and fake go through D separately, so BatchNorm sees each batch on its own.
         const realLogits = discriminatorForward(b, discriminator, model, realInput, labels, train);
         const fakeLogits = discriminatorForward(b, discriminator, model, fakeInput, labels, train);
         dReal = meanProbability(b, realLogits);
         dFake = meanProbability(b, fakeLogits);
         return discriminatorLoss(b, realLogits, fakeLogits, resolved.smooth);
-      }, discriminator.trainable());
-      optimizers.discriminator.averageGradients(dResult.grads);
+      });
       // A non-finite loss would make the weights NaN: no update, and the trainer, seeing the
       // metric, stops or skips the batch.
       if (!Number.isFinite(dResult.value)) {
@@ -261,7 +260,7 @@ export function createGanTask(
 
       // G step against the updated D. G recomputes the same batch to record gradients; its
       // running statistics were already updated by the pass above, so this pass's go to a sink.
-      const gResult = b.valueAndGrad(() => {
+      const gResult = optimizers.generator.valueAndGrad(() => {
         const images = generatorForward(b, generator, model, z, labels, {
           training: true,
           statsSink: generatorStatsSink,
@@ -271,8 +270,7 @@ export function createGanTask(
           b,
           discriminatorForward(b, discriminator, model, input, labels, train),
         );
-      }, generator.trainable());
-      optimizers.generator.averageGradients(gResult.grads);
+      });
       // D's update above stays: a non-finite G loss skips only G's half of the step.
       if (Number.isFinite(gResult.value)) optimizers.generator.step(gResult.grads);
 

@@ -16,7 +16,9 @@ import { type BatchFit, fitBatch, noteSplit, splitSizes } from "../backend/memor
  * Loss and gradients of a batch of `n` samples, in micro-batches where the backend's memory
  * requires. `part(start, size)` must return the loss (a mean over its samples) and gradients
  * of samples [start, start + size). The part size is measured once per batch size and kept in
- * `cache`; the split is announced once on stderr.
+ * `cache`; the split is announced once on stderr. When the batch fits in one pass, `whole()`
+ * computes it instead (default `part(0, n)`; the data-parallel step averages there, overlapped
+ * with backward) and the result says `whole: true`.
  *
  * @example
  * ```ts
@@ -29,14 +31,15 @@ export function accumulatedValueAndGrad(
   n: number,
   part: (start: number, size: number) => ValueAndGrad,
   cache: Map<number, BatchFit>,
-): ValueAndGrad {
+  whole: () => ValueAndGrad = () => part(0, n),
+): ValueAndGrad & { whole: boolean } {
   let fit = cache.get(n);
   if (!fit) {
     fit = fitBatch(backend, n, (m) => part(0, m).grads);
     cache.set(n, fit);
     if (fit.size < n) noteSplit(backend, "training step (gradient accumulation)", n, fit);
   }
-  if (fit.size >= n) return part(0, n);
+  if (fit.size >= n) return { ...whole(), whole: true };
   let value = 0;
   let sum: Tensor[] | undefined;
   let start = 0;
@@ -52,5 +55,5 @@ export function accumulatedValueAndGrad(
     sum = next;
     start += size;
   }
-  return { value, grads: sum! };
+  return { value, grads: sum!, whole: false };
 }

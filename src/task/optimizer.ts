@@ -5,8 +5,20 @@
  *
  * @module
  */
-import type { AdamOptions, AdamState, Backend, Tensor } from "../backend/backend.ts";
+import type { AdamOptions, AdamState, Backend, Tensor, ValueAndGrad } from "../backend/backend.ts";
 import type { HostTensor, ParamStore } from "../nn/params.ts";
+
+/**
+ * Gradient averaging over the ranks of a data-parallel job, set on an optimizer by the trainer.
+ * `valueAndGrad` may overlap the averaging with the backward pass (a torch process group does);
+ * `average` averages gradients computed already.
+ */
+export interface GradientAverager {
+  /** Loss and gradients of `lossFn` w.r.t. `params`, averaged over ranks. */
+  valueAndGrad(lossFn: () => Tensor, params: readonly Tensor[]): ValueAndGrad;
+  /** grads[i] <- mean over ranks of grads[i], in place. */
+  average(grads: readonly Tensor[]): void;
+}
 
 /**
  * Adam (Kingma & Ba 2015) or AdamW (decoupled weight decay) for one model.
@@ -33,10 +45,11 @@ export class Adam {
   readonly #names: string[];
   readonly #backend: Backend;
   /**
-   * Set by the trainer under data parallelism: averages gradients over ranks in place. Tasks
-   * call {@link averageGradients} right after computing gradients (before clipping).
+   * Set by the trainer under data parallelism. Tasks get their gradients from
+   * {@link Adam.valueAndGrad} (averaged, overlapped where the backend can), or, when they
+   * accumulate micro-batches, call {@link Adam.averageGradients} on the sum (before clipping).
    */
-  gradientAverager: ((grads: readonly Tensor[]) => void) | null = null;
+  gradientAverager: GradientAverager | null = null;
 
   /** Zero moments for every trainable parameter of `store`. */
   constructor(readonly store: ParamStore, public options: AdamOptions) {
@@ -51,9 +64,19 @@ export class Adam {
     };
   }
 
+  /**
+   * Loss of `lossFn` and its gradients w.r.t. this optimizer's parameters (store order),
+   * averaged over the ranks of a data-parallel job; alone, {@link Backend.valueAndGrad}.
+   */
+  valueAndGrad(lossFn: () => Tensor): ValueAndGrad {
+    return this.gradientAverager
+      ? this.gradientAverager.valueAndGrad(lossFn, this.#params)
+      : this.#backend.valueAndGrad(lossFn, this.#params);
+  }
+
   /** Averages `grads` over the ranks of a data-parallel job (in place); alone, does nothing. */
   averageGradients(grads: readonly Tensor[]): void {
-    this.gradientAverager?.(grads);
+    this.gradientAverager?.average(grads);
   }
 
   /** Applies one update with `grads` (one per trainable parameter, in store order). */

@@ -19,7 +19,10 @@ export function joinData(task: TrainTask, group: ProcessGroup): void {
   ];
   group.broadcast(tensors, 0);
   for (const opt of Object.values(task.optimizers)) {
-    opt.gradientAverager = (grads) => group.allReduceMean(grads);
+    opt.gradientAverager = {
+      valueAndGrad: (lossFn, params) => group.valueAndGradMean(lossFn, params),
+      average: (grads) => group.allReduceMean(grads),
+    };
   }
   group.syncBatchNorm(true);
 }

@@ -30,6 +30,54 @@ Deno.test(
   },
 );
 
+/** What the worker's "overlap" scenario prints (ProcessGroup.gradientSyncStats in before/after). */
+interface OverlapResult {
+  overlappedVsFlat: number;
+  overlappedVsHost: number;
+  flatVsHost: number;
+  value: number;
+  localValue: number;
+  unused: number[];
+  shapes: number[][];
+  before: Record<string, number>;
+  after: Record<string, number>;
+}
+
+Deno.test(
+  "gradients all-reduced during backward equal those all-reduced after it (1e-6), bucket by bucket",
+  opts,
+  async () => {
+    const results = await runRanks(WORKER, ["overlap"], envs(2), 60_000);
+    const out = results.map((r) => {
+      assert.equal(r.code, 0, r.stderr);
+      return lastJson<OverlapResult>(r.stdout);
+    });
+    for (const o of out) {
+      assert.ok(o.overlappedVsFlat <= 1e-6, `overlapped vs after-backward: ${o.overlappedVsFlat}`);
+      assert.ok(o.overlappedVsHost <= 1e-6, `overlapped vs host mean: ${o.overlappedVsHost}`);
+      assert.ok(o.flatVsHost <= 1e-6, `after-backward vs host mean: ${o.flatVsHost}`);
+      assert.deepEqual(o.unused, [0, 0, 0]);
+      assert.deepEqual(o.shapes, [[3], [8, 6], [8], [8, 8], [8], [4, 8], [4]]);
+      // The loss is this rank's own; only gradients are averaged.
+      assert.equal(o.value, o.localValue);
+      // First call not overlapped, second overlapped: 7 buckets, all but the unused
+      // parameter's launched before backward returned.
+      assert.deepEqual([o.before.steps, o.before.overlappedSteps, o.before.buckets], [1, 0, 0]);
+      assert.deepEqual(
+        [
+          o.after.steps,
+          o.after.overlappedSteps,
+          o.after.buckets,
+          o.after.bucketsLaunchedInBackward,
+        ],
+        [2, 1, 7, 6],
+      );
+      assert.ok(o.after.hiddenMs <= o.after.inFlightMs + 1e-9, JSON.stringify(o.after));
+    }
+    assert.notEqual(out[0].value, out[1].value); // the ranks really had different data
+  },
+);
+
 Deno.test(
   "SyncBatchNorm on 2 ranks x 3 equals BatchNorm on 6: outputs, gradients, running stats",
   opts,

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { Rng } from "../../src/core/rng.ts";
+import { accumulatedValueAndGrad } from "../../src/task/microbatch.ts";
 import { createDdpmTask, type DdpmConfig, DEFAULT_DDPM_CONFIG } from "../../src/diffusion/task.ts";
 import { testEachBackend } from "../_backends.ts";
 import { withLimit } from "../backend/memory_test.ts";
@@ -50,3 +51,35 @@ testEachBackend("micro-batched DDPM step equals the full-batch step (GroupNorm U
   });
   assert.ok(off < total * 1e-3, `${off} of ${total} weights differ by more than 1e-6`);
 }, { only: ["tfjs-wasm"] });
+
+testEachBackend(
+  "a batch that fits is computed by whole() once and says so; a split one is not",
+  (b) => {
+    // loss(w) = mean over samples k of x_k * sum(w): d loss / d w = mean(x) in every component.
+    const x = [1, 2, 3, 4];
+    const w = b.variable(b.tensor(new Float32Array([0.5, -1]), [2]), true);
+    const calls: string[] = [];
+    const part = (start: number, size: number) => {
+      calls.push(`part ${start}+${size}`);
+      const xs = b.tensor(Float32Array.from(x.slice(start, start + size)), [size]);
+      return b.valueAndGrad(() => b.mul(b.mean(xs), b.sum(w)), [w]);
+    };
+    const whole = () => {
+      calls.push("whole");
+      return part(0, x.length);
+    };
+    const fits = accumulatedValueAndGrad(b, x.length, part, new Map(), whole);
+    assert.equal(fits.whole, true);
+    assert.deepEqual(calls, ["whole", "part 0+4"]);
+    assert.deepEqual(Array.from(b.read(fits.grads[0])), [2.5, 2.5]);
+    calls.length = 0;
+    // A measured fit of one sample per part (cached, so no probe runs): four parts.
+    const cache = new Map([[x.length, { size: 1, needBytes: 4, limitBytes: 1 }]]);
+    const split = accumulatedValueAndGrad(b, x.length, part, cache, whole);
+    assert.equal(split.whole, false);
+    assert.deepEqual(calls, ["part 0+1", "part 1+1", "part 2+1", "part 3+1"]);
+    assert.ok(Math.abs(b.read(split.grads[0])[0] - 2.5) < 1e-6);
+    assert.ok(Math.abs(split.value - 2.5 * -0.5) < 1e-6);
+  },
+  { only: ["tfjs-cpu", "torch-cpu"] },
+);

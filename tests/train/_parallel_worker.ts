@@ -1,7 +1,9 @@
 /**
  * One process of the data-parallel training tests (parallel_test.ts): trains a tiny DDPM
  * convnet or DCGAN alone, or as one rank when the torchrun variables are set. The job is the
- * JSON first argument; prints one JSON line with this rank's final weights.
+ * JSON first argument; prints one JSON line with this rank's final weights and what its gradient
+ * averaging did (ProcessGroup.gradientSyncStats). DENO_DIFFUSION_DDP_OVERLAP=0 in the
+ * environment turns the overlap of all-reduce and backward off.
  *
  * @module
  */
@@ -63,7 +65,13 @@ const task = createTask(backend, spec, 1 + (env?.rank ?? 0) * 1000);
 // averaging under test.
 for (const opt of Object.values(task.optimizers)) opt.options = { ...opt.options, eps: 1e-6 };
 const group = env && env.worldSize > 1
-  ? await ProcessGroup.init(backend, { ...env, timeoutMs: 8000, configHash: JSON.stringify(job) })
+  ? await ProcessGroup.init(backend, {
+    ...env,
+    timeoutMs: 8000,
+    configHash: JSON.stringify(job),
+    // Small buckets, so even these tiny models' gradients travel in several (overlap test).
+    bucketBytes: 2048,
+  })
   : undefined;
 
 // DD_DIE_AT_STEP=k: this rank kills itself (as `kill -9`) when it starts its k-th step.
@@ -96,7 +104,9 @@ const weights: Record<string, number[]> = {};
 for (const [groupName, store] of Object.entries(task.stores)) {
   for (const [name, t] of store.toHost()) weights[`${groupName}.${name}`] = Array.from(t.data);
 }
-console.log(JSON.stringify({ rank: env?.rank ?? 0, weights }));
+console.log(
+  JSON.stringify({ rank: env?.rank ?? 0, weights, sync: group?.gradientSyncStats() ?? null }),
+);
 group?.dispose();
 task.dispose();
 backend.dispose();

@@ -10,22 +10,33 @@ const ALONE = { DENO_DIFFUSION_TORCH_THREADS: "1" };
 
 type Weights = Record<string, number[]>;
 
+/** What ProcessGroup.gradientSyncStats reports (the fields these tests read). */
+interface Sync {
+  steps: number;
+  overlappedSteps: number;
+  buckets: number;
+  bucketsLaunchedInBackward: number;
+}
+
 async function job(
   world: number,
   spec: Record<string, unknown>,
   timeoutMs = 240_000,
-): Promise<{ weights: Weights[]; stderr: string[]; codes: number[] }> {
+  extraEnv: Record<string, string> = {},
+): Promise<{ weights: Weights[]; sync: (Sync | null)[]; stderr: string[]; codes: number[] }> {
   const port = freePort();
   const envs = world === 1
     ? [ALONE]
-    : Array.from({ length: world }, (_, r) => rankEnv(r, world, port));
+    : Array.from({ length: world }, (_, r) => ({ ...rankEnv(r, world, port), ...extraEnv }));
   const results = await runRanks(WORKER, [JSON.stringify(spec)], envs, timeoutMs);
+  const outs = results.map((r) =>
+    r.code === 0 ? lastJson<{ weights: Weights; sync: Sync | null }>(r.stdout) : null
+  );
   return {
     codes: results.map((r) => r.code),
     stderr: results.map((r) => r.stderr),
-    weights: results.map((r) =>
-      r.code === 0 ? lastJson<{ weights: Weights }>(r.stdout).weights : {}
-    ),
+    weights: outs.map((o) => o?.weights ?? {}),
+    sync: outs.map((o) => o?.sync ?? null),
   };
 }
 
@@ -70,7 +81,7 @@ for (
   ]]] as const
 ) {
   Deno.test(
-    `${kind}: 2 ranks x batch 8 equal 1 process x batch 16 for ${steps} steps (losses and weights, 1e-5)`,
+    `${kind}: 2 ranks x batch 8 equal 1 process x batch 16 for ${steps} steps (losses and weights, 1e-5), overlapped or not (1e-6)`,
     opts,
     async () => {
       const root = await Deno.makeTempDir();
@@ -83,6 +94,29 @@ for (
         assertClose(two.weights[0], one.weights[0], 1e-5, "rank 0 vs one process");
         // Every rank holds exactly rank 0's weights (BatchNorm running statistics included).
         assertClose(two.weights[1], two.weights[0], 0, "rank 1 vs rank 0");
+        // The gradients were averaged by the overlapped path: every step's, in several buckets,
+        // most of them launched while backward was still running.
+        const sync = two.sync[0]!;
+        assert.ok(sync.steps >= steps, JSON.stringify(sync));
+        assert.equal(sync.overlappedSteps, sync.steps, JSON.stringify(sync));
+        assert.ok(sync.buckets >= 3 * sync.steps, JSON.stringify(sync));
+        assert.ok(sync.bucketsLaunchedInBackward >= sync.buckets / 2, JSON.stringify(sync));
+        // The same job with the overlap off (all-reduce after backward) gives the same numbers.
+        const flat = await job(
+          2,
+          {
+            kind,
+            runDir: `${root}/flat`,
+            batchSize: 8,
+            maxSteps: steps,
+          },
+          240_000,
+          { DENO_DIFFUSION_DDP_OVERLAP: "0" },
+        );
+        assert.deepEqual(flat.codes, [0, 0], flat.stderr.join("\n"));
+        assert.equal(flat.sync[0]!.overlappedSteps, 0);
+        assert.equal(flat.sync[0]!.steps, sync.steps);
+        assertClose(flat.weights[0], two.weights[0], 1e-6, "not overlapped vs overlapped");
       } finally {
         await Deno.remove(root, { recursive: true });
       }
