@@ -173,7 +173,7 @@ switch (scenario) {
   case "hang":
     // Rank 1 stays alive but never joins the collective that rank 0 waits in.
     if (rank === 1) {
-      await new Promise((r) => setTimeout(r, timeoutMs * 3));
+      await new Promise((r) => setTimeout(r, timeoutMs * 2));
     } else {
       group.allReduceSum(new Float64Array([1]));
     }

@@ -2,6 +2,12 @@ import assert from "node:assert/strict";
 import { listBackends } from "../../src/backend/select.ts";
 import { freePort, lastJson, rankEnv, runRanks } from "../_ranks.ts";
 
+/**
+ * The timeout of tests where both ranks must start before it passes: one timeout covers the
+ * rendezvous too, and under a loaded test run two processes came up more than 2 s apart.
+ */
+const STARTUP_SKEW_MS = "10000";
+
 const WORKER = new URL("./_distributed_worker.ts", import.meta.url);
 const torch = (await listBackends()).find((b) => b.name === "torch-cpu");
 const ignore = !torch?.available;
@@ -100,7 +106,7 @@ Deno.test(
     const results = await runRanks(
       WORKER,
       ["dead-rank"],
-      envs(2, [{ DD_TEST_TIMEOUT_MS: "4000" }, { DD_TEST_TIMEOUT_MS: "4000" }]),
+      envs(2, [{ DD_TEST_TIMEOUT_MS: STARTUP_SKEW_MS }, { DD_TEST_TIMEOUT_MS: STARTUP_SKEW_MS }]),
       60_000,
     );
     assert.equal(results[1].signal, "SIGKILL");
@@ -113,7 +119,7 @@ Deno.test(
   "when rank 0 (the rendezvous host) is killed, the other rank says rank 0 is unreachable",
   opts,
   async () => {
-    const extra = { DD_TEST_TIMEOUT_MS: "4000", DD_TEST_DEAD_RANK: "0" };
+    const extra = { DD_TEST_TIMEOUT_MS: STARTUP_SKEW_MS, DD_TEST_DEAD_RANK: "0" };
     const results = await runRanks(WORKER, ["dead-rank"], envs(2, [extra, extra]), 60_000);
     assert.equal(results[0].signal, "SIGKILL");
     assert.notEqual(results[1].code, 0);
@@ -128,7 +134,7 @@ Deno.test(
     const results = await runRanks(
       WORKER,
       ["hang"],
-      envs(2, [{ DD_TEST_TIMEOUT_MS: "2000" }, { DD_TEST_TIMEOUT_MS: "2000" }]),
+      envs(2, [{ DD_TEST_TIMEOUT_MS: STARTUP_SKEW_MS }, { DD_TEST_TIMEOUT_MS: STARTUP_SKEW_MS }]),
       60_000,
     );
     assert.notEqual(results[0].code, 0);
@@ -139,8 +145,8 @@ Deno.test(
 Deno.test("ranks started with different WORLD_SIZE refuse to start and say so", opts, async () => {
   const port = freePort();
   const results = await runRanks(WORKER, ["collectives"], [
-    { ...rankEnv(0, 2, port), DD_TEST_TIMEOUT_MS: "5000" },
-    { ...rankEnv(1, 3, port), DD_TEST_TIMEOUT_MS: "5000" },
+    { ...rankEnv(0, 2, port), DD_TEST_TIMEOUT_MS: STARTUP_SKEW_MS },
+    { ...rankEnv(1, 3, port), DD_TEST_TIMEOUT_MS: STARTUP_SKEW_MS },
   ], 60_000);
   for (const r of results) assert.notEqual(r.code, 0);
   assert.match(results[0].stderr, /rank 1 was started with WORLD_SIZE 3 but rank 0 with 2/);
@@ -152,8 +158,8 @@ Deno.test("ranks with different configuration hashes refuse to start", opts, asy
     WORKER,
     ["collectives"],
     envs(2, [
-      { DD_TEST_CONFIG_HASH: "aaaa", DD_TEST_TIMEOUT_MS: "5000" },
-      { DD_TEST_CONFIG_HASH: "bbbb", DD_TEST_TIMEOUT_MS: "5000" },
+      { DD_TEST_CONFIG_HASH: "aaaa", DD_TEST_TIMEOUT_MS: STARTUP_SKEW_MS },
+      { DD_TEST_CONFIG_HASH: "bbbb", DD_TEST_TIMEOUT_MS: STARTUP_SKEW_MS },
     ]),
     60_000,
   );
@@ -168,7 +174,7 @@ Deno.test("rank 0 on a port in use fails at once and names the port", opts, asyn
   const port = (listener.addr as Deno.NetAddr).port;
   try {
     const [r] = await runRanks(WORKER, ["collectives"], [
-      { ...rankEnv(0, 2, port), DD_TEST_TIMEOUT_MS: "5000" },
+      { ...rankEnv(0, 2, port), DD_TEST_TIMEOUT_MS: STARTUP_SKEW_MS },
     ], 60_000);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, new RegExp(`:${port}.*port in use`, "s"));
