@@ -150,12 +150,13 @@ export {
   type TaskConfigInput,
   type TaskKind,
 } from "./src/app/registry.ts";
-export { Adam, clipGradNorm } from "./src/task/optimizer.ts";
+export { Adam, clipGradNorm, type GradientAverager } from "./src/task/optimizer.ts";
 
 // Data parallelism (libtorch c10d: Gloo on CPU, NCCL on CUDA) and its launcher.
 export {
   type CollectiveBackend,
   DistributedError,
+  type GradientSyncStats,
   ProcessGroup,
   type ProcessGroupOptions,
 } from "./src/backend/distributed.ts";

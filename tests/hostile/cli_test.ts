@@ -123,7 +123,12 @@ const images: [string, string, Uint8Array, RegExp][] = [
   ["jpeg-bomb", "bomb.jpg", await jpegBomb(65000, 65000), /bomb\.jpg: JPEG header claims/],
   ["png-cut-40", "cut.png", rgb.subarray(0, 40), /cut\.png/],
   ["png-is-text", "notes.png", new TextEncoder().encode("hello"), /notes\.png/],
-  ["png-wrong-size", "small.png", solidPng([1, 2, 3], 16), /small\.png is 16x16 but .*0\.png, the first image, is 32x32/],
+  [
+    "png-wrong-size",
+    "small.png",
+    solidPng([1, 2, 3], 16),
+    /small\.png is 16x16 but .*0\.png, the first image, is 32x32/,
+  ],
   ...flips.slice(0, 1).map((f, i) =>
     [`png-flip-${i}`, "flip.png", f.bytes, /flip\.png/] as [string, string, Uint8Array, RegExp]
   ),
