@@ -12,12 +12,30 @@ import assert from "node:assert/strict";
 import type { Backend, Tensor } from "../../src/backend/backend.ts";
 import { createTfjsBackend } from "../../src/backend/tfjs.ts";
 import { convSplitOptions } from "../../src/backend/tfjs_conv.ts";
-import { currentConvWorker } from "../../src/backend/tfjs_worker.ts";
+import { type ConvWorker, currentConvWorker } from "../../src/backend/tfjs_worker.ts";
 import { Rng } from "../../src/core/rng.ts";
 
 /** How long a test waits for the conv worker to load tfjs: on a loaded machine that took over
  * the 30 s a backend waits before running without it; these tests are about results. */
 const TEST_READY_MS = 180_000;
+
+/**
+ * Runs `fn` on a tfjs-wasm backend holding the conv worker, once the worker is ready; the
+ * split threshold (`convSplitOptions.minFlops`) is restored and the backend disposed after.
+ */
+async function withConvWorker(fn: (b: Backend, worker: ConvWorker) => void): Promise<void> {
+  const b = await createTfjsBackend("wasm", { convWorker: true });
+  const before = convSplitOptions.minFlops;
+  try {
+    const worker = currentConvWorker();
+    assert.ok(worker, `the single-threaded build holds the conv worker (${b.device})`);
+    assert.ok(await worker.ready(TEST_READY_MS), `worker failed: ${worker.failure}`);
+    fn(b, worker);
+  } finally {
+    convSplitOptions.minFlops = before;
+    b.dispose();
+  }
+}
 
 /** y = op(x, w) and the gradients of sum(y * r) w.r.t. x and w, read to the host. */
 function forwardAndGrads(b: Backend, x: Tensor, w: Tensor, op: (x: Tensor, w: Tensor) => Tensor) {
@@ -54,12 +72,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const b = await createTfjsBackend("wasm", { convWorker: true });
-    const before = convSplitOptions.minFlops;
-    try {
-      const worker = currentConvWorker();
-      assert.ok(worker, `the single-threaded build holds the conv worker (${b.device})`);
-      assert.ok(await worker.ready(TEST_READY_MS), `worker failed: ${worker.failure}`);
+    await withConvWorker((b, worker) => {
       const rng = new Rng(3);
       for (const c of CASES) {
         const what = JSON.stringify(c);
@@ -92,10 +105,7 @@ Deno.test({
         w.dispose();
       }
       assert.equal(worker.failure, undefined);
-    } finally {
-      convSplitOptions.minFlops = before;
-      b.dispose();
-    }
+    });
   },
 });
 
@@ -104,11 +114,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const b = await createTfjsBackend("wasm");
-    const before = convSplitOptions.minFlops;
-    try {
-      const worker = currentConvWorker();
-      assert.ok(worker && await worker.ready(TEST_READY_MS), `worker failed: ${worker?.failure}`);
+    await withConvWorker((b, worker) => {
       convSplitOptions.minFlops = 0; // every conv job goes half to the worker: jobs count them
       const rng = new Rng(6);
       const data = rng.normal(4 * 3 * 8 * 8);
@@ -135,10 +141,7 @@ Deno.test({
         assert.equal(weights.jobs, 5, what);
         assert.deepEqual(weights.grads, all.grads.slice(1), what);
       }
-    } finally {
-      convSplitOptions.minFlops = before;
-      b.dispose();
-    }
+    });
   },
 });
 
@@ -147,11 +150,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const b = await createTfjsBackend("wasm", { convWorker: true });
-    const before = convSplitOptions.minFlops;
-    try {
-      const worker = currentConvWorker();
-      assert.ok(worker && await worker.ready(TEST_READY_MS), `worker failed: ${worker?.failure}`);
+    await withConvWorker((b, worker) => {
       convSplitOptions.minFlops = 0; // every conv job goes half to the worker: jobs count them
       const rng = new Rng(5);
       const x = b.variable(b.tensor(rng.normal(4 * 3 * 8 * 8), [4, 3, 8, 8]), true);
@@ -174,9 +173,6 @@ Deno.test({
       assert.deepEqual(onlyX.dx, all.dx);
       // Outside valueAndGrad nothing is skipped: a later call with every weight gets them.
       assert.equal(gradsFor([x, w, wt]).jobs, 6);
-    } finally {
-      convSplitOptions.minFlops = before;
-      b.dispose();
-    }
+    });
   },
 });
