@@ -131,24 +131,30 @@ function shapesKey(args: unknown[]): string {
   return shapes.join(" ");
 }
 
-async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    options: {
-      backend: { type: "string", default: "torch-cpu" },
-      reps: { type: "string", default: "2" },
-      "by-shape": { type: "boolean", default: false },
-      kernels: { type: "boolean", default: false },
-    },
-    allowPositionals: true,
-  });
-  const [name] = parseWorkloads(positionals[0] ?? "");
-  if (!name || !isBackendName(values.backend)) {
-    throw new Error(
-      "usage: deno run -A bench/profile.ts WORKLOAD [--backend B] [--reps N] [--by-shape] " +
-        "[--kernels]",
-    );
+const USAGE = "usage: deno run -A bench/profile.ts WORKLOAD [--backend B] [--reps N] " +
+  "[--by-shape] [--kernels]";
+
+function parseOptions() {
+  try {
+    return parseArgs({
+      args: Deno.args,
+      options: {
+        backend: { type: "string", default: "torch-cpu" },
+        reps: { type: "string", default: "2" },
+        "by-shape": { type: "boolean", default: false },
+        kernels: { type: "boolean", default: false },
+      },
+      allowPositionals: true,
+    });
+  } catch (e) {
+    throw new Error(`${e instanceof Error ? e.message : e}\n${USAGE}`);
   }
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseOptions();
+  const [name] = parseWorkloads(positionals[0] ?? "");
+  if (!name || !isBackendName(values.backend)) throw new Error(USAGE);
   const backend = await createBackend(values.backend as BackendName);
   const stats = new Map<string, OpStat>();
   const byShape = values["by-shape"];
@@ -189,4 +195,11 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`bench/profile.ts: ${e instanceof Error ? e.message : String(e)}`);
+    Deno.exit(1);
+  }
+}

@@ -10,6 +10,7 @@
 import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 import { sizeOf } from "./backend.ts";
 import { dims, type Tf, zeroStuff } from "./tfjs_kernels.ts";
+import { INTERLEAVE_PHASES } from "./tfjs_wasm_kernels.ts";
 import { CONV_OP, type ConvOp, currentConvWorker, type JobInput } from "./tfjs_worker.ts";
 
 function explicitPad(top: number, bottom: number, left: number, right: number) {
@@ -120,14 +121,13 @@ function convTransposePhases(
   /** The sub-kernel [th, tw, Cout, Cin] of taps rows x cols, one contiguous block per tap. */
   const subKernel = (rows: number[], cols: number[]) =>
     tf.concat(rows.map((i) => tf.concat(cols.map((j) => tf.slice(taps, [i, j], [1, 1])), 1)), 0);
-  const rows: Tf[] = [];
+  const phases: Tf[] = []; // phase (a, b) at a*s + b, each [N, Mh, Mw, Cin]
   for (let a = 0; a < s; a++) {
     const ph = plan(a, kh, mh, h);
-    const cols: Tf[] = [];
     for (let b = 0; b < s; b++) {
       const pw = plan(b, kw, mw, wd);
       if (ph.taps === 0 || pw.taps === 0 || ph.start >= ph.end || pw.start >= pw.end) {
-        cols.push(tf.zeros([n, mh, mw, cIn]));
+        phases.push(tf.zeros([n, mh, mw, cIn]));
         continue;
       }
       const filter = subKernel(ph.index, pw.index); // [th, tw, Cout, Cin]
@@ -137,18 +137,34 @@ function convTransposePhases(
         [0, ph.start, pw.start, 0],
         [-1, ph.end - ph.start, pw.end - pw.start, -1],
       );
-      cols.push(tf.conv2d(
+      phases.push(tf.conv2d(
         x as tf.Tensor4D,
         filter as tf.Tensor4D,
         1,
         explicitPad(ph.before, ph.after, pw.before, pw.after),
       ));
     }
-    // [N, Mh, Mw, s, Cin] -> [N, Mh, Mw*s, Cin]: phase b lands at column s*m + b.
-    rows.push(tf.reshape(tf.stack(cols, 3), [n, mh, mw * s, cIn]));
   }
-  const y = tf.reshape(tf.stack(rows, 2), [n, mh * s, mw * s, cIn]); // row s*m + a
+  const y = interleavePhases(phases, s); // [N, Mh*s, Mw*s, Cin]
   return mh * s === outH && mw * s === outW ? y : tf.slice(y, [0, 0, 0, 0], [-1, outH, outW, -1]);
+}
+
+/**
+ * The s*s phases of {@link convTransposePhases}, phase (a, b) at a*s + b, each [N, Mh, Mw, C],
+ * interleaved into [N, Mh*s, Mw*s, C]: phase (a, b) fills rows s*m + a, columns s*k + b. On wasm
+ * one kernel writes each value once (tfjs_wasm_kernels.ts); elsewhere two stacks.
+ */
+function interleavePhases(phases: Tf[], s: number): Tf {
+  if (tf.getBackend() === "wasm") {
+    return tf.engine().runKernel(INTERLEAVE_PHASES, Object.fromEntries(phases.entries()), {
+      s,
+    }) as Tf;
+  }
+  const [n, mh, mw, c] = dims(phases[0]);
+  const rows = Array.from({ length: s }, (_, a) =>
+    // [N, Mh, Mw, s, C] -> [N, Mh, Mw*s, C]: phase b lands at column s*k + b.
+    tf.reshape(tf.stack(phases.slice(a * s, a * s + s), 3), [n, mh, mw * s, c]));
+  return tf.reshape(tf.stack(rows, 2), [n, mh * s, mw * s, c]); // row s*m + a
 }
 
 /**

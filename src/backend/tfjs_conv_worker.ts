@@ -12,6 +12,7 @@ import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 // A bare side-effect import registers the "wasm" kernel backend (see tfjs.ts).
 import "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
 import { convJob, wasmHeapView } from "./tfjs_conv.ts";
+import { installWasmKernels } from "./tfjs_wasm_kernels.ts";
 import { type ConvOp, type ConvWorkerData, ERROR_TEXT_AT, SLOT, STATE } from "./tfjs_worker.ts";
 
 /** Publishes a final state (idle, done or failed) and wakes the main thread. */
@@ -65,6 +66,7 @@ async function serve({ control: controlBuffer, data: dataBuffer }: ConvWorkerDat
   const data = new Float32Array(dataBuffer); // tracks the growable buffer's length
   tf.enableProdMode();
   try {
+    installWasmKernels();
     if (!(await tf.setBackend("wasm")) || tf.getBackend() !== "wasm") {
       return finish(control, STATE.failed, 'tf.setBackend("wasm") failed in the worker');
     }

@@ -29,6 +29,7 @@
 import os from "node:os";
 import { Worker as NodeWorker } from "node:worker_threads";
 import * as tf from "npm:@tensorflow/tfjs@4.22.0";
+import { installWasmKernels } from "./tfjs_wasm_kernels.ts";
 
 /**
  * tfjs-backend-wasm, loaded on first use: importing it registers "wasm" as tfjs's preferred
@@ -151,6 +152,7 @@ export async function initWasm(threads: number): Promise<number> {
 
 async function setWasm(): Promise<void> {
   await wasmModule(); // registers the backend
+  installWasmKernels();
   if (!(await tf.setBackend("wasm"))) throw new Error('tf.setBackend("wasm") failed');
 }
 
