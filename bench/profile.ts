@@ -3,7 +3,10 @@
  *
  *     deno run -A bench/profile.ts dcgan-step [--backend torch-cpu] [--reps 2] [--by-shape]
  *     deno run -A bench/profile.ts dcgan-step --backend tfjs-wasm --kernels [--by-shape]
+ *     deno run -A bench/profile.ts dcgan-step --backend tfjs-webgpu --batch 16
  *
+ * `--batch N` replaces the workload's standard batch (bench/workloads.ts SIZES), for backends too
+ * slow for it. The first run (warm-up, where tfjs-webgpu compiles its shaders) is timed apart.
  * `--by-shape` splits each method by the shapes of its tensor arguments (e.g. one row per conv
  * layer shape), to see which calls of a method are slow.
  * Wraps the backend in a Proxy that times every method call (self time: time spent in nested
@@ -132,7 +135,7 @@ function shapesKey(args: unknown[]): string {
 }
 
 const USAGE = "usage: deno run -A bench/profile.ts WORKLOAD [--backend B] [--reps N] " +
-  "[--by-shape] [--kernels]";
+  "[--batch N] [--by-shape] [--kernels]";
 
 function parseOptions() {
   try {
@@ -141,6 +144,7 @@ function parseOptions() {
       options: {
         backend: { type: "string", default: "torch-cpu" },
         reps: { type: "string", default: "2" },
+        batch: { type: "string" },
         "by-shape": { type: "boolean", default: false },
         kernels: { type: "boolean", default: false },
       },
@@ -164,8 +168,11 @@ async function main(): Promise<void> {
   const workload = createWorkload(
     values.kernels ? backend : profiled(backend, stats, byShape),
     name,
+    { batch: values.batch === undefined ? undefined : Number(values.batch) },
   );
+  const warmStart = performance.now();
   workload.run(); // warm-up, not counted
+  const firstRun = performance.now() - warmStart;
   stats.clear();
   const stop = values.kernels ? profiledKernels(stats, byShape) : () => {};
   const reps = Number(values.reps);
@@ -178,8 +185,9 @@ async function main(): Promise<void> {
   const rows = [...stats].sort((a, b) => b[1].self - a[1].self);
   const counted = rows.reduce((s, [, r]) => s + r.self, 0) / reps;
   console.log(
-    `${name} on ${values.backend}: ${wall.toFixed(1)} ms per run, ` +
-      `${counted.toFixed(1)} ms inside ${values.kernels ? "tfjs kernels" : "backend calls"}`,
+    `${name} (batch ${workload.images}) on ${values.backend}: ${wall.toFixed(1)} ms per run, ` +
+      `${counted.toFixed(1)} ms inside ${values.kernels ? "tfjs kernels" : "backend calls"}; ` +
+      `first run ${firstRun.toFixed(1)} ms`,
   );
   const width = Math.max(22, ...rows.map(([op]) => op.length + 1));
   console.log(

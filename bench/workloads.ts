@@ -71,6 +71,12 @@ function randomBatch(n: number, rng: Rng): Batch {
   };
 }
 
+/** Changes to a workload's standard sizes (the comparison with PyTorch uses none). */
+export interface WorkloadOptions {
+  /** Images per run instead of the workload's {@link SIZES} entry (e.g. a slow backend). */
+  batch?: number;
+}
+
 /**
  * Builds a workload on `backend`.
  *
@@ -86,16 +92,28 @@ function randomBatch(n: number, rng: Rng): Batch {
  * w.dispose();
  * ```
  */
-export function createWorkload(backend: Backend, name: WorkloadName): Workload {
+export function createWorkload(
+  backend: Backend,
+  name: WorkloadName,
+  options: WorkloadOptions = {},
+): Workload {
   const rng = new Rng(0);
+  const batchOf = (standard: number) => {
+    const batch = options.batch ?? standard;
+    if (!Number.isInteger(batch) || batch < 1) {
+      throw new Error(`the batch must be a whole number >= 1, got ${options.batch}`);
+    }
+    return batch;
+  };
   if (name === "train-unet-2xud-half" || name === "train-unet-3x") {
     const preset = name.slice("train-".length) as DenoiserPreset;
     // The product's DDPM step: q_sample, L_simple, backward, clip 1.0, AdamW, EMA.
     const task = createDdpmTask(backend, { ...DEFAULT_DDPM_CONFIG, preset }, rng.fork());
-    const batch = randomBatch(SIZES.train, rng);
+    const size = batchOf(SIZES.train);
+    const batch = randomBatch(size, rng);
     return {
       name,
-      images: SIZES.train,
+      images: size,
       params: { model: task.stores.model.count() },
       run: () => void task.step(batch, rng, 0),
       dispose: () => task.dispose(),
@@ -107,27 +125,29 @@ export function createWorkload(backend: Backend, name: WorkloadName): Workload {
       { ...DEFAULT_DDPM_CONFIG, preset: "unet-2xud-half" },
       rng.fork(),
     );
-    const labels = new Int32Array(SIZES.sample);
-    const options: DdpmSampleOptions = {
+    const size = batchOf(SIZES.sample);
+    const labels = new Int32Array(size);
+    const sampling: DdpmSampleOptions = {
       sampler: "ddim",
       steps: SIZES.sampleSteps,
       eta: 0,
-      batchSize: SIZES.sample,
+      batchSize: size,
     };
     return {
       name,
-      images: SIZES.sample,
+      images: size,
       params: { model: task.stores.model.count() },
-      run: () => void task.sample(labels, rng, options),
+      run: () => void task.sample(labels, rng, sampling),
       dispose: () => task.dispose(),
     };
   }
   if (name === "dcgan-step") {
     const task = createGanTask(backend, resolveGanConfig({}), rng.fork());
-    const batch = randomBatch(SIZES.gan, rng);
+    const size = batchOf(SIZES.gan);
+    const batch = randomBatch(size, rng);
     return {
       name,
-      images: SIZES.gan,
+      images: size,
       params: {
         generator: task.stores.generator.count(),
         discriminator: task.stores.discriminator.count(),
@@ -136,7 +156,7 @@ export function createWorkload(backend: Backend, name: WorkloadName): Workload {
       dispose: () => task.dispose(),
     };
   }
-  if (name === "fid-features") return fidWorkload(backend, rng);
+  if (name === "fid-features") return fidWorkload(backend, rng, batchOf(SIZES.fid));
   throw new Error(`unknown workload "${name}"`);
 }
 
@@ -145,7 +165,7 @@ export function createWorkload(backend: Backend, name: WorkloadName): Workload {
  * weights drawn like PyTorch's defaults: conv weights U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
  * BatchNorm weight 1, bias 0, running mean 0, running variance 1.
  */
-function fidWorkload(backend: Backend, rng: Rng): Workload {
+function fidWorkload(backend: Backend, rng: Rng, size: number): Workload {
   const stateDict = new Map<string, { shape: number[]; data: Float32Array }>();
   let params = 0;
   for (const [key, shape] of inceptionStateDictShapes()) {
@@ -162,15 +182,15 @@ function fidWorkload(backend: Backend, rng: Rng): Workload {
     stateDict.set(key, { shape, data });
   }
   const net = inceptionFromStateDict(backend, stateDict, 2048, "random weights");
-  const images = rng.uniformArray(SIZES.fid * 3 * 32 * 32, 0, 1);
+  const images = rng.uniformArray(size * 3 * 32 * 32, 0, 1);
   return {
     name: "fid-features",
-    images: SIZES.fid,
+    images: size,
     params: { inception: params },
     run: () => {
       backend.scope(() =>
         backend.noGrad(() => {
-          const x = backend.tensor(images, [SIZES.fid, 3, 32, 32]); // [N, 3, 32, 32] in [0, 1]
+          const x = backend.tensor(images, [size, 3, 32, 32]); // [N, 3, 32, 32] in [0, 1]
           backend.read(net.features(toInceptionInput(backend, x))); // [N, 2048]
         })
       );

@@ -69,6 +69,30 @@ Deno.test("formatTable() prints one aligned row per workload and backend, failur
   assert.equal(new Set(lines.map((l) => l.length)).size, 1, "columns are aligned");
 });
 
+Deno.test("createWorkload() runs a workload at a batch given instead of its standard one", async () => {
+  const backend = await createBackend("tfjs-cpu");
+  try {
+    const small = createWorkload(backend, "dcgan-step", { batch: 2 });
+    try {
+      assert.equal(small.images, 2);
+      small.run(); // one D+G step on 2 images
+    } finally {
+      small.dispose();
+    }
+    const features = createWorkload(backend, "fid-features", { batch: 3 });
+    assert.equal(features.images, 3);
+    features.dispose();
+    for (const bad of [0, -1, 1.5, NaN]) {
+      assert.throws(
+        () => createWorkload(backend, "train-unet-2xud-half", { batch: bad }),
+        /the batch must be a whole number >= 1/,
+      );
+    }
+  } finally {
+    backend.dispose();
+  }
+});
+
 Deno.test({
   name: "peer.py counts exactly our parameters in every workload",
   ignore: !hasTorch,
