@@ -89,6 +89,9 @@ function swapLastTwo(x: Tf): Tf {
   return tf.transpose(x, perm);
 }
 
+/** Multiply-adds per slice from which {@link batchMatMul} on wasm runs slice by slice. */
+export const PER_SLICE_MACS = 1 << 20;
+
 /**
  * op(a) op(b) for a [...batch, M, K] and b [...batch, K, N] (op transposes the last two axes
  * when asked) -> [...batch, M, N].
@@ -99,8 +102,13 @@ function swapLastTwo(x: Tf): Tf {
  * the rows of A are the images ([M, 1, K, S]: a 1xK image per row and channel) and B is a 1xK
  * filter with N outputs per channel ([1, K, S, N]). Measured 2.5-7x faster than BatchMatMul
  * for attention shapes ([256, 64, 64] x [256, 64, 64]: 35 vs 94 ms; [8, 1024, 64] x
- * [8, 64, 1024]: 0.37 vs 2.8 s). Other cases (broadcast batches, cpu) use tf.matMul, on wasm
- * with explicit transposes (its transposeA/B path is ~15x slower).
+ * [8, 64, 1024]: 0.37 vs 2.8 s). But the depthwise layout costs three transposes, of A, B and
+ * the result, and for a large product per slice (at least {@link PER_SLICE_MACS}
+ * multiply-adds) one 2-D matmul per slice is faster: XNNPACK packs only B's slice, and A and
+ * the result keep their layout (the U-Net's 32x32 attention, 8 slices of [1024, 1024] x
+ * [1024, 8]: 11 ms against 32; 44 slices of [256, 16] x [16, 256]: 28 against 32). Other
+ * cases (broadcast batches, cpu) use tf.matMul, on wasm with explicit transposes (its
+ * transposeA/B path is ~15x slower).
  *
  * @example
  * ```ts
@@ -125,6 +133,18 @@ export function batchMatMul(a: Tf, b: Tf, transposeA = false, transposeB = false
   const [, b1, b2] = dims(b3);
   const [m, k] = transposeA ? [a2, a1] : [a1, a2];
   const n = transposeB ? b1 : b2;
+  if (m * k * n >= PER_SLICE_MACS) {
+    const aa = transposeA ? swapLastTwo(a3) : a3; // [S, M, K]
+    const bb = transposeB ? swapLastTwo(b3) : b3; // [S, K, N]
+    const slice = (t: Tf, s: number, rows: number, cols: number) =>
+      tf.reshape(tf.slice(t, [s, 0, 0], [1, rows, cols]), [rows, cols]);
+    // Each slice's copies of A and B are freed as soon as its product exists.
+    const products = Array.from(
+      { length: slices },
+      (_, s) => tf.tidy(() => tf.matMul(slice(aa, s, m, k), slice(bb, s, k, n))),
+    ); // S x [M, N]
+    return tf.reshape(tf.stack(products), [...batch, m, n]);
+  }
   const rowsPerm = transposeA ? [2, 1, 0] : [1, 2, 0];
   const filterPerm = transposeB ? [2, 0, 1] : [1, 0, 2];
   const rows = tf.reshape(tf.transpose(a3, rowsPerm), [m, 1, k, slices]); // [M, 1, K, S]

@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import { type Backend, BackendError, type Tensor } from "../../src/backend/backend.ts";
 import { createTfjsBackend, type TfjsKind } from "../../src/backend/tfjs.ts";
 import { Rng } from "../../src/core/rng.ts";
-import { batchMatMul } from "../../src/backend/tfjs_kernels.ts";
+import { batchMatMul, PER_SLICE_MACS } from "../../src/backend/tfjs_kernels.ts";
 import { convSplitOptions, toCHWN, wasmHeapView } from "../../src/backend/tfjs_conv.ts";
 import {
   CONV_OP,
@@ -845,14 +845,17 @@ eachKind("gather() picks rows by int32 index and scatter-adds repeated rows' gra
 
 eachKind("batchMatMul() equals the definition for every transpose flag and batch shape", () => {
   const rng = new Rng(7);
-  // [batch dims of a, batch dims of b, M, K, N]; the last two cases broadcast or have one slice.
+  // [batch dims of a, batch dims of b, M, K, N]; the fourth is large enough per slice for wasm's
+  // slice-by-slice path (PER_SLICE_MACS), the last two broadcast or have one slice.
   const cases: [number[], number[], number, number, number][] = [
     [[5], [5], 3, 4, 2],
     [[2, 3], [2, 3], 4, 1, 5],
     [[6], [6], 7, 9, 1],
+    [[2, 2], [2, 2], 128, 64, 130],
     [[1], [1], 3, 2, 4],
     [[4], [1], 2, 3, 3],
   ];
+  assert.ok(128 * 64 * 130 >= PER_SLICE_MACS && 7 * 9 * 1 < PER_SLICE_MACS);
   for (const [batchA, batchB, m, k, n] of cases) {
     const [slicesA, slicesB] = [batchA, batchB].map((d) => d.reduce((x, y) => x * y, 1));
     const a = randn(rng, slicesA * m * k); // logical [S, M, K]

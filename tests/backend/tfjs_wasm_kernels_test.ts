@@ -3,14 +3,21 @@
  * gives the element-by-element block of its input for every rank, offset and extent tried
  * (long runs, short runs, whole and empty axes); Identity shares its input's buffer and still
  * behaves as an independent immutable tensor (either can be disposed first, nothing leaks);
- * the added phase interleave puts every value where its definition says.
+ * Transpose gives the element-by-element permutation whichever path it takes (wasm's own for
+ * up to 4 axes, wasm's on merged axes, or the copy here); the added phase interleave puts every
+ * value where its definition says.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 import { createTfjsBackend } from "../../src/backend/tfjs.ts";
-import { copyBlock, INTERLEAVE_PHASES } from "../../src/backend/tfjs_wasm_kernels.ts";
+import {
+  copyBlock,
+  INTERLEAVE_PHASES,
+  simplifyTranspose,
+  transposeInto,
+} from "../../src/backend/tfjs_wasm_kernels.ts";
 import { Rng } from "../../src/core/rng.ts";
 
 /** The block by the definition: out[i] = src[begin + index(i)], one element at a time. */
@@ -180,5 +187,87 @@ Deno.test("on tfjs-wasm, the phase interleave puts phase (a, b) at rows s*m + a,
     }
     assert.deepEqual(got, want, `s ${s}, phases [${n}, ${mh}, ${mw}, ${c}]`);
     [out, ...phases].forEach((t) => t.dispose());
+  }
+});
+
+/** The transpose by the definition: out[index] = src[index permuted back], element by element. */
+function referenceTranspose(src: ArrayLike<number>, shape: number[], perm: number[]): number[] {
+  const outShape = perm.map((axis) => shape[axis]);
+  const n = shape.reduce((a, d) => a * d, 1);
+  const inStrides = shape.map((_, axis) => shape.slice(axis + 1).reduce((a, d) => a * d, 1));
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    let rest = i;
+    let at = 0;
+    for (let axis = outShape.length - 1; axis >= 0; axis--) {
+      at += (rest % outShape[axis]) * inStrides[perm[axis]];
+      rest = Math.floor(rest / outShape[axis]);
+    }
+    out.push(src[at]);
+  }
+  return out;
+}
+
+/** Random transposes of up to 60k elements, ranks 1-6, with axes of size 1 and kept neighbours. */
+function transposeCases(count: number, seed: number) {
+  const rng = new Rng(seed);
+  const pick = (n: number) => Math.min(n - 1, Math.floor(rng.uniform() * n));
+  const cases: { shape: number[]; perm: number[] }[] = [];
+  while (cases.length < count) {
+    const rank = 1 + pick(6);
+    const shape = Array.from({ length: rank }, () => (pick(4) === 0 ? 1 : 1 + pick(9)));
+    if (shape.reduce((a, d) => a * d, 1) > 60_000) continue;
+    const perm = Array.from({ length: rank }, (_, i) => i);
+    for (let i = rank - 1; i > 0; i--) { // shuffle, but sometimes keep the last axis innermost
+      const j = pick(cases.length % 2 === 0 ? i : i + 1);
+      [perm[i], perm[j]] = [perm[j], perm[i]];
+    }
+    cases.push({ shape, perm });
+  }
+  return cases;
+}
+
+Deno.test("transposeInto and simplifyTranspose move every element as the definition says", () => {
+  for (const { shape, perm } of transposeCases(400, 3)) {
+    const n = shape.reduce((a, d) => a * d, 1);
+    const src = Float32Array.from({ length: n }, (_, i) => i);
+    const want = referenceTranspose(src, shape, perm);
+    const dst = new Float32Array(n).fill(NaN);
+    transposeInto(src, shape, perm, dst);
+    assert.deepEqual([...dst], want, `shape [${shape}] perm [${perm}]`);
+    const simple = simplifyTranspose(shape, perm);
+    assert.deepEqual(
+      referenceTranspose(src, simple.shape, simple.perm),
+      want,
+      `simplified: shape [${simple.shape}] perm [${simple.perm}]`,
+    );
+  }
+  assert.deepEqual(simplifyTranspose([128, 16, 16, 64], [1, 2, 0, 3]), {
+    shape: [128, 256, 64],
+    perm: [1, 0, 2],
+  });
+  assert.deepEqual(simplifyTranspose([1, 5, 1], [2, 1, 0]), { shape: [5], perm: [0] });
+});
+
+Deno.test("on tfjs-wasm, Transpose gives the definition's permutation on every path", async () => {
+  using _backend = await createTfjsBackend("wasm");
+  const cases = [
+    ...transposeCases(200, 4),
+    { shape: [3, 4, 2, 3, 5], perm: [2, 0, 3, 1, 4] }, // 5 axes, last innermost: copied here
+    { shape: [3, 4, 2, 3, 5], perm: [4, 0, 3, 1, 2] }, // 5 axes, last moves: copied here
+    { shape: [2, 3, 4, 5, 6], perm: [0, 1, 4, 2, 3] }, // merges to 3 axes: wasm's kernel
+    { shape: [2, 1, 3, 1, 4, 5], perm: [5, 4, 3, 2, 1, 0] }, // 4 axes for wasm
+  ];
+  for (const [k, { shape, perm }] of cases.entries()) {
+    const n = shape.reduce((a, d) => a * d, 1);
+    const values = Float32Array.from({ length: n }, (_, i) => (i * 7919) % 1000 - 500);
+    const dtype = k % 3 === 0 ? "int32" : "float32";
+    const [got, gotShape] = tf.tidy(() => {
+      const y = tf.transpose(tf.tensor(values, shape, dtype), perm);
+      return [y.dataSync(), y.shape];
+    });
+    const label = `${dtype} shape [${shape}] perm [${perm}]`;
+    assert.deepEqual(gotShape, perm.map((axis) => shape[axis]), label);
+    assert.deepEqual([...got], referenceTranspose(values, shape, perm), label);
   }
 });
