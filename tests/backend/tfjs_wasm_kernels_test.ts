@@ -17,6 +17,7 @@ import {
   INTERLEAVE_PHASES,
   simplifyTranspose,
   transposeInto,
+  transposeMatrices,
 } from "../../src/backend/tfjs_wasm_kernels.ts";
 import { Rng } from "../../src/core/rng.ts";
 
@@ -190,12 +191,20 @@ Deno.test("on tfjs-wasm, the phase interleave puts phase (a, b) at rows s*m + a,
   }
 });
 
+/** Element-wise equality that names the first difference (deepEqual is slow on 1M values). */
+function assertSameValues(got: ArrayLike<number>, want: ArrayLike<number>, label: string): void {
+  assert.equal(got.length, want.length, `${label}: length`);
+  for (let i = 0; i < want.length; i++) {
+    if (got[i] !== want[i]) assert.fail(`${label}: element ${i} is ${got[i]}, want ${want[i]}`);
+  }
+}
+
 /** The transpose by the definition: out[index] = src[index permuted back], element by element. */
 function referenceTranspose(src: ArrayLike<number>, shape: number[], perm: number[]): number[] {
   const outShape = perm.map((axis) => shape[axis]);
   const n = shape.reduce((a, d) => a * d, 1);
   const inStrides = shape.map((_, axis) => shape.slice(axis + 1).reduce((a, d) => a * d, 1));
-  const out: number[] = [];
+  const out = new Array<number>(n);
   for (let i = 0; i < n; i++) {
     let rest = i;
     let at = 0;
@@ -203,7 +212,7 @@ function referenceTranspose(src: ArrayLike<number>, shape: number[], perm: numbe
       at += (rest % outShape[axis]) * inStrides[perm[axis]];
       rest = Math.floor(rest / outShape[axis]);
     }
-    out.push(src[at]);
+    out[i] = src[at];
   }
   return out;
 }
@@ -257,6 +266,9 @@ Deno.test("on tfjs-wasm, Transpose gives the definition's permutation on every p
     { shape: [3, 4, 2, 3, 5], perm: [4, 0, 3, 1, 2] }, // 5 axes, last moves: copied here
     { shape: [2, 3, 4, 5, 6], perm: [0, 1, 4, 2, 3] }, // merges to 3 axes: wasm's kernel
     { shape: [2, 1, 3, 1, 4, 5], perm: [5, 4, 3, 2, 1, 0] }, // 4 axes for wasm
+    { shape: [2, 730, 720], perm: [0, 2, 1] }, // large matrices: tiled here
+    { shape: [1, 880, 600], perm: [0, 2, 1] },
+    { shape: [600, 880], perm: [1, 0] },
   ];
   for (const [k, { shape, perm }] of cases.entries()) {
     const n = shape.reduce((a, d) => a * d, 1);
@@ -268,6 +280,20 @@ Deno.test("on tfjs-wasm, Transpose gives the definition's permutation on every p
     });
     const label = `${dtype} shape [${shape}] perm [${perm}]`;
     assert.deepEqual(gotShape, perm.map((axis) => shape[axis]), label);
-    assert.deepEqual([...got], referenceTranspose(values, shape, perm), label);
+    assertSameValues(got, referenceTranspose(values, shape, perm), label);
+  }
+});
+
+Deno.test("transposeMatrices transposes each matrix, sides not multiples of the tile included", () => {
+  for (const [count, rows, cols] of [[1, 1, 1], [3, 5, 7], [2, 33, 65], [1, 64, 31], [2, 100, 1]]) {
+    const n = count * rows * cols;
+    const src = Float32Array.from({ length: n }, (_, i) => i);
+    const dst = new Float32Array(n).fill(NaN);
+    transposeMatrices(src, count, rows, cols, dst);
+    assert.deepEqual(
+      [...dst],
+      referenceTranspose(src, [count, rows, cols], [0, 2, 1]),
+      `[${count}, ${rows}, ${cols}]`,
+    );
   }
 });
