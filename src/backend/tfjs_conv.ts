@@ -152,10 +152,11 @@ function convTransposePhases(
 /**
  * The s*s phases of {@link convTransposePhases}, phase (a, b) at a*s + b, each [N, Mh, Mw, C],
  * interleaved into [N, Mh*s, Mw*s, C]: phase (a, b) fills rows s*m + a, columns s*k + b. On wasm
- * one kernel writes each value once (tfjs_wasm_kernels.ts); elsewhere two stacks.
+ * one kernel writes each value once (tfjs_wasm_kernels.ts, installed where tfjs-wasm is
+ * loaded); elsewhere, or without it, two stacks.
  */
 function interleavePhases(phases: Tf[], s: number): Tf {
-  if (tf.getBackend() === "wasm") {
+  if (tf.getBackend() === "wasm" && tf.getKernel(INTERLEAVE_PHASES, "wasm")) {
     return tf.engine().runKernel(INTERLEAVE_PHASES, Object.fromEntries(phases.entries()), {
       s,
     }) as Tf;

@@ -10,6 +10,7 @@
  */
 
 import * as tf from "npm:@tensorflow/tfjs@4.22.0";
+import { installWasmKernels } from "../../backend/tfjs_wasm_kernels.ts";
 
 /**
  * Starts tfjs's "wasm" backend as tfjs itself picks its build in a browser (see
@@ -22,6 +23,7 @@ import * as tf from "npm:@tensorflow/tfjs@4.22.0";
  * ```
  */
 export async function initWasm(_threads: number): Promise<number> {
+  installWasmKernels(); // the same kernels of our own as under Deno
   if (!(await tf.setBackend("wasm"))) throw new Error('tf.setBackend("wasm") failed');
   return 1;
 }
