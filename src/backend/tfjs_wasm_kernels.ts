@@ -258,7 +258,6 @@ function slice(args: KernelArgs): tf.TensorInfo {
   const backend = args.backend as WasmKernelBackend;
   // Both views after makeOutput: allocating may grow (and so move) the heap.
   const out = backend.makeOutput(extent, x.dtype);
-  if (extent.some((d) => d === 0)) return out;
   copyBlock(backend.typedArrayFromHeap(x), x.shape, start, extent, backend.typedArrayFromHeap(out));
   return out;
 }
